@@ -1,0 +1,3 @@
+fn main() {
+    println!("nst-cli: style transfer lands with the transfer issue");
+}

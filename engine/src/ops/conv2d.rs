@@ -1,0 +1,139 @@
+//! conv2d (cross-correlation) on NCHW input with OIHW weights, optional bias; gradients for
+//! input, weight and bias, each its own kernel.
+
+use kernels::Float as _;
+use super::check_same;
+use crate::autograd::record;
+use crate::{dispatch_float, EngineError, Result, Tensor};
+use kernels::cpu::conv2d::{self as k, Conv2dParams};
+
+/// Stride and zero padding of a conv2d, per spatial axis (height, width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dOptions {
+    pub stride: (usize, usize),
+    pub padding: (usize, usize),
+}
+
+impl Default for Conv2dOptions {
+    /// Stride 1, no padding.
+    fn default() -> Self {
+        Conv2dOptions { stride: (1, 1), padding: (0, 0) }
+    }
+}
+
+impl Conv2dOptions {
+    /// Same stride `s` and padding `p` on both axes.
+    pub fn new(stride: usize, padding: usize) -> Self {
+        Conv2dOptions { stride: (stride, stride), padding: (padding, padding) }
+    }
+}
+
+fn params(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: Conv2dOptions) -> Result<Conv2dParams> {
+    let bad = |detail: String| EngineError::ShapeMismatch {
+        op: "conv2d",
+        lhs: x.shape().to_vec(),
+        rhs: w.shape().to_vec(),
+        detail,
+    };
+    let (xs, ws) = (x.shape(), w.shape());
+    if xs.len() != 4 || ws.len() != 4 {
+        return Err(bad("input must be N×C×H×W and weight O×I×KH×KW".into()));
+    }
+    if xs[1] != ws[1] {
+        return Err(bad(format!("input has {} channels, weight expects {}", xs[1], ws[1])));
+    }
+    if let Some(b) = bias {
+        if b.shape() != [ws[0]] {
+            return Err(bad(format!("bias shape {:?} should be [{}]", b.shape(), ws[0])));
+        }
+    }
+    if x.numel() == 0 || w.numel() == 0 {
+        return Err(EngineError::Empty { op: "conv2d", shape: if x.numel() == 0 { xs } else { ws }.to_vec() });
+    }
+    if o.stride.0 == 0 || o.stride.1 == 0 {
+        return Err(EngineError::InvalidArgument {
+            op: "conv2d",
+            msg: format!("stride {:?} must be ≥ 1", o.stride),
+            shape: xs.to_vec(),
+        });
+    }
+    if xs[2] + 2 * o.padding.0 < ws[2] || xs[3] + 2 * o.padding.1 < ws[3] {
+        return Err(bad(format!("kernel larger than the padded input (padding {:?})", o.padding)));
+    }
+    Ok(Conv2dParams {
+        n: xs[0],
+        c_in: xs[1],
+        h: xs[2],
+        w: xs[3],
+        c_out: ws[0],
+        kh: ws[2],
+        kw: ws[3],
+        stride_h: o.stride.0,
+        stride_w: o.stride.1,
+        pad_h: o.padding.0,
+        pad_w: o.padding.1,
+    })
+}
+
+impl Tensor {
+    /// 2-D convolution (cross-correlation, as PyTorch/Caffe): input N×C×H×W, weight O×C×KH×KW,
+    /// optional bias [O]; output N×O×OH×OW with `OH = (H + 2·pad − KH)/stride + 1`.
+    /// Errors: `ShapeMismatch` (ranks, channels, bias, kernel larger than the padded input),
+    /// `InvalidArgument` (stride 0), `Empty`, `DTypeMismatch`.
+    pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, opts: Conv2dOptions) -> Result<Tensor> {
+        check_same("conv2d", self, weight)?;
+        if let Some(b) = bias {
+            check_same("conv2d", self, b)?;
+        }
+        let p = params(self, weight, bias, opts)?;
+        let out_shape = [p.n, p.c_out, p.out_h(), p.out_w()];
+        let out = dispatch_float!("conv2d", self.dtype(), T => {
+            let (x, w) = (self.contiguous_data::<T>("conv2d")?, weight.contiguous_data::<T>("conv2d")?);
+            let b = bias.map(|b| b.contiguous_data::<T>("conv2d")).transpose()?;
+            let mut o = vec![T::ZERO; p.output_len()];
+            k::conv2d_forward(&p, &x, &w, b.as_deref(), &mut o);
+            Tensor::from_vec(o, &out_shape)?
+        });
+        let mut inputs = vec![self, weight];
+        inputs.extend(bias);
+        let (x, w) = (self.clone(), weight.clone());
+        let need = (self.requires_grad(), weight.requires_grad(), bias.is_some_and(|b| b.requires_grad()));
+        // Save the input only when the weight gradient needs it.
+        let x_saved = need.1.then(|| x.detach());
+        drop(x);
+        let has_bias = bias.is_some();
+        Ok(record("conv2d", out, &inputs, move |g| {
+            dispatch_float!("conv2d_backward", g.dtype(), T => {
+                let gd = g.contiguous_data::<T>("conv2d_backward")?;
+                let gx = if need.0 {
+                    let wd = w.contiguous_data::<T>("conv2d_backward")?;
+                    let mut o = vec![T::ZERO; p.input_len()];
+                    k::conv2d_backward_input(&p, &gd, &wd, &mut o);
+                    Some(Tensor::from_vec(o, &[p.n, p.c_in, p.h, p.w])?)
+                } else {
+                    None
+                };
+                let gw = match &x_saved {
+                    Some(xs) => {
+                        let xd = xs.contiguous_data::<T>("conv2d_backward")?;
+                        let mut o = vec![T::ZERO; p.weight_len()];
+                        k::conv2d_backward_weight(&p, &xd, &gd, &mut o);
+                        Some(Tensor::from_vec(o, w.shape())?)
+                    }
+                    None => None,
+                };
+                let mut grads = vec![gx, gw];
+                if has_bias {
+                    grads.push(if need.2 {
+                        let mut o = vec![T::ZERO; p.c_out];
+                        k::conv2d_backward_bias(&p, &gd, &mut o);
+                        Some(Tensor::from_vec(o, &[p.c_out])?)
+                    } else {
+                        None
+                    });
+                }
+                Ok(grads)
+            })
+        }))
+    }
+}

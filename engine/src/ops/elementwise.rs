@@ -1,0 +1,156 @@
+//! Elementwise ops: add/sub/mul/div with NumPy broadcasting, scalar ops, neg, square, sqrt, abs.
+
+use kernels::Float as _;
+use super::{broadcast_shapes, broadcast_strides, check_same};
+use crate::autograd::record;
+use crate::storage::Element;
+use crate::{dispatch_float, Result, Tensor};
+use kernels::cpu::elementwise as k;
+
+#[derive(Clone, Copy, Debug)]
+enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+fn binary_forward<T: Element>(op: BinOp, a: &Tensor, b: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    let name = "binary";
+    let mut out = vec![T::ZERO; shape.iter().product()];
+    if a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous() {
+        let (x, y) = (a.storage_slice::<T>(name)?, b.storage_slice::<T>(name)?);
+        match op {
+            BinOp::Add => k::binary(x, y, &mut out, |p, q| p + q),
+            BinOp::Sub => k::binary(x, y, &mut out, |p, q| p - q),
+            BinOp::Mul => k::binary(x, y, &mut out, |p, q| p * q),
+            BinOp::Div => k::binary(x, y, &mut out, |p, q| p / q),
+        }
+    } else {
+        let (sa, sb) = (broadcast_strides(a, shape), broadcast_strides(b, shape));
+        let (x, y) = (a.storage_slice::<T>(name)?, b.storage_slice::<T>(name)?);
+        let (oa, ob) = (a.offset(), b.offset());
+        match op {
+            BinOp::Add => k::binary_strided(shape, x, &sa, oa, y, &sb, ob, &mut out, |p, q| p + q),
+            BinOp::Sub => k::binary_strided(shape, x, &sa, oa, y, &sb, ob, &mut out, |p, q| p - q),
+            BinOp::Mul => k::binary_strided(shape, x, &sa, oa, y, &sb, ob, &mut out, |p, q| p * q),
+            BinOp::Div => k::binary_strided(shape, x, &sa, oa, y, &sb, ob, &mut out, |p, q| p / q),
+        }
+    }
+    Tensor::from_vec(out, shape)
+}
+
+fn binary(op_name: &'static str, op: BinOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    check_same(op_name, a, b)?;
+    let shape = broadcast_shapes(op_name, a.shape(), b.shape())?;
+    let out = dispatch_float!(op_name, a.dtype(), T => binary_forward::<T>(op, a, b, &shape)?);
+    let (ac, bc) = (a.clone(), b.clone());
+    let (need_a, need_b) = (a.requires_grad(), b.requires_grad());
+    Ok(record(op_name, out, &[a, b], move |g| {
+        let (sa, sb) = (ac.shape().to_vec(), bc.shape().to_vec());
+        let (ga, gb) = match op {
+            BinOp::Add => (need_a.then(|| g.clone()), need_b.then(|| g.clone())),
+            BinOp::Sub => (need_a.then(|| g.clone()), need_b.then(|| g.neg()).transpose()?),
+            BinOp::Mul => (need_a.then(|| g.mul(&bc)).transpose()?, need_b.then(|| g.mul(&ac)).transpose()?),
+            BinOp::Div => (
+                need_a.then(|| g.div(&bc)).transpose()?,
+                // ∂(a/b)/∂b = −a/b²
+                need_b.then(|| g.mul(&ac)?.div(&bc.square()?)?.neg()).transpose()?,
+            ),
+        };
+        Ok(vec![
+            ga.map(|g| g.sum_to_shape(&sa)).transpose()?,
+            gb.map(|g| g.sum_to_shape(&sb)).transpose()?,
+        ])
+    }))
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Unary {
+    Neg,
+    AddScalar(f64),
+    MulScalar(f64),
+    Square,
+    Sqrt,
+    Abs,
+    Relu,
+}
+
+/// Apply a unary map (no recording).
+pub(crate) fn unary_raw(x: &Tensor, u: Unary) -> Result<Tensor> {
+    dispatch_float!("unary", x.dtype(), T => {
+        let data = x.contiguous_data::<T>("unary")?;
+        let mut out = vec![T::ZERO; data.len()];
+        match u {
+            Unary::Neg => k::unary(&data, &mut out, |v| -v),
+            Unary::AddScalar(s) => { let s = T::from_f64(s); k::unary(&data, &mut out, |v| v + s) }
+            Unary::MulScalar(s) => { let s = T::from_f64(s); k::unary(&data, &mut out, |v| v * s) }
+            Unary::Square => k::unary(&data, &mut out, |v| v * v),
+            Unary::Sqrt => k::unary(&data, &mut out, |v| v.sqrt()),
+            Unary::Abs => k::unary(&data, &mut out, |v| v.abs()),
+            Unary::Relu => k::unary(&data, &mut out, |v| if v > T::ZERO { v } else { T::ZERO }),
+        }
+        Tensor::from_vec(out, x.shape())
+    })
+}
+
+impl Tensor {
+    /// `self + other`, broadcasting (NumPy rules). Errors: `ShapeMismatch` if not broadcastable,
+    /// `DTypeMismatch`/`DeviceMismatch`.
+    pub fn add(&self, other: &Tensor) -> Result<Tensor> {
+        binary("add", BinOp::Add, self, other)
+    }
+    /// `self − other`, broadcasting.
+    pub fn sub(&self, other: &Tensor) -> Result<Tensor> {
+        binary("sub", BinOp::Sub, self, other)
+    }
+    /// `self · other` elementwise, broadcasting.
+    pub fn mul(&self, other: &Tensor) -> Result<Tensor> {
+        binary("mul", BinOp::Mul, self, other)
+    }
+    /// `self / other` elementwise, broadcasting.
+    pub fn div(&self, other: &Tensor) -> Result<Tensor> {
+        binary("div", BinOp::Div, self, other)
+    }
+    /// `−self`.
+    pub fn neg(&self) -> Result<Tensor> {
+        let out = unary_raw(self, Unary::Neg)?;
+        Ok(record("neg", out, &[self], |g| Ok(vec![Some(g.neg()?)])))
+    }
+    /// `self + s` for a scalar `s`.
+    pub fn add_scalar(&self, s: f64) -> Result<Tensor> {
+        let out = unary_raw(self, Unary::AddScalar(s))?;
+        Ok(record("add_scalar", out, &[self], |g| Ok(vec![Some(g.clone())])))
+    }
+    /// `self · s` for a scalar `s`.
+    pub fn mul_scalar(&self, s: f64) -> Result<Tensor> {
+        let out = unary_raw(self, Unary::MulScalar(s))?;
+        Ok(record("mul_scalar", out, &[self], move |g| Ok(vec![Some(g.mul_scalar(s)?)])))
+    }
+    /// `self²` elementwise.
+    pub fn square(&self) -> Result<Tensor> {
+        let out = unary_raw(self, Unary::Square)?;
+        let x = self.clone();
+        Ok(record("square", out, &[self], move |g| Ok(vec![Some(g.mul(&x)?.mul_scalar(2.0)?)])))
+    }
+    /// `√self` elementwise (NaN below zero; the gradient at 0 is +∞ as in PyTorch).
+    pub fn sqrt(&self) -> Result<Tensor> {
+        let out = unary_raw(self, Unary::Sqrt)?;
+        let y = out.clone();
+        Ok(record("sqrt", out, &[self], move |g| Ok(vec![Some(g.div(&y.mul_scalar(2.0)?)?)])))
+    }
+    /// `|self|` elementwise (gradient sign(x), 0 at 0).
+    pub fn abs(&self) -> Result<Tensor> {
+        let out = unary_raw(self, Unary::Abs)?;
+        let x = self.clone();
+        Ok(record("abs", out, &[self], move |g| {
+            let gd = dispatch_float!("abs_backward", x.dtype(), T => {
+                let (gv, xv) = (g.contiguous_data::<T>("abs")?, x.contiguous_data::<T>("abs")?);
+                let mut o = vec![T::ZERO; gv.len()];
+                k::binary(&gv, &xv, &mut o, |g, x| if x > T::ZERO { g } else if x < T::ZERO { -g } else { T::ZERO });
+                Tensor::from_vec(o, x.shape())?
+            });
+            Ok(vec![Some(gd)])
+        }))
+    }
+}

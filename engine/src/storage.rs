@@ -1,0 +1,119 @@
+//! Tensor storage: a flat buffer on one device, shared between views through an `Arc`.
+
+use crate::{DType, Device};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static LIVE_BUFFERS: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Number of storage buffers alive in this process (all devices). Used to check that training
+/// loops do not leak: it must stay flat across iterations.
+pub fn live_buffers() -> usize {
+    LIVE_BUFFERS.load(Ordering::Relaxed)
+}
+
+/// Bytes held by live storage buffers in this process.
+pub fn live_bytes() -> usize {
+    LIVE_BYTES.load(Ordering::Relaxed)
+}
+
+/// Flat element buffer. Immutable once wrapped in a tensor (ops allocate their outputs).
+#[derive(Debug)]
+pub enum Storage {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    F16(Vec<half::f16>),
+    BF16(Vec<half::bf16>),
+}
+
+impl Storage {
+    pub(crate) fn new(s: Storage) -> Storage {
+        LIVE_BUFFERS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(s.len() * s.dtype().size_bytes(), Ordering::Relaxed);
+        s
+    }
+    pub fn dtype(&self) -> DType {
+        match self {
+            Storage::F32(_) => DType::F32,
+            Storage::F64(_) => DType::F64,
+            Storage::F16(_) => DType::F16,
+            Storage::BF16(_) => DType::BF16,
+        }
+    }
+    pub fn device(&self) -> Device {
+        Device::Cpu
+    }
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::F32(v) => v.len(),
+            Storage::F64(v) => v.len(),
+            Storage::F16(v) => v.len(),
+            Storage::BF16(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        LIVE_BUFFERS.fetch_sub(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_sub(self.len() * self.dtype().size_bytes(), Ordering::Relaxed);
+    }
+}
+
+/// A float element type the engine computes on (f32, f64): how to view and build storage.
+pub trait Element: kernels::Float {
+    const DTYPE: DType;
+    fn slice(s: &Storage) -> Option<&[Self]>;
+    fn into_storage(v: Vec<Self>) -> Storage;
+}
+
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+    fn slice(s: &Storage) -> Option<&[f32]> {
+        match s {
+            Storage::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn into_storage(v: Vec<f32>) -> Storage {
+        Storage::F32(v)
+    }
+}
+
+impl Element for f64 {
+    const DTYPE: DType = DType::F64;
+    fn slice(s: &Storage) -> Option<&[f64]> {
+        match s {
+            Storage::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn into_storage(v: Vec<f64>) -> Storage {
+        Storage::F64(v)
+    }
+}
+
+/// Run `$body` with `$T` bound to the Rust type of `$dtype` (f32 or f64); other dtypes return
+/// `EngineError::UnsupportedDType` from the enclosing function.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! dispatch_float {
+    ($op:expr, $dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            $crate::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            other => {
+                return Err($crate::EngineError::UnsupportedDType { op: $op, dtype: other }.into())
+            }
+        }
+    };
+}

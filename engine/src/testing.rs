@@ -1,0 +1,108 @@
+//! Test helpers shared by the engine's and the workspace's tests: relative-error comparison,
+//! a finite-difference gradient check in f64, and `test_device!` to run one test body on every
+//! device present.
+
+use crate::{DType, Device, Result, Tensor};
+
+/// Relative error `‖a − b‖₂ / ‖b‖₂` (absolute `‖a − b‖₂` when `b` is all zeros).
+pub fn rel_error(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "rel_error: lengths differ");
+    let diff: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
+    let norm: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    if norm == 0.0 {
+        diff
+    } else {
+        diff / norm
+    }
+}
+
+/// Panic with a readable message unless `rel_error(actual, expected) ≤ tol` and no value is NaN.
+#[track_caller]
+pub fn assert_close(actual: &[f64], expected: &[f64], tol: f64, what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
+    assert!(actual.iter().all(|v| v.is_finite()), "{what}: non-finite value in the result");
+    let e = rel_error(actual, expected);
+    assert!(
+        e <= tol,
+        "{what}: relative error {e:.3e} > {tol:.1e}\n  first actual   {:?}\n  first expected {:?}",
+        &actual[..actual.len().min(6)],
+        &expected[..expected.len().min(6)]
+    );
+}
+
+/// Compare two tensors by relative error (shapes must match).
+#[track_caller]
+pub fn assert_tensor_close(actual: &Tensor, expected: &Tensor, tol: f64, what: &str) {
+    assert_eq!(actual.shape(), expected.shape(), "{what}: shapes differ");
+    assert_close(&actual.to_vec_f64().unwrap(), &expected.to_vec_f64().unwrap(), tol, what);
+}
+
+/// Finite-difference gradient check in f64.
+///
+/// `f` maps the inputs to a scalar loss. Each input is cast to f64 and made a leaf requiring
+/// grad; the autodiff gradient is compared with central differences
+/// `(f(x + εeᵢ) − f(x − εeᵢ)) / 2ε` for every element, by relative error ≤ `tol`.
+/// Returns the largest relative error seen over the inputs.
+pub fn grad_check(f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor], eps: f64, tol: f64) -> f64 {
+    let leaves: Vec<Tensor> =
+        inputs.iter().map(|t| t.cast(DType::F64).unwrap().detach().requires_grad_()).collect();
+    let loss = f(&leaves).expect("grad_check: forward failed");
+    assert_eq!(loss.numel(), 1, "grad_check: f must return a scalar");
+    loss.backward().expect("grad_check: backward failed");
+    let mut worst = 0.0f64;
+    for (i, leaf) in leaves.iter().enumerate() {
+        let analytic = leaf.grad().map(|g| g.to_vec_f64().unwrap()).unwrap_or_else(|| vec![0.0; leaf.numel()]);
+        let base = leaf.to_vec_f64().unwrap();
+        let mut numeric = vec![0.0; base.len()];
+        for j in 0..base.len() {
+            let eval = |delta: f64| {
+                let mut v = base.clone();
+                v[j] += delta;
+                let mut args: Vec<Tensor> = leaves.iter().map(|l| l.detach()).collect();
+                args[i] = Tensor::from_vec(v, leaf.shape()).unwrap();
+                crate::no_grad(|| f(&args)).unwrap().item().unwrap()
+            };
+            numeric[j] = (eval(eps) - eval(-eps)) / (2.0 * eps);
+        }
+        let e = rel_error(&analytic, &numeric);
+        assert!(
+            e <= tol,
+            "grad_check: input {i} (shape {:?}): relative error {e:.3e} > {tol:.1e}\n  analytic {:?}\n  numeric  {:?}",
+            leaf.shape(),
+            &analytic[..analytic.len().min(8)],
+            &numeric[..numeric.len().min(8)]
+        );
+        worst = worst.max(e);
+    }
+    worst
+}
+
+/// The devices present in this process: the CPU always, CUDA devices once that backend exists.
+pub fn devices() -> Vec<Device> {
+    vec![Device::Cpu]
+}
+
+/// Define one `#[test]` per device for a body taking a [`Device`]:
+/// `test_device!(name, |dev| { ... });` creates `name::cpu` and `name::cuda` (the latter prints
+/// "skipped: no CUDA device" where none is present).
+#[macro_export]
+macro_rules! test_device {
+    ($name:ident, |$dev:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn run($dev: $crate::Device) $body
+            #[test]
+            fn cpu() {
+                run($crate::Device::Cpu)
+            }
+            #[test]
+            fn cuda() {
+                match $crate::testing::devices().into_iter().find(|d| matches!(d, $crate::Device::Cuda(_))) {
+                    Some(d) => run(d),
+                    None => eprintln!("skipped: no CUDA device"),
+                }
+            }
+        }
+    };
+}

@@ -1,0 +1,754 @@
+//! conv2d on NCHW input and OIHW weights: forward, input-gradient, weight-gradient.
+//! (Cross-correlation, as in PyTorch/Caffe.) Implemented with im2col/col2im + gemm, parallel with rayon.
+
+use super::gemm::{gemm, MatLayout};
+use super::Float;
+use rayon::prelude::*;
+
+/// Shapes of one conv2d: input N×C_in×H×W, weight C_out×C_in×KH×KW, output N×C_out×OH×OW with
+/// `OH = (H + 2·pad_h − KH) / stride_h + 1` (likewise OW).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    pub n: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub pad_h: usize,
+    pub pad_w: usize,
+}
+
+impl Conv2dParams {
+    /// Output height; the caller validates that `h + 2·pad_h ≥ kh` and strides are ≥ 1.
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.pad_h - self.kh) / self.stride_h + 1
+    }
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.pad_w - self.kw) / self.stride_w + 1
+    }
+    pub fn input_len(&self) -> usize {
+        self.n * self.c_in * self.h * self.w
+    }
+    pub fn weight_len(&self) -> usize {
+        self.c_out * self.c_in * self.kh * self.kw
+    }
+    pub fn output_len(&self) -> usize {
+        self.n * self.c_out * self.out_h() * self.out_w()
+    }
+}
+
+/// Elements of the im2col buffer (per image in flight) above which the output rows are processed
+/// in bands: 2²⁰ elements = 4 MiB of f32, so the buffer stays near the caches and the memory use
+/// stays bounded (a whole 64-channel 256×256 3×3 im2col would be 151 MB).
+const COL_BUDGET: usize = 1 << 20;
+
+/// Derived sizes of one conv2d, and how its output rows are split into bands for im2col.
+#[derive(Clone, Copy, Debug)]
+struct Geom {
+    /// Rows of the im2col matrix: C_in·KH·KW.
+    k: usize,
+    oh: usize,
+    ow: usize,
+    /// Output rows per band (the last band may be shorter).
+    band: usize,
+    /// 1×1, stride 1, no padding: the input plane *is* the im2col matrix.
+    pointwise: bool,
+}
+
+impl Geom {
+    fn new(p: &Conv2dParams, budget: usize) -> Self {
+        let (oh, ow) = (p.out_h(), p.out_w());
+        let k = p.c_in * p.kh * p.kw;
+        let rows = (budget / (k * ow).max(1)).clamp(1, oh.max(1));
+        let bands = oh.max(1).div_ceil(rows);
+        let pointwise = p.kh == 1
+            && p.kw == 1
+            && p.stride_h == 1
+            && p.stride_w == 1
+            && p.pad_h == 0
+            && p.pad_w == 0;
+        Geom { k, oh, ow, band: oh.max(1).div_ceil(bands), pointwise }
+    }
+    fn ohw(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// Length of the im2col buffer for one image (none in the pointwise case).
+    fn col_len(&self) -> usize {
+        if self.pointwise {
+            0
+        } else {
+            self.k * self.band * self.ow
+        }
+    }
+    /// The bands `[y0, y1)` of output rows.
+    fn bands(&self) -> impl Iterator<Item = (usize, usize)> {
+        let (band, oh) = (self.band, self.oh);
+        (0..oh).step_by(band).map(move |y0| (y0, (y0 + band).min(oh)))
+    }
+}
+
+/// Output positions `o` in `[lo, hi)` whose input coordinate `o·stride + tap − pad` lies in
+/// `[0, size)`, clipped to `[0, out)`.
+fn valid_range(tap: usize, pad: usize, stride: usize, size: usize, out: usize) -> (usize, usize) {
+    let lo = if pad > tap { (pad - tap).div_ceil(stride) } else { 0 };
+    let hi = if size + pad > tap { (size + pad - tap).div_ceil(stride) } else { 0 };
+    let hi = hi.min(out);
+    (lo.min(hi), hi)
+}
+
+/// Rayon tasks should touch at least this many elements.
+const MIN_TASK_ELEMS: usize = 4096;
+
+/// im2col of output rows `[y0, y1)` of one image `img` (C_in×H×W) into `col`, a row-major
+/// `K × ((y1−y0)·OW)` matrix whose row `(c, i, j)` holds `img[c, oy·s_h+i−p_h, ox·s_w+j−p_w]`
+/// (zero outside). Parallel over the K rows.
+fn im2col<T: Float>(p: &Conv2dParams, g: &Geom, img: &[T], y0: usize, y1: usize, col: &mut [T]) {
+    let cols = (y1 - y0) * g.ow;
+    let (khw, hw) = (p.kh * p.kw, p.h * p.w);
+    let min_len = (MIN_TASK_ELEMS / cols).max(1);
+    col[..g.k * cols].par_chunks_mut(cols).with_min_len(min_len).enumerate().for_each(
+        |(r, row)| {
+            let (c, i, j) = (r / khw, (r / p.kw) % p.kh, r % p.kw);
+            let plane = &img[c * hw..(c + 1) * hw];
+            let (y_lo, y_hi) = valid_range(i, p.pad_h, p.stride_h, p.h, g.oh);
+            let (x_lo, x_hi) = valid_range(j, p.pad_w, p.stride_w, p.w, g.ow);
+            for (oy, dst) in (y0..y1).zip(row.chunks_exact_mut(g.ow)) {
+                if oy < y_lo || oy >= y_hi {
+                    dst.fill(T::ZERO);
+                    continue;
+                }
+                let iy = oy * p.stride_h + i - p.pad_h;
+                let src = &plane[iy * p.w..(iy + 1) * p.w];
+                dst[..x_lo].fill(T::ZERO);
+                dst[x_hi..].fill(T::ZERO);
+                if p.stride_w == 1 {
+                    let start = x_lo + j - p.pad_w;
+                    dst[x_lo..x_hi].copy_from_slice(&src[start..start + (x_hi - x_lo)]);
+                } else {
+                    for (ox, d) in (x_lo..x_hi).zip(&mut dst[x_lo..x_hi]) {
+                        *d = src[ox * p.stride_w + j - p.pad_w];
+                    }
+                }
+            }
+        },
+    );
+}
+
+/// The adjoint of [`im2col`] for output rows `[y0, y1)`: adds every entry of `col` into the
+/// input-gradient position it was gathered from. Written as a gather per input row, so that it
+/// is parallel over the C_in·H rows of `grad_img` with no write conflicts.
+fn col2im_add<T: Float>(
+    p: &Conv2dParams,
+    g: &Geom,
+    col: &[T],
+    y0: usize,
+    y1: usize,
+    grad_img: &mut [T],
+) {
+    let cols = (y1 - y0) * g.ow;
+    let min_len = (MIN_TASK_ELEMS / (p.w * p.kh * p.kw).max(1)).max(1);
+    grad_img.par_chunks_mut(p.w).with_min_len(min_len).enumerate().for_each(|(r, dst)| {
+        let (c, iy) = (r / p.h, r % p.h);
+        for i in 0..p.kh {
+            // Output row oy reads input row iy through tap i when oy·s_h + i − p_h = iy.
+            let Some(t) = (iy + p.pad_h).checked_sub(i) else {
+                continue;
+            };
+            if t % p.stride_h != 0 || t / p.stride_h < y0 || t / p.stride_h >= y1 {
+                continue;
+            }
+            let oy = t / p.stride_h;
+            for j in 0..p.kw {
+                let r = (c * p.kh + i) * p.kw + j;
+                let src = &col[r * cols + (oy - y0) * g.ow..][..g.ow];
+                let (x_lo, x_hi) = valid_range(j, p.pad_w, p.stride_w, p.w, g.ow);
+                if p.stride_w == 1 {
+                    let start = x_lo + j - p.pad_w;
+                    let d = &mut dst[start..start + (x_hi - x_lo)];
+                    for (d, s) in d.iter_mut().zip(&src[x_lo..x_hi]) {
+                        *d += *s;
+                    }
+                } else {
+                    for (ox, s) in (x_lo..x_hi).zip(&src[x_lo..x_hi]) {
+                        dst[ox * p.stride_w + j - p.pad_w] += *s;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Runs `f(image index, that image's chunk of `per_image` elements of `data`, im2col buffer)` for
+/// every image: in parallel over the batch (one buffer per rayon task) when N > 1, else on the
+/// calling thread with one buffer (the kernels inside are parallel themselves).
+fn per_image<T, F>(data: &mut [T], per_image: usize, col_len: usize, f: F)
+where
+    T: Float,
+    F: Fn(usize, &mut [T], &mut [T]) + Sync + Send,
+{
+    if data.len() > per_image && rayon::current_num_threads() > 1 {
+        data.par_chunks_mut(per_image)
+            .enumerate()
+            .for_each_init(|| vec![T::ZERO; col_len], |col, (img, chunk)| f(img, chunk, col));
+    } else {
+        let mut col = vec![T::ZERO; col_len];
+        for (img, chunk) in data.chunks_mut(per_image).enumerate() {
+            f(img, chunk, &mut col);
+        }
+    }
+}
+
+/// View of output rows `[y0, y1)` of a C×OH×OW map (starting at row y0's offset) as a C × band
+/// matrix.
+fn band_layout(rows: usize, g: &Geom, y0: usize, y1: usize) -> MatLayout {
+    MatLayout { rows, cols: (y1 - y0) * g.ow, rs: g.ohw(), cs: 1 }
+}
+
+fn check_lens(op: &str, p: &Conv2dParams, lens: &[(&str, usize, usize)]) {
+    for &(name, got, want) in lens {
+        assert_eq!(got, want, "{op}: {name} has {got} elements, expected {want} for {p:?}");
+    }
+}
+
+/// Sum of a slice with 8 independent accumulators (vectorises, and is more accurate than one
+/// running sum).
+fn sum_lanes<T: Float>(x: &[T]) -> T {
+    let mut acc = [T::ZERO; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: T = chunks.remainder().iter().copied().sum();
+    for ch in chunks {
+        for (a, v) in acc.iter_mut().zip(ch) {
+            *a += *v;
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// `out[n,o,y,x] = bias[o] + Σ_{c,i,j} input[n,c,y·s_h+i−p_h, x·s_w+j−p_w] · weight[o,c,i,j]`
+/// (zero outside the input). `out` is overwritten.
+pub fn conv2d_forward<T: Float>(
+    p: &Conv2dParams,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+) {
+    forward_impl(p, input, weight, bias, out, COL_BUDGET)
+}
+
+fn forward_impl<T: Float>(
+    p: &Conv2dParams,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+    budget: usize,
+) {
+    check_lens(
+        "conv2d_forward",
+        p,
+        &[
+            ("input", input.len(), p.input_len()),
+            ("weight", weight.len(), p.weight_len()),
+            ("out", out.len(), p.output_len()),
+            ("bias", bias.map_or(p.c_out, |b| b.len()), p.c_out),
+        ],
+    );
+    let g = Geom::new(p, budget);
+    let (in_per, out_per) = (p.c_in * p.h * p.w, p.c_out * g.ohw());
+    if out_per == 0 {
+        return;
+    }
+    let lw = MatLayout::row_major(p.c_out, g.k);
+    per_image(out, out_per, g.col_len(), |img, out_n, col| {
+        let x = &input[img * in_per..(img + 1) * in_per];
+        let beta = match bias {
+            Some(b) => {
+                let min_len = (MIN_TASK_ELEMS / g.ohw()).max(1);
+                out_n
+                    .par_chunks_mut(g.ohw())
+                    .with_min_len(min_len)
+                    .zip(b)
+                    .for_each(|(row, &v)| row.fill(v));
+                T::ONE
+            }
+            None => T::ZERO,
+        };
+        if g.pointwise {
+            let lx = MatLayout::row_major(g.k, g.ohw());
+            gemm(T::ONE, weight, lw, x, lx, beta, out_n, MatLayout::row_major(p.c_out, g.ohw()));
+            return;
+        }
+        for (y0, y1) in g.bands() {
+            let cols = (y1 - y0) * g.ow;
+            im2col(p, &g, x, y0, y1, col);
+            let lc = MatLayout::row_major(g.k, cols);
+            gemm(
+                T::ONE,
+                weight,
+                lw,
+                &col[..g.k * cols],
+                lc,
+                beta,
+                &mut out_n[y0 * g.ow..],
+                band_layout(p.c_out, &g, y0, y1),
+            );
+        }
+    });
+}
+
+/// Input gradient: `grad_in = ∂L/∂input` given `grad_out = ∂L/∂out`. `grad_in` is overwritten.
+pub fn conv2d_backward_input<T: Float>(
+    p: &Conv2dParams,
+    grad_out: &[T],
+    weight: &[T],
+    grad_in: &mut [T],
+) {
+    backward_input_impl(p, grad_out, weight, grad_in, COL_BUDGET)
+}
+
+fn backward_input_impl<T: Float>(
+    p: &Conv2dParams,
+    grad_out: &[T],
+    weight: &[T],
+    grad_in: &mut [T],
+    budget: usize,
+) {
+    check_lens(
+        "conv2d_backward_input",
+        p,
+        &[
+            ("grad_out", grad_out.len(), p.output_len()),
+            ("weight", weight.len(), p.weight_len()),
+            ("grad_in", grad_in.len(), p.input_len()),
+        ],
+    );
+    let g = Geom::new(p, budget);
+    let (in_per, out_per) = (p.c_in * p.h * p.w, p.c_out * g.ohw());
+    if in_per == 0 {
+        return;
+    }
+    // grad_col (K × cols) = Wᵀ (K × C_out) · grad_out band (C_out × cols).
+    let lwt = MatLayout::row_major(p.c_out, g.k).t();
+    per_image(grad_in, in_per, g.col_len(), |img, gin, col| {
+        let go = &grad_out[img * out_per..(img + 1) * out_per];
+        if g.pointwise {
+            let lgo = MatLayout::row_major(p.c_out, g.ohw());
+            gemm(T::ONE, weight, lwt, go, lgo, T::ZERO, gin, MatLayout::row_major(g.k, g.ohw()));
+            return;
+        }
+        gin.fill(T::ZERO);
+        for (y0, y1) in g.bands() {
+            let cols = (y1 - y0) * g.ow;
+            let lgo = band_layout(p.c_out, &g, y0, y1);
+            let lc = MatLayout::row_major(g.k, cols);
+            gemm(T::ONE, weight, lwt, &go[y0 * g.ow..], lgo, T::ZERO, &mut col[..g.k * cols], lc);
+            col2im_add(p, &g, col, y0, y1, gin);
+        }
+    });
+}
+
+/// Weight gradient: `grad_w = ∂L/∂weight` (C_out×C_in×KH×KW). `grad_w` is overwritten.
+pub fn conv2d_backward_weight<T: Float>(
+    p: &Conv2dParams,
+    input: &[T],
+    grad_out: &[T],
+    grad_w: &mut [T],
+) {
+    backward_weight_impl(p, input, grad_out, grad_w, COL_BUDGET)
+}
+
+fn backward_weight_impl<T: Float>(
+    p: &Conv2dParams,
+    input: &[T],
+    grad_out: &[T],
+    grad_w: &mut [T],
+    budget: usize,
+) {
+    check_lens(
+        "conv2d_backward_weight",
+        p,
+        &[
+            ("input", input.len(), p.input_len()),
+            ("grad_out", grad_out.len(), p.output_len()),
+            ("grad_w", grad_w.len(), p.weight_len()),
+        ],
+    );
+    let g = Geom::new(p, budget);
+    let (in_per, out_per) = (p.c_in * p.h * p.w, p.c_out * g.ohw());
+    if p.n == 0 || out_per == 0 {
+        grad_w.fill(T::ZERO);
+        return;
+    }
+    let lgw = MatLayout::row_major(p.c_out, g.k);
+    // grad_w (C_out × K) += grad_out band (C_out × cols) · colᵀ (cols × K); `beta` is zero for
+    // the first product into `gw`, which therefore needs no clearing.
+    let one_image = |img: usize, gw: &mut [T], col: &mut [T], mut beta: T| {
+        let x = &input[img * in_per..(img + 1) * in_per];
+        let go = &grad_out[img * out_per..(img + 1) * out_per];
+        if g.pointwise {
+            let lgo = MatLayout::row_major(p.c_out, g.ohw());
+            let lxt = MatLayout::row_major(g.k, g.ohw()).t();
+            gemm(T::ONE, go, lgo, x, lxt, beta, gw, lgw);
+            return;
+        }
+        for (y0, y1) in g.bands() {
+            let cols = (y1 - y0) * g.ow;
+            im2col(p, &g, x, y0, y1, col);
+            let lgo = band_layout(p.c_out, &g, y0, y1);
+            let lct = MatLayout::row_major(g.k, cols).t();
+            gemm(T::ONE, &go[y0 * g.ow..], lgo, &col[..g.k * cols], lct, beta, gw, lgw);
+            beta = T::ONE;
+        }
+    };
+    if p.n > 1 && rayon::current_num_threads() > 1 {
+        // Per-task partial sums over a share of the batch, then added together.
+        let (wlen, col_len) = (grad_w.len(), g.col_len());
+        let total = (0..p.n)
+            .into_par_iter()
+            .fold(
+                || (vec![T::ZERO; col_len], vec![T::ZERO; wlen]),
+                |(mut col, mut gw), img| {
+                    one_image(img, &mut gw, &mut col, T::ONE);
+                    (col, gw)
+                },
+            )
+            .map(|(_, gw)| gw)
+            .reduce_with(|mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += *b);
+                a
+            });
+        grad_w.copy_from_slice(&total.expect("n > 1 images"));
+    } else {
+        let mut col = vec![T::ZERO; g.col_len()];
+        for img in 0..p.n {
+            let beta = if img == 0 { T::ZERO } else { T::ONE };
+            one_image(img, grad_w, &mut col, beta);
+        }
+    }
+}
+
+/// Bias gradient: `grad_b[o] = Σ_{n,y,x} grad_out[n,o,y,x]`. `grad_b` is overwritten.
+pub fn conv2d_backward_bias<T: Float>(p: &Conv2dParams, grad_out: &[T], grad_b: &mut [T]) {
+    check_lens(
+        "conv2d_backward_bias",
+        p,
+        &[("grad_out", grad_out.len(), p.output_len()), ("grad_b", grad_b.len(), p.c_out)],
+    );
+    let ohw = p.out_h() * p.out_w();
+    grad_b.par_iter_mut().enumerate().for_each(|(o, gb)| {
+        *gb = (0..p.n).map(|img| sum_lanes(&grad_out[(img * p.c_out + o) * ohw..][..ohw])).sum();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    #[allow(clippy::too_many_arguments)]
+    fn params(
+        n: usize,
+        c_in: usize,
+        h: usize,
+        w: usize,
+        c_out: usize,
+        (kh, kw): (usize, usize),
+        (stride_h, stride_w): (usize, usize),
+        (pad_h, pad_w): (usize, usize),
+    ) -> Conv2dParams {
+        Conv2dParams { n, c_in, h, w, c_out, kh, kw, stride_h, stride_w, pad_h, pad_w }
+    }
+
+    /// Odd, non-square, strided, padded, 1×1 / 3×3 / 5×3, batch 1 and 3, channels not multiples of 8.
+    fn shapes() -> Vec<Conv2dParams> {
+        vec![
+            params(1, 3, 7, 9, 5, (3, 3), (1, 1), (1, 1)),
+            params(3, 5, 8, 6, 7, (3, 3), (2, 2), (1, 1)),
+            params(1, 10, 11, 13, 9, (5, 3), (1, 1), (2, 1)),
+            params(3, 4, 9, 9, 6, (5, 3), (2, 1), (2, 2)),
+            params(1, 3, 5, 5, 2, (3, 3), (1, 1), (0, 0)),
+            params(3, 2, 4, 3, 3, (3, 3), (1, 2), (2, 2)),
+            params(1, 13, 12, 10, 17, (3, 3), (2, 2), (0, 0)),
+            params(1, 2, 3, 3, 3, (5, 3), (1, 1), (1, 1)),
+            params(1, 7, 6, 5, 3, (1, 1), (1, 1), (0, 0)),
+            params(3, 9, 5, 7, 11, (1, 1), (1, 1), (0, 0)),
+            params(1, 6, 7, 8, 4, (1, 1), (2, 2), (0, 0)),
+            params(3, 1, 6, 6, 2, (1, 1), (1, 1), (1, 1)),
+            params(1, 1, 1, 1, 1, (1, 1), (1, 1), (0, 0)),
+            params(1, 19, 17, 23, 12, (3, 3), (1, 1), (1, 1)),
+        ]
+    }
+
+    /// im2col budgets to run every shape under: one band, one output row per band, and bands of
+    /// two rows (uneven last band when OH is odd).
+    fn budgets(p: &Conv2dParams) -> [usize; 3] {
+        [COL_BUDGET, 1, 2 * p.c_in * p.kh * p.kw * p.out_w()]
+    }
+
+    fn random(rng: &mut StdRng, len: usize) -> Vec<f64> {
+        (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect()
+    }
+
+    fn to_f32(x: &[f64]) -> Vec<f32> {
+        x.iter().map(|&v| v as f32).collect()
+    }
+
+    /// Calls `f(n, o, c, oy, ox, i, j, iy, ix)` for every (output, tap) pair that reads a real
+    /// (non-padding) input cell.
+    fn for_each_tap(p: &Conv2dParams, mut f: impl FnMut([usize; 9])) {
+        for n in 0..p.n {
+            for o in 0..p.c_out {
+                for oy in 0..p.out_h() {
+                    for ox in 0..p.out_w() {
+                        for c in 0..p.c_in {
+                            for i in 0..p.kh {
+                                for j in 0..p.kw {
+                                    let iy = (oy * p.stride_h + i) as isize - p.pad_h as isize;
+                                    let ix = (ox * p.stride_w + j) as isize - p.pad_w as isize;
+                                    if iy >= 0
+                                        && ix >= 0
+                                        && (iy as usize) < p.h
+                                        && (ix as usize) < p.w
+                                    {
+                                        f([n, o, c, oy, ox, i, j, iy as usize, ix as usize]);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn idx_in(p: &Conv2dParams, n: usize, c: usize, y: usize, x: usize) -> usize {
+        ((n * p.c_in + c) * p.h + y) * p.w + x
+    }
+    fn idx_out(p: &Conv2dParams, n: usize, o: usize, y: usize, x: usize) -> usize {
+        ((n * p.c_out + o) * p.out_h() + y) * p.out_w() + x
+    }
+    fn idx_w(p: &Conv2dParams, o: usize, c: usize, i: usize, j: usize) -> usize {
+        ((o * p.c_in + c) * p.kh + i) * p.kw + j
+    }
+
+    fn naive_forward(p: &Conv2dParams, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
+        let ohw = p.out_h() * p.out_w();
+        let mut out: Vec<f64> =
+            (0..p.output_len()).map(|k| b.map_or(0.0, |b| b[(k / ohw) % p.c_out])).collect();
+        for_each_tap(p, |[n, o, c, oy, ox, i, j, iy, ix]| {
+            out[idx_out(p, n, o, oy, ox)] += x[idx_in(p, n, c, iy, ix)] * w[idx_w(p, o, c, i, j)];
+        });
+        out
+    }
+
+    /// The adjoint of the forward, as a scatter.
+    fn naive_backward_input(p: &Conv2dParams, go: &[f64], w: &[f64]) -> Vec<f64> {
+        let mut gi = vec![0.0; p.input_len()];
+        for_each_tap(p, |[n, o, c, oy, ox, i, j, iy, ix]| {
+            gi[idx_in(p, n, c, iy, ix)] += go[idx_out(p, n, o, oy, ox)] * w[idx_w(p, o, c, i, j)];
+        });
+        gi
+    }
+
+    fn naive_backward_weight(p: &Conv2dParams, x: &[f64], go: &[f64]) -> Vec<f64> {
+        let mut gw = vec![0.0; p.weight_len()];
+        for_each_tap(p, |[n, o, c, oy, ox, i, j, iy, ix]| {
+            gw[idx_w(p, o, c, i, j)] += go[idx_out(p, n, o, oy, ox)] * x[idx_in(p, n, c, iy, ix)];
+        });
+        gw
+    }
+
+    fn naive_backward_bias(p: &Conv2dParams, go: &[f64]) -> Vec<f64> {
+        let ohw = p.out_h() * p.out_w();
+        let mut gb = vec![0.0; p.c_out];
+        for (k, v) in go.iter().enumerate() {
+            gb[(k / ohw) % p.c_out] += v;
+        }
+        gb
+    }
+
+    /// `|got − want| ≤ tol` elementwise, with a message naming the case and the index.
+    fn assert_close<T: Float>(got: &[T], want: &[f64], tol: f64, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        for (k, (g, w)) in got.iter().zip(want).enumerate() {
+            let g = g.to_f64();
+            assert!((g - w).abs() <= tol, "{what}[{k}]: got {g}, want {w} (tol {tol})");
+        }
+    }
+
+    #[test]
+    fn forward_matches_naive_f64_and_f32() {
+        let mut rng = StdRng::seed_from_u64(11);
+        for p in shapes() {
+            let x = random(&mut rng, p.input_len());
+            let w = random(&mut rng, p.weight_len());
+            let b = random(&mut rng, p.c_out);
+            let terms = (p.c_in * p.kh * p.kw) as f64;
+            for bias in [None, Some(&b[..])] {
+                let want = naive_forward(&p, &x, &w, bias);
+                assert!(want.iter().any(|v| v.abs() > 0.1), "{p:?}: degenerate reference");
+                for budget in budgets(&p) {
+                    let what = format!("forward {p:?} bias={} budget={budget}", bias.is_some());
+                    let mut out = vec![f64::NAN; p.output_len()];
+                    forward_impl(&p, &x, &w, bias, &mut out, budget);
+                    assert_close(&out, &want, 1e-13 * terms, &what);
+
+                    let b32 = bias.map(to_f32);
+                    let mut out32 = vec![f32::NAN; p.output_len()];
+                    forward_impl(&p, &to_f32(&x), &to_f32(&w), b32.as_deref(), &mut out32, budget);
+                    assert_close(&out32, &want, 2e-6 * terms, &what);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn forward_public_entry_matches_naive_on_a_hand_computed_case() {
+        // 1×1×3×3 input 1..9, one 2×2 kernel of ones, stride 1, no padding: window sums.
+        let p = params(1, 1, 3, 3, 1, (2, 2), (1, 1), (0, 0));
+        let x: Vec<f64> = (1..=9).map(f64::from).collect();
+        let mut out = vec![f64::NAN; 4];
+        conv2d_forward(&p, &x, &[1.0; 4], Some(&[0.5]), &mut out);
+        assert_eq!(out, vec![12.5, 16.5, 24.5, 28.5]);
+    }
+
+    #[test]
+    fn backward_input_matches_naive_adjoint_f64_and_f32() {
+        let mut rng = StdRng::seed_from_u64(12);
+        for p in shapes() {
+            let go = random(&mut rng, p.output_len());
+            let w = random(&mut rng, p.weight_len());
+            let want = naive_backward_input(&p, &go, &w);
+            let terms = (p.c_out * p.kh * p.kw) as f64;
+            for budget in budgets(&p) {
+                let what = format!("backward_input {p:?} budget={budget}");
+                let mut gi = vec![f64::NAN; p.input_len()];
+                backward_input_impl(&p, &go, &w, &mut gi, budget);
+                assert_close(&gi, &want, 1e-13 * terms, &what);
+
+                let mut gi32 = vec![f32::NAN; p.input_len()];
+                backward_input_impl(&p, &to_f32(&go), &to_f32(&w), &mut gi32, budget);
+                assert_close(&gi32, &want, 2e-6 * terms, &what);
+            }
+        }
+    }
+
+    #[test]
+    fn backward_weight_matches_naive_adjoint_f64_and_f32() {
+        let mut rng = StdRng::seed_from_u64(13);
+        for p in shapes() {
+            let x = random(&mut rng, p.input_len());
+            let go = random(&mut rng, p.output_len());
+            let want = naive_backward_weight(&p, &x, &go);
+            let terms = (p.n * p.out_h() * p.out_w()) as f64;
+            for budget in budgets(&p) {
+                let what = format!("backward_weight {p:?} budget={budget}");
+                let mut gw = vec![f64::NAN; p.weight_len()];
+                backward_weight_impl(&p, &x, &go, &mut gw, budget);
+                assert_close(&gw, &want, 1e-13 * terms, &what);
+
+                let mut gw32 = vec![f32::NAN; p.weight_len()];
+                backward_weight_impl(&p, &to_f32(&x), &to_f32(&go), &mut gw32, budget);
+                assert_close(&gw32, &want, 2e-6 * terms, &what);
+            }
+        }
+    }
+
+    #[test]
+    fn backward_weight_single_thread_sums_the_batch() {
+        // The serial path (one rayon thread) accumulates with beta = 1 after the first image.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let mut rng = StdRng::seed_from_u64(14);
+        for p in [
+            params(3, 5, 8, 6, 7, (3, 3), (2, 2), (1, 1)),
+            params(3, 9, 5, 7, 11, (1, 1), (1, 1), (0, 0)),
+        ] {
+            let x = random(&mut rng, p.input_len());
+            let go = random(&mut rng, p.output_len());
+            let want = naive_backward_weight(&p, &x, &go);
+            let mut gw = vec![f64::NAN; p.weight_len()];
+            pool.install(|| backward_weight_impl(&p, &x, &go, &mut gw, 1));
+            assert_close(&gw, &want, 1e-11, &format!("serial backward_weight {p:?}"));
+        }
+    }
+
+    #[test]
+    fn backward_bias_matches_naive_f64_and_f32() {
+        let mut rng = StdRng::seed_from_u64(15);
+        for p in shapes() {
+            let go = random(&mut rng, p.output_len());
+            let want = naive_backward_bias(&p, &go);
+            let terms = (p.n * p.out_h() * p.out_w()) as f64;
+            let mut gb = vec![f64::NAN; p.c_out];
+            conv2d_backward_bias(&p, &go, &mut gb);
+            assert_close(&gb, &want, 1e-13 * terms, &format!("backward_bias {p:?}"));
+            let mut gb32 = vec![f32::NAN; p.c_out];
+            conv2d_backward_bias(&p, &to_f32(&go), &mut gb32);
+            assert_close(&gb32, &want, 2e-6 * terms, &format!("backward_bias f32 {p:?}"));
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences_f64() {
+        // L = Σ r ⊙ conv(x, w, b); the kernels' gradients of L against central differences.
+        let mut rng = StdRng::seed_from_u64(16);
+        for p in [
+            params(2, 3, 5, 6, 4, (3, 3), (2, 1), (1, 1)),
+            params(1, 2, 4, 5, 3, (5, 3), (1, 1), (2, 1)),
+        ] {
+            let x = random(&mut rng, p.input_len());
+            let w = random(&mut rng, p.weight_len());
+            let b = random(&mut rng, p.c_out);
+            let r = random(&mut rng, p.output_len());
+            let loss = |x: &[f64], w: &[f64], b: &[f64]| {
+                let mut out = vec![0.0; p.output_len()];
+                conv2d_forward(&p, x, w, Some(b), &mut out);
+                out.iter().zip(&r).map(|(o, r)| o * r).sum::<f64>()
+            };
+            let fd = |v: &[f64], at: &dyn Fn(&[f64]) -> f64| -> Vec<f64> {
+                let h = 1e-5;
+                (0..v.len())
+                    .map(|k| {
+                        let (mut up, mut down) = (v.to_vec(), v.to_vec());
+                        up[k] += h;
+                        down[k] -= h;
+                        (at(&up) - at(&down)) / (2.0 * h)
+                    })
+                    .collect()
+            };
+            let mut gi = vec![0.0; p.input_len()];
+            conv2d_backward_input(&p, &r, &w, &mut gi);
+            assert_close(&gi, &fd(&x, &|x| loss(x, &w, &b)), 1e-7, &format!("fd input {p:?}"));
+            let mut gw = vec![0.0; p.weight_len()];
+            conv2d_backward_weight(&p, &x, &r, &mut gw);
+            assert_close(&gw, &fd(&w, &|w| loss(&x, w, &b)), 1e-7, &format!("fd weight {p:?}"));
+            let mut gb = vec![0.0; p.c_out];
+            conv2d_backward_bias(&p, &r, &mut gb);
+            assert_close(&gb, &fd(&b, &|b| loss(&x, &w, b)), 1e-7, &format!("fd bias {p:?}"));
+        }
+    }
+
+    #[test]
+    fn valid_range_is_exact() {
+        for (tap, pad, stride, size, out) in
+            [(0, 1, 1, 5, 5), (2, 1, 1, 5, 5), (0, 2, 2, 7, 5), (4, 2, 3, 6, 3)]
+        {
+            let (lo, hi) = valid_range(tap, pad, stride, size, out);
+            for o in 0..out {
+                let pos = (o * stride + tap) as isize - pad as isize;
+                assert_eq!(
+                    pos >= 0 && (pos as usize) < size,
+                    o >= lo && o < hi,
+                    "{tap} {pad} {stride} {size} {out} @ {o}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Elementwise maps, strided copies and reductions on flat buffers, parallel with rayon for large
+//! sizes. Inner loops run over contiguous runs so that they auto-vectorise.
+
+use super::Float;
+use rayon::prelude::*;
+
+/// Elements per rayon task; below this a loop stays on the calling thread.
+pub const PAR_CHUNK: usize = 1 << 15;
+
+/// `out[i] = f(x[i])`.
+pub fn unary<T: Float, F: Fn(T) -> T + Sync>(x: &[T], out: &mut [T], f: F) {
+    assert_eq!(x.len(), out.len());
+    if x.len() <= PAR_CHUNK {
+        out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
+    } else {
+        out.par_chunks_mut(PAR_CHUNK)
+            .zip(x.par_chunks(PAR_CHUNK))
+            .for_each(|(o, x)| o.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v)));
+    }
+}
+
+/// `out[i] = f(a[i], b[i])` for equal-length contiguous inputs.
+pub fn binary<T: Float, F: Fn(T, T) -> T + Sync>(a: &[T], b: &[T], out: &mut [T], f: F) {
+    assert!(a.len() == out.len() && b.len() == out.len());
+    let body = |(o, (a, b)): (&mut [T], (&[T], &[T]))| {
+        for i in 0..o.len() {
+            o[i] = f(a[i], b[i]);
+        }
+    };
+    if a.len() <= PAR_CHUNK {
+        body((out, (a, b)));
+    } else {
+        out.par_chunks_mut(PAR_CHUNK)
+            .zip(a.par_chunks(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK)))
+            .for_each(body);
+    }
+}
+
+/// Offset of each "row" (all dims but the last) of a strided view, in row-major order.
+fn row_offsets(shape: &[usize], strides: &[usize], offset: usize) -> Vec<usize> {
+    let nd = shape.len();
+    let rows: usize = shape[..nd.saturating_sub(1)].iter().product();
+    let mut offs = Vec::with_capacity(rows);
+    let mut idx = vec![0usize; nd.saturating_sub(1)];
+    for _ in 0..rows {
+        offs.push(offset + idx.iter().zip(strides).map(|(i, s)| i * s).sum::<usize>());
+        for d in (0..idx.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    offs
+}
+
+/// Gather a strided view (`shape`, `strides` in elements, starting at `offset`) of `src` into
+/// the contiguous row-major `out` (length = product of `shape`).
+pub fn copy_strided<T: Float>(src: &[T], shape: &[usize], strides: &[usize], offset: usize, out: &mut [T]) {
+    let n: usize = shape.iter().product();
+    assert_eq!(out.len(), n);
+    if n == 0 {
+        return;
+    }
+    if shape.is_empty() {
+        out[0] = src[offset];
+        return;
+    }
+    let last = *shape.last().unwrap();
+    let ls = *strides.last().unwrap();
+    let offs = row_offsets(shape, strides, offset);
+    let row = |(o, &base): (&mut [T], &usize)| {
+        if ls == 1 {
+            o.copy_from_slice(&src[base..base + last]);
+        } else {
+            for (j, v) in o.iter_mut().enumerate() {
+                *v = src[base + j * ls];
+            }
+        }
+    };
+    if n <= PAR_CHUNK || last == 0 {
+        out.chunks_mut(last).zip(&offs).for_each(row);
+    } else {
+        out.par_chunks_mut(last).zip(offs.par_iter()).for_each(row);
+    }
+}
+
+/// Scatter the contiguous row-major `src` into the strided view (`shape`, `strides`, `offset`)
+/// of `dst` (the inverse of [`copy_strided`]); other elements of `dst` are left as they are.
+pub fn copy_to_strided<T: Float>(src: &[T], dst: &mut [T], shape: &[usize], strides: &[usize], offset: usize) {
+    let n: usize = shape.iter().product();
+    assert_eq!(src.len(), n);
+    if n == 0 {
+        return;
+    }
+    if shape.is_empty() {
+        dst[offset] = src[0];
+        return;
+    }
+    let last = *shape.last().unwrap();
+    let ls = *strides.last().unwrap();
+    for (row, base) in src.chunks(last).zip(row_offsets(shape, strides, offset)) {
+        for (j, &v) in row.iter().enumerate() {
+            dst[base + j * ls] = v;
+        }
+    }
+}
+
+/// `out = f(a, b)` over the row-major index space `shape`, reading `a` and `b` through strided
+/// views (a stride of 0 broadcasts that dimension).
+#[allow(clippy::too_many_arguments)]
+pub fn binary_strided<T: Float, F: Fn(T, T) -> T + Sync>(
+    shape: &[usize],
+    a: &[T],
+    a_strides: &[usize],
+    a_offset: usize,
+    b: &[T],
+    b_strides: &[usize],
+    b_offset: usize,
+    out: &mut [T],
+    f: F,
+) {
+    let n: usize = shape.iter().product();
+    assert_eq!(out.len(), n);
+    if n == 0 {
+        return;
+    }
+    if shape.is_empty() {
+        out[0] = f(a[a_offset], b[b_offset]);
+        return;
+    }
+    let last = *shape.last().unwrap();
+    let (sa, sb) = (*a_strides.last().unwrap(), *b_strides.last().unwrap());
+    let oa = row_offsets(shape, a_strides, a_offset);
+    let ob = row_offsets(shape, b_strides, b_offset);
+    let row = |(o, (&pa, &pb)): (&mut [T], (&usize, &usize))| match (sa, sb) {
+        (1, 1) => {
+            let (a, b) = (&a[pa..pa + last], &b[pb..pb + last]);
+            for j in 0..last {
+                o[j] = f(a[j], b[j]);
+            }
+        }
+        (1, 0) => {
+            let (a, bv) = (&a[pa..pa + last], b[pb]);
+            for j in 0..last {
+                o[j] = f(a[j], bv);
+            }
+        }
+        (0, 1) => {
+            let (av, b) = (a[pa], &b[pb..pb + last]);
+            for j in 0..last {
+                o[j] = f(av, b[j]);
+            }
+        }
+        _ => {
+            for (j, v) in o.iter_mut().enumerate() {
+                *v = f(a[pa + j * sa], b[pb + j * sb]);
+            }
+        }
+    };
+    if n <= PAR_CHUNK {
+        out.chunks_mut(last).zip(oa.iter().zip(&ob)).for_each(row);
+    } else {
+        out.par_chunks_mut(last).zip(oa.par_iter().zip(ob.par_iter())).for_each(row);
+    }
+}
+
+/// Sum of all elements, in chunks (pairwise across chunks) for accuracy and parallelism.
+pub fn sum_all<T: Float>(x: &[T]) -> T {
+    if x.len() <= PAR_CHUNK {
+        sum_chunk(x)
+    } else {
+        let partials: Vec<T> = x.par_chunks(PAR_CHUNK / 4).map(sum_chunk).collect();
+        sum_chunk(&partials)
+    }
+}
+
+/// Sum with 8 independent accumulators (vectorises; better rounding than one running sum).
+fn sum_chunk<T: Float>(x: &[T]) -> T {
+    let mut acc = [T::ZERO; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for i in 0..8 {
+            acc[i] += c[i];
+        }
+    }
+    let mut s = T::ZERO;
+    for v in chunks.remainder() {
+        s += *v;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + s
+}
+
+/// Reduce the middle axis of a contiguous `outer × len × inner` array:
+/// `out[o·inner + i] = Σ_l x[(o·len + l)·inner + i]`.
+pub fn sum_axis<T: Float>(x: &[T], outer: usize, len: usize, inner: usize, out: &mut [T]) {
+    assert_eq!(x.len(), outer * len * inner);
+    assert_eq!(out.len(), outer * inner);
+    if inner == 1 {
+        let body = |(o, xs): (&mut T, &[T])| *o = sum_chunk(xs);
+        if x.len() <= PAR_CHUNK || len == 0 {
+            out.iter_mut().zip(x.chunks(len.max(1))).for_each(body);
+        } else {
+            out.par_iter_mut().zip(x.par_chunks(len)).for_each(body);
+        }
+        return;
+    }
+    let body = |(o, xs): (&mut [T], &[T])| {
+        o.fill(T::ZERO);
+        for l in 0..len {
+            let row = &xs[l * inner..(l + 1) * inner];
+            for i in 0..inner {
+                o[i] += row[i];
+            }
+        }
+    };
+    if x.len() <= PAR_CHUNK || len == 0 {
+        out.chunks_mut(inner).zip(x.chunks((len * inner).max(1))).for_each(body);
+    } else {
+        out.par_chunks_mut(inner).zip(x.par_chunks(len * inner)).for_each(body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_strided_transposes() {
+        // 2×3 row-major, read as its 3×2 transpose.
+        let src = [0.0f64, 1.0, 2.0, 3.0, 4.0, 5.0];
+        let mut out = [0.0; 6];
+        copy_strided(&src, &[3, 2], &[1, 3], 0, &mut out);
+        assert_eq!(out, [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        // a 1-D slice with offset and stride 2
+        let mut out2 = [0.0; 2];
+        copy_strided(&src, &[2], &[2], 1, &mut out2);
+        assert_eq!(out2, [1.0, 3.0]);
+    }
+
+    #[test]
+    fn binary_strided_broadcasts_rows_and_columns() {
+        let a = [1.0f64, 2.0, 3.0]; // column 3×1
+        let b = [10.0f64, 20.0]; // row 1×2
+        let mut out = [0.0; 6];
+        binary_strided(&[3, 2], &a, &[1, 0], 0, &b, &[0, 1], 0, &mut out, |x, y| x + y);
+        assert_eq!(out, [11.0, 21.0, 12.0, 22.0, 13.0, 23.0]);
+    }
+
+    #[test]
+    fn sums_match_naive() {
+        let x: Vec<f64> = (0..100_003).map(|i| ((i * 7919) % 1000) as f64 * 0.001 - 0.5).collect();
+        let naive: f64 = x.iter().sum();
+        assert!((sum_all(&x) - naive).abs() < 1e-8);
+        // axis sums over a 7×11×13 array, every axis position
+        let y: Vec<f64> = (0..7 * 11 * 13).map(|i| (i as f64).sin()).collect();
+        let mut out = vec![0.0; 7 * 13];
+        sum_axis(&y, 7, 11, 13, &mut out);
+        for o in 0..7 {
+            for i in 0..13 {
+                let want: f64 = (0..11).map(|l| y[(o * 11 + l) * 13 + i]).sum();
+                assert!((out[o * 13 + i] - want).abs() < 1e-12);
+            }
+        }
+        let mut out1 = vec![0.0; 7 * 11];
+        sum_axis(&y, 7 * 11, 13, 1, &mut out1);
+        assert!((out1[5] - y[65..78].iter().sum::<f64>()).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,10 @@
+//! CPU kernels: gemm (matrixmultiply), conv2d (im2col + gemm), pooling, elementwise, reductions.
+//! Parallel with rayon; inner loops written so that they auto-vectorise.
+
+pub mod conv2d;
+pub mod elementwise;
+pub mod float;
+pub mod gemm;
+pub mod pool2d;
+
+pub use float::Float;
