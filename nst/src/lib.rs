@@ -1,2 +1,10 @@
 //! Neural style transfer on the nst engine (Gatys, Ecker & Bethge 2015/2016).
 pub use engine;
+pub mod error;
+pub mod image;
+pub mod loss;
+pub mod optim;
+pub mod vgg19;
+pub mod weights;
+
+pub use error::{Error, Result};

@@ -1,0 +1,278 @@
+//! The style-transfer objective (Gatys, Ecker & Bethge 2016, "Image Style Transfer Using
+//! Convolutional Neural Networks"): content, style and total-variation terms behind one
+//! [`Loss`] trait, so research users can add terms without touching the engine.
+//!
+//! Formulas (as ../shared/reference/README.md): content `mean((F_x − F_c)²)`; Gram style
+//! `mean((G_x − G_s)²)` with `G = F Fᵀ / (C·H·W)`; TV `mean(Δ_y x²) + mean(Δ_x x²)`.
+
+use crate::error::{Error, Result};
+use crate::vgg19::Vgg19;
+use engine::Tensor;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Feature maps by VGG layer name (e.g. `relu4_2` → 1×512×H/8×W/8).
+pub type Features = BTreeMap<String, Tensor>;
+
+/// One weighted scalar term of the objective.
+pub struct LossTerm {
+    /// Name for logs: `content`, `style.relu1_1`, `tv`, or a custom term's.
+    pub name: String,
+    /// The unweighted value: a one-element tensor, differentiable w.r.t. the image.
+    pub value: Tensor,
+    /// Its weight in the total.
+    pub weight: f64,
+}
+
+/// A term of the objective: a function of named feature maps and of the image.
+pub trait Loss: Send + Sync {
+    /// The VGG layers this loss reads (the network runs up to the deepest one asked for).
+    fn layers(&self) -> Vec<String>;
+    /// The weighted terms for the current image `x` (1×3×H×W, preprocessed) and its features.
+    fn terms(&self, features: &Features, x: &Tensor) -> Result<Vec<LossTerm>>;
+}
+
+fn feature<'a>(features: &'a Features, layer: &str) -> Result<&'a Tensor> {
+    features
+        .get(layer)
+        .ok_or_else(|| Error::InvalidArgument(format!("feature {layer} was not computed")))
+}
+
+/// Content loss `mean((F_x − F_c)²)` at one layer (Gatys et al. 2016, eq. 1, averaged).
+pub struct ContentLoss {
+    pub layer: String,
+    /// The content image's features at `layer` (no grad).
+    pub target: Tensor,
+    pub weight: f64,
+}
+
+impl Loss for ContentLoss {
+    fn layers(&self) -> Vec<String> {
+        vec![self.layer.clone()]
+    }
+    fn terms(&self, features: &Features, _x: &Tensor) -> Result<Vec<LossTerm>> {
+        let f = feature(features, &self.layer)?;
+        if f.shape() != self.target.shape() {
+            return Err(Error::InvalidArgument(format!(
+                "content loss at {}: image features {:?} vs target {:?} (content and output sizes must match)",
+                self.layer,
+                f.shape(),
+                self.target.shape()
+            )));
+        }
+        let name = if self.layer == "relu4_2" {
+            "content".to_string()
+        } else {
+            format!("content.{}", self.layer)
+        };
+        Ok(vec![LossTerm {
+            name,
+            value: f.mse_loss(&self.target)?,
+            weight: self.weight,
+        }])
+    }
+}
+
+/// Which statistics of the feature maps the style loss matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StyleLossKind {
+    /// Gram matrices `F Fᵀ / (C·H·W)` (Gatys et al. 2016, eq. 3–5).
+    #[default]
+    Gram,
+    /// Per-channel mean and standard deviation (the AdaIN statistics of Huang & Belongie 2017):
+    /// `mean((μ_x − μ_s)²) + mean((σ_x − σ_s)²)`.
+    MeanStd,
+}
+
+impl std::str::FromStr for StyleLossKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "gram" => Ok(StyleLossKind::Gram),
+            "mean-std" | "meanstd" | "adain" => Ok(StyleLossKind::MeanStd),
+            _ => Err(Error::InvalidArgument(format!(
+                "style loss {s:?}: expected gram or mean-std"
+            ))),
+        }
+    }
+}
+
+/// The statistics a style loss matches, of one feature map: a Gram matrix (C×C), or the
+/// per-channel means and standard deviations (each C).
+pub fn style_statistics(kind: StyleLossKind, f: &Tensor) -> Result<Vec<Tensor>> {
+    match kind {
+        StyleLossKind::Gram => Ok(vec![f.gram_matrix()?]),
+        StyleLossKind::MeanStd => {
+            let s = f.shape();
+            if s.len() != 4 || s[0] != 1 || s[2] * s[3] == 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "mean-std statistics need 1×C×H×W, got {s:?}"
+                )));
+            }
+            let m = f.reshape(&[s[1], s[2] * s[3]])?;
+            let mean = m.mean_axis(1, true)?;
+            let var = m.sub(&mean)?.square()?.mean_axis(1, false)?;
+            // ε keeps the gradient of √ finite for dead (all-zero) channels.
+            Ok(vec![mean.reshape(&[s[1]])?, var.add_scalar(1e-5)?.sqrt()?])
+        }
+    }
+}
+
+/// Style loss over several layers: for each layer, `mean((S_x − S_target)²)` summed over the
+/// statistics `S` of [`style_statistics`]; one term per layer named `style.<layer>`.
+pub struct StyleLoss {
+    pub kind: StyleLossKind,
+    /// (layer, target statistics, weight of the layer's term = style weight × layer weight).
+    pub targets: Vec<(String, Vec<Tensor>, f64)>,
+}
+
+impl StyleLoss {
+    /// Targets blended from several style images' features: `Σ_k blend_k · S(F_k)` per layer
+    /// (`blend` is normalised to sum to 1, as jcjohnson/neural-style's `-style_blend_weights`).
+    /// `layers` gives (layer, weight) with the style weight already multiplied in.
+    /// Errors: a missing feature map, empty or all-zero blend weights.
+    pub fn from_styles(
+        kind: StyleLossKind,
+        layers: &[(String, f64)],
+        styles: &[Features],
+        blend: &[f64],
+    ) -> Result<Self> {
+        if styles.is_empty() || styles.len() != blend.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{} style images but {} blend weights",
+                styles.len(),
+                blend.len()
+            )));
+        }
+        let total: f64 = blend.iter().sum();
+        if total <= 0.0 || blend.iter().any(|w| *w < 0.0 || !w.is_finite()) {
+            return Err(Error::InvalidArgument(
+                "style blend weights must be ≥ 0 and not all 0".into(),
+            ));
+        }
+        let mut targets = Vec::new();
+        for (layer, w) in layers {
+            let mut acc: Option<Vec<Tensor>> = None;
+            for (feats, b) in styles.iter().zip(blend) {
+                let stats = style_statistics(kind, feature(feats, layer)?)?;
+                let scaled: Vec<Tensor> = stats
+                    .iter()
+                    .map(|t| t.mul_scalar(b / total))
+                    .collect::<std::result::Result<_, _>>()?;
+                acc = Some(match acc {
+                    None => scaled,
+                    Some(prev) => prev
+                        .iter()
+                        .zip(&scaled)
+                        .map(|(a, b)| a.add(b))
+                        .collect::<std::result::Result<_, _>>()?,
+                });
+            }
+            targets.push((layer.clone(), acc.expect("at least one style"), *w));
+        }
+        Ok(StyleLoss { kind, targets })
+    }
+}
+
+impl Loss for StyleLoss {
+    fn layers(&self) -> Vec<String> {
+        self.targets.iter().map(|(l, _, _)| l.clone()).collect()
+    }
+    fn terms(&self, features: &Features, _x: &Tensor) -> Result<Vec<LossTerm>> {
+        let mut out = Vec::with_capacity(self.targets.len());
+        for (layer, target, weight) in &self.targets {
+            let stats = style_statistics(self.kind, feature(features, layer)?)?;
+            let mut value: Option<Tensor> = None;
+            for (s, t) in stats.iter().zip(target) {
+                let l = s.mse_loss(t)?;
+                value = Some(match value {
+                    None => l,
+                    Some(v) => v.add(&l)?,
+                });
+            }
+            out.push(LossTerm {
+                name: format!("style.{layer}"),
+                value: value.expect("≥1 statistic"),
+                weight: *weight,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Total variation `mean((x[:,:,1:,:] − x[:,:,:-1,:])²) + mean((x[:,:,:,1:] − x[:,:,:,:-1])²)`
+/// of the image (a smoothness prior; Mahendran & Vedaldi 2015).
+pub struct TvLoss {
+    pub weight: f64,
+}
+
+impl Loss for TvLoss {
+    fn layers(&self) -> Vec<String> {
+        vec![]
+    }
+    fn terms(&self, _features: &Features, x: &Tensor) -> Result<Vec<LossTerm>> {
+        Ok(vec![LossTerm {
+            name: "tv".into(),
+            value: x.tv_loss()?,
+            weight: self.weight,
+        }])
+    }
+}
+
+/// The evaluated objective at one image.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    /// Σ weight · value.
+    pub total: f64,
+    /// (name, unweighted value) of every term, in order.
+    pub terms: Vec<(String, f64)>,
+    /// ∂total/∂x, same layout as x (1×3×H×W).
+    pub grad: Vec<f32>,
+}
+
+/// VGG-19 plus a list of losses: evaluates the total and its gradient w.r.t. the image.
+pub struct Objective {
+    pub vgg: Arc<Vgg19>,
+    pub losses: Vec<Box<dyn Loss>>,
+}
+
+impl Objective {
+    /// Layers any loss reads.
+    pub fn layers(&self) -> Vec<String> {
+        let mut l: Vec<String> = self.losses.iter().flat_map(|l| l.layers()).collect();
+        l.sort();
+        l.dedup();
+        l
+    }
+
+    /// Total loss and its gradient at `x` (a 1×3×H×W preprocessed image; no grad needed, it is
+    /// made a leaf here). Errors: engine errors, a loss's errors.
+    pub fn evaluate(&self, x: &Tensor) -> Result<Evaluation> {
+        let x = x.detach().requires_grad_();
+        let layers = self.layers();
+        let taps: Vec<&str> = layers.iter().map(String::as_str).collect();
+        let features = self.vgg.forward(&x, &taps)?;
+        let mut total_t: Option<Tensor> = None;
+        let mut terms = Vec::new();
+        for loss in &self.losses {
+            for t in loss.terms(&features, &x)? {
+                terms.push((t.name, t.value.item()?));
+                let w = t.value.mul_scalar(t.weight)?;
+                total_t = Some(match total_t {
+                    None => w,
+                    Some(acc) => acc.add(&w)?,
+                });
+            }
+        }
+        drop(features);
+        let total_t =
+            total_t.ok_or_else(|| Error::InvalidArgument("the objective has no terms".into()))?;
+        let total = total_t.item()?;
+        total_t.backward()?;
+        let grad = match x.grad() {
+            Some(g) => g.to_vec_f32()?,
+            None => vec![0.0; x.numel()],
+        };
+        Ok(Evaluation { total, terms, grad })
+    }
+}

@@ -1,0 +1,193 @@
+//! VGG-19 (Simonyan & Zisserman 2014) as a feature extractor: the 16 conv3×3 layers (stride 1,
+//! padding 1, bias), each followed by ReLU, and a 2×2 stride-2 pooling after each of the five
+//! blocks (2, 2, 4, 4, 4 convs). Layers are named `conv{B}_{I}`, `relu{B}_{I}`, `pool{B}`.
+//! The network used by Gatys et al. for style transfer.
+
+use crate::error::{Error, Result};
+use crate::weights::{ChannelOrder, Preprocessing, VggWeights};
+use engine::{Conv2dOptions, Pool2dOptions, Tensor};
+use std::collections::BTreeMap;
+
+/// Convs per block.
+const BLOCKS: [usize; 5] = [2, 2, 4, 4, 4];
+
+/// Pooling between VGG blocks: max (the original network) or average (Gatys et al. found it
+/// gives slightly smoother results).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Pooling {
+    #[default]
+    Max,
+    Avg,
+}
+
+impl std::str::FromStr for Pooling {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "max" => Ok(Pooling::Max),
+            "avg" | "average" => Ok(Pooling::Avg),
+            _ => Err(Error::InvalidArgument(format!(
+                "pooling {s:?}: expected max or avg"
+            ))),
+        }
+    }
+}
+
+/// Every tap name in network order: conv1_1, relu1_1, conv1_2, relu1_2, pool1, …, pool5.
+pub fn layer_names() -> Vec<String> {
+    let mut names = Vec::new();
+    for (b, &n) in BLOCKS.iter().enumerate() {
+        for i in 1..=n {
+            names.push(format!("conv{}_{i}", b + 1));
+            names.push(format!("relu{}_{i}", b + 1));
+        }
+        names.push(format!("pool{}", b + 1));
+    }
+    names
+}
+
+/// VGG-19's convolutional part with frozen weights (tensors that never require grad).
+pub struct Vgg19 {
+    /// (name, weight O×I×3×3, bias O) for conv1_1 … conv5_4.
+    convs: Vec<(String, Tensor, Tensor)>,
+    pooling: Pooling,
+    preprocessing: Preprocessing,
+}
+
+impl Vgg19 {
+    /// Build from validated weights. Errors: the weights' validation errors.
+    pub fn new(weights: &VggWeights, pooling: Pooling) -> Result<Vgg19> {
+        weights.validate()?;
+        let mut convs = Vec::with_capacity(16);
+        for (b, &n) in BLOCKS.iter().enumerate() {
+            for i in 1..=n {
+                let name = format!("conv{}_{i}", b + 1);
+                let (w, bias) = weights
+                    .conv(&name)
+                    .ok_or_else(|| Error::MissingWeight { key: name.clone() })?;
+                convs.push((
+                    name,
+                    Tensor::from_slice(&w.data, &w.shape)?,
+                    Tensor::from_slice(&bias.data, &bias.shape)?,
+                ));
+            }
+        }
+        Ok(Vgg19 {
+            convs,
+            pooling,
+            preprocessing: weights.preprocessing,
+        })
+    }
+
+    pub fn pooling(&self) -> Pooling {
+        self.pooling
+    }
+
+    /// How input images must be prepared for these weights.
+    pub fn preprocessing(&self) -> Preprocessing {
+        self.preprocessing
+    }
+
+    /// Run the network on a preprocessed 1×3×H×W (or N×3×H×W) input and return the requested
+    /// taps by name, computing only up to the deepest one. Errors: `UnknownLayer` for a name
+    /// not in [`layer_names`], engine errors (e.g. an input too small for the pooling: each
+    /// pool halves H and W, so `pool5` needs H, W ≥ 32).
+    pub fn forward(&self, x: &Tensor, taps: &[&str]) -> Result<BTreeMap<String, Tensor>> {
+        let names = layer_names();
+        let mut deepest = 0;
+        for t in taps {
+            let pos = names
+                .iter()
+                .position(|n| n == t)
+                .ok_or_else(|| Error::UnknownLayer {
+                    name: t.to_string(),
+                    known: names.join(", "),
+                })?;
+            deepest = deepest.max(pos);
+        }
+        let mut out = BTreeMap::new();
+        if taps.is_empty() {
+            return Ok(out);
+        }
+        let mut h = x.clone();
+        let mut convs = self.convs.iter();
+        let conv_opts = Conv2dOptions::new(1, 1);
+        let pool_opts = Pool2dOptions::new(2, 2, 0);
+        for name in &names[..=deepest] {
+            h = if name.starts_with("conv") {
+                let (_, w, b) = convs.next().expect("16 convs for 16 conv names");
+                h.conv2d(w, Some(b), conv_opts)?
+            } else if name.starts_with("relu") {
+                h.relu()?
+            } else {
+                match self.pooling {
+                    Pooling::Max => h.max_pool2d(pool_opts)?,
+                    Pooling::Avg => h.avg_pool2d(pool_opts)?,
+                }
+            };
+            if taps.contains(&name.as_str()) {
+                out.insert(name.clone(), h.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Network input (1×3×H×W, f32) from an RGB image with values in 0..=1 (HWC, row-major),
+    /// per the weights' [`Preprocessing`]: channel order, scale, mean, std.
+    pub fn preprocess(&self, rgb: &[f32], width: usize, height: usize) -> Result<Tensor> {
+        preprocess(self.preprocessing, rgb, width, height)
+    }
+
+    /// The inverse of [`Vgg19::preprocess`]: HWC RGB values (not clamped) from a 1×3×H×W tensor.
+    pub fn deprocess(&self, x: &Tensor) -> Result<Vec<f32>> {
+        deprocess(self.preprocessing, x)
+    }
+}
+
+fn channel_src(p: Preprocessing, c: usize) -> usize {
+    match p.channel_order() {
+        ChannelOrder::Rgb => c,
+        ChannelOrder::Bgr => 2 - c,
+    }
+}
+
+/// See [`Vgg19::preprocess`]. Errors: `InvalidArgument` when `rgb.len() != 3·width·height`.
+pub fn preprocess(p: Preprocessing, rgb: &[f32], width: usize, height: usize) -> Result<Tensor> {
+    if rgb.len() != 3 * width * height {
+        return Err(Error::InvalidArgument(format!(
+            "preprocess: {} values for a {width}×{height} RGB image",
+            rgb.len()
+        )));
+    }
+    let (scale, mean, std) = (p.scale(), p.mean(), p.std());
+    let plane = width * height;
+    let mut out = vec![0.0f32; 3 * plane];
+    for c in 0..3 {
+        let src = channel_src(p, c);
+        for i in 0..plane {
+            out[c * plane + i] = (rgb[i * 3 + src] * scale - mean[c]) / std[c];
+        }
+    }
+    Ok(Tensor::from_vec(out, &[1, 3, height, width])?)
+}
+
+/// See [`Vgg19::deprocess`]. Errors: `InvalidArgument` unless the shape is 1×3×H×W.
+pub fn deprocess(p: Preprocessing, x: &Tensor) -> Result<Vec<f32>> {
+    let s = x.shape();
+    if s.len() != 4 || s[0] != 1 || s[1] != 3 {
+        return Err(Error::InvalidArgument(format!(
+            "deprocess: expected 1×3×H×W, got {s:?}"
+        )));
+    }
+    let plane = s[2] * s[3];
+    let v = x.to_vec_f32()?;
+    let (scale, mean, std) = (p.scale(), p.mean(), p.std());
+    let mut rgb = vec![0.0f32; 3 * plane];
+    for c in 0..3 {
+        let dst = channel_src(p, c);
+        for i in 0..plane {
+            rgb[i * 3 + dst] = (v[c * plane + i] * std[c] + mean[c]) / scale;
+        }
+    }
+    Ok(rgb)
+}

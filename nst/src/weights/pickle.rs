@@ -1,0 +1,1002 @@
+//! A safe reader for the pickles inside PyTorch checkpoints: it never imports or calls anything.
+//!
+//! Only the opcodes that `torch.save` emits (protocol 2, plus a few protocol 3/4 ones that are
+//! harmless) are understood, and only a whitelist of globals is accepted: `collections.OrderedDict`,
+//! `torch._utils._rebuild_tensor{,_v2}`, `torch._utils._rebuild_parameter` and the
+//! `torch.*Storage` classes. Each is *interpreted* (an `OrderedDict()` becomes an empty dict, a
+//! `_rebuild_tensor_v2(...)` becomes a [`TensorRef`]), never executed. Anything else is an error
+//! naming the opcode or the global.
+//!
+//! Values live in an arena ([`Pickle::get`] by [`Id`]) so that shared references (`BINGET`),
+//! in-place mutation (`APPEND`, `SETITEMS`) and even cycles cost nothing and drop without
+//! recursion. Limits: [`MAX_STACK`], [`MAX_MEMO`], [`MAX_NODES`]; every length is checked
+//! against the bytes left before anything is allocated.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+
+/// Most values the pickle stack may hold at once.
+pub const MAX_STACK: usize = 1 << 16;
+/// Most memo entries.
+pub const MAX_MEMO: usize = 1 << 20;
+/// Most values a pickle may create.
+pub const MAX_NODES: usize = 1 << 20;
+/// Most dimensions of a tensor.
+pub const MAX_NDIM: usize = 16;
+
+/// Index of a value in a [`Pickle`]'s arena.
+pub type Id = usize;
+
+/// Element type of a PyTorch storage (`torch.FloatStorage` → `F32`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// `torch.DoubleStorage`
+    F64,
+    /// `torch.FloatStorage`
+    F32,
+    /// `torch.HalfStorage`
+    F16,
+    /// `torch.BFloat16Storage`
+    BF16,
+    /// `torch.LongStorage`
+    I64,
+    /// `torch.IntStorage`
+    I32,
+    /// `torch.ShortStorage`
+    I16,
+    /// `torch.CharStorage`
+    I8,
+    /// `torch.ByteStorage`
+    U8,
+    /// `torch.BoolStorage`
+    Bool,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F64 | DType::I64 => 8,
+            DType::F32 | DType::I32 => 4,
+            DType::F16 | DType::BF16 | DType::I16 => 2,
+            DType::I8 | DType::U8 | DType::Bool => 1,
+        }
+    }
+
+    /// Short name (`f32`, `u8`, ...), used in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F64 => "f64",
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+            DType::I64 => "i64",
+            DType::I32 => "i32",
+            DType::I16 => "i16",
+            DType::I8 => "i8",
+            DType::U8 => "u8",
+            DType::Bool => "bool",
+        }
+    }
+
+    /// The dtype of a `torch.<name>` storage class, if it is one.
+    pub fn from_storage_class(name: &str) -> Option<DType> {
+        Some(match name {
+            "DoubleStorage" => DType::F64,
+            "FloatStorage" => DType::F32,
+            "HalfStorage" => DType::F16,
+            "BFloat16Storage" => DType::BF16,
+            "LongStorage" => DType::I64,
+            "IntStorage" => DType::I32,
+            "ShortStorage" => DType::I16,
+            "CharStorage" => DType::I8,
+            "ByteStorage" => DType::U8,
+            "BoolStorage" => DType::Bool,
+            _ => return None,
+        })
+    }
+}
+
+/// A storage named by a persistent id: `('storage', torch.FloatStorage, key, location, numel[, view])`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageRef {
+    /// The storage's key (a file name in zip checkpoints, a number in legacy ones).
+    pub key: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Number of elements the pickle declares.
+    pub numel: u64,
+}
+
+/// A tensor rebuilt by `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)`:
+/// element `(i0, i1, ...)` is storage element `offset + Σ i_k·stride_k`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorRef {
+    /// The storage it views.
+    pub storage: StorageRef,
+    /// Offset in elements.
+    pub offset: u64,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Strides in elements.
+    pub stride: Vec<usize>,
+}
+
+/// A whitelisted global, interpreted by `REDUCE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Callable {
+    /// `collections.OrderedDict`: `OrderedDict()` → empty dict.
+    OrderedDict,
+    /// `torch._utils._rebuild_tensor_v2`
+    RebuildTensorV2,
+    /// `torch._utils._rebuild_tensor` (pre-1.0 checkpoints)
+    RebuildTensor,
+    /// `torch._utils._rebuild_parameter`: returns its tensor argument.
+    RebuildParameter,
+}
+
+/// One value in the arena.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `None`
+    None,
+    /// `True` / `False`
+    Bool(bool),
+    /// An integer (at most 128 bits).
+    Int(i128),
+    /// A float.
+    Float(f64),
+    /// A str.
+    Str(String),
+    /// A bytes object.
+    Bytes(Vec<u8>),
+    /// A tuple.
+    Tuple(Vec<Id>),
+    /// A list.
+    List(Vec<Id>),
+    /// A dict, in insertion order (a later equal key is a later pair).
+    Dict(Vec<(Id, Id)>),
+    /// A whitelisted function or class.
+    Callable(Callable),
+    /// A `torch.*Storage` class.
+    StorageType(DType),
+    /// A storage loaded by persistent id.
+    Storage(StorageRef),
+    /// A tensor.
+    Tensor(TensorRef),
+}
+
+impl Value {
+    /// The Python-ish type name, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::None => "None",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "str",
+            Value::Bytes(_) => "bytes",
+            Value::Tuple(_) => "tuple",
+            Value::List(_) => "list",
+            Value::Dict(_) => "dict",
+            Value::Callable(_) => "callable",
+            Value::StorageType(_) => "storage class",
+            Value::Storage(_) => "storage",
+            Value::Tensor(_) => "tensor",
+        }
+    }
+}
+
+/// A parsed pickle: its arena, the value `STOP` returned, and where the pickle ended.
+#[derive(Debug)]
+pub struct Pickle {
+    nodes: Vec<Value>,
+    /// The returned value.
+    pub root: Id,
+    /// Offset just past the `STOP` opcode (pickles are concatenated in legacy checkpoints).
+    pub end: usize,
+}
+
+impl Pickle {
+    /// Parses the pickle starting at `data[start..]`. Never executes code; see the module docs
+    /// for the opcodes and globals accepted. Errors: [`Error::Truncated`], [`Error::PickleOpcode`],
+    /// [`Error::PickleGlobal`], [`Error::Pickle`].
+    pub fn parse(data: &[u8], start: usize) -> Result<Pickle> {
+        Machine::new(data, start).run()
+    }
+
+    /// The value with this id. Ids come from this pickle, so they are always in range.
+    pub fn get(&self, id: Id) -> &Value {
+        &self.nodes[id]
+    }
+
+    /// Number of values created.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether no value was created (never the case for a parsed pickle).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The string at `id`, if it is one.
+    pub fn as_str(&self, id: Id) -> Option<&str> {
+        match self.get(id) {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+struct Machine<'a> {
+    data: &'a [u8],
+    pos: usize,
+    nodes: Vec<Value>,
+    stack: Vec<Id>,
+    marks: Vec<usize>,
+    memo: HashMap<u32, Id>,
+    op_at: usize,
+}
+
+impl<'a> Machine<'a> {
+    fn new(data: &'a [u8], start: usize) -> Self {
+        Machine {
+            data,
+            pos: start,
+            nodes: Vec::new(),
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+            op_at: start,
+        }
+    }
+
+    fn err(&self, reason: impl Into<String>) -> Error {
+        Error::Pickle {
+            reason: reason.into(),
+            offset: self.op_at as u64,
+        }
+    }
+
+    fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8]> {
+        let available = self.data.len().saturating_sub(self.pos);
+        if n > available as u64 {
+            return Err(Error::Truncated {
+                what: format!("pickle {what}"),
+                offset: self.pos as u64,
+                needed: n,
+                available: available as u64,
+            });
+        }
+        let n = n as usize;
+        let bytes = &self.data[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(bytes)
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    fn le<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+        let b = self.take(N as u64, what)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(b);
+        Ok(out)
+    }
+
+    fn alloc(&mut self, v: Value) -> Result<Id> {
+        if self.nodes.len() >= MAX_NODES {
+            return Err(self.err(format!("more than {MAX_NODES} values")));
+        }
+        self.nodes.push(v);
+        Ok(self.nodes.len() - 1)
+    }
+
+    fn push(&mut self, id: Id) -> Result<()> {
+        if self.stack.len() >= MAX_STACK {
+            return Err(self.err(format!("stack deeper than {MAX_STACK}")));
+        }
+        self.stack.push(id);
+        Ok(())
+    }
+
+    fn push_new(&mut self, v: Value) -> Result<()> {
+        let id = self.alloc(v)?;
+        self.push(id)
+    }
+
+    fn pop(&mut self) -> Result<Id> {
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if self.stack.len() <= floor {
+            return Err(self.err("pop from an empty stack"));
+        }
+        Ok(self.stack.pop().expect("checked above"))
+    }
+
+    fn top(&self) -> Result<Id> {
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if self.stack.len() <= floor {
+            return Err(self.err("empty stack"));
+        }
+        Ok(*self.stack.last().expect("checked above"))
+    }
+
+    /// Pops everything above the last MARK, and the mark.
+    fn pop_mark(&mut self) -> Result<Vec<Id>> {
+        let Some(mark) = self.marks.pop() else {
+            return Err(self.err("no MARK on the stack"));
+        };
+        Ok(self.stack.split_off(mark))
+    }
+
+    fn string(&mut self, n: u64, what: &str) -> Result<Value> {
+        let bytes = self.take(n, what)?;
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(Value::Str(s.to_owned())),
+            Err(_) => Err(self.err(format!("{what}: invalid UTF-8"))),
+        }
+    }
+
+    fn long(&mut self, n: u64) -> Result<Value> {
+        let bytes = self.take(n, "LONG")?;
+        if bytes.len() > 16 {
+            return Err(self.err(format!("integer of {} bytes (at most 16)", bytes.len())));
+        }
+        let mut buf = [0u8; 16];
+        if bytes.last().is_some_and(|b| b & 0x80 != 0) {
+            buf = [0xff; 16];
+        }
+        buf[..bytes.len()].copy_from_slice(bytes);
+        Ok(Value::Int(i128::from_le_bytes(buf)))
+    }
+
+    fn memo_put(&mut self, index: u32) -> Result<()> {
+        let id = self.top()?;
+        if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&index) {
+            return Err(self.err(format!("more than {MAX_MEMO} memo entries")));
+        }
+        self.memo.insert(index, id);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, index: u32) -> Result<()> {
+        match self.memo.get(&index) {
+            Some(&id) => self.push(id),
+            None => Err(self.err(format!("memo entry {index} is not defined"))),
+        }
+    }
+
+    fn global(&mut self, module: &str, name: &str) -> Result<Value> {
+        let v = match (module, name) {
+            ("collections", "OrderedDict") => Value::Callable(Callable::OrderedDict),
+            ("torch._utils", "_rebuild_tensor_v2") => Value::Callable(Callable::RebuildTensorV2),
+            ("torch._utils", "_rebuild_tensor") => Value::Callable(Callable::RebuildTensor),
+            ("torch._utils", "_rebuild_parameter") => Value::Callable(Callable::RebuildParameter),
+            ("torch", class) if DType::from_storage_class(class).is_some() => {
+                Value::StorageType(DType::from_storage_class(class).expect("matched"))
+            }
+            _ => {
+                return Err(Error::PickleGlobal {
+                    module: module.chars().take(200).collect(),
+                    name: name.chars().take(200).collect(),
+                    offset: self.op_at as u64,
+                })
+            }
+        };
+        Ok(v)
+    }
+
+    fn line(&mut self, what: &str) -> Result<String> {
+        let rest = &self.data[self.pos.min(self.data.len())..];
+        let limit = rest.len().min(512);
+        let Some(n) = rest[..limit].iter().position(|&b| b == b'\n') else {
+            return Err(self.err(format!("{what}: no newline within {limit} bytes")));
+        };
+        let bytes = self.take(n as u64 + 1, what)?;
+        match std::str::from_utf8(&bytes[..n]) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Err(self.err(format!("{what}: invalid UTF-8"))),
+        }
+    }
+
+    fn int_arg(&self, id: Id, what: &str) -> Result<i128> {
+        match &self.nodes[id] {
+            Value::Int(i) => Ok(*i),
+            Value::Bool(b) => Ok(*b as i128),
+            other => Err(self.err(format!("{what}: expected int, found {}", other.kind()))),
+        }
+    }
+
+    fn usize_arg(&self, id: Id, what: &str) -> Result<usize> {
+        let i = self.int_arg(id, what)?;
+        usize::try_from(i).map_err(|_| self.err(format!("{what}: {i} out of range")))
+    }
+
+    fn usize_tuple(&self, id: Id, what: &str) -> Result<Vec<usize>> {
+        let Value::Tuple(items) = &self.nodes[id] else {
+            return Err(self.err(format!(
+                "{what}: expected tuple, found {}",
+                self.nodes[id].kind()
+            )));
+        };
+        if items.len() > MAX_NDIM {
+            return Err(self.err(format!(
+                "{what}: {} dimensions (at most {MAX_NDIM})",
+                items.len()
+            )));
+        }
+        items.iter().map(|&i| self.usize_arg(i, what)).collect()
+    }
+
+    fn persistent_load(&mut self, pid: Id) -> Result<Value> {
+        let Value::Tuple(items) = &self.nodes[pid] else {
+            return Err(self.err(format!(
+                "persistent id is a {}, expected a tuple",
+                self.nodes[pid].kind()
+            )));
+        };
+        let items = items.clone();
+        match items.first().map(|&i| &self.nodes[i]) {
+            Some(Value::Str(s)) if s == "storage" => {}
+            Some(Value::Str(s)) => {
+                let s: String = s.chars().take(100).collect();
+                return Err(self.err(format!("persistent id of type {s:?} (only 'storage')")));
+            }
+            _ => return Err(self.err("persistent id without a type name")),
+        }
+        // ('storage', class, key, location, numel) in zip checkpoints; legacy ones add view_metadata.
+        if !(items.len() == 5 || items.len() == 6) {
+            return Err(self.err(format!("storage persistent id of {} items", items.len())));
+        }
+        let Value::StorageType(dtype) = self.nodes[items[1]] else {
+            return Err(self.err(format!(
+                "storage class is a {}",
+                self.nodes[items[1]].kind()
+            )));
+        };
+        let Value::Str(key) = &self.nodes[items[2]] else {
+            return Err(self.err("storage key is not a str"));
+        };
+        let key = key.clone();
+        let numel = self.int_arg(items[4], "storage size")?;
+        let numel = u64::try_from(numel)
+            .map_err(|_| self.err(format!("storage size {numel} out of range")))?;
+        if items.len() == 6 && self.nodes[items[5]] != Value::None {
+            return Err(self.err(format!("storage {key:?} is a view (unsupported)")));
+        }
+        Ok(Value::Storage(StorageRef { key, dtype, numel }))
+    }
+
+    fn reduce(&mut self, callable: Id, args: Id) -> Result<Id> {
+        let Value::Callable(c) = self.nodes[callable] else {
+            return Err(self.err(format!(
+                "REDUCE on a {}, not a whitelisted callable",
+                self.nodes[callable].kind()
+            )));
+        };
+        let Value::Tuple(args) = &self.nodes[args] else {
+            return Err(self.err("REDUCE arguments are not a tuple"));
+        };
+        let args = args.clone();
+        match c {
+            Callable::OrderedDict => {
+                if !args.is_empty() {
+                    return Err(self.err("OrderedDict() with arguments"));
+                }
+                self.alloc(Value::Dict(Vec::new()))
+            }
+            Callable::RebuildParameter => {
+                if args.len() != 3 {
+                    return Err(
+                        self.err(format!("_rebuild_parameter with {} arguments", args.len()))
+                    );
+                }
+                match self.nodes[args[0]] {
+                    Value::Tensor(_) => Ok(args[0]),
+                    ref other => Err(self.err(format!("_rebuild_parameter of a {}", other.kind()))),
+                }
+            }
+            Callable::RebuildTensor | Callable::RebuildTensorV2 => {
+                let ok = if c == Callable::RebuildTensor {
+                    args.len() == 4
+                } else {
+                    args.len() == 6 || args.len() == 7
+                };
+                if !ok {
+                    return Err(self.err(format!("_rebuild_tensor with {} arguments", args.len())));
+                }
+                let Value::Storage(storage) = &self.nodes[args[0]] else {
+                    return Err(self.err(format!(
+                        "_rebuild_tensor of a {}, not a storage",
+                        self.nodes[args[0]].kind()
+                    )));
+                };
+                let storage = storage.clone();
+                let offset = self.usize_arg(args[1], "tensor offset")? as u64;
+                let shape = self.usize_tuple(args[2], "tensor size")?;
+                let stride = self.usize_tuple(args[3], "tensor stride")?;
+                if shape.len() != stride.len() {
+                    return Err(self.err(format!(
+                        "tensor size {shape:?} and stride {stride:?} differ in rank"
+                    )));
+                }
+                self.alloc(Value::Tensor(TensorRef {
+                    storage,
+                    offset,
+                    shape,
+                    stride,
+                }))
+            }
+        }
+    }
+
+    fn set_items(&mut self, dict: Id, items: Vec<Id>) -> Result<()> {
+        if items.len() % 2 != 0 {
+            return Err(self.err("SETITEMS with an odd number of items"));
+        }
+        let Value::Dict(pairs) = &mut self.nodes[dict] else {
+            let kind = self.nodes[dict].kind();
+            return Err(self.err(format!("SETITEM(S) on a {kind}")));
+        };
+        pairs.extend(items.chunks_exact(2).map(|c| (c[0], c[1])));
+        Ok(())
+    }
+
+    fn append(&mut self, list: Id, items: Vec<Id>) -> Result<()> {
+        let Value::List(v) = &mut self.nodes[list] else {
+            let kind = self.nodes[list].kind();
+            return Err(self.err(format!("APPEND(S) on a {kind}")));
+        };
+        v.extend(items);
+        Ok(())
+    }
+
+    fn run(mut self) -> Result<Pickle> {
+        loop {
+            self.op_at = self.pos;
+            let op = self.u8("opcode")?;
+            match op {
+                0x80 => {
+                    let proto = self.u8("PROTO")?;
+                    if proto > 5 {
+                        return Err(self.err(format!("protocol {proto}")));
+                    }
+                }
+                0x95 => {
+                    self.le::<8>("FRAME")?; // framing is advisory; opcodes are read in order anyway
+                }
+                b'.' => {
+                    let root = self.pop()?;
+                    return Ok(Pickle {
+                        nodes: self.nodes,
+                        root,
+                        end: self.pos,
+                    });
+                }
+                b'(' => {
+                    if self.marks.len() >= MAX_STACK {
+                        return Err(self.err(format!("more than {MAX_STACK} MARKs")));
+                    }
+                    self.marks.push(self.stack.len());
+                }
+                b'0' => {
+                    self.pop()?;
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let id = self.top()?;
+                    self.push(id)?;
+                }
+                b'N' => self.push_new(Value::None)?,
+                0x88 => self.push_new(Value::Bool(true))?,
+                0x89 => self.push_new(Value::Bool(false))?,
+                b'J' => {
+                    let v = i32::from_le_bytes(self.le::<4>("BININT")?);
+                    self.push_new(Value::Int(v as i128))?;
+                }
+                b'K' => {
+                    let v = self.u8("BININT1")?;
+                    self.push_new(Value::Int(v as i128))?;
+                }
+                b'M' => {
+                    let v = u16::from_le_bytes(self.le::<2>("BININT2")?);
+                    self.push_new(Value::Int(v as i128))?;
+                }
+                0x8a => {
+                    let n = self.u8("LONG1")? as u64;
+                    let v = self.long(n)?;
+                    self.push_new(v)?;
+                }
+                0x8b => {
+                    let n = u32::from_le_bytes(self.le::<4>("LONG4")?) as u64;
+                    let v = self.long(n)?;
+                    self.push_new(v)?;
+                }
+                b'G' => {
+                    let v = f64::from_be_bytes(self.le::<8>("BINFLOAT")?);
+                    self.push_new(Value::Float(v))?;
+                }
+                b'X' => {
+                    let n = u32::from_le_bytes(self.le::<4>("BINUNICODE")?) as u64;
+                    let v = self.string(n, "BINUNICODE")?;
+                    self.push_new(v)?;
+                }
+                0x8c => {
+                    let n = self.u8("SHORT_BINUNICODE")? as u64;
+                    let v = self.string(n, "SHORT_BINUNICODE")?;
+                    self.push_new(v)?;
+                }
+                0x8d => {
+                    let n = u64::from_le_bytes(self.le::<8>("BINUNICODE8")?);
+                    let v = self.string(n, "BINUNICODE8")?;
+                    self.push_new(v)?;
+                }
+                b'B' | b'C' => {
+                    let n = if op == b'B' {
+                        u32::from_le_bytes(self.le::<4>("BINBYTES")?) as u64
+                    } else {
+                        self.u8("SHORT_BINBYTES")? as u64
+                    };
+                    let v = self.take(n, "BINBYTES")?.to_vec();
+                    self.push_new(Value::Bytes(v))?;
+                }
+                b')' => self.push_new(Value::Tuple(Vec::new()))?,
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.push_new(Value::Tuple(items))?;
+                }
+                0x85..=0x87 => {
+                    let n = (op - 0x84) as usize;
+                    let mut items = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        items.push(self.pop()?);
+                    }
+                    items.reverse();
+                    self.push_new(Value::Tuple(items))?;
+                }
+                b']' => self.push_new(Value::List(Vec::new()))?,
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.push_new(Value::List(items))?;
+                }
+                b'a' => {
+                    let item = self.pop()?;
+                    let list = self.top()?;
+                    self.append(list, vec![item])?;
+                }
+                b'e' => {
+                    let items = self.pop_mark()?;
+                    let list = self.top()?;
+                    self.append(list, items)?;
+                }
+                b'}' => self.push_new(Value::Dict(Vec::new()))?,
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    let dict = self.alloc(Value::Dict(Vec::new()))?;
+                    self.set_items(dict, items)?;
+                    self.push(dict)?;
+                }
+                b's' => {
+                    let value = self.pop()?;
+                    let key = self.pop()?;
+                    let dict = self.top()?;
+                    self.set_items(dict, vec![key, value])?;
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    let dict = self.top()?;
+                    self.set_items(dict, items)?;
+                }
+                b'q' => {
+                    let i = self.u8("BINPUT")? as u32;
+                    self.memo_put(i)?;
+                }
+                b'r' => {
+                    let i = u32::from_le_bytes(self.le::<4>("LONG_BINPUT")?);
+                    self.memo_put(i)?;
+                }
+                0x94 => {
+                    let i = u32::try_from(self.memo.len()).map_err(|_| self.err("memo full"))?;
+                    self.memo_put(i)?;
+                }
+                b'h' => {
+                    let i = self.u8("BINGET")? as u32;
+                    self.memo_get(i)?;
+                }
+                b'j' => {
+                    let i = u32::from_le_bytes(self.le::<4>("LONG_BINGET")?);
+                    self.memo_get(i)?;
+                }
+                b'c' => {
+                    let module = self.line("GLOBAL module")?;
+                    let name = self.line("GLOBAL name")?;
+                    let v = self.global(&module, &name)?;
+                    self.push_new(v)?;
+                }
+                0x93 => {
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    let (Value::Str(m), Value::Str(n)) = (&self.nodes[module], &self.nodes[name])
+                    else {
+                        return Err(self.err("STACK_GLOBAL with non-str operands"));
+                    };
+                    let (m, n) = (m.clone(), n.clone());
+                    let v = self.global(&m, &n)?;
+                    self.push_new(v)?;
+                }
+                b'R' => {
+                    let args = self.pop()?;
+                    let callable = self.pop()?;
+                    let id = self.reduce(callable, args)?;
+                    self.push(id)?;
+                }
+                b'b' => {
+                    // BUILD: only an OrderedDict's `__dict__` (torch's `_metadata`), which we drop.
+                    let _state = self.pop()?;
+                    let target = self.top()?;
+                    if !matches!(self.nodes[target], Value::Dict(_)) {
+                        let kind = self.nodes[target].kind();
+                        return Err(self.err(format!("BUILD on a {kind}")));
+                    }
+                }
+                b'Q' => {
+                    let pid = self.pop()?;
+                    let v = self.persistent_load(pid)?;
+                    self.push_new(v)?;
+                }
+                _ => {
+                    return Err(Error::PickleOpcode {
+                        opcode: op,
+                        offset: self.op_at as u64,
+                    })
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weights::testutil::PickleWriter;
+
+    #[test]
+    fn parses_dict_of_ints_strings_and_memo() {
+        let mut w = PickleWriter::new();
+        w.proto();
+        w.op(b'}').binput(0).mark();
+        w.unicode("a")
+            .int(5)
+            .unicode("b")
+            .long1(&[0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
+        w.unicode("c").binget(0); // the dict itself: a cycle, harmless in the arena
+        w.op(b'u').stop();
+        let p = Pickle::parse(&w.bytes, 0).unwrap();
+        let Value::Dict(pairs) = p.get(p.root) else {
+            panic!()
+        };
+        assert_eq!(pairs.len(), 3);
+        assert_eq!(p.get(pairs[0].1), &Value::Int(5));
+        assert_eq!(p.get(pairs[1].1), &Value::Int(0x1950a86a20f9469cfc6c));
+        assert_eq!(pairs[2].1, p.root);
+        assert_eq!(p.end, w.bytes.len());
+    }
+
+    #[test]
+    fn negative_long_and_binint() {
+        let mut w = PickleWriter::new();
+        w.proto()
+            .mark()
+            .long1(&[0xff])
+            .op(b'J')
+            .raw(&(-7i32).to_le_bytes())
+            .op(b't')
+            .stop();
+        let p = Pickle::parse(&w.bytes, 0).unwrap();
+        let Value::Tuple(t) = p.get(p.root) else {
+            panic!()
+        };
+        assert_eq!(p.get(t[0]), &Value::Int(-1));
+        assert_eq!(p.get(t[1]), &Value::Int(-7));
+    }
+
+    #[test]
+    fn forbidden_globals_are_named() {
+        for (m, n) in [
+            ("os", "system"),
+            ("builtins", "eval"),
+            ("torch", "load"),
+            ("posix", "system"),
+        ] {
+            let mut w = PickleWriter::new();
+            w.proto()
+                .global(m, n)
+                .unicode("echo pwned")
+                .op(0x85)
+                .op(b'R')
+                .stop();
+            let e = Pickle::parse(&w.bytes, 0).unwrap_err();
+            assert!(
+                matches!(&e, Error::PickleGlobal { module, name, offset: 2 } if module == m && name == n),
+                "{e}"
+            );
+            assert!(e.to_string().contains(&format!("{m}.{n}")), "{e}");
+        }
+        // STACK_GLOBAL goes through the same whitelist.
+        let mut w = PickleWriter::new();
+        w.proto()
+            .unicode("builtins")
+            .unicode("eval")
+            .op(0x93)
+            .stop();
+        let e = Pickle::parse(&w.bytes, 0).unwrap_err();
+        assert!(e.to_string().contains("builtins.eval"), "{e}");
+    }
+
+    #[test]
+    fn unknown_opcodes_are_named() {
+        // INST ('i'), OBJ ('o'), NEWOBJ (0x81), EXT1 (0x82), PERSID ('P'), a non-opcode (0xff)
+        for op in [b'i', b'o', 0x81, 0x82, b'P', 0xff, b'S'] {
+            let bytes = [0x80, 2, op, b'.'];
+            let e = Pickle::parse(&bytes, 0).unwrap_err();
+            assert!(
+                matches!(e, Error::PickleOpcode { opcode, offset: 2 } if opcode == op),
+                "{op:#x}: {e}"
+            );
+            assert!(e.to_string().contains(&format!("0x{op:02x}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn lengths_past_the_end_are_truncation_errors_without_allocating() {
+        // BINUNICODE declaring 4 GiB in an 11-byte input.
+        let bytes = [
+            0x80, 2, b'X', 0xff, 0xff, 0xff, 0xff, b'a', b'b', b'c', b'.',
+        ];
+        let e = Pickle::parse(&bytes, 0).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Truncated {
+                    needed: 0xffff_ffff,
+                    available: 4,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let bytes = [
+            0x80, 2, 0x8d, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, b'.',
+        ];
+        assert!(matches!(
+            Pickle::parse(&bytes, 0),
+            Err(Error::Truncated { .. })
+        ));
+        let bytes = [0x80, 2, 0x8b, 0, 0, 0, 0x80, b'.'];
+        assert!(matches!(
+            Pickle::parse(&bytes, 0),
+            Err(Error::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_everywhere_is_an_error() {
+        let w = crate::weights::testutil::tiny_state_dict_pickle();
+        Pickle::parse(&w, 0).unwrap();
+        for cut in 0..w.len() {
+            assert!(Pickle::parse(&w[..cut], 0).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn stack_and_memo_misuse() {
+        for (bytes, needle) in [
+            (&[0x80, 2, b'.'][..], "empty stack"),
+            (&[0x80, 2, b'h', 3, b'.'][..], "memo entry 3"),
+            (&[0x80, 2, b't', b'.'][..], "no MARK"),
+            (&[0x80, 2, b'N', b'a', b'.'][..], "empty stack"),
+            (
+                &[0x80, 2, b']', b'N', b'N', b's', b'.'][..],
+                "SETITEM(S) on a list",
+            ),
+            (&[0x80, 2, b'N', b')', b'R', b'.'][..], "REDUCE on a None"),
+            (&[0x80, 9, b'.'][..], "protocol 9"),
+        ] {
+            let e = Pickle::parse(bytes, 0).unwrap_err();
+            assert!(e.to_string().contains(needle), "{needle}: {e}");
+        }
+    }
+
+    #[test]
+    fn stack_depth_is_bounded() {
+        let mut bytes = vec![0x80, 2];
+        bytes.extend(std::iter::repeat_n(b'N', MAX_STACK + 1));
+        bytes.push(b'.');
+        let e = Pickle::parse(&bytes, 0).unwrap_err();
+        assert!(e.to_string().contains("stack deeper"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_drops_without_recursion() {
+        // 200k nested 1-tuples: the arena is flat, so nothing recurses.
+        let mut bytes = vec![0x80, 2, b')'];
+        bytes.extend(std::iter::repeat_n(0x85, 200_000));
+        bytes.push(b'.');
+        let p = Pickle::parse(&bytes, 0).unwrap();
+        assert_eq!(p.len(), 200_001);
+    }
+
+    #[test]
+    fn rebuild_tensor_and_parameter() {
+        let mut w = PickleWriter::new();
+        w.proto();
+        w.global("torch._utils", "_rebuild_parameter");
+        w.tensor_v2("FloatStorage", "0", 24, 4, &[2, 3], &[3, 1]);
+        w.op(0x89).op(b'}').op(0x87).op(b'R').stop();
+        let p = Pickle::parse(&w.bytes, 0).unwrap();
+        let Value::Tensor(t) = p.get(p.root) else {
+            panic!("{:?}", p.get(p.root))
+        };
+        assert_eq!(
+            t.storage,
+            StorageRef {
+                key: "0".into(),
+                dtype: DType::F32,
+                numel: 24
+            }
+        );
+        assert_eq!(
+            (t.offset, t.shape.clone(), t.stride.clone()),
+            (4, vec![2, 3], vec![3, 1])
+        );
+    }
+
+    #[test]
+    fn bad_tensor_arguments() {
+        // negative offset
+        let mut w = PickleWriter::new();
+        w.proto()
+            .global("torch._utils", "_rebuild_tensor_v2")
+            .mark();
+        w.storage_pid("FloatStorage", "0", 4)
+            .op(b'J')
+            .raw(&(-1i32).to_le_bytes());
+        w.int_tuple(&[2])
+            .int_tuple(&[1])
+            .op(0x89)
+            .op(b'}')
+            .op(b't')
+            .op(b'R')
+            .stop();
+        let e = Pickle::parse(&w.bytes, 0).unwrap_err();
+        assert!(
+            e.to_string().contains("tensor offset: -1 out of range"),
+            "{e}"
+        );
+        // unknown persistent id type
+        let mut w = PickleWriter::new();
+        w.proto().mark().unicode("module").op(b't').op(b'Q').stop();
+        let e = Pickle::parse(&w.bytes, 0).unwrap_err();
+        assert!(e.to_string().contains("\"module\""), "{e}");
+        // storage view
+        let mut w = PickleWriter::new();
+        w.proto()
+            .mark()
+            .unicode("storage")
+            .global("torch", "FloatStorage")
+            .unicode("1");
+        w.unicode("cpu")
+            .int(4)
+            .int_tuple(&[0, 1])
+            .op(b't')
+            .op(b'Q')
+            .stop();
+        let e = Pickle::parse(&w.bytes, 0).unwrap_err();
+        assert!(e.to_string().contains("view"), "{e}");
+    }
+}
