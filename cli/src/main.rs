@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod common;
+mod features;
+mod transfer;
 mod weights;
 
 /// Neural style transfer (Gatys et al.) on the nst engine.
@@ -16,6 +19,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Style transfer: optimise an image with CONTENT's content in STYLE's style.
+    Transfer(transfer::TransferArgs),
+    /// Dump VGG-19 activations (or their Gram matrices) of an image as safetensors.
+    Features(features::FeaturesArgs),
     /// Get, convert and inspect the VGG-19 weights.
     Weights {
         #[command(subcommand)]
@@ -27,6 +34,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Weights { cmd } => weights::run(cmd),
+        Command::Features(args) => features::run(args),
+        Command::Transfer(args) => match transfer::run_transfer(args) {
+            Ok(true) => return ExitCode::from(130),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

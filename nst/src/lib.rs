@@ -4,6 +4,7 @@ pub mod error;
 pub mod image;
 pub mod loss;
 pub mod optim;
+pub mod transfer;
 pub mod vgg19;
 pub mod weights;
 

@@ -1,0 +1,73 @@
+//! Pieces shared by the CLI commands: loading the weights, device selection, path checks.
+
+use anyhow::{bail, Context, Result};
+use nst::vgg19::{Pooling, Vgg19};
+use nst::weights::{default_weights_path, VggWeights};
+use std::path::{Path, PathBuf};
+
+/// Load VGG-19 from `--weights FILE` or the cache, with a message saying how to get them.
+pub fn load_vgg(weights: Option<&Path>, pooling: Pooling) -> Result<Vgg19> {
+    let path = match weights {
+        Some(p) => p.to_path_buf(),
+        None => default_weights_path()?,
+    };
+    if !path.exists() {
+        if weights.is_some() {
+            bail!("weights file {} does not exist", path.display());
+        }
+        bail!("VGG-19 weights not found at {}: run `nst-cli weights fetch` first (or pass --weights FILE)", path.display());
+    }
+    let w = VggWeights::load(&path).with_context(|| format!("loading weights {}", path.display()))?;
+    Ok(Vgg19::new(&w, pooling)?)
+}
+
+/// `--device cpu|cuda[:N]|auto`.
+pub fn check_device(device: &str) -> Result<()> {
+    match device {
+        "cpu" => Ok(()),
+        "auto" => {
+            eprintln!("note: no CUDA backend in this build yet; running on the CPU");
+            Ok(())
+        }
+        d if d == "cuda" || d.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok()) => {
+            bail!("--device {d}: the CUDA backend is not built yet; use --device cpu")
+        }
+        d => bail!("--device {d:?}: expected cpu, cuda, cuda:N or auto"),
+    }
+}
+
+/// The absolute, symlink-resolved form of a path that may not exist yet (its parent must).
+fn resolve(p: &Path) -> Option<PathBuf> {
+    if let Ok(c) = p.canonicalize() {
+        return Some(c);
+    }
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.canonicalize().ok()?,
+        _ => std::env::current_dir().ok()?,
+    };
+    Some(parent.join(p.file_name()?))
+}
+
+/// Refuse an output path that is one of the inputs, sits in a missing directory, or has an
+/// extension we cannot write.
+pub fn check_output(output: &Path, inputs: &[&Path], extensions: &[&str]) -> Result<()> {
+    let ext = output.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
+    if !extensions.contains(&ext.as_str()) {
+        bail!("output {}: the extension must be one of {}", output.display(), extensions.join(", "));
+    }
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            bail!("output {}: directory {} does not exist", output.display(), dir.display());
+        }
+    }
+    if output.is_dir() {
+        bail!("output {} is a directory; give a file name", output.display());
+    }
+    let out = resolve(output);
+    for i in inputs {
+        if out.is_some() && resolve(i) == out {
+            bail!("output {} is also an input; choose another output file", output.display());
+        }
+    }
+    Ok(())
+}

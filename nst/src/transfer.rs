@@ -1,0 +1,302 @@
+//! The style-transfer loop (Gatys, Ecker & Bethge 2016): optimise an image so that its VGG-19
+//! features keep the content image's and its feature statistics match the style images', at one
+//! or several scales (coarse to fine), calling back after every iteration.
+
+use crate::error::{Error, Result};
+use crate::image::{fit_longest, original_colors, RgbImage};
+use crate::loss::{ContentLoss, Evaluation, Loss, Objective, StyleLoss, StyleLossKind, TvLoss};
+use crate::optim::{Adam, Lbfgs};
+use crate::vgg19::{layer_names, Vgg19};
+use engine::{DType, Tensor};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The optimiser and its settings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Optimizer {
+    /// L-BFGS with an Armijo line search, keeping `history` curvature pairs.
+    Lbfgs { history: usize },
+    /// Adam; `learning_rate` in preprocessed pixel units (0–255 scale for Caffe weights).
+    Adam { learning_rate: f64 },
+}
+
+/// The image the optimisation starts from (at the first scale).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    /// The content image.
+    Content,
+    /// Gaussian noise around mid-gray (seeded).
+    Noise,
+    /// The (first) style image, resized to the output size.
+    Style,
+    /// A given image, resized to the output size.
+    Image(RgbImage),
+}
+
+/// Everything a run needs besides the images and the network. `Default` gives the CLI's
+/// defaults (see README, "Defaults").
+#[derive(Clone, Debug)]
+pub struct StyleTransferConfig {
+    /// Longest side of the output, in pixels.
+    pub size_px: usize,
+    /// Style images are resized to `style_scale · size_px` on their longest side.
+    pub style_scale: f64,
+    pub content_layers: Vec<String>,
+    pub style_layers: Vec<String>,
+    /// Per style layer (same length as `style_layers`), multiplied by `style_weight`.
+    pub style_layer_weights: Vec<f64>,
+    pub content_weight: f64,
+    pub style_weight: f64,
+    pub tv_weight: f64,
+    /// One weight per style image (normalised to sum 1).
+    pub style_blend_weights: Vec<f64>,
+    pub style_loss: StyleLossKind,
+    pub optimizer: Optimizer,
+    /// Iterations at each scale (L-BFGS: steps; Adam: updates).
+    pub iterations: usize,
+    pub init: Init,
+    pub seed: u64,
+    /// Keep the content's colours (luminance-only transfer).
+    pub original_colors: bool,
+    /// Number of scales, coarse to fine; each halves the previous side (never below 64 px).
+    pub scales: usize,
+}
+
+impl Default for StyleTransferConfig {
+    fn default() -> Self {
+        StyleTransferConfig {
+            size_px: 512,
+            style_scale: 1.0,
+            content_layers: vec!["relu4_2".into()],
+            style_layers: ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"].map(String::from).to_vec(),
+            style_layer_weights: vec![1.0; 5],
+            content_weight: 5.0,
+            style_weight: 100.0,
+            tv_weight: 1.0,
+            style_blend_weights: vec![],
+            style_loss: StyleLossKind::Gram,
+            optimizer: Optimizer::Lbfgs { history: 10 },
+            iterations: 300,
+            init: Init::Content,
+            seed: 0,
+            original_colors: false,
+            scales: 1,
+        }
+    }
+}
+
+/// Passed to the callback after every iteration.
+pub struct Progress<'a> {
+    /// Iteration within the current scale, from 1.
+    pub iteration: usize,
+    pub iterations: usize,
+    /// Scale index from 0, and the number of scales.
+    pub scale: usize,
+    pub scales: usize,
+    /// (width, height) at this scale.
+    pub size: (usize, usize),
+    /// Objective evaluations so far in this scale (L-BFGS line searches may use several per step).
+    pub evaluations: usize,
+    /// The last evaluation's total and terms (unweighted).
+    pub eval: &'a Evaluation,
+    /// Seconds since the run started.
+    pub elapsed_seconds: f64,
+    x: &'a [f32],
+    vgg: &'a Vgg19,
+    content: &'a RgbImage,
+    original_colors: bool,
+}
+
+impl Progress<'_> {
+    /// The current image (deprocessed, clamped, colours handled as the final output would be).
+    pub fn image(&self) -> Result<RgbImage> {
+        to_image(self.vgg, self.x, self.size, self.content, self.original_colors)
+    }
+}
+
+fn to_image(vgg: &Vgg19, x: &[f32], (w, h): (usize, usize), content: &RgbImage, keep_colors: bool) -> Result<RgbImage> {
+    let t = Tensor::from_slice(x, &[1, 3, h, w])?;
+    let data = vgg.deprocess(&t)?.into_iter().map(|v| v.clamp(0.0, 1.0)).collect();
+    let img = RgbImage { width: w, height: h, data };
+    Ok(if keep_colors { original_colors(&img, content) } else { img })
+}
+
+/// Sizes (w, h) of each scale, coarse to fine, for an output of `size_px` on the longest side.
+pub fn scale_sizes(content: &RgbImage, size_px: usize, scales: usize) -> Vec<(usize, usize)> {
+    let mut sides: Vec<usize> = (0..scales.max(1)).map(|i| (size_px >> (scales.max(1) - 1 - i)).max(64.min(size_px))).collect();
+    sides.dedup();
+    sides.into_iter().map(|s| fit_longest(content.width, content.height, s)).collect()
+}
+
+impl StyleTransferConfig {
+    /// Check option values. Errors: `InvalidArgument` naming the bad option.
+    pub fn validate(&self, n_styles: usize) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        let known = layer_names();
+        for l in self.content_layers.iter().chain(&self.style_layers) {
+            if !known.contains(l) {
+                return Err(Error::UnknownLayer { name: l.clone(), known: known.join(", ") });
+            }
+        }
+        if self.size_px < 16 {
+            return bad(format!("--size {} is too small (at least 16 px)", self.size_px));
+        }
+        if self.style_layer_weights.len() != self.style_layers.len() {
+            return bad(format!(
+                "--style-layer-weights has {} values for {} style layers",
+                self.style_layer_weights.len(),
+                self.style_layers.len()
+            ));
+        }
+        if n_styles == 0 {
+            return bad("at least one style image is needed".into());
+        }
+        if !self.style_blend_weights.is_empty() && self.style_blend_weights.len() != n_styles {
+            return bad(format!("--style-blend-weights has {} values for {n_styles} style images", self.style_blend_weights.len()));
+        }
+        for (name, v) in [("content-weight", self.content_weight), ("style-weight", self.style_weight), ("tv-weight", self.tv_weight), ("style-scale", self.style_scale)] {
+            if !v.is_finite() || v < 0.0 {
+                return bad(format!("--{name} must be a finite number ≥ 0, got {v}"));
+            }
+        }
+        if self.style_scale <= 0.0 {
+            return bad("--style-scale must be > 0".into());
+        }
+        if self.scales == 0 || self.scales > 8 {
+            return bad(format!("--scales must be 1..=8, got {}", self.scales));
+        }
+        match self.optimizer {
+            Optimizer::Lbfgs { history } if history == 0 => bad("--lbfgs-history must be ≥ 1".into()),
+            Optimizer::Adam { learning_rate } if !(learning_rate > 0.0 && learning_rate.is_finite()) => {
+                bad(format!("--learning-rate must be > 0, got {learning_rate}"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Run style transfer. `callback` sees every iteration and may stop the run early
+/// (`ControlFlow::Break`), in which case the current image is returned.
+/// Errors: invalid configuration, images too small for the chosen layers, engine errors.
+pub fn run(
+    vgg: Arc<Vgg19>,
+    content: &RgbImage,
+    styles: &[RgbImage],
+    cfg: &StyleTransferConfig,
+    mut callback: impl FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<RgbImage> {
+    cfg.validate(styles.len())?;
+    let start = Instant::now();
+    let sizes = scale_sizes(content, cfg.size_px, cfg.scales);
+    let blend = if cfg.style_blend_weights.is_empty() { vec![1.0; styles.len()] } else { cfg.style_blend_weights.clone() };
+    let mut x: Vec<f32> = Vec::new();
+    let mut prev_size = (0, 0);
+    for (scale, &(w, h)) in sizes.iter().enumerate() {
+        let content_s = content.resize(w, h);
+        let content_t = vgg.preprocess(&content_s.data, w, h)?;
+        // Starting point: the init at the first scale, the previous result upsampled after.
+        x = if scale == 0 {
+            match &cfg.init {
+                Init::Content => content_t.to_vec::<f32>()?,
+                Init::Noise => {
+                    let noise = Tensor::randn(&[h * w * 3], 0.15, cfg.seed, DType::F32)?.to_vec::<f32>()?;
+                    let rgb: Vec<f32> = noise.iter().map(|n| (0.5 + n).clamp(0.0, 1.0)).collect();
+                    vgg.preprocess(&rgb, w, h)?.to_vec::<f32>()?
+                }
+                Init::Style => vgg.preprocess(&styles[0].resize(w, h).data, w, h)?.to_vec::<f32>()?,
+                Init::Image(img) => vgg.preprocess(&img.resize(w, h).data, w, h)?.to_vec::<f32>()?,
+            }
+        } else {
+            let prev = to_image(&vgg, &x, prev_size, content, false)?;
+            vgg.preprocess(&prev.resize(w, h).data, w, h)?.to_vec::<f32>()?
+        };
+        prev_size = (w, h);
+        let objective = build_objective(vgg.clone(), &content_t, styles, &blend, cfg, w.max(h))?;
+        let evaluations = std::cell::Cell::new(0usize);
+        let evaluate = |x: &[f32]| -> Result<Evaluation> {
+            evaluations.set(evaluations.get() + 1);
+            objective.evaluate(&Tensor::from_slice(x, &[1, 3, h, w])?)
+        };
+        let mut adam = match cfg.optimizer {
+            Optimizer::Adam { learning_rate } => Some(Adam::new(learning_rate)),
+            _ => None,
+        };
+        let mut lbfgs = match cfg.optimizer {
+            Optimizer::Lbfgs { history } => Some(Lbfgs::new(history)),
+            _ => None,
+        };
+        for it in 1..=cfg.iterations {
+            let eval = if let Some(adam) = adam.as_mut() {
+                let e = evaluate(&x)?;
+                adam.step(&mut x, &e.grad);
+                e
+            } else {
+                let opt = lbfgs.as_mut().expect("one optimiser");
+                let mut last: Option<Evaluation> = None;
+                opt.step(&mut x, &mut |xs: &[f32]| {
+                    let e = evaluate(xs)?;
+                    let out = (e.total, e.grad.clone());
+                    last = Some(e);
+                    Ok(out)
+                })?;
+                match last {
+                    Some(e) => e,
+                    None => evaluate(&x)?,
+                }
+            };
+            let p = Progress {
+                iteration: it,
+                iterations: cfg.iterations,
+                scale,
+                scales: sizes.len(),
+                size: (w, h),
+                evaluations: evaluations.get(),
+                eval: &eval,
+                elapsed_seconds: start.elapsed().as_secs_f64(),
+                x: &x,
+                vgg: &vgg,
+                content,
+                original_colors: cfg.original_colors,
+            };
+            if callback(&p).is_break() {
+                return to_image(&vgg, &x, (w, h), content, cfg.original_colors);
+            }
+        }
+    }
+    to_image(&vgg, &x, prev_size, content, cfg.original_colors)
+}
+
+/// Content, style and TV losses for one scale.
+fn build_objective(
+    vgg: Arc<Vgg19>,
+    content_t: &Tensor,
+    styles: &[RgbImage],
+    blend: &[f64],
+    cfg: &StyleTransferConfig,
+    side_px: usize,
+) -> Result<Objective> {
+    let content_layers: Vec<&str> = cfg.content_layers.iter().map(String::as_str).collect();
+    let style_layers: Vec<&str> = cfg.style_layers.iter().map(String::as_str).collect();
+    let content_feats = engine::no_grad(|| vgg.forward(content_t, &content_layers))?;
+    let style_side = ((side_px as f64 * cfg.style_scale).round() as usize).max(16);
+    let mut style_feats = Vec::with_capacity(styles.len());
+    for s in styles {
+        let (sw, sh) = fit_longest(s.width, s.height, style_side);
+        let st = vgg.preprocess(&s.resize(sw, sh).data, sw, sh)?;
+        style_feats.push(engine::no_grad(|| vgg.forward(&st, &style_layers))?);
+    }
+    let mut losses: Vec<Box<dyn Loss>> = Vec::new();
+    let n_content = cfg.content_layers.len() as f64;
+    for l in &cfg.content_layers {
+        losses.push(Box::new(ContentLoss { layer: l.clone(), target: content_feats[l].clone(), weight: cfg.content_weight / n_content }));
+    }
+    let layers: Vec<(String, f64)> =
+        cfg.style_layers.iter().zip(&cfg.style_layer_weights).map(|(l, w)| (l.clone(), w * cfg.style_weight)).collect();
+    let style = engine::no_grad(|| StyleLoss::from_styles(cfg.style_loss, &layers, &style_feats, blend))?;
+    losses.push(Box::new(style));
+    if cfg.tv_weight > 0.0 {
+        losses.push(Box::new(TvLoss { weight: cfg.tv_weight }));
+    }
+    Ok(Objective { vgg, losses })
+}
