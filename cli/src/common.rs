@@ -17,7 +17,8 @@ pub fn load_vgg(weights: Option<&Path>, pooling: Pooling) -> Result<Vgg19> {
         }
         bail!("VGG-19 weights not found at {}: run `nst-cli weights fetch` first (or pass --weights FILE)", path.display());
     }
-    let w = VggWeights::load(&path).with_context(|| format!("loading weights {}", path.display()))?;
+    let w =
+        VggWeights::load(&path).with_context(|| format!("loading weights {}", path.display()))?;
     Ok(Vgg19::new(&w, pooling)?)
 }
 
@@ -29,7 +30,10 @@ pub fn check_device(device: &str) -> Result<()> {
             eprintln!("note: no CUDA backend in this build yet; running on the CPU");
             Ok(())
         }
-        d if d == "cuda" || d.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok()) => {
+        d if d == "cuda"
+            || d.strip_prefix("cuda:")
+                .is_some_and(|n| n.parse::<usize>().is_ok()) =>
+        {
             bail!("--device {d}: the CUDA backend is not built yet; use --device cpu")
         }
         d => bail!("--device {d:?}: expected cpu, cuda, cuda:N or auto"),
@@ -51,22 +55,40 @@ fn resolve(p: &Path) -> Option<PathBuf> {
 /// Refuse an output path that is one of the inputs, sits in a missing directory, or has an
 /// extension we cannot write.
 pub fn check_output(output: &Path, inputs: &[&Path], extensions: &[&str]) -> Result<()> {
-    let ext = output.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
+    let ext = output
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
     if !extensions.contains(&ext.as_str()) {
-        bail!("output {}: the extension must be one of {}", output.display(), extensions.join(", "));
+        bail!(
+            "output {}: the extension must be one of {}",
+            output.display(),
+            extensions.join(", ")
+        );
     }
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {
-            bail!("output {}: directory {} does not exist", output.display(), dir.display());
+            bail!(
+                "output {}: directory {} does not exist",
+                output.display(),
+                dir.display()
+            );
         }
     }
     if output.is_dir() {
-        bail!("output {} is a directory; give a file name", output.display());
+        bail!(
+            "output {} is a directory; give a file name",
+            output.display()
+        );
     }
     let out = resolve(output);
     for i in inputs {
         if out.is_some() && resolve(i) == out {
-            bail!("output {} is also an input; choose another output file", output.display());
+            bail!(
+                "output {} is also an input; choose another output file",
+                output.display()
+            );
         }
     }
     Ok(())

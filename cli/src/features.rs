@@ -50,20 +50,40 @@ pub fn run(args: FeaturesArgs) -> Result<()> {
     let mut tensors: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for (name, f) in feats {
         let t = if args.gram { f.gram_matrix()? } else { f };
-        let bytes: Vec<u8> = t.to_vec_f32()?.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes: Vec<u8> = t
+            .to_vec_f32()?
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         tensors.insert(name, (t.shape().to_vec(), bytes));
     }
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
-        .map(|(k, (shape, bytes))| Ok((k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)?)))
+        .map(|(k, (shape, bytes))| {
+            Ok((
+                k.clone(),
+                safetensors::tensor::TensorView::new(
+                    safetensors::Dtype::F32,
+                    shape.clone(),
+                    bytes,
+                )?,
+            ))
+        })
         .collect::<Result<_, safetensors::SafeTensorError>>()?;
     let mut meta = std::collections::HashMap::new();
     meta.insert("image".to_string(), args.image.display().to_string());
     meta.insert("size".to_string(), format!("{}x{}", img.width, img.height));
-    meta.insert("kind".to_string(), if args.gram { "gram" } else { "activations" }.to_string());
+    meta.insert(
+        "kind".to_string(),
+        if args.gram { "gram" } else { "activations" }.to_string(),
+    );
     meta.insert("preprocessing".to_string(), vgg.preprocessing().to_string());
     let bytes = safetensors::serialize(views, Some(meta)).context("serialising safetensors")?;
     nst::image::write_atomic(&args.output, &bytes)?;
-    eprintln!("wrote {} layer(s) to {}", tensors.len(), args.output.display());
+    eprintln!(
+        "wrote {} layer(s) to {}",
+        tensors.len(),
+        args.output.display()
+    );
     Ok(())
 }

@@ -36,7 +36,11 @@ pub struct TransferArgs {
     #[arg(long, default_value = "relu4_2", value_delimiter = ',')]
     pub content_layers: Vec<String>,
     /// Comma-separated VGG-19 layers for the style loss.
-    #[arg(long, default_value = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", value_delimiter = ',')]
+    #[arg(
+        long,
+        default_value = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
+        value_delimiter = ','
+    )]
     pub style_layers: Vec<String>,
     /// Comma-separated weight per style layer [default: 1 each].
     #[arg(long, value_delimiter = ',')]
@@ -104,30 +108,45 @@ pub struct TransferArgs {
 }
 
 fn save_path(output: &Path, step: usize) -> PathBuf {
-    let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = output.extension().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = output
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     output.with_file_name(format!("{stem}_{step:04}.{ext}"))
 }
 
 impl TransferArgs {
     fn config(&self, n_styles: usize) -> Result<StyleTransferConfig> {
         let optimizer = match self.optimizer.as_str() {
-            "lbfgs" => Optimizer::Lbfgs { history: self.lbfgs_history },
-            "adam" => Optimizer::Adam { learning_rate: self.learning_rate },
+            "lbfgs" => Optimizer::Lbfgs {
+                history: self.lbfgs_history,
+            },
+            "adam" => Optimizer::Adam {
+                learning_rate: self.learning_rate,
+            },
             o => bail!("--optimizer {o:?}: expected lbfgs or adam"),
         };
         let init = match self.init.as_str() {
             "content" => Init::Content,
             "noise" | "random" => Init::Noise,
             "style" => Init::Style,
-            file => Init::Image(RgbImage::load(Path::new(file), self.max_pixels).context("--init")?),
+            file => {
+                Init::Image(RgbImage::load(Path::new(file), self.max_pixels).context("--init")?)
+            }
         };
         let cfg = StyleTransferConfig {
             size_px: self.size,
             style_scale: self.style_scale,
             content_layers: self.content_layers.clone(),
             style_layers: self.style_layers.clone(),
-            style_layer_weights: self.style_layer_weights.clone().unwrap_or_else(|| vec![1.0; self.style_layers.len()]),
+            style_layer_weights: self
+                .style_layer_weights
+                .clone()
+                .unwrap_or_else(|| vec![1.0; self.style_layers.len()]),
             content_weight: self.content_weight,
             style_weight: self.style_weight,
             tv_weight: self.tv_weight,
@@ -160,7 +179,11 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     let pooling: Pooling = args.pooling.parse()?;
     let cfg = args.config(args.styles.len())?;
     let content = RgbImage::load(&args.content, args.max_pixels)?;
-    let styles = args.styles.iter().map(|s| RgbImage::load(s, args.max_pixels)).collect::<Result<Vec<_>, _>>()?;
+    let styles = args
+        .styles
+        .iter()
+        .map(|s| RgbImage::load(s, args.max_pixels))
+        .collect::<Result<Vec<_>, _>>()?;
     let vgg = Arc::new(load_vgg(args.weights.as_deref(), pooling)?);
 
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -170,22 +193,37 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
     let mut log = match &args.log_json {
-        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
         None => None,
     };
-    let total_iters = cfg.iterations * nst::transfer::scale_sizes(&content, cfg.size_px, cfg.scales).len();
+    let total_iters =
+        cfg.iterations * nst::transfer::scale_sizes(&content, cfg.size_px, cfg.scales).len();
     let bar = ProgressBar::new(total_iters as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg} ({per_sec}, ETA {eta})")
-            .expect("static template"),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg} ({per_sec}, ETA {eta})",
+        )
+        .expect("static template"),
     );
     let mut step = 0usize;
     let mut failure: Option<anyhow::Error> = None;
     let image = run(vgg, &content, &styles, &cfg, |p| {
         step += 1;
         let e = p.eval;
-        let style: f64 = e.terms.iter().filter(|(n, _)| n.starts_with("style")).map(|(_, v)| v).sum();
-        let content_l: f64 = e.terms.iter().filter(|(n, _)| n.starts_with("content")).map(|(_, v)| v).sum();
+        let style: f64 = e
+            .terms
+            .iter()
+            .filter(|(n, _)| n.starts_with("style"))
+            .map(|(_, v)| v)
+            .sum();
+        let content_l: f64 = e
+            .terms
+            .iter()
+            .filter(|(n, _)| n.starts_with("content"))
+            .map(|(_, v)| v)
+            .sum();
         bar.set_message(format!(
             "scale {}/{} {}×{} loss {:.4e} (content {:.3e}, style {:.3e})",
             p.scale + 1,
@@ -198,8 +236,16 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
         ));
         bar.inc(1);
         if args.print_every > 0 && step % args.print_every == 0 {
-            let terms: Vec<String> = e.terms.iter().map(|(n, v)| format!("{n} {v:.4e}")).collect();
-            let line = format!("iteration {step}/{total_iters}: total {:.6e}; {}", e.total, terms.join(", "));
+            let terms: Vec<String> = e
+                .terms
+                .iter()
+                .map(|(n, v)| format!("{n} {v:.4e}"))
+                .collect();
+            let line = format!(
+                "iteration {step}/{total_iters}: total {:.6e}; {}",
+                e.total,
+                terms.join(", ")
+            );
             if bar.is_hidden() {
                 eprintln!("{line}");
             } else {
@@ -246,9 +292,17 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     }
     let was_interrupted = interrupted.load(Ordering::SeqCst);
     if was_interrupted {
-        eprintln!("interrupted after {step} of {total_iters} iterations; saved the current image to {}", args.output.display());
+        eprintln!(
+            "interrupted after {step} of {total_iters} iterations; saved the current image to {}",
+            args.output.display()
+        );
     } else {
-        eprintln!("wrote {} ({}×{}) after {step} iterations", args.output.display(), image.width, image.height);
+        eprintln!(
+            "wrote {} ({}×{}) after {step} iterations",
+            args.output.display(),
+            image.width,
+            image.height
+        );
     }
     Ok(was_interrupted)
 }

@@ -39,13 +39,23 @@ impl RgbImage {
         if meta.len() == 0 {
             return Err(img_err(path, "empty file"));
         }
+        let mut head = [0u8; 64];
+        let n = {
+            use std::io::Read;
+            let mut f = std::fs::File::open(path)
+                .map_err(|e| img_err(path, format!("cannot read: {e}")))?;
+            f.read(&mut head)
+                .map_err(|e| img_err(path, format!("cannot read: {e}")))?
+        };
+        let head = &head[..n];
         let open = || -> Result<ImageReader<std::io::BufReader<std::fs::File>>> {
             let r =
                 ImageReader::open(path).map_err(|e| img_err(path, format!("cannot read: {e}")))?;
             let r = r
                 .with_guessed_format()
                 .map_err(|e| img_err(path, format!("cannot read: {e}")))?;
-            if r.format().is_none() {
+            // Judge by content, not by the extension: a text file named .jpg is not an image.
+            if r.format().is_none() || image::guess_format(&head).is_err() {
                 return Err(img_err(
                     path,
                     "not an image (unknown format; PNG, JPEG, WebP, TIFF, BMP and GIF are read)",

@@ -69,7 +69,9 @@ impl Default for StyleTransferConfig {
             size_px: 512,
             style_scale: 1.0,
             content_layers: vec!["relu4_2".into()],
-            style_layers: ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"].map(String::from).to_vec(),
+            style_layers: ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+                .map(String::from)
+                .to_vec(),
             style_layer_weights: vec![1.0; 5],
             content_weight: 5.0,
             style_weight: 100.0,
@@ -111,22 +113,51 @@ pub struct Progress<'a> {
 impl Progress<'_> {
     /// The current image (deprocessed, clamped, colours handled as the final output would be).
     pub fn image(&self) -> Result<RgbImage> {
-        to_image(self.vgg, self.x, self.size, self.content, self.original_colors)
+        to_image(
+            self.vgg,
+            self.x,
+            self.size,
+            self.content,
+            self.original_colors,
+        )
     }
 }
 
-fn to_image(vgg: &Vgg19, x: &[f32], (w, h): (usize, usize), content: &RgbImage, keep_colors: bool) -> Result<RgbImage> {
+fn to_image(
+    vgg: &Vgg19,
+    x: &[f32],
+    (w, h): (usize, usize),
+    content: &RgbImage,
+    keep_colors: bool,
+) -> Result<RgbImage> {
     let t = Tensor::from_slice(x, &[1, 3, h, w])?;
-    let data = vgg.deprocess(&t)?.into_iter().map(|v| v.clamp(0.0, 1.0)).collect();
-    let img = RgbImage { width: w, height: h, data };
-    Ok(if keep_colors { original_colors(&img, content) } else { img })
+    let data = vgg
+        .deprocess(&t)?
+        .into_iter()
+        .map(|v| v.clamp(0.0, 1.0))
+        .collect();
+    let img = RgbImage {
+        width: w,
+        height: h,
+        data,
+    };
+    Ok(if keep_colors {
+        original_colors(&img, content)
+    } else {
+        img
+    })
 }
 
 /// Sizes (w, h) of each scale, coarse to fine, for an output of `size_px` on the longest side.
 pub fn scale_sizes(content: &RgbImage, size_px: usize, scales: usize) -> Vec<(usize, usize)> {
-    let mut sides: Vec<usize> = (0..scales.max(1)).map(|i| (size_px >> (scales.max(1) - 1 - i)).max(64.min(size_px))).collect();
+    let mut sides: Vec<usize> = (0..scales.max(1))
+        .map(|i| (size_px >> (scales.max(1) - 1 - i)).max(64.min(size_px)))
+        .collect();
     sides.dedup();
-    sides.into_iter().map(|s| fit_longest(content.width, content.height, s)).collect()
+    sides
+        .into_iter()
+        .map(|s| fit_longest(content.width, content.height, s))
+        .collect()
 }
 
 impl StyleTransferConfig {
@@ -136,11 +167,17 @@ impl StyleTransferConfig {
         let known = layer_names();
         for l in self.content_layers.iter().chain(&self.style_layers) {
             if !known.contains(l) {
-                return Err(Error::UnknownLayer { name: l.clone(), known: known.join(", ") });
+                return Err(Error::UnknownLayer {
+                    name: l.clone(),
+                    known: known.join(", "),
+                });
             }
         }
         if self.size_px < 16 {
-            return bad(format!("--size {} is too small (at least 16 px)", self.size_px));
+            return bad(format!(
+                "--size {} is too small (at least 16 px)",
+                self.size_px
+            ));
         }
         if self.style_layer_weights.len() != self.style_layers.len() {
             return bad(format!(
@@ -153,9 +190,17 @@ impl StyleTransferConfig {
             return bad("at least one style image is needed".into());
         }
         if !self.style_blend_weights.is_empty() && self.style_blend_weights.len() != n_styles {
-            return bad(format!("--style-blend-weights has {} values for {n_styles} style images", self.style_blend_weights.len()));
+            return bad(format!(
+                "--style-blend-weights has {} values for {n_styles} style images",
+                self.style_blend_weights.len()
+            ));
         }
-        for (name, v) in [("content-weight", self.content_weight), ("style-weight", self.style_weight), ("tv-weight", self.tv_weight), ("style-scale", self.style_scale)] {
+        for (name, v) in [
+            ("content-weight", self.content_weight),
+            ("style-weight", self.style_weight),
+            ("tv-weight", self.tv_weight),
+            ("style-scale", self.style_scale),
+        ] {
             if !v.is_finite() || v < 0.0 {
                 return bad(format!("--{name} must be a finite number ≥ 0, got {v}"));
             }
@@ -167,8 +212,12 @@ impl StyleTransferConfig {
             return bad(format!("--scales must be 1..=8, got {}", self.scales));
         }
         match self.optimizer {
-            Optimizer::Lbfgs { history } if history == 0 => bad("--lbfgs-history must be ≥ 1".into()),
-            Optimizer::Adam { learning_rate } if !(learning_rate > 0.0 && learning_rate.is_finite()) => {
+            Optimizer::Lbfgs { history } if history == 0 => {
+                bad("--lbfgs-history must be ≥ 1".into())
+            }
+            Optimizer::Adam { learning_rate }
+                if !(learning_rate > 0.0 && learning_rate.is_finite()) =>
+            {
                 bad(format!("--learning-rate must be > 0, got {learning_rate}"))
             }
             _ => Ok(()),
@@ -189,7 +238,11 @@ pub fn run(
     cfg.validate(styles.len())?;
     let start = Instant::now();
     let sizes = scale_sizes(content, cfg.size_px, cfg.scales);
-    let blend = if cfg.style_blend_weights.is_empty() { vec![1.0; styles.len()] } else { cfg.style_blend_weights.clone() };
+    let blend = if cfg.style_blend_weights.is_empty() {
+        vec![1.0; styles.len()]
+    } else {
+        cfg.style_blend_weights.clone()
+    };
     let mut x: Vec<f32> = Vec::new();
     let mut prev_size = (0, 0);
     for (scale, &(w, h)) in sizes.iter().enumerate() {
@@ -200,16 +253,22 @@ pub fn run(
             match &cfg.init {
                 Init::Content => content_t.to_vec::<f32>()?,
                 Init::Noise => {
-                    let noise = Tensor::randn(&[h * w * 3], 0.15, cfg.seed, DType::F32)?.to_vec::<f32>()?;
+                    let noise =
+                        Tensor::randn(&[h * w * 3], 0.15, cfg.seed, DType::F32)?.to_vec::<f32>()?;
                     let rgb: Vec<f32> = noise.iter().map(|n| (0.5 + n).clamp(0.0, 1.0)).collect();
                     vgg.preprocess(&rgb, w, h)?.to_vec::<f32>()?
                 }
-                Init::Style => vgg.preprocess(&styles[0].resize(w, h).data, w, h)?.to_vec::<f32>()?,
-                Init::Image(img) => vgg.preprocess(&img.resize(w, h).data, w, h)?.to_vec::<f32>()?,
+                Init::Style => vgg
+                    .preprocess(&styles[0].resize(w, h).data, w, h)?
+                    .to_vec::<f32>()?,
+                Init::Image(img) => vgg
+                    .preprocess(&img.resize(w, h).data, w, h)?
+                    .to_vec::<f32>()?,
             }
         } else {
             let prev = to_image(&vgg, &x, prev_size, content, false)?;
-            vgg.preprocess(&prev.resize(w, h).data, w, h)?.to_vec::<f32>()?
+            vgg.preprocess(&prev.resize(w, h).data, w, h)?
+                .to_vec::<f32>()?
         };
         prev_size = (w, h);
         let objective = build_objective(vgg.clone(), &content_t, styles, &blend, cfg, w.max(h))?;
@@ -289,14 +348,25 @@ fn build_objective(
     let mut losses: Vec<Box<dyn Loss>> = Vec::new();
     let n_content = cfg.content_layers.len() as f64;
     for l in &cfg.content_layers {
-        losses.push(Box::new(ContentLoss { layer: l.clone(), target: content_feats[l].clone(), weight: cfg.content_weight / n_content }));
+        losses.push(Box::new(ContentLoss {
+            layer: l.clone(),
+            target: content_feats[l].clone(),
+            weight: cfg.content_weight / n_content,
+        }));
     }
-    let layers: Vec<(String, f64)> =
-        cfg.style_layers.iter().zip(&cfg.style_layer_weights).map(|(l, w)| (l.clone(), w * cfg.style_weight)).collect();
-    let style = engine::no_grad(|| StyleLoss::from_styles(cfg.style_loss, &layers, &style_feats, blend))?;
+    let layers: Vec<(String, f64)> = cfg
+        .style_layers
+        .iter()
+        .zip(&cfg.style_layer_weights)
+        .map(|(l, w)| (l.clone(), w * cfg.style_weight))
+        .collect();
+    let style =
+        engine::no_grad(|| StyleLoss::from_styles(cfg.style_loss, &layers, &style_feats, blend))?;
     losses.push(Box::new(style));
     if cfg.tv_weight > 0.0 {
-        losses.push(Box::new(TvLoss { weight: cfg.tv_weight }));
+        losses.push(Box::new(TvLoss {
+            weight: cfg.tv_weight,
+        }));
     }
     Ok(Objective { vgg, losses })
 }
