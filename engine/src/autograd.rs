@@ -66,7 +66,10 @@ pub(crate) fn record(
     }
     let node = Node {
         op,
-        state: Mutex::new(Some((inputs.iter().map(|&t| t.clone()).collect(), Box::new(backward)))),
+        state: Mutex::new(Some((
+            inputs.iter().map(|&t| t.clone()).collect(),
+            Box::new(backward),
+        ))),
     };
     let inner = &output.0;
     Tensor::from_parts(
@@ -127,7 +130,9 @@ fn accumulate(slot: Option<Tensor>, g: Tensor) -> Result<Tensor> {
 /// returns `GraphFreed`.
 pub fn backward(root: &Tensor) -> Result<()> {
     if root.numel() != 1 {
-        return Err(EngineError::NotScalar { shape: root.shape().to_vec() });
+        return Err(EngineError::NotScalar {
+            shape: root.shape().to_vec(),
+        });
     }
     let _guard = no_grad_guard();
     let seed = Tensor::from_storage(
@@ -149,8 +154,13 @@ pub fn backward(root: &Tensor) -> Result<()> {
     let mut grads: HashMap<usize, Tensor> = HashMap::new();
     grads.insert(key(root), seed);
     for t in order.iter().rev() {
-        let Some(g) = grads.remove(&key(t)) else { continue };
-        let node = t.0.node.as_ref().expect("topo_order yields only recorded tensors");
+        let Some(g) = grads.remove(&key(t)) else {
+            continue;
+        };
+        let node =
+            t.0.node
+                .as_ref()
+                .expect("topo_order yields only recorded tensors");
         let (inputs, f) = node
             .state
             .lock()

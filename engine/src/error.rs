@@ -7,24 +7,48 @@ use crate::{DType, Device};
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum EngineError {
     #[error("{op}: shapes {lhs:?} and {rhs:?} are incompatible{}", if .detail.is_empty() { String::new() } else { format!(" ({})", .detail) })]
-    ShapeMismatch { op: &'static str, lhs: Vec<usize>, rhs: Vec<usize>, detail: String },
+    ShapeMismatch {
+        op: &'static str,
+        lhs: Vec<usize>,
+        rhs: Vec<usize>,
+        detail: String,
+    },
     #[error("{op}: {msg} (shape {shape:?})")]
-    InvalidArgument { op: &'static str, msg: String, shape: Vec<usize> },
+    InvalidArgument {
+        op: &'static str,
+        msg: String,
+        shape: Vec<usize>,
+    },
     #[error("{op}: empty tensor of shape {shape:?}")]
     Empty { op: &'static str, shape: Vec<usize> },
     #[error("{op}: {len} values do not fill shape {shape:?} ({expected} elements)")]
-    LengthMismatch { op: &'static str, len: usize, shape: Vec<usize>, expected: usize },
+    LengthMismatch {
+        op: &'static str,
+        len: usize,
+        shape: Vec<usize>,
+        expected: usize,
+    },
     #[error("{op}: dtypes {lhs:?} and {rhs:?} differ")]
-    DTypeMismatch { op: &'static str, lhs: DType, rhs: DType },
+    DTypeMismatch {
+        op: &'static str,
+        lhs: DType,
+        rhs: DType,
+    },
     #[error("{op}: dtype {dtype:?} is not supported")]
     UnsupportedDType { op: &'static str, dtype: DType },
     #[error("{op}: tensors on different devices ({lhs} and {rhs})")]
-    DeviceMismatch { op: &'static str, lhs: Device, rhs: Device },
+    DeviceMismatch {
+        op: &'static str,
+        lhs: Device,
+        rhs: Device,
+    },
     #[error("device {device} is not available: {reason}")]
     DeviceUnavailable { device: Device, reason: String },
     #[error("backward: the loss must be a scalar (one element), got shape {shape:?}")]
     NotScalar { shape: Vec<usize> },
-    #[error("backward: this graph was already used by a backward pass and freed; run the forward again")]
+    #[error(
+        "backward: this graph was already used by a backward pass and freed; run the forward again"
+    )]
     GraphFreed,
 }
 

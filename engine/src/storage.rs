@@ -112,7 +112,11 @@ macro_rules! dispatch_float {
                 $body
             }
             other => {
-                return Err($crate::EngineError::UnsupportedDType { op: $op, dtype: other }.into())
+                return Err($crate::EngineError::UnsupportedDType {
+                    op: $op,
+                    dtype: other,
+                }
+                .into())
             }
         }
     };

@@ -1,9 +1,9 @@
 //! `Tensor`: shape + strides + offset over shared, immutable storage, with autodiff bookkeeping.
 
-use kernels::Float as _;
 use crate::autograd::{self, Node};
 use crate::storage::{Element, Storage};
 use crate::{dispatch_float, DType, Device, EngineError, Result};
+use kernels::Float as _;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -106,18 +106,25 @@ impl Tensor {
         use rand::SeedableRng;
         use rand_distr::Distribution;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let normal = rand_distr::Normal::new(0.0, std).map_err(|e| EngineError::InvalidArgument {
-            op: "randn",
-            msg: e.to_string(),
-            shape: shape.to_vec(),
-        })?;
+        let normal =
+            rand_distr::Normal::new(0.0, std).map_err(|e| EngineError::InvalidArgument {
+                op: "randn",
+                msg: e.to_string(),
+                shape: shape.to_vec(),
+            })?;
         let n = shape.iter().product::<usize>();
         let v: Vec<f64> = (0..n).map(|_| normal.sample(&mut rng)).collect();
         Tensor::from_vec(v, shape)?.cast(dtype)
     }
 
     /// Uniform samples in [lo, hi), reproducible from `seed`.
-    pub fn rand_uniform(shape: &[usize], lo: f64, hi: f64, seed: u64, dtype: DType) -> Result<Tensor> {
+    pub fn rand_uniform(
+        shape: &[usize],
+        lo: f64,
+        hi: f64,
+        seed: u64,
+        dtype: DType,
+    ) -> Result<Tensor> {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let n = shape.iter().product::<usize>();
@@ -193,7 +200,11 @@ impl Tensor {
 
     /// The gradient accumulated by `backward()` into this leaf, if any.
     pub fn grad(&self) -> Option<Tensor> {
-        self.0.grad.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .grad
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Forget the accumulated gradient.
@@ -247,19 +258,32 @@ impl Tensor {
 
     /// The elements in row-major order: borrowed when contiguous, gathered otherwise.
     pub(crate) fn contiguous_data<T: Element>(&self, op: &'static str) -> Result<Cow<'_, [T]>> {
-        let all = T::slice(&self.0.storage)
-            .ok_or(EngineError::DTypeMismatch { op, lhs: self.dtype(), rhs: T::DTYPE })?;
+        let all = T::slice(&self.0.storage).ok_or(EngineError::DTypeMismatch {
+            op,
+            lhs: self.dtype(),
+            rhs: T::DTYPE,
+        })?;
         if self.is_contiguous() {
             return Ok(Cow::Borrowed(all));
         }
         let mut out = vec![T::ZERO; self.numel()];
-        kernels::cpu::elementwise::copy_strided(all, self.shape(), self.strides(), self.offset(), &mut out);
+        kernels::cpu::elementwise::copy_strided(
+            all,
+            self.shape(),
+            self.strides(),
+            self.offset(),
+            &mut out,
+        );
         Ok(Cow::Owned(out))
     }
 
     /// The whole storage slice (for strided kernels), with this view's strides and offset.
     pub(crate) fn storage_slice<T: Element>(&self, op: &'static str) -> Result<&[T]> {
-        T::slice(&self.0.storage).ok_or(EngineError::DTypeMismatch { op, lhs: self.dtype(), rhs: T::DTYPE })
+        T::slice(&self.0.storage).ok_or(EngineError::DTypeMismatch {
+            op,
+            lhs: self.dtype(),
+            rhs: T::DTYPE,
+        })
     }
 
     /// Move to a device. CPU → CPU is a cheap clone; CUDA is not built yet.
@@ -286,13 +310,21 @@ impl Tensor {
                 Tensor::from_storage(D::into_storage(v), self.shape())
             })
         });
-        Ok(autograd::record("cast", out, &[self], move |g| Ok(vec![Some(g.cast(src)?)])))
+        Ok(autograd::record("cast", out, &[self], move |g| {
+            Ok(vec![Some(g.cast(src)?)])
+        }))
     }
 }
 
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Tensor({:?}, {:?}, {}", self.shape(), self.dtype(), self.device())?;
+        write!(
+            f,
+            "Tensor({:?}, {:?}, {}",
+            self.shape(),
+            self.dtype(),
+            self.device()
+        )?;
         if self.requires_grad() {
             write!(f, ", requires_grad")?;
         }

@@ -7,7 +7,12 @@ use crate::{DType, Device, Result, Tensor};
 /// Relative error `‖a − b‖₂ / ‖b‖₂` (absolute `‖a − b‖₂` when `b` is all zeros).
 pub fn rel_error(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "rel_error: lengths differ");
-    let diff: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
+    let diff: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>()
+        .sqrt();
     let norm: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     if norm == 0.0 {
         diff
@@ -20,7 +25,10 @@ pub fn rel_error(a: &[f64], b: &[f64]) -> f64 {
 #[track_caller]
 pub fn assert_close(actual: &[f64], expected: &[f64], tol: f64, what: &str) {
     assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
-    assert!(actual.iter().all(|v| v.is_finite()), "{what}: non-finite value in the result");
+    assert!(
+        actual.iter().all(|v| v.is_finite()),
+        "{what}: non-finite value in the result"
+    );
     let e = rel_error(actual, expected);
     assert!(
         e <= tol,
@@ -34,7 +42,12 @@ pub fn assert_close(actual: &[f64], expected: &[f64], tol: f64, what: &str) {
 #[track_caller]
 pub fn assert_tensor_close(actual: &Tensor, expected: &Tensor, tol: f64, what: &str) {
     assert_eq!(actual.shape(), expected.shape(), "{what}: shapes differ");
-    assert_close(&actual.to_vec_f64().unwrap(), &expected.to_vec_f64().unwrap(), tol, what);
+    assert_close(
+        &actual.to_vec_f64().unwrap(),
+        &expected.to_vec_f64().unwrap(),
+        tol,
+        what,
+    );
 }
 
 /// Finite-difference gradient check in f64.
@@ -43,15 +56,25 @@ pub fn assert_tensor_close(actual: &Tensor, expected: &Tensor, tol: f64, what: &
 /// grad; the autodiff gradient is compared with central differences
 /// `(f(x + εeᵢ) − f(x − εeᵢ)) / 2ε` for every element, by relative error ≤ `tol`.
 /// Returns the largest relative error seen over the inputs.
-pub fn grad_check(f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor], eps: f64, tol: f64) -> f64 {
-    let leaves: Vec<Tensor> =
-        inputs.iter().map(|t| t.cast(DType::F64).unwrap().detach().requires_grad_()).collect();
+pub fn grad_check(
+    f: impl Fn(&[Tensor]) -> Result<Tensor>,
+    inputs: &[Tensor],
+    eps: f64,
+    tol: f64,
+) -> f64 {
+    let leaves: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| t.cast(DType::F64).unwrap().detach().requires_grad_())
+        .collect();
     let loss = f(&leaves).expect("grad_check: forward failed");
     assert_eq!(loss.numel(), 1, "grad_check: f must return a scalar");
     loss.backward().expect("grad_check: backward failed");
     let mut worst = 0.0f64;
     for (i, leaf) in leaves.iter().enumerate() {
-        let analytic = leaf.grad().map(|g| g.to_vec_f64().unwrap()).unwrap_or_else(|| vec![0.0; leaf.numel()]);
+        let analytic = leaf
+            .grad()
+            .map(|g| g.to_vec_f64().unwrap())
+            .unwrap_or_else(|| vec![0.0; leaf.numel()]);
         let base = leaf.to_vec_f64().unwrap();
         let mut numeric = vec![0.0; base.len()];
         for j in 0..base.len() {

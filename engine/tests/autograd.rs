@@ -11,9 +11,16 @@ fn chain_rule_on_a_shared_subexpression() {
     // y = x·x + 3x, used twice: L = sum(y) + sum(y·2) → dL/dx = 3·(2x + 3)
     let x = t(&[1.0, -2.0, 0.5], &[3]).requires_grad_();
     let y = x.mul(&x).unwrap().add(&x.mul_scalar(3.0).unwrap()).unwrap();
-    let l = y.sum().unwrap().add(&y.mul_scalar(2.0).unwrap().sum().unwrap()).unwrap();
+    let l = y
+        .sum()
+        .unwrap()
+        .add(&y.mul_scalar(2.0).unwrap().sum().unwrap())
+        .unwrap();
     l.backward().unwrap();
-    assert_eq!(x.grad().unwrap().to_vec::<f32>().unwrap(), vec![15.0, -3.0, 12.0]);
+    assert_eq!(
+        x.grad().unwrap().to_vec::<f32>().unwrap(),
+        vec![15.0, -3.0, 12.0]
+    );
 }
 
 #[test]
@@ -62,22 +69,44 @@ fn memory_stays_flat_across_training_iterations() {
     let mut losses = Vec::new();
     for _ in 0..300 {
         let (p1, p2) = (w1.requires_grad_(), w2.requires_grad_());
-        let h = x.conv2d(&p1, None, Conv2dOptions::new(1, 1)).unwrap().relu().unwrap();
+        let h = x
+            .conv2d(&p1, None, Conv2dOptions::new(1, 1))
+            .unwrap()
+            .relu()
+            .unwrap();
         let h = h.max_pool2d(Pool2dOptions::new(2, 2, 0)).unwrap();
         let y = h.conv2d(&p2, None, Conv2dOptions::new(1, 1)).unwrap();
-        let loss = y.mse_loss(&target).unwrap().add(&y.tv_loss().unwrap()).unwrap();
+        let loss = y
+            .mse_loss(&target)
+            .unwrap()
+            .add(&y.tv_loss().unwrap())
+            .unwrap();
         loss.backward().unwrap();
         losses.push(loss.item().unwrap());
         no_grad(|| {
-            w1 = p1.sub(&p1.grad().unwrap().mul_scalar(0.05).unwrap()).unwrap();
-            w2 = p2.sub(&p2.grad().unwrap().mul_scalar(0.05).unwrap()).unwrap();
+            w1 = p1
+                .sub(&p1.grad().unwrap().mul_scalar(0.05).unwrap())
+                .unwrap();
+            w2 = p2
+                .sub(&p2.grad().unwrap().mul_scalar(0.05).unwrap())
+                .unwrap();
         });
         drop((p1, p2, h, y, loss));
         counts.push(engine::live_buffers());
     }
-    assert!(losses[299] < losses[0] * 0.9, "training did not reduce the loss: {} → {}", losses[0], losses[299]);
+    assert!(
+        losses[299] < losses[0] * 0.9,
+        "training did not reduce the loss: {} → {}",
+        losses[0],
+        losses[299]
+    );
     let settled = counts[10];
-    assert!(counts[10..].iter().all(|&c| c == settled), "live buffers grew: {:?} … {:?}", &counts[..12], &counts[290..]);
+    assert!(
+        counts[10..].iter().all(|&c| c == settled),
+        "live buffers grew: {:?} … {:?}",
+        &counts[..12],
+        &counts[290..]
+    );
 }
 
 #[test]
@@ -85,30 +114,56 @@ fn errors_name_the_op_and_shapes_and_never_panic() {
     let a = t(&[1.0; 6], &[2, 3]);
     let b = t(&[1.0; 4], &[2, 2]);
     let e = a.add(&b).unwrap_err();
-    assert!(e.to_string().contains("add") && e.to_string().contains("[2, 3]"), "{e}");
-    assert!(matches!(a.matmul(&b), Err(EngineError::ShapeMismatch { op: "matmul", .. })));
-    assert!(matches!(Tensor::from_vec(vec![1.0f32; 5], &[2, 3]), Err(EngineError::LengthMismatch { .. })));
+    assert!(
+        e.to_string().contains("add") && e.to_string().contains("[2, 3]"),
+        "{e}"
+    );
+    assert!(matches!(
+        a.matmul(&b),
+        Err(EngineError::ShapeMismatch { op: "matmul", .. })
+    ));
+    assert!(matches!(
+        Tensor::from_vec(vec![1.0f32; 5], &[2, 3]),
+        Err(EngineError::LengthMismatch { .. })
+    ));
     assert!(a.reshape(&[4]).is_err());
     assert!(a.permute(&[0, 0]).is_err());
     assert!(a.narrow(1, 2, 2).is_err());
     let img = t(&[1.0; 2 * 3 * 4 * 4], &[2, 3, 4, 4]);
     let w = t(&[1.0; 5 * 2 * 3 * 3], &[5, 2, 3, 3]);
     let e = img.conv2d(&w, None, Conv2dOptions::new(1, 1)).unwrap_err();
-    assert!(e.to_string().contains("conv2d") && e.to_string().contains("channels"), "{e}");
+    assert!(
+        e.to_string().contains("conv2d") && e.to_string().contains("channels"),
+        "{e}"
+    );
     let w3 = t(&[1.0; 5 * 3 * 3 * 3], &[5, 3, 3, 3]);
     assert!(img.conv2d(&w3, None, Conv2dOptions::new(0, 1)).is_err());
-    assert!(img.conv2d(&w3, Some(&t(&[0.0; 4], &[4])), Conv2dOptions::new(1, 1)).is_err());
+    assert!(img
+        .conv2d(&w3, Some(&t(&[0.0; 4], &[4])), Conv2dOptions::new(1, 1))
+        .is_err());
     let big = t(&[1.0; 7 * 3 * 9 * 9], &[7, 3, 9, 9]);
     assert!(img.conv2d(&big, None, Conv2dOptions::new(1, 0)).is_err());
     assert!(img.max_pool2d(Pool2dOptions::new(5, 1, 0)).is_err());
     assert!(img.max_pool2d(Pool2dOptions::new(2, 1, 2)).is_err());
     assert!(img.avg_pool2d(Pool2dOptions::new(2, 0, 0)).is_err());
     let empty = Tensor::zeros(&[1, 3, 0, 4], DType::F32).unwrap();
-    assert!(matches!(empty.conv2d(&w3, None, Conv2dOptions::new(1, 1)), Err(EngineError::Empty { .. })));
-    assert!(matches!(Tensor::zeros(&[0], DType::F32).unwrap().mean(), Err(EngineError::Empty { .. })));
+    assert!(matches!(
+        empty.conv2d(&w3, None, Conv2dOptions::new(1, 1)),
+        Err(EngineError::Empty { .. })
+    ));
+    assert!(matches!(
+        Tensor::zeros(&[0], DType::F32).unwrap().mean(),
+        Err(EngineError::Empty { .. })
+    ));
     let f64t = Tensor::zeros(&[2, 3], DType::F64).unwrap();
-    assert!(matches!(a.add(&f64t), Err(EngineError::DTypeMismatch { .. })));
-    assert!(matches!(a.to_device(engine::Device::Cuda(0)), Err(EngineError::DeviceUnavailable { .. })));
+    assert!(matches!(
+        a.add(&f64t),
+        Err(EngineError::DTypeMismatch { .. })
+    ));
+    assert!(matches!(
+        a.to_device(engine::Device::Cuda(0)),
+        Err(EngineError::DeviceUnavailable { .. })
+    ));
     assert!(a.gram_matrix().is_err() && a.tv_loss().is_err());
 }
 
@@ -123,8 +178,16 @@ fn views_share_storage_and_strided_values_are_right() {
     assert_eq!(&v[..6], &[0.0, 4.0, 8.0, 12.0, 16.0, 20.0]);
     assert_eq!(v[23], 23.0);
     let n = x.narrow(2, 1, 2).unwrap().narrow(0, 1, 1).unwrap();
-    assert_eq!(n.to_vec::<f32>().unwrap(), vec![13.0, 14.0, 17.0, 18.0, 21.0, 22.0]);
+    assert_eq!(
+        n.to_vec::<f32>().unwrap(),
+        vec![13.0, 14.0, 17.0, 18.0, 21.0, 22.0]
+    );
     // broadcasting against a strided view
-    let s = n.add(&Tensor::from_slice(&[100.0f32, 200.0], &[2]).unwrap()).unwrap();
-    assert_eq!(s.to_vec::<f32>().unwrap(), vec![113.0, 214.0, 117.0, 218.0, 121.0, 222.0]);
+    let s = n
+        .add(&Tensor::from_slice(&[100.0f32, 200.0], &[2]).unwrap())
+        .unwrap();
+    assert_eq!(
+        s.to_vec::<f32>().unwrap(),
+        vec![113.0, 214.0, 117.0, 218.0, 121.0, 222.0]
+    );
 }

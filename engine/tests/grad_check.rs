@@ -8,7 +8,10 @@ const EPS: f64 = 1e-6;
 const TOL: f64 = 1e-6;
 
 fn randn(shape: &[usize], seed: u64, dev: Device) -> Tensor {
-    Tensor::randn(shape, 1.0, seed, DType::F64).unwrap().to_device(dev).unwrap()
+    Tensor::randn(shape, 1.0, seed, DType::F64)
+        .unwrap()
+        .to_device(dev)
+        .unwrap()
 }
 
 /// A fixed random projection turning any output into a scalar with non-uniform weights, so that
@@ -19,16 +22,41 @@ fn project(y: &Tensor) -> engine::Result<Tensor> {
 }
 
 test_device!(elementwise_broadcasting, |dev| {
-    let cases: &[(&[usize], &[usize])] =
-        &[(&[3, 4], &[3, 4]), (&[2, 3, 5], &[5]), (&[4, 1], &[1, 3]), (&[2, 1, 3], &[4, 1]), (&[3], &[])];
+    let cases: &[(&[usize], &[usize])] = &[
+        (&[3, 4], &[3, 4]),
+        (&[2, 3, 5], &[5]),
+        (&[4, 1], &[1, 3]),
+        (&[2, 1, 3], &[4, 1]),
+        (&[3], &[]),
+    ];
     for (i, (sa, sb)) in cases.iter().enumerate() {
         let (a, b) = (randn(sa, i as u64, dev), randn(sb, 100 + i as u64, dev));
-        grad_check(|t| project(&t[0].add(&t[1])?), &[a.clone(), b.clone()], EPS, TOL);
-        grad_check(|t| project(&t[0].sub(&t[1])?), &[a.clone(), b.clone()], EPS, TOL);
-        grad_check(|t| project(&t[0].mul(&t[1])?), &[a.clone(), b.clone()], EPS, TOL);
+        grad_check(
+            |t| project(&t[0].add(&t[1])?),
+            &[a.clone(), b.clone()],
+            EPS,
+            TOL,
+        );
+        grad_check(
+            |t| project(&t[0].sub(&t[1])?),
+            &[a.clone(), b.clone()],
+            EPS,
+            TOL,
+        );
+        grad_check(
+            |t| project(&t[0].mul(&t[1])?),
+            &[a.clone(), b.clone()],
+            EPS,
+            TOL,
+        );
         // keep the divisor away from zero
         let b_pos = b.abs().unwrap().add_scalar(0.5).unwrap();
-        grad_check(|t| project(&t[0].div(&t[1])?), &[a.clone(), b_pos], EPS, TOL);
+        grad_check(
+            |t| project(&t[0].div(&t[1])?),
+            &[a.clone(), b_pos],
+            EPS,
+            TOL,
+        );
     }
 });
 
@@ -50,8 +78,18 @@ test_device!(reductions, |dev| {
     grad_check(|t| t[0].mean()?.mul_scalar(3.0), &[x.clone()], EPS, TOL);
     for axis in 0..3 {
         for keep in [false, true] {
-            grad_check(|t| project(&t[0].sum_axis(axis, keep)?), &[x.clone()], EPS, TOL);
-            grad_check(|t| project(&t[0].mean_axis(axis, keep)?), &[x.clone()], EPS, TOL);
+            grad_check(
+                |t| project(&t[0].sum_axis(axis, keep)?),
+                &[x.clone()],
+                EPS,
+                TOL,
+            );
+            grad_check(
+                |t| project(&t[0].mean_axis(axis, keep)?),
+                &[x.clone()],
+                EPS,
+                TOL,
+            );
         }
     }
 });
@@ -59,24 +97,59 @@ test_device!(reductions, |dev| {
 test_device!(shape_ops, |dev| {
     let x = randn(&[2, 3, 4], 13, dev);
     grad_check(|t| project(&t[0].reshape(&[6, 4])?), &[x.clone()], EPS, TOL);
-    grad_check(|t| project(&t[0].permute(&[2, 0, 1])?), &[x.clone()], EPS, TOL);
-    grad_check(|t| project(&t[0].transpose(0, 2)?.contiguous()?), &[x.clone()], EPS, TOL);
+    grad_check(
+        |t| project(&t[0].permute(&[2, 0, 1])?),
+        &[x.clone()],
+        EPS,
+        TOL,
+    );
+    grad_check(
+        |t| project(&t[0].transpose(0, 2)?.contiguous()?),
+        &[x.clone()],
+        EPS,
+        TOL,
+    );
     grad_check(|t| project(&t[0].narrow(2, 1, 2)?), &[x.clone()], EPS, TOL);
-    grad_check(|t| project(&t[0].narrow(1, 0, 2)?.reshape(&[16])?), &[x.clone()], EPS, TOL);
+    grad_check(
+        |t| project(&t[0].narrow(1, 0, 2)?.reshape(&[16])?),
+        &[x.clone()],
+        EPS,
+        TOL,
+    );
     let col = randn(&[3, 1], 14, dev);
     grad_check(|t| project(&t[0].expand(&[2, 3, 5])?), &[col], EPS, TOL);
     // a reshape of a non-contiguous view copies, and still differentiates
-    grad_check(|t| project(&t[0].transpose(1, 2)?.reshape(&[2, 12])?), &[x.clone()], EPS, TOL);
+    grad_check(
+        |t| project(&t[0].transpose(1, 2)?.reshape(&[2, 12])?),
+        &[x.clone()],
+        EPS,
+        TOL,
+    );
 });
 
 test_device!(matmul_2d_and_batched, |dev| {
     let (a, b) = (randn(&[3, 5], 21, dev), randn(&[5, 4], 22, dev));
-    grad_check(|t| project(&t[0].matmul(&t[1])?), &[a.clone(), b.clone()], EPS, TOL);
+    grad_check(
+        |t| project(&t[0].matmul(&t[1])?),
+        &[a.clone(), b.clone()],
+        EPS,
+        TOL,
+    );
     // transposed views as operands
     let bt = randn(&[4, 5], 23, dev);
-    grad_check(|t| project(&t[0].matmul(&t[1].transpose(0, 1)?)?), &[a.clone(), bt], EPS, TOL);
+    grad_check(
+        |t| project(&t[0].matmul(&t[1].transpose(0, 1)?)?),
+        &[a.clone(), bt],
+        EPS,
+        TOL,
+    );
     let (ba, bb) = (randn(&[2, 3, 5], 24, dev), randn(&[2, 5, 7], 25, dev));
-    grad_check(|t| project(&t[0].matmul(&t[1])?), &[ba.clone(), bb], EPS, TOL);
+    grad_check(
+        |t| project(&t[0].matmul(&t[1])?),
+        &[ba.clone(), bb],
+        EPS,
+        TOL,
+    );
     grad_check(|t| project(&t[0].matmul(&t[1])?), &[ba, b], EPS, TOL);
 });
 
@@ -96,22 +169,48 @@ test_device!(conv2d_all_gradients, |dev| {
         let wt = randn(&[co, ci, kh, kw], seed + 1, dev);
         let b = randn(&[co], seed + 2, dev);
         let opts = Conv2dOptions::new(s, p);
-        grad_check(|t| project(&t[0].conv2d(&t[1], Some(&t[2]), opts)?), &[x.clone(), wt.clone(), b], EPS, TOL);
-        grad_check(|t| project(&t[0].conv2d(&t[1], None, opts)?), &[x, wt], EPS, TOL);
+        grad_check(
+            |t| project(&t[0].conv2d(&t[1], Some(&t[2]), opts)?),
+            &[x.clone(), wt.clone(), b],
+            EPS,
+            TOL,
+        );
+        grad_check(
+            |t| project(&t[0].conv2d(&t[1], None, opts)?),
+            &[x, wt],
+            EPS,
+            TOL,
+        );
     }
 });
 
 test_device!(pooling, |dev| {
     // (n, c, h, w, k, s, p)
-    for (i, &(n, c, h, w, k, s, p)) in
-        [(1, 2, 4, 4, 2, 2, 0), (2, 3, 7, 5, 3, 2, 1), (1, 1, 9, 6, 2, 1, 1), (2, 2, 5, 7, 3, 3, 0)].iter().enumerate()
+    for (i, &(n, c, h, w, k, s, p)) in [
+        (1, 2, 4, 4, 2, 2, 0),
+        (2, 3, 7, 5, 3, 2, 1),
+        (1, 1, 9, 6, 2, 1, 1),
+        (2, 2, 5, 7, 3, 3, 0),
+    ]
+    .iter()
+    .enumerate()
     {
         // Distinct values (a permutation) so the max is never tied: the derivative exists.
         let len = n * c * h * w;
-        let vals: Vec<f64> = (0..len).map(|j| ((j * 7919 + 13 * i) % len) as f64 * 0.1 - 1.0).collect();
-        let x = Tensor::from_vec(vals, &[n, c, h, w]).unwrap().to_device(dev).unwrap();
+        let vals: Vec<f64> = (0..len)
+            .map(|j| ((j * 7919 + 13 * i) % len) as f64 * 0.1 - 1.0)
+            .collect();
+        let x = Tensor::from_vec(vals, &[n, c, h, w])
+            .unwrap()
+            .to_device(dev)
+            .unwrap();
         let opts = Pool2dOptions::new(k, s, p);
-        grad_check(|t| project(&t[0].max_pool2d(opts)?), &[x.clone()], 1e-4, TOL);
+        grad_check(
+            |t| project(&t[0].max_pool2d(opts)?),
+            &[x.clone()],
+            1e-4,
+            TOL,
+        );
         grad_check(|t| project(&t[0].avg_pool2d(opts)?), &[x.clone()], EPS, TOL);
     }
 });
@@ -119,7 +218,12 @@ test_device!(pooling, |dev| {
 test_device!(objective_terms, |dev| {
     let f = randn(&[1, 4, 3, 5], 41, dev);
     let target = randn(&[4, 4], 42, dev);
-    grad_check(|t| t[0].gram_matrix()?.mse_loss(&t[1]), &[f.clone(), target], EPS, TOL);
+    grad_check(
+        |t| t[0].gram_matrix()?.mse_loss(&t[1]),
+        &[f.clone(), target],
+        EPS,
+        TOL,
+    );
     let fb = randn(&[2, 3, 2, 3], 43, dev);
     grad_check(|t| project(&t[0].gram_matrix()?), &[fb], EPS, TOL);
     let other = randn(&[1, 4, 3, 5], 44, dev);
@@ -131,5 +235,10 @@ test_device!(objective_terms, |dev| {
 test_device!(cast_is_differentiable, |dev| {
     let x = randn(&[5], 50, dev);
     // f64 → f32 → f64 loses precision, so a looser tolerance
-    grad_check(|t| project(&t[0].cast(DType::F32)?.square()?.cast(DType::F64)?), &[x], 1e-3, 1e-3);
+    grad_check(
+        |t| project(&t[0].cast(DType::F32)?.square()?.cast(DType::F64)?),
+        &[x],
+        1e-3,
+        1e-3,
+    );
 });

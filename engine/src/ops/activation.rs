@@ -1,10 +1,10 @@
 //! Activations: ReLU.
 
-use kernels::Float as _;
 use super::elementwise::{unary_raw, Unary};
 use crate::autograd::record;
 use crate::{dispatch_float, Result, Tensor};
 use kernels::cpu::elementwise as k;
+use kernels::Float as _;
 
 impl Tensor {
     /// `max(x, 0)` elementwise. Backward: the gradient where the output is positive, else 0

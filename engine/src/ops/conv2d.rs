@@ -1,11 +1,11 @@
 //! conv2d (cross-correlation) on NCHW input with OIHW weights, optional bias; gradients for
 //! input, weight and bias, each its own kernel.
 
-use kernels::Float as _;
 use super::check_same;
 use crate::autograd::record;
 use crate::{dispatch_float, EngineError, Result, Tensor};
 use kernels::cpu::conv2d::{self as k, Conv2dParams};
+use kernels::Float as _;
 
 /// Stride and zero padding of a conv2d, per spatial axis (height, width).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,14 +17,20 @@ pub struct Conv2dOptions {
 impl Default for Conv2dOptions {
     /// Stride 1, no padding.
     fn default() -> Self {
-        Conv2dOptions { stride: (1, 1), padding: (0, 0) }
+        Conv2dOptions {
+            stride: (1, 1),
+            padding: (0, 0),
+        }
     }
 }
 
 impl Conv2dOptions {
     /// Same stride `s` and padding `p` on both axes.
     pub fn new(stride: usize, padding: usize) -> Self {
-        Conv2dOptions { stride: (stride, stride), padding: (padding, padding) }
+        Conv2dOptions {
+            stride: (stride, stride),
+            padding: (padding, padding),
+        }
     }
 }
 
@@ -40,15 +46,25 @@ fn params(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: Conv2dOptions) -> Re
         return Err(bad("input must be N×C×H×W and weight O×I×KH×KW".into()));
     }
     if xs[1] != ws[1] {
-        return Err(bad(format!("input has {} channels, weight expects {}", xs[1], ws[1])));
+        return Err(bad(format!(
+            "input has {} channels, weight expects {}",
+            xs[1], ws[1]
+        )));
     }
     if let Some(b) = bias {
         if b.shape() != [ws[0]] {
-            return Err(bad(format!("bias shape {:?} should be [{}]", b.shape(), ws[0])));
+            return Err(bad(format!(
+                "bias shape {:?} should be [{}]",
+                b.shape(),
+                ws[0]
+            )));
         }
     }
     if x.numel() == 0 || w.numel() == 0 {
-        return Err(EngineError::Empty { op: "conv2d", shape: if x.numel() == 0 { xs } else { ws }.to_vec() });
+        return Err(EngineError::Empty {
+            op: "conv2d",
+            shape: if x.numel() == 0 { xs } else { ws }.to_vec(),
+        });
     }
     if o.stride.0 == 0 || o.stride.1 == 0 {
         return Err(EngineError::InvalidArgument {
@@ -58,7 +74,10 @@ fn params(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: Conv2dOptions) -> Re
         });
     }
     if xs[2] + 2 * o.padding.0 < ws[2] || xs[3] + 2 * o.padding.1 < ws[3] {
-        return Err(bad(format!("kernel larger than the padded input (padding {:?})", o.padding)));
+        return Err(bad(format!(
+            "kernel larger than the padded input (padding {:?})",
+            o.padding
+        )));
     }
     Ok(Conv2dParams {
         n: xs[0],
@@ -80,7 +99,12 @@ impl Tensor {
     /// optional bias [O]; output N×O×OH×OW with `OH = (H + 2·pad − KH)/stride + 1`.
     /// Errors: `ShapeMismatch` (ranks, channels, bias, kernel larger than the padded input),
     /// `InvalidArgument` (stride 0), `Empty`, `DTypeMismatch`.
-    pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, opts: Conv2dOptions) -> Result<Tensor> {
+    pub fn conv2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        opts: Conv2dOptions,
+    ) -> Result<Tensor> {
         check_same("conv2d", self, weight)?;
         if let Some(b) = bias {
             check_same("conv2d", self, b)?;
@@ -97,7 +121,11 @@ impl Tensor {
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
         let (x, w) = (self.clone(), weight.clone());
-        let need = (self.requires_grad(), weight.requires_grad(), bias.is_some_and(|b| b.requires_grad()));
+        let need = (
+            self.requires_grad(),
+            weight.requires_grad(),
+            bias.is_some_and(|b| b.requires_grad()),
+        );
         // Save the input only when the weight gradient needs it.
         let x_saved = need.1.then(|| x.detach());
         drop(x);

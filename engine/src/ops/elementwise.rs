@@ -1,11 +1,11 @@
 //! Elementwise ops: add/sub/mul/div with NumPy broadcasting, scalar ops, neg, square, sqrt, abs.
 
-use kernels::Float as _;
 use super::{broadcast_shapes, broadcast_strides, check_same};
 use crate::autograd::record;
 use crate::storage::Element;
 use crate::{dispatch_float, Result, Tensor};
 use kernels::cpu::elementwise as k;
+use kernels::Float as _;
 
 #[derive(Clone, Copy, Debug)]
 enum BinOp {
@@ -15,7 +15,12 @@ enum BinOp {
     Div,
 }
 
-fn binary_forward<T: Element>(op: BinOp, a: &Tensor, b: &Tensor, shape: &[usize]) -> Result<Tensor> {
+fn binary_forward<T: Element>(
+    op: BinOp,
+    a: &Tensor,
+    b: &Tensor,
+    shape: &[usize],
+) -> Result<Tensor> {
     let name = "binary";
     let mut out = vec![T::ZERO; shape.iter().product()];
     if a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous() {
@@ -50,12 +55,20 @@ fn binary(op_name: &'static str, op: BinOp, a: &Tensor, b: &Tensor) -> Result<Te
         let (sa, sb) = (ac.shape().to_vec(), bc.shape().to_vec());
         let (ga, gb) = match op {
             BinOp::Add => (need_a.then(|| g.clone()), need_b.then(|| g.clone())),
-            BinOp::Sub => (need_a.then(|| g.clone()), need_b.then(|| g.neg()).transpose()?),
-            BinOp::Mul => (need_a.then(|| g.mul(&bc)).transpose()?, need_b.then(|| g.mul(&ac)).transpose()?),
+            BinOp::Sub => (
+                need_a.then(|| g.clone()),
+                need_b.then(|| g.neg()).transpose()?,
+            ),
+            BinOp::Mul => (
+                need_a.then(|| g.mul(&bc)).transpose()?,
+                need_b.then(|| g.mul(&ac)).transpose()?,
+            ),
             BinOp::Div => (
                 need_a.then(|| g.div(&bc)).transpose()?,
                 // ∂(a/b)/∂b = −a/b²
-                need_b.then(|| g.mul(&ac)?.div(&bc.square()?)?.neg()).transpose()?,
+                need_b
+                    .then(|| g.mul(&ac)?.div(&bc.square()?)?.neg())
+                    .transpose()?,
             ),
         };
         Ok(vec![
@@ -120,24 +133,32 @@ impl Tensor {
     /// `self + s` for a scalar `s`.
     pub fn add_scalar(&self, s: f64) -> Result<Tensor> {
         let out = unary_raw(self, Unary::AddScalar(s))?;
-        Ok(record("add_scalar", out, &[self], |g| Ok(vec![Some(g.clone())])))
+        Ok(record("add_scalar", out, &[self], |g| {
+            Ok(vec![Some(g.clone())])
+        }))
     }
     /// `self · s` for a scalar `s`.
     pub fn mul_scalar(&self, s: f64) -> Result<Tensor> {
         let out = unary_raw(self, Unary::MulScalar(s))?;
-        Ok(record("mul_scalar", out, &[self], move |g| Ok(vec![Some(g.mul_scalar(s)?)])))
+        Ok(record("mul_scalar", out, &[self], move |g| {
+            Ok(vec![Some(g.mul_scalar(s)?)])
+        }))
     }
     /// `self²` elementwise.
     pub fn square(&self) -> Result<Tensor> {
         let out = unary_raw(self, Unary::Square)?;
         let x = self.clone();
-        Ok(record("square", out, &[self], move |g| Ok(vec![Some(g.mul(&x)?.mul_scalar(2.0)?)])))
+        Ok(record("square", out, &[self], move |g| {
+            Ok(vec![Some(g.mul(&x)?.mul_scalar(2.0)?)])
+        }))
     }
     /// `√self` elementwise (NaN below zero; the gradient at 0 is +∞ as in PyTorch).
     pub fn sqrt(&self) -> Result<Tensor> {
         let out = unary_raw(self, Unary::Sqrt)?;
         let y = out.clone();
-        Ok(record("sqrt", out, &[self], move |g| Ok(vec![Some(g.div(&y.mul_scalar(2.0)?)?)])))
+        Ok(record("sqrt", out, &[self], move |g| {
+            Ok(vec![Some(g.div(&y.mul_scalar(2.0)?)?)])
+        }))
     }
     /// `|self|` elementwise (gradient sign(x), 0 at 0).
     pub fn abs(&self) -> Result<Tensor> {

@@ -17,11 +17,16 @@ impl Tensor {
             });
         }
         if self.numel() == 0 {
-            return Err(EngineError::Empty { op: "gram_matrix", shape: s.to_vec() });
+            return Err(EngineError::Empty {
+                op: "gram_matrix",
+                shape: s.to_vec(),
+            });
         }
         let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
         let f = self.reshape(&[n, c, hw])?;
-        let g = f.matmul(&f.transpose(1, 2)?)?.mul_scalar(1.0 / (c * hw) as f64)?;
+        let g = f
+            .matmul(&f.transpose(1, 2)?)?
+            .mul_scalar(1.0 / (c * hw) as f64)?;
         if n == 1 {
             g.reshape(&[c, c])
         } else {

@@ -10,11 +10,25 @@ use kernels::cpu::gemm::{gemm, MatLayout};
 /// Layout of matrix `i` of a 2-D or 3-D tensor (the last two dims).
 fn layout(t: &Tensor) -> MatLayout {
     let nd = t.ndim();
-    MatLayout { rows: t.shape()[nd - 2], cols: t.shape()[nd - 1], rs: t.strides()[nd - 2], cs: t.strides()[nd - 1] }
+    MatLayout {
+        rows: t.shape()[nd - 2],
+        cols: t.shape()[nd - 1],
+        rs: t.strides()[nd - 2],
+        cs: t.strides()[nd - 1],
+    }
 }
 
-fn matmul_forward<T: Element>(a: &Tensor, b: &Tensor, batch: usize, m: usize, n: usize) -> Result<Vec<T>> {
-    let (ad, bd) = (a.storage_slice::<T>("matmul")?, b.storage_slice::<T>("matmul")?);
+fn matmul_forward<T: Element>(
+    a: &Tensor,
+    b: &Tensor,
+    batch: usize,
+    m: usize,
+    n: usize,
+) -> Result<Vec<T>> {
+    let (ad, bd) = (
+        a.storage_slice::<T>("matmul")?,
+        b.storage_slice::<T>("matmul")?,
+    );
     let (la, lb) = (layout(a), layout(b));
     let a_bs = if a.ndim() == 3 { a.strides()[0] } else { 0 };
     let b_bs = if b.ndim() == 3 { b.strides()[0] } else { 0 };
@@ -57,7 +71,11 @@ impl Tensor {
         if sb[sb.len() - 2] != k {
             return Err(bad("inner dimensions differ"));
         }
-        let out_shape: Vec<usize> = if sa.len() == 3 { vec![batch, m, n] } else { vec![m, n] };
+        let out_shape: Vec<usize> = if sa.len() == 3 {
+            vec![batch, m, n]
+        } else {
+            vec![m, n]
+        };
         let out = dispatch_float!("matmul", self.dtype(), T => {
             Tensor::from_vec(matmul_forward::<T>(self, other, batch, m, n)?, &out_shape)?
         });
@@ -65,7 +83,11 @@ impl Tensor {
         Ok(record("matmul", out, &[self, other], move |g| {
             let nb = b.ndim();
             // dA = dC · Bᵀ ; dB = Aᵀ · dC (summed over the batch when B is shared).
-            let ga = if a.requires_grad() { Some(g.matmul(&b.transpose(nb - 2, nb - 1)?)?) } else { None };
+            let ga = if a.requires_grad() {
+                Some(g.matmul(&b.transpose(nb - 2, nb - 1)?)?)
+            } else {
+                None
+            };
             let gb = if !b.requires_grad() {
                 None
             } else if a.ndim() == 3 && nb == 2 {

@@ -18,10 +18,18 @@ pub use pool2d::Pool2dOptions;
 /// Error unless `a` and `b` share dtype and device.
 pub(crate) fn check_same(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.dtype() != b.dtype() {
-        return Err(EngineError::DTypeMismatch { op, lhs: a.dtype(), rhs: b.dtype() });
+        return Err(EngineError::DTypeMismatch {
+            op,
+            lhs: a.dtype(),
+            rhs: b.dtype(),
+        });
     }
     if a.device() != b.device() {
-        return Err(EngineError::DeviceMismatch { op, lhs: a.device(), rhs: b.device() });
+        return Err(EngineError::DeviceMismatch {
+            op,
+            lhs: a.device(),
+            rhs: b.device(),
+        });
     }
     Ok(())
 }
@@ -31,8 +39,16 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
     let nd = a.len().max(b.len());
     let mut out = vec![0; nd];
     for i in 0..nd {
-        let da = if i + a.len() >= nd { a[i + a.len() - nd] } else { 1 };
-        let db = if i + b.len() >= nd { b[i + b.len() - nd] } else { 1 };
+        let da = if i + a.len() >= nd {
+            a[i + a.len() - nd]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= nd {
+            b[i + b.len() - nd]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -55,6 +71,12 @@ pub(crate) fn broadcast_strides(t: &Tensor, out: &[usize]) -> Vec<usize> {
     let nd = out.len();
     let lead = nd - t.ndim();
     (0..nd)
-        .map(|i| if i < lead || t.shape()[i - lead] == 1 { 0 } else { t.strides()[i - lead] })
+        .map(|i| {
+            if i < lead || t.shape()[i - lead] == 1 {
+                0
+            } else {
+                t.strides()[i - lead]
+            }
+        })
         .collect()
 }

@@ -1,9 +1,9 @@
 //! 2-D pooling on NCHW: max (saves argmax indices for its backward) and average.
 
-use kernels::Float as _;
 use crate::autograd::record;
 use crate::{dispatch_float, EngineError, Result, Tensor};
 use kernels::cpu::pool2d::{self as k, Pool2dParams};
+use kernels::Float as _;
 
 /// Window, stride and zero padding of a pooling, per axis (height, width).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,27 +16,47 @@ pub struct Pool2dOptions {
 impl Pool2dOptions {
     /// Square window `k`, stride `s`, padding `p` on both axes (VGG: `new(2, 2, 0)`).
     pub fn new(kernel: usize, stride: usize, padding: usize) -> Self {
-        Pool2dOptions { kernel: (kernel, kernel), stride: (stride, stride), padding: (padding, padding) }
+        Pool2dOptions {
+            kernel: (kernel, kernel),
+            stride: (stride, stride),
+            padding: (padding, padding),
+        }
     }
 }
 
 fn params(op: &'static str, x: &Tensor, o: Pool2dOptions) -> Result<Pool2dParams> {
     let s = x.shape();
-    let bad = |msg: String| EngineError::InvalidArgument { op, msg, shape: s.to_vec() };
+    let bad = |msg: String| EngineError::InvalidArgument {
+        op,
+        msg,
+        shape: s.to_vec(),
+    };
     if s.len() != 4 {
         return Err(bad("input must be N×C×H×W".into()));
     }
     if x.numel() == 0 {
-        return Err(EngineError::Empty { op, shape: s.to_vec() });
+        return Err(EngineError::Empty {
+            op,
+            shape: s.to_vec(),
+        });
     }
     if o.kernel.0 == 0 || o.kernel.1 == 0 || o.stride.0 == 0 || o.stride.1 == 0 {
-        return Err(bad(format!("kernel {:?} and stride {:?} must be ≥ 1", o.kernel, o.stride)));
+        return Err(bad(format!(
+            "kernel {:?} and stride {:?} must be ≥ 1",
+            o.kernel, o.stride
+        )));
     }
     if 2 * o.padding.0 > o.kernel.0 || 2 * o.padding.1 > o.kernel.1 {
-        return Err(bad(format!("padding {:?} must be at most half the kernel {:?}", o.padding, o.kernel)));
+        return Err(bad(format!(
+            "padding {:?} must be at most half the kernel {:?}",
+            o.padding, o.kernel
+        )));
     }
     if s[2] + 2 * o.padding.0 < o.kernel.0 || s[3] + 2 * o.padding.1 < o.kernel.1 {
-        return Err(bad(format!("kernel {:?} larger than the padded input", o.kernel)));
+        return Err(bad(format!(
+            "kernel {:?} larger than the padded input",
+            o.kernel
+        )));
     }
     Ok(Pool2dParams {
         n: s[0],
@@ -67,7 +87,11 @@ impl Tensor {
             k::max_pool2d_forward(&p, &x, &mut o, &mut argmax);
             Tensor::from_vec(o, &out_shape)?
         });
-        let argmax = if self.requires_grad() { argmax } else { Vec::new() };
+        let argmax = if self.requires_grad() {
+            argmax
+        } else {
+            Vec::new()
+        };
         Ok(record("max_pool2d", out, &[self], move |g| {
             dispatch_float!("max_pool2d_backward", g.dtype(), T => {
                 let gd = g.contiguous_data::<T>("max_pool2d_backward")?;

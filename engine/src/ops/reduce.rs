@@ -1,10 +1,10 @@
 //! Reductions: sum and mean over the whole tensor or along one axis, and `sum_to_shape`
 //! (the adjoint of broadcasting).
 
-use kernels::Float as _;
 use crate::autograd::record;
 use crate::{dispatch_float, EngineError, Result, Tensor};
 use kernels::cpu::elementwise as k;
+use kernels::Float as _;
 
 impl Tensor {
     /// Σ of all elements; shape `[]`. Backward broadcasts the gradient.
@@ -14,13 +14,18 @@ impl Tensor {
             Tensor::from_vec(vec![k::sum_all(&d)], &[])?
         });
         let shape = self.shape().to_vec();
-        Ok(record("sum", out, &[self], move |g| Ok(vec![Some(g.expand(&shape)?.contiguous()?)])))
+        Ok(record("sum", out, &[self], move |g| {
+            Ok(vec![Some(g.expand(&shape)?.contiguous()?)])
+        }))
     }
 
     /// Mean of all elements; shape `[]`. Errors: `Empty` for a tensor with no elements.
     pub fn mean(&self) -> Result<Tensor> {
         if self.numel() == 0 {
-            return Err(EngineError::Empty { op: "mean", shape: self.shape().to_vec() });
+            return Err(EngineError::Empty {
+                op: "mean",
+                shape: self.shape().to_vec(),
+            });
         }
         self.sum()?.mul_scalar(1.0 / self.numel() as f64)
     }
@@ -54,7 +59,9 @@ impl Tensor {
         Ok(record("sum_axis", out, &[self], move |g| {
             let mut kept = in_shape.clone();
             kept[axis] = 1;
-            Ok(vec![Some(g.reshape(&kept)?.expand(&in_shape)?.contiguous()?)])
+            Ok(vec![Some(
+                g.reshape(&kept)?.expand(&in_shape)?.contiguous()?,
+            )])
         }))
     }
 
@@ -62,7 +69,10 @@ impl Tensor {
     pub fn mean_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor> {
         let len = *self.shape().get(axis).unwrap_or(&1);
         if len == 0 {
-            return Err(EngineError::Empty { op: "mean_axis", shape: self.shape().to_vec() });
+            return Err(EngineError::Empty {
+                op: "mean_axis",
+                shape: self.shape().to_vec(),
+            });
         }
         self.sum_axis(axis, keepdim)?.mul_scalar(1.0 / len as f64)
     }

@@ -1,10 +1,10 @@
 //! Shape ops: reshape, permute/transpose, expand (broadcast view), narrow (slice), contiguous.
 //! Views share storage; their backward maps the gradient back to the input's shape.
 
-use kernels::Float as _;
 use crate::autograd::record;
 use crate::tensor::contiguous_strides;
 use crate::{dispatch_float, EngineError, Result, Tensor};
+use kernels::Float as _;
 use std::sync::Arc;
 
 impl Tensor {
@@ -20,7 +20,9 @@ impl Tensor {
         let out = dispatch_float!("contiguous", self.dtype(), T => {
             Tensor::from_vec(self.contiguous_data::<T>("contiguous")?.into_owned(), self.shape())?
         });
-        Ok(record("contiguous", out, &[self], |g| Ok(vec![Some(g.clone())])))
+        Ok(record("contiguous", out, &[self], |g| {
+            Ok(vec![Some(g.clone())])
+        }))
     }
 
     /// The same elements (row-major order) with a new shape of equal element count; a view when
@@ -35,10 +37,16 @@ impl Tensor {
                 expected,
             });
         }
-        let src = if self.is_contiguous() { self.detach() } else { self.contiguous()?.detach() };
+        let src = if self.is_contiguous() {
+            self.detach()
+        } else {
+            self.contiguous()?.detach()
+        };
         let out = src.view_as(shape.to_vec(), contiguous_strides(shape), 0);
         let in_shape = self.shape().to_vec();
-        Ok(record("reshape", out, &[self], move |g| Ok(vec![Some(g.reshape(&in_shape)?)])))
+        Ok(record("reshape", out, &[self], move |g| {
+            Ok(vec![Some(g.reshape(&in_shape)?)])
+        }))
     }
 
     /// Reorder dimensions: output dim i is input dim `dims[i]` (a view). Errors: `InvalidArgument`
@@ -46,7 +54,11 @@ impl Tensor {
     pub fn permute(&self, dims: &[usize]) -> Result<Tensor> {
         let nd = self.ndim();
         let mut seen = vec![false; nd];
-        if dims.len() != nd || dims.iter().any(|&d| d >= nd || std::mem::replace(&mut seen[d], true)) {
+        if dims.len() != nd
+            || dims
+                .iter()
+                .any(|&d| d >= nd || std::mem::replace(&mut seen[d], true))
+        {
             return Err(EngineError::InvalidArgument {
                 op: "permute",
                 msg: format!("{dims:?} is not a permutation of 0..{nd}"),
@@ -60,7 +72,9 @@ impl Tensor {
         for (i, &d) in dims.iter().enumerate() {
             inverse[d] = i;
         }
-        Ok(record("permute", out, &[self], move |g| Ok(vec![Some(g.permute(&inverse)?)])))
+        Ok(record("permute", out, &[self], move |g| {
+            Ok(vec![Some(g.permute(&inverse)?)])
+        }))
     }
 
     /// Swap two dimensions (a view).
@@ -92,7 +106,9 @@ impl Tensor {
         let strides = super::broadcast_strides(self, shape);
         let out = self.view_as(shape.to_vec(), strides, self.offset());
         let in_shape = self.shape().to_vec();
-        Ok(record("expand", out, &[self], move |g| Ok(vec![Some(g.sum_to_shape(&in_shape)?)])))
+        Ok(record("expand", out, &[self], move |g| {
+            Ok(vec![Some(g.sum_to_shape(&in_shape)?)])
+        }))
     }
 
     /// Elements `start .. start+len` along `dim` (a view). Errors: `InvalidArgument` when out

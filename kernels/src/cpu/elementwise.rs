@@ -57,7 +57,13 @@ fn row_offsets(shape: &[usize], strides: &[usize], offset: usize) -> Vec<usize> 
 
 /// Gather a strided view (`shape`, `strides` in elements, starting at `offset`) of `src` into
 /// the contiguous row-major `out` (length = product of `shape`).
-pub fn copy_strided<T: Float>(src: &[T], shape: &[usize], strides: &[usize], offset: usize, out: &mut [T]) {
+pub fn copy_strided<T: Float>(
+    src: &[T],
+    shape: &[usize],
+    strides: &[usize],
+    offset: usize,
+    out: &mut [T],
+) {
     let n: usize = shape.iter().product();
     assert_eq!(out.len(), n);
     if n == 0 {
@@ -88,7 +94,13 @@ pub fn copy_strided<T: Float>(src: &[T], shape: &[usize], strides: &[usize], off
 
 /// Scatter the contiguous row-major `src` into the strided view (`shape`, `strides`, `offset`)
 /// of `dst` (the inverse of [`copy_strided`]); other elements of `dst` are left as they are.
-pub fn copy_to_strided<T: Float>(src: &[T], dst: &mut [T], shape: &[usize], strides: &[usize], offset: usize) {
+pub fn copy_to_strided<T: Float>(
+    src: &[T],
+    dst: &mut [T],
+    shape: &[usize],
+    strides: &[usize],
+    offset: usize,
+) {
     let n: usize = shape.iter().product();
     assert_eq!(src.len(), n);
     if n == 0 {
@@ -162,7 +174,9 @@ pub fn binary_strided<T: Float, F: Fn(T, T) -> T + Sync>(
     if n <= PAR_CHUNK {
         out.chunks_mut(last).zip(oa.iter().zip(&ob)).for_each(row);
     } else {
-        out.par_chunks_mut(last).zip(oa.par_iter().zip(ob.par_iter())).for_each(row);
+        out.par_chunks_mut(last)
+            .zip(oa.par_iter().zip(ob.par_iter()))
+            .for_each(row);
     }
 }
 
@@ -216,9 +230,13 @@ pub fn sum_axis<T: Float>(x: &[T], outer: usize, len: usize, inner: usize, out: 
         }
     };
     if x.len() <= PAR_CHUNK || len == 0 {
-        out.chunks_mut(inner).zip(x.chunks((len * inner).max(1))).for_each(body);
+        out.chunks_mut(inner)
+            .zip(x.chunks((len * inner).max(1)))
+            .for_each(body);
     } else {
-        out.par_chunks_mut(inner).zip(x.par_chunks(len * inner)).for_each(body);
+        out.par_chunks_mut(inner)
+            .zip(x.par_chunks(len * inner))
+            .for_each(body);
     }
 }
 
@@ -244,13 +262,17 @@ mod tests {
         let a = [1.0f64, 2.0, 3.0]; // column 3×1
         let b = [10.0f64, 20.0]; // row 1×2
         let mut out = [0.0; 6];
-        binary_strided(&[3, 2], &a, &[1, 0], 0, &b, &[0, 1], 0, &mut out, |x, y| x + y);
+        binary_strided(&[3, 2], &a, &[1, 0], 0, &b, &[0, 1], 0, &mut out, |x, y| {
+            x + y
+        });
         assert_eq!(out, [11.0, 21.0, 12.0, 22.0, 13.0, 23.0]);
     }
 
     #[test]
     fn sums_match_naive() {
-        let x: Vec<f64> = (0..100_003).map(|i| ((i * 7919) % 1000) as f64 * 0.001 - 0.5).collect();
+        let x: Vec<f64> = (0..100_003)
+            .map(|i| ((i * 7919) % 1000) as f64 * 0.001 - 0.5)
+            .collect();
         let naive: f64 = x.iter().sum();
         assert!((sum_all(&x) - naive).abs() < 1e-8);
         // axis sums over a 7×11×13 array, every axis position

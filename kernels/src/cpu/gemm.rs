@@ -20,11 +20,21 @@ pub struct MatLayout {
 impl MatLayout {
     /// Row-major contiguous `rows × cols`.
     pub fn row_major(rows: usize, cols: usize) -> Self {
-        MatLayout { rows, cols, rs: cols, cs: 1 }
+        MatLayout {
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
     }
     /// The transpose of this view (no data moves).
     pub fn t(self) -> Self {
-        MatLayout { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
+        MatLayout {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
     }
     /// Smallest buffer length that holds every element of the view.
     pub fn min_len(&self) -> usize {
@@ -139,8 +149,16 @@ pub fn gemm_rm<T: Float>(
     beta: T,
     c: &mut [T],
 ) {
-    let la = if trans_a { MatLayout::row_major(k, m).t() } else { MatLayout::row_major(m, k) };
-    let lb = if trans_b { MatLayout::row_major(n, k).t() } else { MatLayout::row_major(k, n) };
+    let la = if trans_a {
+        MatLayout::row_major(k, m).t()
+    } else {
+        MatLayout::row_major(m, k)
+    };
+    let lb = if trans_b {
+        MatLayout::row_major(n, k).t()
+    } else {
+        MatLayout::row_major(k, n)
+    };
     gemm(alpha, a, la, b, lb, beta, c, MatLayout::row_major(m, n))
 }
 
@@ -168,7 +186,14 @@ mod tests {
     #[test]
     fn matches_naive_all_transposes_and_sizes() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (17, 33, 9), (64, 70, 130), (300, 40, 513), (9, 600, 2)] {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (17, 33, 9),
+            (64, 70, 130),
+            (300, 40, 513),
+            (9, 600, 2),
+        ] {
             for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {
                 let a: Vec<f64> = (0..m * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
                 let b: Vec<f64> = (0..k * n).map(|_| rng.gen_range(-1.0..1.0)).collect();
@@ -176,7 +201,10 @@ mod tests {
                 let mut c = vec![f64::NAN; m * n];
                 gemm_rm(m, k, n, 1.0, &a, ta, &b, tb, 0.0, &mut c);
                 for (x, y) in c.iter().zip(&want) {
-                    assert!((x - y).abs() < 1e-12 * (k as f64), "{m}x{k}x{n} {ta}{tb}: {x} vs {y}");
+                    assert!(
+                        (x - y).abs() < 1e-12 * (k as f64),
+                        "{m}x{k}x{n} {ta}{tb}: {x} vs {y}"
+                    );
                 }
                 // f32 path, and beta = 1 accumulation.
                 let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
