@@ -16,6 +16,9 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 
+mod value;
+pub use value::{Callable, DType, StorageRef, TensorRef, Value};
+
 /// Most values the pickle stack may hold at once.
 pub const MAX_STACK: usize = 1 << 16;
 /// Most memo entries.
@@ -24,169 +27,11 @@ pub const MAX_MEMO: usize = 1 << 20;
 pub const MAX_NODES: usize = 1 << 20;
 /// Most dimensions of a tensor.
 pub const MAX_NDIM: usize = 16;
+/// Longest storage key (real ones are short numbers).
+pub const MAX_KEY_LEN: usize = 256;
 
 /// Index of a value in a [`Pickle`]'s arena.
 pub type Id = usize;
-
-/// Element type of a PyTorch storage (`torch.FloatStorage` → `F32`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DType {
-    /// `torch.DoubleStorage`
-    F64,
-    /// `torch.FloatStorage`
-    F32,
-    /// `torch.HalfStorage`
-    F16,
-    /// `torch.BFloat16Storage`
-    BF16,
-    /// `torch.LongStorage`
-    I64,
-    /// `torch.IntStorage`
-    I32,
-    /// `torch.ShortStorage`
-    I16,
-    /// `torch.CharStorage`
-    I8,
-    /// `torch.ByteStorage`
-    U8,
-    /// `torch.BoolStorage`
-    Bool,
-}
-
-impl DType {
-    /// Bytes per element.
-    pub fn size(self) -> usize {
-        match self {
-            DType::F64 | DType::I64 => 8,
-            DType::F32 | DType::I32 => 4,
-            DType::F16 | DType::BF16 | DType::I16 => 2,
-            DType::I8 | DType::U8 | DType::Bool => 1,
-        }
-    }
-
-    /// Short name (`f32`, `u8`, ...), used in error messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::F64 => "f64",
-            DType::F32 => "f32",
-            DType::F16 => "f16",
-            DType::BF16 => "bf16",
-            DType::I64 => "i64",
-            DType::I32 => "i32",
-            DType::I16 => "i16",
-            DType::I8 => "i8",
-            DType::U8 => "u8",
-            DType::Bool => "bool",
-        }
-    }
-
-    /// The dtype of a `torch.<name>` storage class, if it is one.
-    pub fn from_storage_class(name: &str) -> Option<DType> {
-        Some(match name {
-            "DoubleStorage" => DType::F64,
-            "FloatStorage" => DType::F32,
-            "HalfStorage" => DType::F16,
-            "BFloat16Storage" => DType::BF16,
-            "LongStorage" => DType::I64,
-            "IntStorage" => DType::I32,
-            "ShortStorage" => DType::I16,
-            "CharStorage" => DType::I8,
-            "ByteStorage" => DType::U8,
-            "BoolStorage" => DType::Bool,
-            _ => return None,
-        })
-    }
-}
-
-/// A storage named by a persistent id: `('storage', torch.FloatStorage, key, location, numel[, view])`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StorageRef {
-    /// The storage's key (a file name in zip checkpoints, a number in legacy ones).
-    pub key: String,
-    /// Element type.
-    pub dtype: DType,
-    /// Number of elements the pickle declares.
-    pub numel: u64,
-}
-
-/// A tensor rebuilt by `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)`:
-/// element `(i0, i1, ...)` is storage element `offset + Σ i_k·stride_k`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TensorRef {
-    /// The storage it views.
-    pub storage: StorageRef,
-    /// Offset in elements.
-    pub offset: u64,
-    /// Shape.
-    pub shape: Vec<usize>,
-    /// Strides in elements.
-    pub stride: Vec<usize>,
-}
-
-/// A whitelisted global, interpreted by `REDUCE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Callable {
-    /// `collections.OrderedDict`: `OrderedDict()` → empty dict.
-    OrderedDict,
-    /// `torch._utils._rebuild_tensor_v2`
-    RebuildTensorV2,
-    /// `torch._utils._rebuild_tensor` (pre-1.0 checkpoints)
-    RebuildTensor,
-    /// `torch._utils._rebuild_parameter`: returns its tensor argument.
-    RebuildParameter,
-}
-
-/// One value in the arena.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    /// `None`
-    None,
-    /// `True` / `False`
-    Bool(bool),
-    /// An integer (at most 128 bits).
-    Int(i128),
-    /// A float.
-    Float(f64),
-    /// A str.
-    Str(String),
-    /// A bytes object.
-    Bytes(Vec<u8>),
-    /// A tuple.
-    Tuple(Vec<Id>),
-    /// A list.
-    List(Vec<Id>),
-    /// A dict, in insertion order (a later equal key is a later pair).
-    Dict(Vec<(Id, Id)>),
-    /// A whitelisted function or class.
-    Callable(Callable),
-    /// A `torch.*Storage` class.
-    StorageType(DType),
-    /// A storage loaded by persistent id.
-    Storage(StorageRef),
-    /// A tensor.
-    Tensor(TensorRef),
-}
-
-impl Value {
-    /// The Python-ish type name, for error messages.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Value::None => "None",
-            Value::Bool(_) => "bool",
-            Value::Int(_) => "int",
-            Value::Float(_) => "float",
-            Value::Str(_) => "str",
-            Value::Bytes(_) => "bytes",
-            Value::Tuple(_) => "tuple",
-            Value::List(_) => "list",
-            Value::Dict(_) => "dict",
-            Value::Callable(_) => "callable",
-            Value::StorageType(_) => "storage class",
-            Value::Storage(_) => "storage",
-            Value::Tensor(_) => "tensor",
-        }
-    }
-}
 
 /// A parsed pickle: its arena, the value `STOP` returned, and where the pickle ended.
 #[derive(Debug)]
@@ -438,6 +283,10 @@ impl<'a> Machine<'a> {
                 self.nodes[pid].kind()
             )));
         };
+        // Check the length before copying: a shared huge tuple must not cost O(n) per use.
+        if items.len() > 6 {
+            return Err(self.err(format!("persistent id of {} items", items.len())));
+        }
         let items = items.clone();
         match items.first().map(|&i| &self.nodes[i]) {
             Some(Value::Str(s)) if s == "storage" => {}
@@ -460,6 +309,9 @@ impl<'a> Machine<'a> {
         let Value::Str(key) = &self.nodes[items[2]] else {
             return Err(self.err("storage key is not a str"));
         };
+        if key.len() > MAX_KEY_LEN {
+            return Err(self.err(format!("storage key of {} bytes", key.len())));
+        }
         let key = key.clone();
         let numel = self.int_arg(items[4], "storage size")?;
         let numel = u64::try_from(numel)
@@ -480,6 +332,9 @@ impl<'a> Machine<'a> {
         let Value::Tuple(args) = &self.nodes[args] else {
             return Err(self.err("REDUCE arguments are not a tuple"));
         };
+        if args.len() > 7 {
+            return Err(self.err(format!("REDUCE with {} arguments", args.len())));
+        }
         let args = args.clone();
         match c {
             Callable::OrderedDict => {
@@ -534,7 +389,7 @@ impl<'a> Machine<'a> {
     }
 
     fn set_items(&mut self, dict: Id, items: Vec<Id>) -> Result<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.err("SETITEMS with an odd number of items"));
         }
         let Value::Dict(pairs) = &mut self.nodes[dict] else {
@@ -761,242 +616,4 @@ impl<'a> Machine<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::weights::testutil::PickleWriter;
-
-    #[test]
-    fn parses_dict_of_ints_strings_and_memo() {
-        let mut w = PickleWriter::new();
-        w.proto();
-        w.op(b'}').binput(0).mark();
-        w.unicode("a")
-            .int(5)
-            .unicode("b")
-            .long1(&[0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
-        w.unicode("c").binget(0); // the dict itself: a cycle, harmless in the arena
-        w.op(b'u').stop();
-        let p = Pickle::parse(&w.bytes, 0).unwrap();
-        let Value::Dict(pairs) = p.get(p.root) else {
-            panic!()
-        };
-        assert_eq!(pairs.len(), 3);
-        assert_eq!(p.get(pairs[0].1), &Value::Int(5));
-        assert_eq!(p.get(pairs[1].1), &Value::Int(0x1950a86a20f9469cfc6c));
-        assert_eq!(pairs[2].1, p.root);
-        assert_eq!(p.end, w.bytes.len());
-    }
-
-    #[test]
-    fn negative_long_and_binint() {
-        let mut w = PickleWriter::new();
-        w.proto()
-            .mark()
-            .long1(&[0xff])
-            .op(b'J')
-            .raw(&(-7i32).to_le_bytes())
-            .op(b't')
-            .stop();
-        let p = Pickle::parse(&w.bytes, 0).unwrap();
-        let Value::Tuple(t) = p.get(p.root) else {
-            panic!()
-        };
-        assert_eq!(p.get(t[0]), &Value::Int(-1));
-        assert_eq!(p.get(t[1]), &Value::Int(-7));
-    }
-
-    #[test]
-    fn forbidden_globals_are_named() {
-        for (m, n) in [
-            ("os", "system"),
-            ("builtins", "eval"),
-            ("torch", "load"),
-            ("posix", "system"),
-        ] {
-            let mut w = PickleWriter::new();
-            w.proto()
-                .global(m, n)
-                .unicode("echo pwned")
-                .op(0x85)
-                .op(b'R')
-                .stop();
-            let e = Pickle::parse(&w.bytes, 0).unwrap_err();
-            assert!(
-                matches!(&e, Error::PickleGlobal { module, name, offset: 2 } if module == m && name == n),
-                "{e}"
-            );
-            assert!(e.to_string().contains(&format!("{m}.{n}")), "{e}");
-        }
-        // STACK_GLOBAL goes through the same whitelist.
-        let mut w = PickleWriter::new();
-        w.proto()
-            .unicode("builtins")
-            .unicode("eval")
-            .op(0x93)
-            .stop();
-        let e = Pickle::parse(&w.bytes, 0).unwrap_err();
-        assert!(e.to_string().contains("builtins.eval"), "{e}");
-    }
-
-    #[test]
-    fn unknown_opcodes_are_named() {
-        // INST ('i'), OBJ ('o'), NEWOBJ (0x81), EXT1 (0x82), PERSID ('P'), a non-opcode (0xff)
-        for op in [b'i', b'o', 0x81, 0x82, b'P', 0xff, b'S'] {
-            let bytes = [0x80, 2, op, b'.'];
-            let e = Pickle::parse(&bytes, 0).unwrap_err();
-            assert!(
-                matches!(e, Error::PickleOpcode { opcode, offset: 2 } if opcode == op),
-                "{op:#x}: {e}"
-            );
-            assert!(e.to_string().contains(&format!("0x{op:02x}")), "{e}");
-        }
-    }
-
-    #[test]
-    fn lengths_past_the_end_are_truncation_errors_without_allocating() {
-        // BINUNICODE declaring 4 GiB in an 11-byte input.
-        let bytes = [
-            0x80, 2, b'X', 0xff, 0xff, 0xff, 0xff, b'a', b'b', b'c', b'.',
-        ];
-        let e = Pickle::parse(&bytes, 0).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Error::Truncated {
-                    needed: 0xffff_ffff,
-                    available: 4,
-                    ..
-                }
-            ),
-            "{e}"
-        );
-        let bytes = [
-            0x80, 2, 0x8d, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, b'.',
-        ];
-        assert!(matches!(
-            Pickle::parse(&bytes, 0),
-            Err(Error::Truncated { .. })
-        ));
-        let bytes = [0x80, 2, 0x8b, 0, 0, 0, 0x80, b'.'];
-        assert!(matches!(
-            Pickle::parse(&bytes, 0),
-            Err(Error::Truncated { .. })
-        ));
-    }
-
-    #[test]
-    fn truncated_everywhere_is_an_error() {
-        let w = crate::weights::testutil::tiny_state_dict_pickle();
-        Pickle::parse(&w, 0).unwrap();
-        for cut in 0..w.len() {
-            assert!(Pickle::parse(&w[..cut], 0).is_err(), "cut at {cut}");
-        }
-    }
-
-    #[test]
-    fn stack_and_memo_misuse() {
-        for (bytes, needle) in [
-            (&[0x80, 2, b'.'][..], "empty stack"),
-            (&[0x80, 2, b'h', 3, b'.'][..], "memo entry 3"),
-            (&[0x80, 2, b't', b'.'][..], "no MARK"),
-            (&[0x80, 2, b'N', b'a', b'.'][..], "empty stack"),
-            (
-                &[0x80, 2, b']', b'N', b'N', b's', b'.'][..],
-                "SETITEM(S) on a list",
-            ),
-            (&[0x80, 2, b'N', b')', b'R', b'.'][..], "REDUCE on a None"),
-            (&[0x80, 9, b'.'][..], "protocol 9"),
-        ] {
-            let e = Pickle::parse(bytes, 0).unwrap_err();
-            assert!(e.to_string().contains(needle), "{needle}: {e}");
-        }
-    }
-
-    #[test]
-    fn stack_depth_is_bounded() {
-        let mut bytes = vec![0x80, 2];
-        bytes.extend(std::iter::repeat_n(b'N', MAX_STACK + 1));
-        bytes.push(b'.');
-        let e = Pickle::parse(&bytes, 0).unwrap_err();
-        assert!(e.to_string().contains("stack deeper"), "{e}");
-    }
-
-    #[test]
-    fn deep_nesting_drops_without_recursion() {
-        // 200k nested 1-tuples: the arena is flat, so nothing recurses.
-        let mut bytes = vec![0x80, 2, b')'];
-        bytes.extend(std::iter::repeat_n(0x85, 200_000));
-        bytes.push(b'.');
-        let p = Pickle::parse(&bytes, 0).unwrap();
-        assert_eq!(p.len(), 200_001);
-    }
-
-    #[test]
-    fn rebuild_tensor_and_parameter() {
-        let mut w = PickleWriter::new();
-        w.proto();
-        w.global("torch._utils", "_rebuild_parameter");
-        w.tensor_v2("FloatStorage", "0", 24, 4, &[2, 3], &[3, 1]);
-        w.op(0x89).op(b'}').op(0x87).op(b'R').stop();
-        let p = Pickle::parse(&w.bytes, 0).unwrap();
-        let Value::Tensor(t) = p.get(p.root) else {
-            panic!("{:?}", p.get(p.root))
-        };
-        assert_eq!(
-            t.storage,
-            StorageRef {
-                key: "0".into(),
-                dtype: DType::F32,
-                numel: 24
-            }
-        );
-        assert_eq!(
-            (t.offset, t.shape.clone(), t.stride.clone()),
-            (4, vec![2, 3], vec![3, 1])
-        );
-    }
-
-    #[test]
-    fn bad_tensor_arguments() {
-        // negative offset
-        let mut w = PickleWriter::new();
-        w.proto()
-            .global("torch._utils", "_rebuild_tensor_v2")
-            .mark();
-        w.storage_pid("FloatStorage", "0", 4)
-            .op(b'J')
-            .raw(&(-1i32).to_le_bytes());
-        w.int_tuple(&[2])
-            .int_tuple(&[1])
-            .op(0x89)
-            .op(b'}')
-            .op(b't')
-            .op(b'R')
-            .stop();
-        let e = Pickle::parse(&w.bytes, 0).unwrap_err();
-        assert!(
-            e.to_string().contains("tensor offset: -1 out of range"),
-            "{e}"
-        );
-        // unknown persistent id type
-        let mut w = PickleWriter::new();
-        w.proto().mark().unicode("module").op(b't').op(b'Q').stop();
-        let e = Pickle::parse(&w.bytes, 0).unwrap_err();
-        assert!(e.to_string().contains("\"module\""), "{e}");
-        // storage view
-        let mut w = PickleWriter::new();
-        w.proto()
-            .mark()
-            .unicode("storage")
-            .global("torch", "FloatStorage")
-            .unicode("1");
-        w.unicode("cpu")
-            .int(4)
-            .int_tuple(&[0, 1])
-            .op(b't')
-            .op(b'Q')
-            .stop();
-        let e = Pickle::parse(&w.bytes, 0).unwrap_err();
-        assert!(e.to_string().contains("view"), "{e}");
-    }
-}
+mod tests;
