@@ -1,6 +1,8 @@
 //! Finite-difference gradient checks in f64 for every op, on several small random shapes
 //! (odd sizes, non-square, stride 1 and 2, padding 0/1/2, batch > 1, broadcasting).
 
+#![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better in these tables
+
 use engine::testing::grad_check;
 use engine::{test_device, Conv2dOptions, DType, Device, Pool2dOptions, Tensor};
 

@@ -55,7 +55,7 @@ impl RgbImage {
                 .with_guessed_format()
                 .map_err(|e| img_err(path, format!("cannot read: {e}")))?;
             // Judge by content, not by the extension: a text file named .jpg is not an image.
-            if r.format().is_none() || image::guess_format(&head).is_err() {
+            if r.format().is_none() || image::guess_format(head).is_err() {
                 return Err(img_err(
                     path,
                     "not an image (unknown format; PNG, JPEG, WebP, TIFF, BMP and GIF are read)",

@@ -95,6 +95,7 @@ pub fn gemm<T: Float>(
     let work = m * n * k;
     let cp = SendPtr(c.as_mut_ptr());
     let run = |i0: usize, i1: usize, j0: usize, j1: usize| unsafe {
+        #[allow(clippy::redundant_locals)] // captures the Send wrapper, not its raw-pointer field
         let cp = cp;
         T::gemm_raw(
             i1 - i0,
