@@ -1,6 +1,7 @@
 //! Pieces shared by the CLI commands: loading the weights, device selection, path checks.
 
 use anyhow::{bail, Context, Result};
+use nst::engine::Device;
 use nst::vgg19::{Pooling, Vgg19};
 use nst::weights::{default_weights_path, VggWeights};
 use std::path::{Path, PathBuf};
@@ -22,22 +23,39 @@ pub fn load_vgg(weights: Option<&Path>, pooling: Pooling) -> Result<Vgg19> {
     Ok(Vgg19::new(&w, pooling)?)
 }
 
-/// `--device cpu|cuda[:N]|auto`.
-pub fn check_device(device: &str) -> Result<()> {
-    match device {
-        "cpu" => Ok(()),
+/// `--device cpu|cuda[:N]|auto` → the engine device to run on. `cuda`/`cuda:N` fail with one
+/// line when that GPU is not usable here; `auto` takes GPU 0 when there is one, else the CPU
+/// (saying so on stderr).
+pub fn check_device(device: &str) -> Result<Device> {
+    let cuda_index = match device {
+        "cpu" => return Ok(Device::Cpu),
         "auto" => {
-            eprintln!("note: no CUDA backend in this build yet; running on the CPU");
-            Ok(())
+            return Ok(match Device::cuda_devices().first() {
+                Some(&d) => d,
+                None => {
+                    eprintln!("note: no usable CUDA device; running on the CPU");
+                    Device::Cpu
+                }
+            })
         }
-        d if d == "cuda"
-            || d.strip_prefix("cuda:")
-                .is_some_and(|n| n.parse::<usize>().is_ok()) =>
-        {
-            bail!("--device {d}: the CUDA backend is not built yet; use --device cpu")
-        }
-        d => bail!("--device {d:?}: expected cpu, cuda, cuda:N or auto"),
+        "cuda" => 0,
+        d => match d.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => n,
+            _ => bail!("--device {d:?}: expected cpu, cuda, cuda:N or auto"),
+        },
+    };
+    let devices = Device::cuda_devices();
+    if devices.is_empty() {
+        let reason = Device::cuda_unavailable_reason().unwrap_or_default();
+        bail!("--device {device}: no CUDA device ({reason}); use --device cpu");
     }
+    if cuda_index >= devices.len() {
+        bail!(
+            "--device {device}: no CUDA device cuda:{cuda_index} ({} present: `nst-cli devices` lists them)",
+            devices.len()
+        );
+    }
+    Ok(Device::Cuda(cuda_index))
 }
 
 /// The absolute, symlink-resolved form of a path that may not exist yet (its parent must).

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod common;
+mod devices;
 mod features;
+mod serve;
 mod transfer;
 mod weights;
 
@@ -28,6 +30,10 @@ enum Command {
         #[command(subcommand)]
         cmd: weights::WeightsCmd,
     },
+    /// A local web page to upload images, choose styles, watch the picture form and download it.
+    Serve(serve::ServeArgs),
+    /// List the CUDA GPUs this build can use (name, compute capability, memory).
+    Devices,
 }
 
 fn main() -> ExitCode {
@@ -35,6 +41,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Weights { cmd } => weights::run(cmd),
         Command::Features(args) => features::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Devices => devices::run(),
         Command::Transfer(args) => match transfer::run_transfer(args) {
             Ok(true) => return ExitCode::from(130),
             Ok(false) => Ok(()),

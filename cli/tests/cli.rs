@@ -168,8 +168,8 @@ fn bad_outputs_and_flags_give_one_clear_line() {
         "--size",
     );
     assert_one_line_error(
-        &nst(&["transfer", &c, &s, "-o", &out, "--device", "cuda"]),
-        "not built yet",
+        &nst(&["transfer", &c, &s, "-o", &out, "--device", "cuda:99"]),
+        "cuda:99",
     );
     assert_one_line_error(
         &nst(&["transfer", &c, &s, "-o", &out, "--device", "tpu"]),

@@ -141,7 +141,8 @@ pub fn backward(root: &Tensor) -> Result<()> {
             _ => Storage::F32(vec![1.0]),
         },
         root.shape(),
-    );
+    )
+    .to_device(root.device())?;
     if !root.requires_grad() {
         return Ok(());
     }

@@ -44,12 +44,66 @@ pub enum EngineError {
     },
     #[error("device {device} is not available: {reason}")]
     DeviceUnavailable { device: Device, reason: String },
+    /// A GPU allocation did not fit: `bytes` is the size of the allocation that failed.
+    #[error("{op} on {device}: out of GPU memory allocating {bytes} bytes ({detail})")]
+    OutOfMemory {
+        op: &'static str,
+        device: Device,
+        bytes: usize,
+        detail: String,
+    },
+    /// A CUDA driver, cuBLAS or NVRTC failure (a launch, a copy, a kernel fault), or host access
+    /// to a CUDA tensor where only an explicit copy is allowed.
+    #[error("{op} on {device}: {msg}")]
+    Cuda {
+        op: &'static str,
+        device: Device,
+        msg: String,
+    },
     #[error("backward: the loss must be a scalar (one element), got shape {shape:?}")]
     NotScalar { shape: Vec<usize> },
     #[error(
         "backward: this graph was already used by a backward pass and freed; run the forward again"
     )]
     GraphFreed,
+}
+
+impl EngineError {
+    /// The engine's form of a CUDA backend error from `op` on GPU `device`: no driver, device or
+    /// library → `DeviceUnavailable`; out of memory → `OutOfMemory`; anything else → `Cuda`.
+    pub(crate) fn from_cuda(op: &'static str, device: usize, e: kernels::cuda::CudaError) -> Self {
+        use kernels::cuda::{human_bytes, CudaError as C};
+        let dev = Device::Cuda(device);
+        match e {
+            C::NoDriver(_) | C::NoDevice { .. } | C::MissingLibrary { .. } => {
+                EngineError::DeviceUnavailable {
+                    device: dev,
+                    reason: e.to_string(),
+                }
+            }
+            C::OutOfMemory {
+                device,
+                bytes,
+                free,
+                total,
+            } => EngineError::OutOfMemory {
+                op,
+                device: Device::Cuda(device),
+                bytes,
+                detail: format!(
+                    "{}; {} free of {}",
+                    human_bytes(bytes),
+                    human_bytes(free),
+                    human_bytes(total)
+                ),
+            },
+            other => EngineError::Cuda {
+                op,
+                device: dev,
+                msg: other.to_string(),
+            },
+        }
+    }
 }
 
 /// Shorthand for `Result<T, EngineError>`.

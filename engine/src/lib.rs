@@ -20,6 +20,7 @@ pub mod testing;
 pub use autograd::{is_grad_enabled, no_grad, no_grad_guard};
 pub use device::{DType, Device};
 pub use error::{EngineError, Result};
+pub use ops::conv_algo::{conv_algorithm, set_conv_algorithm, ConvAlgorithm};
 pub use ops::{Conv2dOptions, Pool2dOptions};
 pub use storage::{live_buffers, live_bytes, Element, Storage};
 pub use tensor::{contiguous_strides, Tensor};

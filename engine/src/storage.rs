@@ -1,6 +1,7 @@
 //! Tensor storage: a flat buffer on one device, shared between views through an `Arc`.
 
-use crate::{DType, Device};
+use crate::{DType, Device, EngineError, Result};
+use kernels::cuda::{CudaBuffer, CudaSlice};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static LIVE_BUFFERS: AtomicUsize = AtomicUsize::new(0);
@@ -24,6 +25,10 @@ pub enum Storage {
     F64(Vec<f64>),
     F16(Vec<half::f16>),
     BF16(Vec<half::bf16>),
+    /// f32 or f64 elements in the memory of GPU `cuda:N` (`N = buffer.device()`), freed when the
+    /// last tensor viewing it is dropped. Host code never reads it directly: only
+    /// `Tensor::to_device`/`to_vec*`/`item` copy it to the host.
+    Cuda(CudaBuffer),
 }
 
 impl Storage {
@@ -38,10 +43,15 @@ impl Storage {
             Storage::F64(_) => DType::F64,
             Storage::F16(_) => DType::F16,
             Storage::BF16(_) => DType::BF16,
+            Storage::Cuda(b) if b.is_f64() => DType::F64,
+            Storage::Cuda(_) => DType::F32,
         }
     }
     pub fn device(&self) -> Device {
-        Device::Cpu
+        match self {
+            Storage::Cuda(b) => Device::Cuda(b.device()),
+            _ => Device::Cpu,
+        }
     }
     pub fn len(&self) -> usize {
         match self {
@@ -49,6 +59,7 @@ impl Storage {
             Storage::F64(v) => v.len(),
             Storage::F16(v) => v.len(),
             Storage::BF16(v) => v.len(),
+            Storage::Cuda(b) => b.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -63,11 +74,19 @@ impl Drop for Storage {
     }
 }
 
-/// A float element type the engine computes on (f32, f64): how to view and build storage.
-pub trait Element: kernels::Float {
+/// A float element type the engine computes on (f32, f64): how to view and build storage, on
+/// the host and on a GPU.
+pub trait Element: kernels::cuda::CudaElem {
     const DTYPE: DType;
     fn slice(s: &Storage) -> Option<&[Self]>;
     fn into_storage(v: Vec<Self>) -> Storage;
+    /// The device slice of CUDA storage of this element type.
+    fn cuda_slice(s: &Storage) -> Option<&CudaSlice<Self>> {
+        match s {
+            Storage::Cuda(b) => b.slice::<Self>(),
+            _ => None,
+        }
+    }
 }
 
 impl Element for f32 {
@@ -93,6 +112,38 @@ impl Element for f64 {
     }
     fn into_storage(v: Vec<f64>) -> Storage {
         Storage::F64(v)
+    }
+}
+
+impl Device {
+    /// Every usable CUDA device, `Cuda(0) .. Cuda(n−1)`: empty when there is no driver, no GPU,
+    /// no libnvrtc or no libcublas (see [`Device::cuda_unavailable_reason`]).
+    pub fn cuda_devices() -> Vec<Device> {
+        if !kernels::cuda::is_available() {
+            return Vec::new();
+        }
+        (0..kernels::cuda::device_count().unwrap_or(0))
+            .map(Device::Cuda)
+            .collect()
+    }
+
+    /// Why no CUDA device can be used here, or `None` when at least one can.
+    pub fn cuda_unavailable_reason() -> Option<String> {
+        kernels::cuda::unavailable_reason()
+    }
+
+    /// Name, compute capability and memory of a CUDA device (read from the driver; creates no
+    /// context). Errors: `DeviceUnavailable` for the CPU, a missing driver or index.
+    pub fn cuda_info(self) -> Result<kernels::cuda::DeviceInfo> {
+        match self {
+            Device::Cpu => Err(EngineError::DeviceUnavailable {
+                device: self,
+                reason: "the CPU is not a CUDA device".into(),
+            }),
+            Device::Cuda(n) => {
+                kernels::cuda::device_info(n).map_err(|e| EngineError::from_cuda("cuda_info", n, e))
+            }
+        }
     }
 }
 

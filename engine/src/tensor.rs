@@ -221,27 +221,53 @@ impl Tensor {
         autograd::backward(self)
     }
 
-    /// The elements, row-major, as `T` (which must be this tensor's dtype).
+    /// The elements, row-major, as `T` (which must be this tensor's dtype). For a CUDA tensor
+    /// this is an explicit device → host copy (it waits for the GPU).
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
-        Ok(self.contiguous_data::<T>("to_vec")?.into_owned())
+        Ok(self.host_data::<T>("to_vec")?.into_owned())
     }
 
-    /// The elements converted to f32.
+    /// The elements converted to f32 (copied from the GPU for a CUDA tensor).
     pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
         dispatch_float!("to_vec_f32", self.dtype(), T => Ok(self
-            .contiguous_data::<T>("to_vec_f32")?
+            .host_data::<T>("to_vec_f32")?
             .iter()
             .map(|v| v.to_f64() as f32)
             .collect()))
     }
 
-    /// The elements converted to f64.
+    /// The elements converted to f64 (copied from the GPU for a CUDA tensor).
     pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
         dispatch_float!("to_vec_f64", self.dtype(), T => Ok(self
-            .contiguous_data::<T>("to_vec_f64")?
+            .host_data::<T>("to_vec_f64")?
             .iter()
             .map(|v| v.to_f64())
             .collect()))
+    }
+
+    /// The elements in row-major order on the host: [`Tensor::contiguous_data`] for a CPU
+    /// tensor, a device → host copy for a CUDA one. Only the explicit host-access methods
+    /// (`to_vec*`, `item`, `to_device`, `Debug`) use it.
+    fn host_data<T: Element>(&self, op: &'static str) -> Result<Cow<'_, [T]>> {
+        let Device::Cuda(n) = self.device() else {
+            return self.contiguous_data::<T>(op);
+        };
+        let dev = kernels::cuda::device(n).map_err(|e| EngineError::from_cuda(op, n, e))?;
+        let data = crate::ops::cuda::contiguous::<T>(op, &dev, self)?;
+        let v = dev
+            .dtoh(&data, self.numel())
+            .map_err(|e| EngineError::from_cuda(op, n, e))?;
+        Ok(Cow::Owned(v))
+    }
+
+    /// Error for host access to a CUDA tensor on a path that must not copy implicitly.
+    fn not_on_host(&self, op: &'static str) -> EngineError {
+        EngineError::Cuda {
+            op,
+            device: self.device(),
+            msg: "internal: host access to a CUDA tensor (copy it with to_device(Device::Cpu))"
+                .into(),
+        }
     }
 
     /// The value of a one-element tensor, as f64.
@@ -258,6 +284,9 @@ impl Tensor {
 
     /// The elements in row-major order: borrowed when contiguous, gathered otherwise.
     pub(crate) fn contiguous_data<T: Element>(&self, op: &'static str) -> Result<Cow<'_, [T]>> {
+        if self.device() != Device::Cpu {
+            return Err(self.not_on_host(op));
+        }
         let all = T::slice(&self.0.storage).ok_or(EngineError::DTypeMismatch {
             op,
             lhs: self.dtype(),
@@ -279,6 +308,9 @@ impl Tensor {
 
     /// The whole storage slice (for strided kernels), with this view's strides and offset.
     pub(crate) fn storage_slice<T: Element>(&self, op: &'static str) -> Result<&[T]> {
+        if self.device() != Device::Cpu {
+            return Err(self.not_on_host(op));
+        }
         T::slice(&self.0.storage).ok_or(EngineError::DTypeMismatch {
             op,
             lhs: self.dtype(),
@@ -286,15 +318,37 @@ impl Tensor {
         })
     }
 
-    /// Move to a device. CPU → CPU is a cheap clone; CUDA is not built yet.
+    /// This tensor on `device`: itself when already there, else a contiguous copy (host → GPU,
+    /// GPU → host, or GPU → GPU through the host). Differentiable: the gradient is copied back.
+    /// These are the only host ↔ device copies the engine makes besides `to_vec*`/`item`.
+    /// Errors: `DeviceUnavailable` (no driver, GPU, libnvrtc or libcublas, or no such index),
+    /// `OutOfMemory` naming the bytes, `UnsupportedDType` (only f32/f64 go to a GPU).
     pub fn to_device(&self, device: Device) -> Result<Tensor> {
-        match device {
-            Device::Cpu => Ok(self.clone()),
-            Device::Cuda(_) => Err(EngineError::DeviceUnavailable {
-                device,
-                reason: "the CUDA backend is not built yet".into(),
-            }),
+        let from = self.device();
+        if device == from {
+            return Ok(self.clone());
         }
+        let out = match (from, device) {
+            (Device::Cuda(_), Device::Cuda(_)) => {
+                // GPU → GPU: through the host (peer copies are not worth the complexity here).
+                return self.to_device(Device::Cpu)?.to_device(device);
+            }
+            (Device::Cpu, Device::Cuda(n)) => {
+                let op = "to_device";
+                let dev = kernels::cuda::device(n).map_err(|e| EngineError::from_cuda(op, n, e))?;
+                let buf = dispatch_float!(op, self.dtype(), T => {
+                    let data = self.contiguous_data::<T>(op)?;
+                    dev.htod::<T>(&data).map_err(|e| EngineError::from_cuda(op, n, e))?
+                });
+                Tensor::from_storage(Storage::Cuda(buf), self.shape())
+            }
+            (_, Device::Cpu) => dispatch_float!("to_device", self.dtype(), T => {
+                Tensor::from_vec(self.to_vec::<T>()?, self.shape())?
+            }),
+        };
+        Ok(crate::ops::record("to_device", out, &[self], move |g| {
+            Ok(vec![Some(g.to_device(from)?)])
+        }))
     }
 
     /// Convert to another float dtype (differentiable: the gradient is cast back).
@@ -303,16 +357,45 @@ impl Tensor {
             return Ok(self.clone());
         }
         let src = self.dtype();
-        let out = dispatch_float!("cast", src, S => {
-            let data = self.contiguous_data::<S>("cast")?;
-            dispatch_float!("cast", dtype, D => {
-                let v: Vec<D> = data.iter().map(|x| D::from_f64(x.to_f64())).collect();
-                Tensor::from_storage(D::into_storage(v), self.shape())
+        let out = if let Some(dev) = crate::ops::cuda::device_of("cast", self)? {
+            self.cast_cuda(&dev, dtype)?
+        } else {
+            dispatch_float!("cast", src, S => {
+                let data = self.contiguous_data::<S>("cast")?;
+                dispatch_float!("cast", dtype, D => {
+                    let v: Vec<D> = data.iter().map(|x| D::from_f64(x.to_f64())).collect();
+                    Tensor::from_storage(D::into_storage(v), self.shape())
+                })
             })
-        });
-        Ok(autograd::record("cast", out, &[self], move |g| {
+        };
+        Ok(crate::ops::record("cast", out, &[self], move |g| {
             Ok(vec![Some(g.cast(src)?)])
         }))
+    }
+}
+
+impl Tensor {
+    /// f32 ↔ f64 on the GPU.
+    fn cast_cuda(&self, dev: &kernels::cuda::CudaDevice, dtype: DType) -> Result<Tensor> {
+        use crate::ops::cuda::{contiguous, err, wrap};
+        use kernels::cuda::elementwise as ew;
+        let n = self.numel();
+        match (self.dtype(), dtype) {
+            (DType::F32, DType::F64) => {
+                let x = contiguous::<f32>("cast", dev, self)?;
+                let y = ew::cast_f32_to_f64(dev, &x, n).map_err(err("cast", dev))?;
+                Ok(wrap(y, self.shape()))
+            }
+            (DType::F64, DType::F32) => {
+                let x = contiguous::<f64>("cast", dev, self)?;
+                let y = ew::cast_f64_to_f32(dev, &x, n).map_err(err("cast", dev))?;
+                Ok(wrap(y, self.shape()))
+            }
+            (_, other) => Err(EngineError::UnsupportedDType {
+                op: "cast",
+                dtype: other,
+            }),
+        }
     }
 }
 

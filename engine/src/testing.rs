@@ -53,7 +53,8 @@ pub fn assert_tensor_close(actual: &Tensor, expected: &Tensor, tol: f64, what: &
 /// Finite-difference gradient check in f64.
 ///
 /// `f` maps the inputs to a scalar loss. Each input is cast to f64 and made a leaf requiring
-/// grad; the autodiff gradient is compared with central differences
+/// grad (on the input's device; perturbed copies go to the same device); the autodiff gradient
+/// is compared with central differences
 /// `(f(x + εeᵢ) − f(x − εeᵢ)) / 2ε` for every element, by relative error ≤ `tol`.
 /// Returns the largest relative error seen over the inputs.
 pub fn grad_check(
@@ -82,7 +83,10 @@ pub fn grad_check(
                 let mut v = base.clone();
                 v[j] += delta;
                 let mut args: Vec<Tensor> = leaves.iter().map(|l| l.detach()).collect();
-                args[i] = Tensor::from_vec(v, leaf.shape()).unwrap();
+                args[i] = Tensor::from_vec(v, leaf.shape())
+                    .unwrap()
+                    .to_device(leaf.device())
+                    .unwrap();
                 crate::no_grad(|| f(&args)).unwrap().item().unwrap()
             };
             numeric[j] = (eval(eps) - eval(-eps)) / (2.0 * eps);
@@ -100,9 +104,12 @@ pub fn grad_check(
     worst
 }
 
-/// The devices present in this process: the CPU always, CUDA devices once that backend exists.
+/// The devices present in this process: the CPU always, then every usable CUDA device (when a
+/// driver, a GPU, libnvrtc and libcublas are all present; see `Device::cuda_devices`).
 pub fn devices() -> Vec<Device> {
-    vec![Device::Cpu]
+    let mut d = vec![Device::Cpu];
+    d.extend(Device::cuda_devices());
+    d
 }
 
 /// Define one `#[test]` per device for a body taking a [`Device`]:

@@ -161,7 +161,7 @@ fn errors_name_the_op_and_shapes_and_never_panic() {
         Err(EngineError::DTypeMismatch { .. })
     ));
     assert!(matches!(
-        a.to_device(engine::Device::Cuda(0)),
+        a.to_device(engine::Device::Cuda(99)),
         Err(EngineError::DeviceUnavailable { .. })
     ));
     assert!(a.gram_matrix().is_err() && a.tv_loss().is_err());

@@ -19,7 +19,7 @@ fn randn(shape: &[usize], seed: u64, dev: Device) -> Tensor {
 /// A fixed random projection turning any output into a scalar with non-uniform weights, so that
 /// every output element's gradient matters.
 fn project(y: &Tensor) -> engine::Result<Tensor> {
-    let w = Tensor::randn(y.shape(), 1.0, 999, DType::F64)?;
+    let w = Tensor::randn(y.shape(), 1.0, 999, DType::F64)?.to_device(y.device())?;
     y.mul(&w)?.sum()
 }
 

@@ -5,5 +5,6 @@
 //! (f32 for real work, f64 for gradient checks) and has a naive reference in its unit tests.
 
 pub mod cpu;
+pub mod cuda;
 
 pub use cpu::Float;

@@ -26,7 +26,11 @@ impl Loss for MeanColour {
     }
     fn terms(&self, _features: &Features, x: &Tensor) -> nst::Result<Vec<LossTerm>> {
         let means = x.mean_axis(3, true)?.mean_axis(2, true)?; // 1×3×1×1
-        Ok(vec![LossTerm { name: "mean_colour".into(), value: means.mse_loss(&self.target)?, weight: self.weight }])
+        Ok(vec![LossTerm {
+            name: "mean_colour".into(),
+            value: means.mse_loss(&self.target)?,
+            weight: self.weight,
+        }])
     }
 }
 
@@ -52,9 +56,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let objective = Objective {
         vgg: vgg.clone(),
         losses: vec![
-            Box::new(ContentLoss { layer: "relu4_2".into(), target: content_target["relu4_2"].clone(), weight: 5.0 }),
-            Box::new(StyleLoss::from_styles(StyleLossKind::Gram, &style_layers, &[style_feats], &[1.0])?),
-            Box::new(MeanColour { target, weight: 1.0 }),
+            Box::new(ContentLoss {
+                layer: "relu4_2".into(),
+                target: content_target["relu4_2"].clone(),
+                weight: 5.0,
+            }),
+            Box::new(StyleLoss::from_styles(
+                StyleLossKind::Gram,
+                &style_layers,
+                &[style_feats],
+                &[1.0],
+            )?),
+            Box::new(MeanColour {
+                target,
+                weight: 1.0,
+            }),
         ],
     };
     let mut x = xc.to_vec::<f32>()?;
@@ -69,7 +85,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let rgb = vgg.deprocess(&Tensor::from_vec(x, &[1, 3, h, w])?)?;
-    RgbImage { width: w, height: h, data: rgb.into_iter().map(|v| v.clamp(0.0, 1.0)).collect() }.save(args[3].as_ref())?;
+    RgbImage {
+        width: w,
+        height: h,
+        data: rgb.into_iter().map(|v| v.clamp(0.0, 1.0)).collect(),
+    }
+    .save(args[3].as_ref())?;
     eprintln!("wrote {}", args[3]);
     Ok(())
 }

@@ -212,9 +212,7 @@ impl StyleTransferConfig {
             return bad(format!("--scales must be 1..=8, got {}", self.scales));
         }
         match self.optimizer {
-            Optimizer::Lbfgs { history: 0 } => {
-                bad("--lbfgs-history must be ≥ 1".into())
-            }
+            Optimizer::Lbfgs { history: 0 } => bad("--lbfgs-history must be ≥ 1".into()),
             Optimizer::Adam { learning_rate }
                 if !(learning_rate > 0.0 && learning_rate.is_finite()) =>
             {

@@ -2,9 +2,11 @@
 //! input, weight and bias, each its own kernel.
 
 use super::check_same;
-use crate::autograd::record;
+use super::cuda::{self as dev_ops, device_of};
+use super::record;
 use crate::{dispatch_float, EngineError, Result, Tensor};
 use kernels::cpu::conv2d::{self as k, Conv2dParams};
+use kernels::cuda::conv as cu;
 use kernels::Float as _;
 
 /// Stride and zero padding of a conv2d, per spatial axis (height, width).
@@ -111,13 +113,25 @@ impl Tensor {
         }
         let p = params(self, weight, bias, opts)?;
         let out_shape = [p.n, p.c_out, p.out_h(), p.out_w()];
-        let out = dispatch_float!("conv2d", self.dtype(), T => {
-            let (x, w) = (self.contiguous_data::<T>("conv2d")?, weight.contiguous_data::<T>("conv2d")?);
-            let b = bias.map(|b| b.contiguous_data::<T>("conv2d")).transpose()?;
-            let mut o = vec![T::ZERO; p.output_len()];
-            k::conv2d_forward(&p, &x, &w, b.as_deref(), &mut o);
-            Tensor::from_vec(o, &out_shape)?
-        });
+        let out = if let Some(dev) = device_of("conv2d", self)? {
+            dispatch_float!("conv2d", self.dtype(), T => {
+                let op = "conv2d";
+                let x = dev_ops::contiguous::<T>(op, &dev, self)?;
+                let w = dev_ops::contiguous::<T>(op, &dev, weight)?;
+                let b = bias.map(|b| dev_ops::contiguous::<T>(op, &dev, b)).transpose()?;
+                let o = cu::conv2d_forward(&dev, &p, &x, &w, b.as_deref())
+                    .map_err(dev_ops::err(op, &dev))?;
+                dev_ops::wrap(o, &out_shape)
+            })
+        } else {
+            dispatch_float!("conv2d", self.dtype(), T => {
+                let (x, w) = (self.contiguous_data::<T>("conv2d")?, weight.contiguous_data::<T>("conv2d")?);
+                let b = bias.map(|b| b.contiguous_data::<T>("conv2d")).transpose()?;
+                let mut o = vec![T::ZERO; p.output_len()];
+                super::conv_algo::forward(&p, weight, &x, &w, b.as_deref(), &mut o);
+                Tensor::from_vec(o, &out_shape)?
+            })
+        };
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
         let (x, w) = (self.clone(), weight.clone());
@@ -131,12 +145,44 @@ impl Tensor {
         drop(x);
         let has_bias = bias.is_some();
         Ok(record("conv2d", out, &inputs, move |g| {
+            if let Some(dev) = device_of("conv2d_backward", g)? {
+                return dispatch_float!("conv2d_backward", g.dtype(), T => {
+                    let op = "conv2d_backward";
+                    let e = dev_ops::err(op, &dev);
+                    let gd = dev_ops::contiguous::<T>(op, &dev, g)?;
+                    let gx = if need.0 {
+                        let wd = dev_ops::contiguous::<T>(op, &dev, &w)?;
+                        let o = cu::conv2d_backward_input(&dev, &p, &gd, &wd).map_err(&e)?;
+                        Some(dev_ops::wrap(o, &[p.n, p.c_in, p.h, p.w]))
+                    } else {
+                        None
+                    };
+                    let gw = match &x_saved {
+                        Some(xs) => {
+                            let xd = dev_ops::contiguous::<T>(op, &dev, xs)?;
+                            let o = cu::conv2d_backward_weight(&dev, &p, &xd, &gd).map_err(&e)?;
+                            Some(dev_ops::wrap(o, w.shape()))
+                        }
+                        None => None,
+                    };
+                    let mut grads = vec![gx, gw];
+                    if has_bias {
+                        grads.push(if need.2 {
+                            let o = cu::conv2d_backward_bias(&dev, &p, &gd).map_err(&e)?;
+                            Some(dev_ops::wrap(o, &[p.c_out]))
+                        } else {
+                            None
+                        });
+                    }
+                    Ok(grads)
+                });
+            }
             dispatch_float!("conv2d_backward", g.dtype(), T => {
                 let gd = g.contiguous_data::<T>("conv2d_backward")?;
                 let gx = if need.0 {
                     let wd = w.contiguous_data::<T>("conv2d_backward")?;
                     let mut o = vec![T::ZERO; p.input_len()];
-                    k::conv2d_backward_input(&p, &gd, &wd, &mut o);
+                    super::conv_algo::backward_input(&p, &w, &gd, &wd, &mut o);
                     Some(Tensor::from_vec(o, &[p.n, p.c_in, p.h, p.w])?)
                 } else {
                     None

@@ -1,10 +1,13 @@
 //! Elementwise ops: add/sub/mul/div with NumPy broadcasting, scalar ops, neg, square, sqrt, abs.
 
+use super::cuda::{self as dev_ops, device_of};
+use super::record;
 use super::{broadcast_shapes, broadcast_strides, check_same};
-use crate::autograd::record;
 use crate::storage::Element;
 use crate::{dispatch_float, Result, Tensor};
 use kernels::cpu::elementwise as k;
+use kernels::cuda::elementwise::{self as cu, BinaryOp as CuBin, UnaryOp as CuUnary};
+use kernels::cuda::CudaDevice;
 use kernels::Float as _;
 
 #[derive(Clone, Copy, Debug)]
@@ -45,10 +48,44 @@ fn binary_forward<T: Element>(
     Tensor::from_vec(out, shape)
 }
 
+/// `op(a, b)` on the GPU, broadcast to `shape`: the plain kernel when both operands are
+/// contiguous and of that shape, the strided one otherwise (no copies).
+pub(crate) fn binary_cuda<T: Element>(
+    dev: &CudaDevice,
+    op: CuBin,
+    a: &Tensor,
+    b: &Tensor,
+    shape: &[usize],
+) -> Result<Tensor> {
+    let name = "binary";
+    let (x, y) = (
+        dev_ops::storage_slice::<T>(name, a)?,
+        dev_ops::storage_slice::<T>(name, b)?,
+    );
+    let out = if a.shape() == shape && b.shape() == shape && a.is_contiguous() && b.is_contiguous()
+    {
+        cu::binary(dev, op, x, y, a.numel())
+    } else {
+        let (sa, sb) = (broadcast_strides(a, shape), broadcast_strides(b, shape));
+        cu::binary_strided(dev, op, shape, x, &sa, a.offset(), y, &sb, b.offset())
+    };
+    Ok(dev_ops::wrap(out.map_err(dev_ops::err(name, dev))?, shape))
+}
+
 fn binary(op_name: &'static str, op: BinOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     check_same(op_name, a, b)?;
     let shape = broadcast_shapes(op_name, a.shape(), b.shape())?;
-    let out = dispatch_float!(op_name, a.dtype(), T => binary_forward::<T>(op, a, b, &shape)?);
+    let out = if let Some(dev) = device_of(op_name, a)? {
+        let cop = match op {
+            BinOp::Add => CuBin::Add,
+            BinOp::Sub => CuBin::Sub,
+            BinOp::Mul => CuBin::Mul,
+            BinOp::Div => CuBin::Div,
+        };
+        dispatch_float!(op_name, a.dtype(), T => binary_cuda::<T>(&dev, cop, a, b, &shape)?)
+    } else {
+        dispatch_float!(op_name, a.dtype(), T => binary_forward::<T>(op, a, b, &shape)?)
+    };
     let (ac, bc) = (a.clone(), b.clone());
     let (need_a, need_b) = (a.requires_grad(), b.requires_grad());
     Ok(record(op_name, out, &[a, b], move |g| {
@@ -91,6 +128,22 @@ pub(crate) enum Unary {
 
 /// Apply a unary map (no recording).
 pub(crate) fn unary_raw(x: &Tensor, u: Unary) -> Result<Tensor> {
+    if let Some(dev) = device_of("unary", x)? {
+        let op = match u {
+            Unary::Neg => CuUnary::Neg,
+            Unary::AddScalar(s) => CuUnary::AddScalar(s),
+            Unary::MulScalar(s) => CuUnary::MulScalar(s),
+            Unary::Square => CuUnary::Square,
+            Unary::Sqrt => CuUnary::Sqrt,
+            Unary::Abs => CuUnary::Abs,
+            Unary::Relu => CuUnary::Relu,
+        };
+        return dispatch_float!("unary", x.dtype(), T => {
+            let data = dev_ops::contiguous::<T>("unary", &dev, x)?;
+            let out = cu::unary(&dev, &data, x.numel(), op).map_err(dev_ops::err("unary", &dev))?;
+            Ok(dev_ops::wrap(out, x.shape()))
+        });
+    }
     dispatch_float!("unary", x.dtype(), T => {
         let data = x.contiguous_data::<T>("unary")?;
         let mut out = vec![T::ZERO; data.len()];
@@ -165,6 +218,12 @@ impl Tensor {
         let out = unary_raw(self, Unary::Abs)?;
         let x = self.clone();
         Ok(record("abs", out, &[self], move |g| {
+            if let Some(dev) = device_of("abs_backward", &x)? {
+                let gd = dispatch_float!("abs_backward", x.dtype(), T => {
+                    binary_cuda::<T>(&dev, CuBin::AbsGrad, g, &x, x.shape())?
+                });
+                return Ok(vec![Some(gd)]);
+            }
             let gd = dispatch_float!("abs_backward", x.dtype(), T => {
                 let (gv, xv) = (g.contiguous_data::<T>("abs")?, x.contiguous_data::<T>("abs")?);
                 let mut o = vec![T::ZERO; gv.len()];

@@ -1,18 +1,28 @@
 //! Reductions: sum and mean over the whole tensor or along one axis, and `sum_to_shape`
 //! (the adjoint of broadcasting).
 
-use crate::autograd::record;
+use super::cuda::{self as dev_ops, device_of};
+use super::record;
 use crate::{dispatch_float, EngineError, Result, Tensor};
 use kernels::cpu::elementwise as k;
+use kernels::cuda::reduce as cu;
 use kernels::Float as _;
 
 impl Tensor {
     /// Σ of all elements; shape `[]`. Backward broadcasts the gradient.
     pub fn sum(&self) -> Result<Tensor> {
-        let out = dispatch_float!("sum", self.dtype(), T => {
-            let d = self.contiguous_data::<T>("sum")?;
-            Tensor::from_vec(vec![k::sum_all(&d)], &[])?
-        });
+        let out = if let Some(dev) = device_of("sum", self)? {
+            dispatch_float!("sum", self.dtype(), T => {
+                let d = dev_ops::contiguous::<T>("sum", &dev, self)?;
+                let s = cu::sum_all(&dev, &d, self.numel()).map_err(dev_ops::err("sum", &dev))?;
+                dev_ops::wrap(s, &[])
+            })
+        } else {
+            dispatch_float!("sum", self.dtype(), T => {
+                let d = self.contiguous_data::<T>("sum")?;
+                Tensor::from_vec(vec![k::sum_all(&d)], &[])?
+            })
+        };
         let shape = self.shape().to_vec();
         Ok(record("sum", out, &[self], move |g| {
             Ok(vec![Some(g.expand(&shape)?.contiguous()?)])
@@ -49,12 +59,21 @@ impl Tensor {
         } else {
             out_shape.remove(axis);
         }
-        let out = dispatch_float!("sum_axis", self.dtype(), T => {
-            let d = self.contiguous_data::<T>("sum_axis")?;
-            let mut o = vec![T::ZERO; outer * inner];
-            k::sum_axis(&d, outer, s[axis], inner, &mut o);
-            Tensor::from_vec(o, &out_shape)?
-        });
+        let out = if let Some(dev) = device_of("sum_axis", self)? {
+            dispatch_float!("sum_axis", self.dtype(), T => {
+                let d = dev_ops::contiguous::<T>("sum_axis", &dev, self)?;
+                let o = cu::sum_axis(&dev, &d, outer, s[axis], inner)
+                    .map_err(dev_ops::err("sum_axis", &dev))?;
+                dev_ops::wrap(o, &out_shape)
+            })
+        } else {
+            dispatch_float!("sum_axis", self.dtype(), T => {
+                let d = self.contiguous_data::<T>("sum_axis")?;
+                let mut o = vec![T::ZERO; outer * inner];
+                k::sum_axis(&d, outer, s[axis], inner, &mut o);
+                Tensor::from_vec(o, &out_shape)?
+            })
+        };
         let in_shape = s.to_vec();
         Ok(record("sum_axis", out, &[self], move |g| {
             let mut kept = in_shape.clone();

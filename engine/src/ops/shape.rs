@@ -1,7 +1,8 @@
 //! Shape ops: reshape, permute/transpose, expand (broadcast view), narrow (slice), contiguous.
 //! Views share storage; their backward maps the gradient back to the input's shape.
 
-use crate::autograd::record;
+use super::cuda::{self as dev_ops, device_of, DevData};
+use super::record;
 use crate::tensor::contiguous_strides;
 use crate::{dispatch_float, EngineError, Result, Tensor};
 use kernels::Float as _;
@@ -17,9 +18,18 @@ impl Tensor {
         if self.is_contiguous() {
             return Ok(self.clone());
         }
-        let out = dispatch_float!("contiguous", self.dtype(), T => {
-            Tensor::from_vec(self.contiguous_data::<T>("contiguous")?.into_owned(), self.shape())?
-        });
+        let out = if let Some(dev) = device_of("contiguous", self)? {
+            dispatch_float!("contiguous", self.dtype(), T => {
+                match dev_ops::contiguous::<T>("contiguous", &dev, self)? {
+                    DevData::Owned(s) => dev_ops::wrap(s, self.shape()),
+                    DevData::Borrowed(_) => self.detach(), // not reached: checked above
+                }
+            })
+        } else {
+            dispatch_float!("contiguous", self.dtype(), T => {
+                Tensor::from_vec(self.contiguous_data::<T>("contiguous")?.into_owned(), self.shape())?
+            })
+        };
         Ok(record("contiguous", out, &[self], |g| {
             Ok(vec![Some(g.clone())])
         }))
@@ -128,6 +138,27 @@ impl Tensor {
         let in_shape = self.shape().to_vec();
         Ok(record("narrow", out, &[self], move |g| {
             // Scatter the gradient into zeros of the input's shape.
+            if let Some(dev) = device_of("narrow_backward", g)? {
+                let gi = dispatch_float!("narrow_backward", g.dtype(), T => {
+                    let op = "narrow_backward";
+                    let strides = contiguous_strides(&in_shape);
+                    let mut full = dev
+                        .alloc_zeros::<T>(in_shape.iter().product())
+                        .map_err(dev_ops::err(op, &dev))?;
+                    let src = dev_ops::storage_slice::<T>(op, g)?;
+                    kernels::cuda::elementwise::copy_into_strided(
+                        &dev,
+                        src,
+                        (g.strides(), g.offset()),
+                        &mut full,
+                        (&strides, start * strides[dim]),
+                        &shape,
+                    )
+                    .map_err(dev_ops::err(op, &dev))?;
+                    dev_ops::wrap(full, &in_shape)
+                });
+                return Ok(vec![Some(gi)]);
+            }
             let gi = dispatch_float!("narrow_backward", g.dtype(), T => {
                 let mut full = vec![T::ZERO; in_shape.iter().product()];
                 let strides = contiguous_strides(&in_shape);

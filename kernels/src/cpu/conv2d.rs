@@ -72,7 +72,13 @@ impl Geom {
             && p.stride_w == 1
             && p.pad_h == 0
             && p.pad_w == 0;
-        Geom { k, oh, ow, band: oh.max(1).div_ceil(bands), pointwise }
+        Geom {
+            k,
+            oh,
+            ow,
+            band: oh.max(1).div_ceil(bands),
+            pointwise,
+        }
     }
     fn ohw(&self) -> usize {
         self.oh * self.ow
@@ -88,15 +94,25 @@ impl Geom {
     /// The bands `[y0, y1)` of output rows.
     fn bands(&self) -> impl Iterator<Item = (usize, usize)> {
         let (band, oh) = (self.band, self.oh);
-        (0..oh).step_by(band).map(move |y0| (y0, (y0 + band).min(oh)))
+        (0..oh)
+            .step_by(band)
+            .map(move |y0| (y0, (y0 + band).min(oh)))
     }
 }
 
 /// Output positions `o` in `[lo, hi)` whose input coordinate `o·stride + tap − pad` lies in
 /// `[0, size)`, clipped to `[0, out)`.
 fn valid_range(tap: usize, pad: usize, stride: usize, size: usize, out: usize) -> (usize, usize) {
-    let lo = if pad > tap { (pad - tap).div_ceil(stride) } else { 0 };
-    let hi = if size + pad > tap { (size + pad - tap).div_ceil(stride) } else { 0 };
+    let lo = if pad > tap {
+        (pad - tap).div_ceil(stride)
+    } else {
+        0
+    };
+    let hi = if size + pad > tap {
+        (size + pad - tap).div_ceil(stride)
+    } else {
+        0
+    };
     let hi = hi.min(out);
     (lo.min(hi), hi)
 }
@@ -111,8 +127,11 @@ fn im2col<T: Float>(p: &Conv2dParams, g: &Geom, img: &[T], y0: usize, y1: usize,
     let cols = (y1 - y0) * g.ow;
     let (khw, hw) = (p.kh * p.kw, p.h * p.w);
     let min_len = (MIN_TASK_ELEMS / cols).max(1);
-    col[..g.k * cols].par_chunks_mut(cols).with_min_len(min_len).enumerate().for_each(
-        |(r, row)| {
+    col[..g.k * cols]
+        .par_chunks_mut(cols)
+        .with_min_len(min_len)
+        .enumerate()
+        .for_each(|(r, row)| {
             let (c, i, j) = (r / khw, (r / p.kw) % p.kh, r % p.kw);
             let plane = &img[c * hw..(c + 1) * hw];
             let (y_lo, y_hi) = valid_range(i, p.pad_h, p.stride_h, p.h, g.oh);
@@ -135,8 +154,7 @@ fn im2col<T: Float>(p: &Conv2dParams, g: &Geom, img: &[T], y0: usize, y1: usize,
                     }
                 }
             }
-        },
-    );
+        });
 }
 
 /// The adjoint of [`im2col`] for output rows `[y0, y1)`: adds every entry of `col` into the
@@ -151,9 +169,13 @@ fn col2im_add<T: Float>(
     grad_img: &mut [T],
 ) {
     let cols = (y1 - y0) * g.ow;
+    // The input rows this band reads: [lo, hi) in every channel.
+    let lo = (y0 * p.stride_h).saturating_sub(p.pad_h).min(p.h);
+    let hi = ((y1 - 1) * p.stride_h + p.kh)
+        .saturating_sub(p.pad_h)
+        .clamp(lo, p.h);
     let min_len = (MIN_TASK_ELEMS / (p.w * p.kh * p.kw).max(1)).max(1);
-    grad_img.par_chunks_mut(p.w).with_min_len(min_len).enumerate().for_each(|(r, dst)| {
-        let (c, iy) = (r / p.h, r % p.h);
+    let add_row = |c: usize, iy: usize, dst: &mut [T]| {
         for i in 0..p.kh {
             // Output row oy reads input row iy through tap i when oy·s_h + i − p_h = iy.
             let Some(t) = (iy + p.pad_h).checked_sub(i) else {
@@ -180,7 +202,17 @@ fn col2im_add<T: Float>(
                 }
             }
         }
-    });
+    };
+    grad_img
+        .par_chunks_mut(p.h * p.w)
+        .enumerate()
+        .for_each(|(c, plane)| {
+            plane[lo * p.w..hi * p.w]
+                .par_chunks_mut(p.w)
+                .with_min_len(min_len)
+                .enumerate()
+                .for_each(|(k, dst)| add_row(c, lo + k, dst))
+        });
 }
 
 /// Runs `f(image index, that image's chunk of `per_image` elements of `data`, im2col buffer)` for
@@ -192,9 +224,10 @@ where
     F: Fn(usize, &mut [T], &mut [T]) + Sync + Send,
 {
     if data.len() > per_image && rayon::current_num_threads() > 1 {
-        data.par_chunks_mut(per_image)
-            .enumerate()
-            .for_each_init(|| vec![T::ZERO; col_len], |col, (img, chunk)| f(img, chunk, col));
+        data.par_chunks_mut(per_image).enumerate().for_each_init(
+            || vec![T::ZERO; col_len],
+            |col, (img, chunk)| f(img, chunk, col),
+        );
     } else {
         let mut col = vec![T::ZERO; col_len];
         for (img, chunk) in data.chunks_mut(per_image).enumerate() {
@@ -206,12 +239,20 @@ where
 /// View of output rows `[y0, y1)` of a C×OH×OW map (starting at row y0's offset) as a C × band
 /// matrix.
 fn band_layout(rows: usize, g: &Geom, y0: usize, y1: usize) -> MatLayout {
-    MatLayout { rows, cols: (y1 - y0) * g.ow, rs: g.ohw(), cs: 1 }
+    MatLayout {
+        rows,
+        cols: (y1 - y0) * g.ow,
+        rs: g.ohw(),
+        cs: 1,
+    }
 }
 
 fn check_lens(op: &str, p: &Conv2dParams, lens: &[(&str, usize, usize)]) {
     for &(name, got, want) in lens {
-        assert_eq!(got, want, "{op}: {name} has {got} elements, expected {want} for {p:?}");
+        assert_eq!(
+            got, want,
+            "{op}: {name} has {got} elements, expected {want} for {p:?}"
+        );
     }
 }
 
@@ -281,7 +322,16 @@ fn forward_impl<T: Float>(
         };
         if g.pointwise {
             let lx = MatLayout::row_major(g.k, g.ohw());
-            gemm(T::ONE, weight, lw, x, lx, beta, out_n, MatLayout::row_major(p.c_out, g.ohw()));
+            gemm(
+                T::ONE,
+                weight,
+                lw,
+                x,
+                lx,
+                beta,
+                out_n,
+                MatLayout::row_major(p.c_out, g.ohw()),
+            );
             return;
         }
         for (y0, y1) in g.bands() {
@@ -339,7 +389,16 @@ fn backward_input_impl<T: Float>(
         let go = &grad_out[img * out_per..(img + 1) * out_per];
         if g.pointwise {
             let lgo = MatLayout::row_major(p.c_out, g.ohw());
-            gemm(T::ONE, weight, lwt, go, lgo, T::ZERO, gin, MatLayout::row_major(g.k, g.ohw()));
+            gemm(
+                T::ONE,
+                weight,
+                lwt,
+                go,
+                lgo,
+                T::ZERO,
+                gin,
+                MatLayout::row_major(g.k, g.ohw()),
+            );
             return;
         }
         gin.fill(T::ZERO);
@@ -347,7 +406,16 @@ fn backward_input_impl<T: Float>(
             let cols = (y1 - y0) * g.ow;
             let lgo = band_layout(p.c_out, &g, y0, y1);
             let lc = MatLayout::row_major(g.k, cols);
-            gemm(T::ONE, weight, lwt, &go[y0 * g.ow..], lgo, T::ZERO, &mut col[..g.k * cols], lc);
+            gemm(
+                T::ONE,
+                weight,
+                lwt,
+                &go[y0 * g.ow..],
+                lgo,
+                T::ZERO,
+                &mut col[..g.k * cols],
+                lc,
+            );
             col2im_add(p, &g, col, y0, y1, gin);
         }
     });
@@ -402,7 +470,16 @@ fn backward_weight_impl<T: Float>(
             im2col(p, &g, x, y0, y1, col);
             let lgo = band_layout(p.c_out, &g, y0, y1);
             let lct = MatLayout::row_major(g.k, cols).t();
-            gemm(T::ONE, &go[y0 * g.ow..], lgo, &col[..g.k * cols], lct, beta, gw, lgw);
+            gemm(
+                T::ONE,
+                &go[y0 * g.ow..],
+                lgo,
+                &col[..g.k * cols],
+                lct,
+                beta,
+                gw,
+                lgw,
+            );
             beta = T::ONE;
         }
     };
@@ -438,11 +515,16 @@ pub fn conv2d_backward_bias<T: Float>(p: &Conv2dParams, grad_out: &[T], grad_b: 
     check_lens(
         "conv2d_backward_bias",
         p,
-        &[("grad_out", grad_out.len(), p.output_len()), ("grad_b", grad_b.len(), p.c_out)],
+        &[
+            ("grad_out", grad_out.len(), p.output_len()),
+            ("grad_b", grad_b.len(), p.c_out),
+        ],
     );
     let ohw = p.out_h() * p.out_w();
     grad_b.par_iter_mut().enumerate().for_each(|(o, gb)| {
-        *gb = (0..p.n).map(|img| sum_lanes(&grad_out[(img * p.c_out + o) * ohw..][..ohw])).sum();
+        *gb = (0..p.n)
+            .map(|img| sum_lanes(&grad_out[(img * p.c_out + o) * ohw..][..ohw]))
+            .sum();
     });
 }
 
@@ -463,7 +545,19 @@ mod tests {
         (stride_h, stride_w): (usize, usize),
         (pad_h, pad_w): (usize, usize),
     ) -> Conv2dParams {
-        Conv2dParams { n, c_in, h, w, c_out, kh, kw, stride_h, stride_w, pad_h, pad_w }
+        Conv2dParams {
+            n,
+            c_in,
+            h,
+            w,
+            c_out,
+            kh,
+            kw,
+            stride_h,
+            stride_w,
+            pad_h,
+            pad_w,
+        }
     }
 
     /// Odd, non-square, strided, padded, 1×1 / 3×3 / 5×3, batch 1 and 3, channels not multiples of 8.
@@ -540,8 +634,9 @@ mod tests {
 
     fn naive_forward(p: &Conv2dParams, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
         let ohw = p.out_h() * p.out_w();
-        let mut out: Vec<f64> =
-            (0..p.output_len()).map(|k| b.map_or(0.0, |b| b[(k / ohw) % p.c_out])).collect();
+        let mut out: Vec<f64> = (0..p.output_len())
+            .map(|k| b.map_or(0.0, |b| b[(k / ohw) % p.c_out]))
+            .collect();
         for_each_tap(p, |[n, o, c, oy, ox, i, j, iy, ix]| {
             out[idx_out(p, n, o, oy, ox)] += x[idx_in(p, n, c, iy, ix)] * w[idx_w(p, o, c, i, j)];
         });
@@ -579,7 +674,10 @@ mod tests {
         assert_eq!(got.len(), want.len(), "{what}: length");
         for (k, (g, w)) in got.iter().zip(want).enumerate() {
             let g = g.to_f64();
-            assert!((g - w).abs() <= tol, "{what}[{k}]: got {g}, want {w} (tol {tol})");
+            assert!(
+                (g - w).abs() <= tol,
+                "{what}[{k}]: got {g}, want {w} (tol {tol})"
+            );
         }
     }
 
@@ -593,7 +691,10 @@ mod tests {
             let terms = (p.c_in * p.kh * p.kw) as f64;
             for bias in [None, Some(&b[..])] {
                 let want = naive_forward(&p, &x, &w, bias);
-                assert!(want.iter().any(|v| v.abs() > 0.1), "{p:?}: degenerate reference");
+                assert!(
+                    want.iter().any(|v| v.abs() > 0.1),
+                    "{p:?}: degenerate reference"
+                );
                 for budget in budgets(&p) {
                     let what = format!("forward {p:?} bias={} budget={budget}", bias.is_some());
                     let mut out = vec![f64::NAN; p.output_len()];
@@ -602,7 +703,14 @@ mod tests {
 
                     let b32 = bias.map(to_f32);
                     let mut out32 = vec![f32::NAN; p.output_len()];
-                    forward_impl(&p, &to_f32(&x), &to_f32(&w), b32.as_deref(), &mut out32, budget);
+                    forward_impl(
+                        &p,
+                        &to_f32(&x),
+                        &to_f32(&w),
+                        b32.as_deref(),
+                        &mut out32,
+                        budget,
+                    );
                     assert_close(&out32, &want, 2e-6 * terms, &what);
                 }
             }
@@ -664,7 +772,10 @@ mod tests {
     #[test]
     fn backward_weight_single_thread_sums_the_batch() {
         // The serial path (one rayon thread) accumulates with beta = 1 after the first image.
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
         let mut rng = StdRng::seed_from_u64(14);
         for p in [
             params(3, 5, 8, 6, 7, (3, 3), (2, 2), (1, 1)),
@@ -691,7 +802,12 @@ mod tests {
             assert_close(&gb, &want, 1e-13 * terms, &format!("backward_bias {p:?}"));
             let mut gb32 = vec![f32::NAN; p.c_out];
             conv2d_backward_bias(&p, &to_f32(&go), &mut gb32);
-            assert_close(&gb32, &want, 2e-6 * terms, &format!("backward_bias f32 {p:?}"));
+            assert_close(
+                &gb32,
+                &want,
+                2e-6 * terms,
+                &format!("backward_bias f32 {p:?}"),
+            );
         }
     }
 
@@ -725,21 +841,39 @@ mod tests {
             };
             let mut gi = vec![0.0; p.input_len()];
             conv2d_backward_input(&p, &r, &w, &mut gi);
-            assert_close(&gi, &fd(&x, &|x| loss(x, &w, &b)), 1e-7, &format!("fd input {p:?}"));
+            assert_close(
+                &gi,
+                &fd(&x, &|x| loss(x, &w, &b)),
+                1e-7,
+                &format!("fd input {p:?}"),
+            );
             let mut gw = vec![0.0; p.weight_len()];
             conv2d_backward_weight(&p, &x, &r, &mut gw);
-            assert_close(&gw, &fd(&w, &|w| loss(&x, w, &b)), 1e-7, &format!("fd weight {p:?}"));
+            assert_close(
+                &gw,
+                &fd(&w, &|w| loss(&x, w, &b)),
+                1e-7,
+                &format!("fd weight {p:?}"),
+            );
             let mut gb = vec![0.0; p.c_out];
             conv2d_backward_bias(&p, &r, &mut gb);
-            assert_close(&gb, &fd(&b, &|b| loss(&x, &w, b)), 1e-7, &format!("fd bias {p:?}"));
+            assert_close(
+                &gb,
+                &fd(&b, &|b| loss(&x, &w, b)),
+                1e-7,
+                &format!("fd bias {p:?}"),
+            );
         }
     }
 
     #[test]
     fn valid_range_is_exact() {
-        for (tap, pad, stride, size, out) in
-            [(0, 1, 1, 5, 5), (2, 1, 1, 5, 5), (0, 2, 2, 7, 5), (4, 2, 3, 6, 3)]
-        {
+        for (tap, pad, stride, size, out) in [
+            (0, 1, 1, 5, 5),
+            (2, 1, 1, 5, 5),
+            (0, 2, 2, 7, 5),
+            (4, 2, 3, 6, 3),
+        ] {
             let (lo, hi) = valid_range(tap, pad, stride, size, out);
             for o in 0..out {
                 let pos = (o * stride + tap) as isize - pad as isize;

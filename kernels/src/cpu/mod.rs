@@ -6,5 +6,6 @@ pub mod elementwise;
 pub mod float;
 pub mod gemm;
 pub mod pool2d;
+pub mod winograd;
 
 pub use float::Float;

@@ -58,7 +58,10 @@ fn planes_per_task(p: &Pool2dParams) -> usize {
 
 fn check_lens(op: &str, p: &Pool2dParams, lens: &[(&str, usize, usize)]) {
     for &(name, got, want) in lens {
-        assert_eq!(got, want, "{op}: {name} has {got} elements, expected {want} for {p:?}");
+        assert_eq!(
+            got, want,
+            "{op}: {name} has {got} elements, expected {want} for {p:?}"
+        );
     }
 }
 
@@ -84,7 +87,10 @@ pub fn max_pool2d_forward<T: Float>(
         ],
     );
     let (hw, oh, ow) = (p.h * p.w, p.out_h(), p.out_w());
-    assert!(hw <= NO_ARGMAX as usize, "max_pool2d_forward: H·W = {hw} does not fit the u32 argmax");
+    assert!(
+        hw <= NO_ARGMAX as usize,
+        "max_pool2d_forward: H·W = {hw} does not fit the u32 argmax"
+    );
     if oh * ow == 0 || hw == 0 {
         out.fill(T::NEG_INFINITY);
         argmax.fill(NO_ARGMAX);
@@ -161,7 +167,10 @@ pub fn avg_pool2d_forward<T: Float>(p: &Pool2dParams, input: &[T], out: &mut [T]
     check_lens(
         "avg_pool2d_forward",
         p,
-        &[("input", input.len(), p.input_len()), ("out", out.len(), p.output_len())],
+        &[
+            ("input", input.len(), p.input_len()),
+            ("out", out.len(), p.output_len()),
+        ],
     );
     let (hw, oh, ow) = (p.h * p.w, p.out_h(), p.out_w());
     if oh * ow == 0 {
@@ -197,7 +206,10 @@ pub fn avg_pool2d_backward<T: Float>(p: &Pool2dParams, grad_out: &[T], grad_in: 
     check_lens(
         "avg_pool2d_backward",
         p,
-        &[("grad_out", grad_out.len(), p.output_len()), ("grad_in", grad_in.len(), p.input_len())],
+        &[
+            ("grad_out", grad_out.len(), p.output_len()),
+            ("grad_in", grad_in.len(), p.input_len()),
+        ],
     );
     let (hw, oh, ow) = (p.h * p.w, p.out_h(), p.out_w());
     if hw == 0 {
@@ -241,7 +253,18 @@ mod tests {
         (stride_h, stride_w): (usize, usize),
         (pad_h, pad_w): (usize, usize),
     ) -> Pool2dParams {
-        Pool2dParams { n, c, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w }
+        Pool2dParams {
+            n,
+            c,
+            h,
+            w,
+            kh,
+            kw,
+            stride_h,
+            stride_w,
+            pad_h,
+            pad_w,
+        }
     }
 
     /// Odd, non-square, strided, padded (0/1/2), windows 1×1 / 2×2 / 3×3 / 5×3, batch 1 and 3.
@@ -344,7 +367,10 @@ mod tests {
         assert_eq!(got.len(), want.len(), "{what}: length");
         for (k, (g, w)) in got.iter().zip(want).enumerate() {
             let g = g.to_f64();
-            assert!((g - w).abs() <= tol, "{what}[{k}]: got {g}, want {w} (tol {tol})");
+            assert!(
+                (g - w).abs() <= tol,
+                "{what}[{k}]: got {g}, want {w} (tol {tol})"
+            );
         }
     }
 
@@ -355,7 +381,9 @@ mod tests {
             // Small integers: many ties, so the first-maximum rule is exercised.
             for x in [
                 random(&mut rng, p.input_len()),
-                (0..p.input_len()).map(|_| rng.gen_range(0..3) as f64).collect(),
+                (0..p.input_len())
+                    .map(|_| rng.gen_range(0..3) as f64)
+                    .collect(),
             ] {
                 let (want, want_arg) = naive_max(&p, &x);
                 let mut out = vec![f64::NAN; p.output_len()];

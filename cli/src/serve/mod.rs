@@ -1,0 +1,158 @@
+//! `nst-cli serve`: a local web page (and JSON API, docs/API.md) to upload a content image and
+//! style images, run style transfer jobs one at a time, watch the picture form and download it.
+//!
+//! Layout: `api` (routes and handlers), `upload` (POST /api/jobs), `store` (jobs in memory and
+//! on disk, events), `worker` (the thread that runs the transfer), `record` and `params` (what a
+//! job is), `decode` (images from memory), `assets` (the page and gallery built into the binary).
+
+mod api;
+mod assets;
+mod decode;
+mod params;
+mod record;
+mod store;
+mod upload;
+mod worker;
+
+use crate::common::load_vgg;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use nst::vgg19::Pooling;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Options of `nst-cli serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Anything but loopback lets other machines use the server (a warning
+    /// is printed): there is no authentication.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0: any free port; the address is printed on stdout).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Open the page in the default web browser.
+    #[arg(long)]
+    pub open: bool,
+    /// VGG-19 weights (.safetensors from `nst-cli weights`) [default: the cache].
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Pooling in VGG-19: max or avg.
+    #[arg(long, default_value = "max")]
+    pub pooling: String,
+    /// Where jobs are kept [default: $NST_HOME/jobs, else <user cache dir>/nst/jobs].
+    #[arg(long)]
+    pub jobs_dir: Option<PathBuf>,
+    /// Largest request body (all uploaded images of one job together), in MiB.
+    #[arg(long, default_value_t = 32)]
+    pub max_upload_mib: u64,
+    /// Largest input image, in pixels (width × height), checked before decoding.
+    #[arg(long, default_value_t = 25_000_000)]
+    pub max_pixels: u64,
+    /// Largest output a job may ask for (longest side, px).
+    #[arg(long, default_value_t = 1024)]
+    pub max_size: usize,
+    /// Most iterations per scale a job may ask for.
+    #[arg(long, default_value_t = 2000)]
+    pub max_iterations: usize,
+    /// Most jobs waiting in the queue.
+    #[arg(long, default_value_t = 64)]
+    pub max_queued: usize,
+}
+
+/// Run the server until the process is stopped.
+pub fn run(args: ServeArgs) -> Result<()> {
+    let pooling: Pooling = args.pooling.parse()?;
+    let addrs: Vec<SocketAddr> = (args.host.as_str(), args.port)
+        .to_socket_addrs()
+        .with_context(|| format!("--host {}: cannot resolve", args.host))?
+        .collect();
+    let Some(&addr) = addrs.first() else {
+        bail!("--host {}: resolves to no address", args.host);
+    };
+    let loopback = addrs.iter().all(|a| a.ip().is_loopback());
+    if !loopback {
+        eprintln!(
+            "warning: --host {} is not a loopback address: anyone who can reach it can upload \
+             images and run jobs on this machine (there is no authentication)",
+            args.host
+        );
+    }
+    let jobs_dir = match &args.jobs_dir {
+        Some(d) => d.clone(),
+        None => nst::weights::weights_cache_dir()?.join("jobs"),
+    };
+    let limits = params::Limits {
+        max_upload_bytes: args.max_upload_mib.saturating_mul(1 << 20),
+        max_pixels: args.max_pixels,
+        max_size: args.max_size,
+        max_iterations: args.max_iterations,
+        max_queued: args.max_queued,
+    };
+    let vgg = Arc::new(load_vgg(args.weights.as_deref(), pooling)?);
+    let store = store::Store::open(&jobs_dir)?;
+    worker::spawn(store.clone(), vgg, limits.clone()).context("starting the worker thread")?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        let local = listener.local_addr()?;
+        let port = local.port();
+        let allowed_hosts = loopback.then(|| {
+            let mut hosts = vec![
+                format!("127.0.0.1:{port}"),
+                format!("localhost:{port}"),
+                format!("[::1]:{port}"),
+                local.to_string(),
+            ];
+            if port == 80 {
+                hosts.extend(["127.0.0.1", "localhost", "[::1]"].map(String::from));
+            }
+            hosts.sort();
+            hosts.dedup();
+            hosts
+        });
+        let app = Arc::new(api::App {
+            store: store.clone(),
+            limits,
+            allowed_hosts,
+        });
+        let url = format!("http://{local}/");
+        println!("nst-cli serve: listening on {url}");
+        println!("jobs are kept in {}", store.dir().display());
+        if args.open {
+            let shown = if local.ip().is_unspecified() {
+                format!("http://localhost:{port}/")
+            } else {
+                url.clone()
+            };
+            open_browser(&shown);
+        }
+        axum::serve(listener, api::router(app))
+            .await
+            .context("serving HTTP")
+    })
+}
+
+/// Open `url` in the desktop's browser; a failure only prints a note.
+fn open_browser(url: &str) {
+    let cmd = if cfg!(target_os = "macos") {
+        std::process::Command::new("open").arg(url).spawn()
+    } else if cfg!(windows) {
+        std::process::Command::new("cmd")
+            .args(["/C", "start", "", url])
+            .spawn()
+    } else {
+        std::process::Command::new("xdg-open").arg(url).spawn()
+    };
+    if let Err(e) = cmd {
+        eprintln!("note: could not open a browser ({e}); open {url} yourself");
+    }
+}

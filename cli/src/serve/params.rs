@@ -1,0 +1,268 @@
+//! A job's settings as the API takes them (multipart text fields) and as job.json keeps them, and
+//! their translation into an [`nst::transfer::StyleTransferConfig`].
+
+use nst::loss::StyleLossKind;
+use nst::transfer::{Init, Optimizer, StyleTransferConfig};
+use serde::{Deserialize, Serialize};
+
+/// The settings of one job. Defaults are `nst-cli transfer`'s, except `scales` (1) and
+/// `iterations` (200), which keep a first run short.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Params {
+    /// Longest side of the output, px.
+    pub size: usize,
+    /// Iterations at each scale.
+    pub iterations: usize,
+    /// Coarse-to-fine scales.
+    pub scales: usize,
+    /// "lbfgs" or "adam".
+    pub optimizer: String,
+    /// Adam step size (0–255 pixel units).
+    pub learning_rate: f64,
+    /// Keep the content's colours (luminance-only transfer).
+    pub original_colors: bool,
+    /// "cpu" (the only backend built).
+    pub device: String,
+    pub content_weight: f64,
+    pub style_weight: f64,
+    pub tv_weight: f64,
+    /// Style images are resized to this fraction of `size`.
+    pub style_scale: f64,
+    /// One weight per style image (normalised to sum 1); empty: equal.
+    pub style_weights: Vec<f64>,
+    /// "content", "noise" or "style".
+    pub init: String,
+    /// "gram" or "mean-std".
+    pub style_loss: String,
+    pub seed: u64,
+    /// A preview image every this many iterations.
+    pub preview_every: usize,
+    /// Keep the preview on disk as an intermediate image every this many iterations (0: never).
+    pub snapshot_every: usize,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        let d = StyleTransferConfig::default();
+        Params {
+            size: d.size_px,
+            iterations: 200,
+            scales: 1,
+            optimizer: "lbfgs".into(),
+            learning_rate: 10.0,
+            original_colors: d.original_colors,
+            device: "cpu".into(),
+            content_weight: d.content_weight,
+            style_weight: d.style_weight,
+            tv_weight: d.tv_weight,
+            style_scale: d.style_scale,
+            style_weights: vec![],
+            init: "content".into(),
+            style_loss: "gram".into(),
+            seed: d.seed,
+            preview_every: 5,
+            snapshot_every: 50,
+        }
+    }
+}
+
+/// Server-wide caps a job's settings must respect.
+#[derive(Clone, Debug, Serialize)]
+pub struct Limits {
+    pub max_upload_bytes: u64,
+    pub max_pixels: u64,
+    pub max_size: usize,
+    pub max_iterations: usize,
+    pub max_queued: usize,
+}
+
+fn num<T: std::str::FromStr>(field: &str, v: &str) -> Result<T, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("field {field}: {v:?} is not a valid number"))
+}
+
+fn finite(field: &str, v: &str) -> Result<f64, String> {
+    let x: f64 = num(field, v)?;
+    if !x.is_finite() || x < 0.0 {
+        return Err(format!(
+            "field {field}: must be a finite number ≥ 0, got {v}"
+        ));
+    }
+    Ok(x)
+}
+
+impl Params {
+    /// Set one field from a multipart text value. Errors: an unknown field or a bad value, with
+    /// the field's name.
+    pub fn set(&mut self, field: &str, v: &str) -> Result<(), String> {
+        match field {
+            "size" => self.size = num(field, v)?,
+            "iterations" => self.iterations = num(field, v)?,
+            "scales" => self.scales = num(field, v)?,
+            "optimizer" => self.optimizer = v.trim().to_ascii_lowercase(),
+            "learning_rate" => self.learning_rate = finite(field, v)?,
+            "original_colors" => {
+                self.original_colors = match v.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "on" | "yes" => true,
+                    "" | "0" | "false" | "off" | "no" => false,
+                    _ => return Err(format!("field {field}: expected true or false, got {v:?}")),
+                }
+            }
+            "device" => self.device = v.trim().to_ascii_lowercase(),
+            "content_weight" => self.content_weight = finite(field, v)?,
+            "style_weight" => self.style_weight = finite(field, v)?,
+            "tv_weight" => self.tv_weight = finite(field, v)?,
+            "style_scale" => self.style_scale = finite(field, v)?,
+            "style_weights" => {
+                self.style_weights = v
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| finite(field, s))
+                    .collect::<Result<_, _>>()?
+            }
+            "init" => self.init = v.trim().to_ascii_lowercase(),
+            "style_loss" => self.style_loss = v.trim().to_ascii_lowercase(),
+            "seed" => self.seed = num(field, v)?,
+            "preview_every" => self.preview_every = num(field, v)?,
+            "snapshot_every" => self.snapshot_every = num(field, v)?,
+            _ => return Err(format!("unknown field {field:?}")),
+        }
+        Ok(())
+    }
+
+    /// Check the settings against `limits` and build the transfer configuration for
+    /// `n_styles` style images. Errors: one message naming the field.
+    pub fn config(&self, n_styles: usize, limits: &Limits) -> Result<StyleTransferConfig, String> {
+        match self.device.as_str() {
+            "cpu" | "auto" => {}
+            d if d == "cuda" || d.starts_with("cuda:") => {
+                return Err(format!(
+                    "device {d}: the CUDA backend is not built yet; use cpu"
+                ))
+            }
+            d => return Err(format!("device {d:?}: expected cpu")),
+        }
+        if !(16..=limits.max_size).contains(&self.size) {
+            return Err(format!(
+                "size {} px: must be 16..={} px on this server",
+                self.size, limits.max_size
+            ));
+        }
+        if !(1..=limits.max_iterations).contains(&self.iterations) {
+            return Err(format!(
+                "iterations {}: must be 1..={} on this server",
+                self.iterations, limits.max_iterations
+            ));
+        }
+        if !(1..=4).contains(&self.scales) {
+            return Err(format!("scales {}: must be 1..=4", self.scales));
+        }
+        if self.preview_every == 0 {
+            return Err("preview_every must be ≥ 1".into());
+        }
+        if !self.style_weights.is_empty() {
+            if self.style_weights.len() != n_styles {
+                return Err(format!(
+                    "style_weights has {} values for {n_styles} style images",
+                    self.style_weights.len()
+                ));
+            }
+            if self.style_weights.iter().sum::<f64>() <= 0.0 {
+                return Err("style_weights: at least one must be > 0".into());
+            }
+        }
+        let optimizer = match self.optimizer.as_str() {
+            "lbfgs" | "l-bfgs" => Optimizer::Lbfgs { history: 10 },
+            "adam" => Optimizer::Adam {
+                learning_rate: self.learning_rate,
+            },
+            o => return Err(format!("optimizer {o:?}: expected lbfgs or adam")),
+        };
+        let init = match self.init.as_str() {
+            "content" => Init::Content,
+            "noise" | "random" => Init::Noise,
+            "style" => Init::Style,
+            i => return Err(format!("init {i:?}: expected content, noise or style")),
+        };
+        let style_loss: StyleLossKind = self
+            .style_loss
+            .parse()
+            .map_err(|e| format!("style_loss: {e}"))?;
+        let d = StyleTransferConfig::default();
+        let cfg = StyleTransferConfig {
+            size_px: self.size,
+            style_scale: self.style_scale,
+            content_weight: self.content_weight,
+            style_weight: self.style_weight,
+            tv_weight: self.tv_weight,
+            style_blend_weights: self.style_weights.clone(),
+            style_loss,
+            optimizer,
+            iterations: self.iterations,
+            init,
+            seed: self.seed,
+            original_colors: self.original_colors,
+            scales: self.scales,
+            ..d
+        };
+        cfg.validate(n_styles).map_err(|e| e.to_string())?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_upload_bytes: 1 << 20,
+            max_pixels: 1 << 20,
+            max_size: 1024,
+            max_iterations: 1000,
+            max_queued: 8,
+        }
+    }
+
+    #[test]
+    fn fields_parse_and_map_onto_the_config() {
+        let mut p = Params::default();
+        for (k, v) in [
+            ("size", "48"),
+            ("iterations", "7"),
+            ("optimizer", "Adam"),
+            ("learning_rate", "2.5"),
+            ("original_colors", "on"),
+            ("style_weights", "1,3"),
+        ] {
+            p.set(k, v).unwrap();
+        }
+        let cfg = p.config(2, &limits()).unwrap();
+        assert_eq!(cfg.size_px, 48);
+        assert_eq!(cfg.iterations, 7);
+        assert_eq!(cfg.optimizer, Optimizer::Adam { learning_rate: 2.5 });
+        assert!(cfg.original_colors);
+        assert_eq!(cfg.style_blend_weights, vec![1.0, 3.0]);
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let mut p = Params::default();
+        assert!(p.set("size", "big").unwrap_err().contains("size"));
+        assert!(p.set("nope", "1").unwrap_err().contains("unknown field"));
+        assert!(p.set("tv_weight", "-1").unwrap_err().contains("tv_weight"));
+        p.size = 4096;
+        assert!(p.config(1, &limits()).unwrap_err().contains("size 4096"));
+        p.size = 64;
+        p.device = "cuda".into();
+        assert!(p.config(1, &limits()).unwrap_err().contains("not built"));
+        p.device = "cpu".into();
+        p.style_weights = vec![1.0];
+        assert!(p
+            .config(2, &limits())
+            .unwrap_err()
+            .contains("style_weights"));
+    }
+}

@@ -1,0 +1,264 @@
+//! `POST /api/jobs`: reading the multipart form, checking the images and settings, and writing the
+//! new job's directory. Upload file names are shown, never used as paths: the server names the
+//! files (`content.png`, `style-0.jpg`, …) in a directory named by a random id.
+
+use super::api::{ApiError, App};
+use super::assets::gallery;
+use super::decode::{decode_dynamic, probe, DecodeError};
+use super::params::{Limits, Params};
+use super::record::{new_id, now, InputImage, JobRecord, Status};
+use super::store::remove_dir;
+use axum::body::Bytes;
+use axum::extract::multipart::MultipartError;
+use axum::extract::Multipart;
+use axum::http::StatusCode;
+use serde_json::Value;
+
+/// One part of the form, in the order sent.
+pub enum Part {
+    /// An uploaded image: `content` (true) or `style`, the client's file name, the bytes.
+    Upload(bool, String, Bytes),
+    /// A text field.
+    Text(String, String),
+}
+
+/// The 413 answer for a body over the limit.
+pub fn too_large(limits: &Limits) -> ApiError {
+    ApiError(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "upload too large: at most {} MiB per request (all images together)",
+            limits.max_upload_bytes as f64 / (1024.0 * 1024.0)
+        ),
+    )
+}
+
+fn multipart_error(e: MultipartError, limits: &Limits) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large(limits)
+    } else {
+        ApiError::bad_request(format!("malformed multipart form: {}", e.body_text()))
+    }
+}
+
+/// A file name fit for display: its last path component, without control characters, at most
+/// 100 characters.
+fn label(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    base.chars().filter(|c| !c.is_control()).take(100).collect()
+}
+
+/// Read every part of the form (the body limit applies).
+pub async fn read_form(mut mp: Multipart, limits: &Limits) -> Result<Vec<Part>, ApiError> {
+    let mut parts = Vec::new();
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limits))?
+    {
+        let name = field.name().unwrap_or("").to_string();
+        let is_file = field.file_name().is_some();
+        match name.as_str() {
+            "content" | "style" => {
+                let file_name = label(field.file_name().unwrap_or(""));
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|e| multipart_error(e, limits))?;
+                if bytes.is_empty() && file_name.is_empty() {
+                    continue; // a file input left empty
+                }
+                let shown = if file_name.is_empty() {
+                    format!("{name} upload")
+                } else {
+                    file_name
+                };
+                parts.push(Part::Upload(name == "content", shown, bytes));
+            }
+            "" => return Err(ApiError::bad_request("a form field has no name")),
+            _ if is_file => {
+                return Err(ApiError::bad_request(format!(
+                    "field {name:?}: files go in `content` or `style`"
+                )))
+            }
+            _ => {
+                let text = field.text().await.map_err(|e| multipart_error(e, limits))?;
+                parts.push(Part::Text(name, text));
+            }
+        }
+    }
+    Ok(parts)
+}
+
+/// An input checked and ready to store.
+struct Checked {
+    image: InputImage,
+    /// Bytes to write into the job directory (uploads only).
+    bytes: Option<(String, Bytes)>,
+}
+
+fn decode_error(e: DecodeError, what: &str) -> ApiError {
+    match e {
+        DecodeError::NotImage(m) => {
+            ApiError(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("{what}: {m}"))
+        }
+        DecodeError::TooLarge(m) => ApiError(StatusCode::PAYLOAD_TOO_LARGE, format!("{what}: {m}")),
+        DecodeError::Corrupt(m) => ApiError::bad_request(format!("{what}: {m}")),
+    }
+}
+
+fn check_gallery(name: &str) -> Result<Checked, ApiError> {
+    let g = gallery(name.trim()).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "no gallery image {name:?} (see GET /api/info for the list)"
+        ))
+    })?;
+    let (_, width, height) = probe(g.bytes, u64::MAX).map_err(|e| decode_error(e, name))?;
+    Ok(Checked {
+        image: InputImage {
+            source: "gallery".into(),
+            name: g.id.into(),
+            file: None,
+            width,
+            height,
+        },
+        bytes: None,
+    })
+}
+
+fn check_upload(
+    shown: String,
+    bytes: Bytes,
+    file_stem: String,
+    limits: &Limits,
+) -> Result<Checked, ApiError> {
+    let (format, width, height) =
+        probe(&bytes, limits.max_pixels).map_err(|e| decode_error(e, &shown))?;
+    // Decode fully now, so that a broken file is refused here rather than failing the job later.
+    decode_dynamic(&bytes, limits.max_pixels).map_err(|e| decode_error(e, &shown))?;
+    let ext = format.extensions_str().first().copied().unwrap_or("img");
+    Ok(Checked {
+        image: InputImage {
+            source: "upload".into(),
+            name: shown,
+            file: Some(format!("{file_stem}.{ext}")),
+            width,
+            height,
+        },
+        bytes: Some((format!("{file_stem}.{ext}"), bytes)),
+    })
+}
+
+/// Check the form and queue the job; returns its view. Blocking (decodes the images, writes
+/// files): run on a blocking thread.
+pub fn create_job(app: &App, parts: Vec<Part>) -> Result<Value, ApiError> {
+    let limits = &app.limits;
+    if app.store.queued() >= limits.max_queued {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the queue is full ({} jobs waiting); try again later",
+                limits.max_queued
+            ),
+        ));
+    }
+    let mut params = Params::default();
+    let mut content: Option<Checked> = None;
+    let mut styles: Vec<Checked> = Vec::new();
+    fn set_content(c: Checked, content: &mut Option<Checked>) -> Result<(), ApiError> {
+        if content.is_some() {
+            return Err(ApiError::bad_request("more than one content image"));
+        }
+        *content = Some(c);
+        Ok(())
+    }
+    for part in parts {
+        match part {
+            Part::Upload(true, shown, bytes) => {
+                let c = check_upload(shown, bytes, "content".into(), limits)?;
+                set_content(c, &mut content)?;
+            }
+            Part::Upload(false, shown, bytes) => {
+                let stem = format!("style-{}", styles.len());
+                styles.push(check_upload(shown, bytes, stem, limits)?);
+            }
+            Part::Text(k, v) if k == "content_gallery" => {
+                set_content(check_gallery(&v)?, &mut content)?;
+            }
+            Part::Text(k, v) if k == "style_gallery" => {
+                for name in v.split(',').filter(|s| !s.trim().is_empty()) {
+                    styles.push(check_gallery(name)?);
+                }
+            }
+            Part::Text(k, v) => params.set(&k, &v).map_err(ApiError::bad_request)?,
+        }
+    }
+    let content = content.ok_or_else(|| {
+        ApiError::bad_request(
+            "no content image: upload one as `content` or name a gallery image in `content_gallery`",
+        )
+    })?;
+    if styles.is_empty() {
+        return Err(ApiError::bad_request(
+            "no style image: upload one or more as `style` or name gallery images in `style_gallery`",
+        ));
+    }
+    params
+        .config(styles.len(), limits)
+        .map_err(ApiError::bad_request)?;
+
+    let id = loop {
+        let id = new_id();
+        if !app.store.contains(&id) && !app.store.job_dir(&id).exists() {
+            break id;
+        }
+    };
+    let dir = app.store.job_dir(&id);
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        for c in std::iter::once(&content).chain(&styles) {
+            if let Some((file, bytes)) = &c.bytes {
+                nst::image::write_atomic(&dir.join(file), bytes)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = write() {
+        remove_dir(&dir);
+        return Err(ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("storing the job: {e}"),
+        ));
+    }
+    let rec = JobRecord {
+        id,
+        status: Status::Queued,
+        created: now(),
+        started: None,
+        finished: None,
+        params,
+        content: content.image,
+        styles: styles.into_iter().map(|s| s.image).collect(),
+        progress: None,
+        history: vec![],
+        error: None,
+        preview_step: 0,
+        snapshots: vec![],
+        result_size: None,
+    };
+    Ok(app.store.insert(rec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label;
+
+    #[test]
+    fn labels_drop_paths_and_control_characters() {
+        assert_eq!(label("../../etc/passwd"), "passwd");
+        assert_eq!(label("C:\\Users\\me\\cat.png"), "cat.png");
+        assert_eq!(label("a\u{0}b\nc.png"), "abc.png");
+        assert_eq!(label(&"x".repeat(500)).len(), 100);
+    }
+}

@@ -1,0 +1,155 @@
+//! Choice of CPU convolution algorithm, and the cache of transformed weights for Winograd.
+//!
+//! 3×3, stride 1, padding 1 convolutions (all of VGG-19's) with at least
+//! [`WINOGRAD_MIN_CHANNELS`] input channels run as Winograd F(m×m, 3×3) (Lavin & Gray 2016);
+//! everything else as im2col + GEMM. The forward and the input gradient both use it (the input
+//! gradient of such a convolution is a 3×3 convolution with flipped, transposed weights).
+//! Transformed weights of tensors that do not require grad are computed once and cached.
+
+use crate::storage::{Element, Storage};
+use crate::Tensor;
+use kernels::cpu::conv2d::{self as k, Conv2dParams};
+use kernels::cpu::winograd::{conv3x3_winograd, WinogradTile, WinogradWeights};
+use std::any::Any;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+/// CPU convolution algorithm for 3×3 stride-1 padding-1 convolutions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    /// Winograd F(4×4, 3×3) where it applies (the default).
+    Auto,
+    /// Always im2col + GEMM.
+    Im2col,
+    /// Winograd F(2×2, 3×3) where it applies.
+    WinogradF2,
+    /// Winograd F(4×4, 3×3) where it applies.
+    WinogradF4,
+}
+
+/// Convolutions with fewer input channels than this use im2col (Winograd's transforms cost
+/// more than they save when the GEMMs are that thin).
+pub const WINOGRAD_MIN_CHANNELS: usize = 16;
+
+static ALGO: AtomicU8 = AtomicU8::new(0);
+
+/// Set the process-wide CPU convolution algorithm (benchmarks, tests, `--conv` flags).
+pub fn set_conv_algorithm(a: ConvAlgorithm) {
+    ALGO.store(a as u8, Ordering::Relaxed);
+}
+
+/// The current CPU convolution algorithm.
+pub fn conv_algorithm() -> ConvAlgorithm {
+    match ALGO.load(Ordering::Relaxed) {
+        1 => ConvAlgorithm::Im2col,
+        2 => ConvAlgorithm::WinogradF2,
+        3 => ConvAlgorithm::WinogradF4,
+        _ => ConvAlgorithm::Auto,
+    }
+}
+
+fn winograd_tile(p: &Conv2dParams, in_channels: usize) -> Option<WinogradTile> {
+    let fits = p.kh == 3
+        && p.kw == 3
+        && p.stride_h == 1
+        && p.stride_w == 1
+        && p.pad_h == 1
+        && p.pad_w == 1;
+    if !fits || in_channels < WINOGRAD_MIN_CHANNELS {
+        return None;
+    }
+    match conv_algorithm() {
+        ConvAlgorithm::Im2col => None,
+        ConvAlgorithm::WinogradF2 => Some(WinogradTile::F2),
+        ConvAlgorithm::Auto | ConvAlgorithm::WinogradF4 => Some(WinogradTile::F4),
+    }
+}
+
+struct Entry {
+    storage: Weak<Storage>,
+    offset: usize,
+    input_grad: bool,
+    tile: WinogradTile,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+/// Transformed weights for `weight`, from the cache when the weight is frozen.
+fn transformed<T: Element>(
+    weight: &Tensor,
+    w: &[T],
+    p: &Conv2dParams,
+    tile: WinogradTile,
+    input_grad: bool,
+) -> Arc<WinogradWeights<T>> {
+    let build = || {
+        Arc::new(if input_grad {
+            WinogradWeights::new_input_grad(tile, w, p.c_out, p.c_in)
+        } else {
+            WinogradWeights::new(tile, w, p.c_out, p.c_in)
+        })
+    };
+    if weight.requires_grad() {
+        return build();
+    }
+    let key = Arc::downgrade(&weight.0.storage);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    cache.retain(|e| e.storage.strong_count() > 0);
+    for e in cache.iter() {
+        if e.storage.ptr_eq(&key)
+            && e.offset == weight.offset()
+            && e.input_grad == input_grad
+            && e.tile == tile
+        {
+            if let Ok(v) = e.value.clone().downcast::<WinogradWeights<T>>() {
+                return v;
+            }
+        }
+    }
+    let v = build();
+    cache.push(Entry {
+        storage: key,
+        offset: weight.offset(),
+        input_grad,
+        tile,
+        value: v.clone(),
+    });
+    v
+}
+
+/// conv2d forward on the CPU with the chosen algorithm (`out` overwritten).
+pub(crate) fn forward<T: Element>(
+    p: &Conv2dParams,
+    weight: &Tensor,
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    out: &mut [T],
+) {
+    match winograd_tile(p, p.c_in) {
+        Some(tile) => {
+            let ww = transformed(weight, w, p, tile, false);
+            conv3x3_winograd(&ww, x, b, p.n, p.h, p.w, out)
+        }
+        None => k::conv2d_forward(p, x, w, b, out),
+    }
+}
+
+/// conv2d input gradient on the CPU with the chosen algorithm (`grad_in` overwritten).
+pub(crate) fn backward_input<T: Element>(
+    p: &Conv2dParams,
+    weight: &Tensor,
+    grad_out: &[T],
+    w: &[T],
+    grad_in: &mut [T],
+) {
+    // The input gradient is a convolution over C_out channels.
+    match winograd_tile(p, p.c_out) {
+        Some(tile) => {
+            let ww = transformed(weight, w, p, tile, true);
+            conv3x3_winograd(&ww, grad_out, None, p.n, p.h, p.w, grad_in)
+        }
+        None => k::conv2d_backward_input(p, grad_out, w, grad_in),
+    }
+}

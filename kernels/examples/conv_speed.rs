@@ -1,0 +1,68 @@
+//! Quick timing of conv2d 3×3 forward at VGG-19 shapes: im2col + gemm vs Winograd F(2,3) and
+//! F(4,3). `cargo run --release -p nst-kernels --example conv_speed [SIDE]` (SIDE: input side of
+//! conv1, default 256). Prints GFLOP/s counted as direct-convolution FLOPs (2·K·C·9·H·W).
+
+use kernels::cpu::conv2d::{conv2d_forward, Conv2dParams};
+use kernels::cpu::winograd::{conv3x3_winograd, WinogradTile, WinogradWeights};
+use std::time::Instant;
+
+fn time(mut f: impl FnMut()) -> f64 {
+    f();
+    let reps = 3;
+    let t = Instant::now();
+    for _ in 0..reps {
+        f();
+    }
+    t.elapsed().as_secs_f64() / reps as f64
+}
+
+fn main() {
+    let side: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256);
+    for &(c, k, s) in &[
+        (3, 64, 1),
+        (64, 64, 1),
+        (128, 128, 2),
+        (256, 256, 4),
+        (512, 512, 8),
+    ] {
+        let hw = side / s;
+        let p = Conv2dParams {
+            n: 1,
+            c_in: c,
+            h: hw,
+            w: hw,
+            c_out: k,
+            kh: 3,
+            kw: 3,
+            stride_h: 1,
+            stride_w: 1,
+            pad_h: 1,
+            pad_w: 1,
+        };
+        let x: Vec<f32> = (0..p.input_len())
+            .map(|i| ((i * 7919) % 1000) as f32 * 1e-3)
+            .collect();
+        let w: Vec<f32> = (0..p.weight_len())
+            .map(|i| ((i * 104729) % 1000) as f32 * 1e-3 - 0.5)
+            .collect();
+        let mut out = vec![0.0f32; p.output_len()];
+        let flops = 2.0 * (k * c * 9 * hw * hw) as f64;
+        let t_im2col = time(|| conv2d_forward(&p, &x, &w, None, &mut out));
+        let w2 = WinogradWeights::new(WinogradTile::F2, &w, k, c);
+        let t_f2 = time(|| conv3x3_winograd(&w2, &x, None, 1, hw, hw, &mut out));
+        let w4 = WinogradWeights::new(WinogradTile::F4, &w, k, c);
+        let t_f4 = time(|| conv3x3_winograd(&w4, &x, None, 1, hw, hw, &mut out));
+        println!(
+            "{c:>3}→{k:<3} @{hw:>3}²  im2col {:6.1} GFLOP/s  F(2,3) {:6.1}  F(4,3) {:6.1}   ({:.2} / {:.2} / {:.2} ms)",
+            flops / t_im2col * 1e-9,
+            flops / t_f2 * 1e-9,
+            flops / t_f4 * 1e-9,
+            t_im2col * 1e3,
+            t_f2 * 1e3,
+            t_f4 * 1e3
+        );
+    }
+}

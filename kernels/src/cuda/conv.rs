@@ -1,0 +1,295 @@
+//! conv2d on the GPU: im2col + cuBLAS GEMM per image (forward, weight gradient), GEMM + col2im
+//! (input gradient, a gather: deterministic), bias kernels (`kernels/conv.cu`). Shapes and
+//! semantics are those of [`crate::cpu::conv2d`] (cross-correlation, NCHW input, OIHW weight).
+//! A 1×1 convolution with stride 1 and no padding skips im2col: the image is the matrix.
+//!
+//! Memory: one `(C·KH·KW) × (OH·OW)` column matrix is allocated per call.
+
+use super::gemm::{gemm, MatDesc};
+use super::launch::{self, check_len, typed};
+use super::nvrtc::Module;
+use super::{CudaDevice, CudaElem, CudaError};
+use crate::cpu::conv2d::Conv2dParams;
+use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
+
+/// Geometry of one image's convolution, as `ConvGeom` in conv.cu (field for field).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct ConvGeom {
+    c: i64,
+    h: i64,
+    w: i64,
+    kh: i64,
+    kw: i64,
+    stride_h: i64,
+    stride_w: i64,
+    pad_h: i64,
+    pad_w: i64,
+    out_h: i64,
+    out_w: i64,
+}
+
+// SAFETY: plain-old-data, #[repr(C)], all 8-byte integers like the C struct.
+unsafe impl DeviceRepr for ConvGeom {}
+
+impl ConvGeom {
+    fn new(p: &Conv2dParams) -> ConvGeom {
+        ConvGeom {
+            c: p.c_in as i64,
+            h: p.h as i64,
+            w: p.w as i64,
+            kh: p.kh as i64,
+            kw: p.kw as i64,
+            stride_h: p.stride_h as i64,
+            stride_w: p.stride_w as i64,
+            pad_h: p.pad_h as i64,
+            pad_w: p.pad_w as i64,
+            out_h: p.out_h() as i64,
+            out_w: p.out_w() as i64,
+        }
+    }
+}
+
+/// Sizes: (C·KH·KW, OH·OW, C·H·W, O·OH·OW).
+fn dims(p: &Conv2dParams) -> (usize, usize, usize, usize) {
+    let ckk = p.c_in * p.kh * p.kw;
+    let ohw = p.out_h() * p.out_w();
+    (ckk, ohw, p.c_in * p.h * p.w, p.c_out * ohw)
+}
+
+/// True when the image itself is the column matrix (1×1 kernel, stride 1, no padding).
+fn is_pointwise(p: &Conv2dParams) -> bool {
+    p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0
+}
+
+fn check_shapes<T>(
+    op: &'static str,
+    p: &Conv2dParams,
+    bufs: &[(&str, &CudaSlice<T>, usize)],
+) -> Result<(), CudaError> {
+    if p.stride_h == 0 || p.stride_w == 0 || p.h + 2 * p.pad_h < p.kh || p.w + 2 * p.pad_w < p.kw {
+        return Err(CudaError::InvalidArgument {
+            op,
+            msg: format!("invalid geometry {p:?}"),
+        });
+    }
+    for &(what, s, need) in bufs {
+        check_len(op, what, s.len(), need)?;
+    }
+    Ok(())
+}
+
+/// im2col of image `b` of `x` into `cols` ((C·KH·KW) × (OH·OW), row-major).
+fn im2col<T: CudaElem>(
+    dev: &CudaDevice,
+    p: &Conv2dParams,
+    x: &CudaSlice<T>,
+    b: usize,
+    cols: &mut CudaSlice<T>,
+) -> Result<(), CudaError> {
+    let (ckk, ohw, chw, _) = dims(p);
+    let f = typed(dev, Module::Conv, "im2col", T::SUFFIX)?;
+    let (px, pc, g) = (dev.ptr(x, b * chw), dev.ptr(cols, 0), ConvGeom::new(p));
+    let mut l = dev.stream().launch_builder(&f);
+    l.arg(&px).arg(&pc).arg(&g);
+    // SAFETY: matches `im2col_<t>(const T*, T*, ConvGeom)`; image b lies inside x and cols
+    // holds ckk·ohw elements (checked by the callers).
+    unsafe { launch::launch(dev, "im2col", l, launch::elementwise(ckk * ohw)) }
+}
+
+/// Output N×O×OH×OW of the convolution of x (N×C×H×W) with w (O×C×KH×KW), plus bias [O].
+pub fn conv2d_forward<T: CudaElem>(
+    dev: &CudaDevice,
+    p: &Conv2dParams,
+    x: &CudaSlice<T>,
+    w: &CudaSlice<T>,
+    bias: Option<&CudaSlice<T>>,
+) -> Result<CudaSlice<T>, CudaError> {
+    let (ckk, ohw, chw, ochw) = dims(p);
+    check_shapes(
+        "conv2d_forward",
+        p,
+        &[("x", x, p.input_len()), ("w", w, p.weight_len())],
+    )?;
+    if let Some(b) = bias {
+        check_len("conv2d_forward", "bias", b.len(), p.c_out)?;
+    }
+    // SAFETY: every image's GEMM (beta 0) writes its whole O×OH·OW block.
+    let mut out = unsafe { dev.alloc::<T>(p.output_len()) }?;
+    if p.output_len() == 0 {
+        return Ok(out);
+    }
+    let wd = MatDesc::row_major(0, p.c_out, ckk);
+    let pointwise = is_pointwise(p);
+    let mut cols = if pointwise {
+        None
+    } else {
+        // SAFETY: written whole by im2col before every read.
+        Some(unsafe { dev.alloc::<T>(ckk * ohw) }?)
+    };
+    for b in 0..p.n {
+        let od = MatDesc::row_major(b * ochw, p.c_out, ohw);
+        match cols.as_mut() {
+            None => {
+                let xd = MatDesc::row_major(b * chw, ckk, ohw);
+                gemm(dev, 1, T::ONE, w, wd, x, xd, T::ZERO, &mut out, od)?;
+            }
+            Some(cols) => {
+                im2col(dev, p, x, b, cols)?;
+                let cd = MatDesc::row_major(0, ckk, ohw);
+                gemm(dev, 1, T::ONE, w, wd, cols, cd, T::ZERO, &mut out, od)?;
+            }
+        }
+    }
+    if let Some(bias) = bias {
+        let f = typed(dev, Module::Conv, "bias_add", T::SUFFIX)?;
+        let n = p.output_len();
+        let (po, pb) = (dev.ptr(&out, 0), dev.ptr(bias, 0));
+        let (n64, c64, plane) = (n as i64, p.c_out as i64, ohw as i64);
+        let mut l = dev.stream().launch_builder(&f);
+        l.arg(&po).arg(&pb).arg(&n64).arg(&c64).arg(&plane);
+        // SAFETY: matches `bias_add_<t>(T*, const T*, i64, i64, i64)`; sizes checked above.
+        unsafe { launch::launch(dev, "bias_add", l, launch::elementwise(n)) }?;
+    }
+    Ok(out)
+}
+
+/// ∂L/∂x (N×C×H×W) from ∂L/∂out (N×O×OH×OW) and w: per image `cols = Wᵀ·g`, then col2im.
+pub fn conv2d_backward_input<T: CudaElem>(
+    dev: &CudaDevice,
+    p: &Conv2dParams,
+    grad_out: &CudaSlice<T>,
+    w: &CudaSlice<T>,
+) -> Result<CudaSlice<T>, CudaError> {
+    let (ckk, ohw, chw, ochw) = dims(p);
+    check_shapes(
+        "conv2d_backward_input",
+        p,
+        &[
+            ("grad_out", grad_out, p.output_len()),
+            ("w", w, p.weight_len()),
+        ],
+    )?;
+    if ohw == 0 {
+        return dev.alloc_zeros::<T>(p.input_len());
+    }
+    // SAFETY: every image's GEMM (pointwise) or col2im writes its whole C×H×W block.
+    let mut gx = unsafe { dev.alloc::<T>(p.input_len()) }?;
+    if p.input_len() == 0 {
+        return Ok(gx);
+    }
+    let wt = MatDesc::row_major(0, p.c_out, ckk).t();
+    if is_pointwise(p) {
+        for b in 0..p.n {
+            let gd = MatDesc::row_major(b * ochw, p.c_out, ohw);
+            let xd = MatDesc::row_major(b * chw, ckk, ohw);
+            gemm(dev, 1, T::ONE, w, wt, grad_out, gd, T::ZERO, &mut gx, xd)?;
+        }
+        return Ok(gx);
+    }
+    // SAFETY: written whole by each GEMM (beta 0) before col2im reads it.
+    let mut cols = unsafe { dev.alloc::<T>(ckk * ohw) }?;
+    let cd = MatDesc::row_major(0, ckk, ohw);
+    let f = typed(dev, Module::Conv, "col2im", T::SUFFIX)?;
+    for b in 0..p.n {
+        let gd = MatDesc::row_major(b * ochw, p.c_out, ohw);
+        gemm(dev, 1, T::ONE, w, wt, grad_out, gd, T::ZERO, &mut cols, cd)?;
+        let (pc, pg, g) = (dev.ptr(&cols, 0), dev.ptr(&gx, b * chw), ConvGeom::new(p));
+        let mut l = dev.stream().launch_builder(&f);
+        l.arg(&pc).arg(&pg).arg(&g);
+        // SAFETY: matches `col2im_<t>(const T*, T*, ConvGeom)`; image b lies inside gx.
+        unsafe { launch::launch(dev, "col2im", l, launch::elementwise(chw)) }?;
+    }
+    Ok(gx)
+}
+
+/// ∂L/∂w (O×C×KH×KW) = Σ_b g_b · im2col(x_b)ᵀ, accumulated image by image in order.
+pub fn conv2d_backward_weight<T: CudaElem>(
+    dev: &CudaDevice,
+    p: &Conv2dParams,
+    x: &CudaSlice<T>,
+    grad_out: &CudaSlice<T>,
+) -> Result<CudaSlice<T>, CudaError> {
+    let (ckk, ohw, chw, ochw) = dims(p);
+    check_shapes(
+        "conv2d_backward_weight",
+        p,
+        &[
+            ("x", x, p.input_len()),
+            ("grad_out", grad_out, p.output_len()),
+        ],
+    )?;
+    if p.n == 0 || ohw == 0 {
+        return dev.alloc_zeros::<T>(p.weight_len());
+    }
+    // SAFETY: the first image's GEMM has beta 0 and writes all of it.
+    let mut gw = unsafe { dev.alloc::<T>(p.weight_len()) }?;
+    if p.weight_len() == 0 {
+        return Ok(gw);
+    }
+    let wd = MatDesc::row_major(0, p.c_out, ckk);
+    let pointwise = is_pointwise(p);
+    let mut cols = if pointwise {
+        None
+    } else {
+        // SAFETY: written whole by im2col before every read.
+        Some(unsafe { dev.alloc::<T>(ckk * ohw) }?)
+    };
+    for b in 0..p.n {
+        let gd = MatDesc::row_major(b * ochw, p.c_out, ohw);
+        let beta = if b == 0 { T::ZERO } else { T::ONE };
+        match cols.as_mut() {
+            None => {
+                let xt = MatDesc::row_major(b * chw, ckk, ohw).t();
+                gemm(dev, 1, T::ONE, grad_out, gd, x, xt, beta, &mut gw, wd)?;
+            }
+            Some(cols) => {
+                im2col(dev, p, x, b, cols)?;
+                let ct = MatDesc::row_major(0, ckk, ohw).t();
+                gemm(dev, 1, T::ONE, grad_out, gd, cols, ct, beta, &mut gw, wd)?;
+            }
+        }
+    }
+    Ok(gw)
+}
+
+/// ∂L/∂bias [O] = Σ over images and output pixels of ∂L/∂out: one block per channel.
+pub fn conv2d_backward_bias<T: CudaElem>(
+    dev: &CudaDevice,
+    p: &Conv2dParams,
+    grad_out: &CudaSlice<T>,
+) -> Result<CudaSlice<T>, CudaError> {
+    check_len(
+        "conv2d_backward_bias",
+        "grad_out",
+        grad_out.len(),
+        p.output_len(),
+    )?;
+    let ohw = p.out_h() * p.out_w();
+    if p.n == 0 || ohw == 0 {
+        return dev.alloc_zeros::<T>(p.c_out);
+    }
+    // SAFETY: one block per channel writes every element.
+    let gb = unsafe { dev.alloc::<T>(p.c_out) }?;
+    if p.c_out == 0 {
+        return Ok(gb);
+    }
+    let f = typed(dev, Module::Conv, "bias_grad", T::SUFFIX)?;
+    let (pg, pb) = (dev.ptr(grad_out, 0), dev.ptr(&gb, 0));
+    let (n, c, plane) = (p.n as i64, p.c_out as i64, ohw as i64);
+    let mut l = dev.stream().launch_builder(&f);
+    l.arg(&pg).arg(&pb).arg(&n).arg(&c).arg(&plane);
+    // SAFETY: matches `bias_grad_<t>(const T*, T*, i64, i64, i64)`.
+    unsafe { launch::launch(dev, "bias_grad", l, launch::reduce(p.c_out)) }?;
+    Ok(gb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_geom_matches_the_c_layout() {
+        assert_eq!(std::mem::size_of::<ConvGeom>(), 11 * 8);
+    }
+}
