@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod common;
 mod devices;
 mod features;
@@ -25,6 +26,9 @@ enum Command {
     Transfer(transfer::TransferArgs),
     /// Dump VGG-19 activations (or their Gram matrices) of an image as safetensors.
     Features(features::FeaturesArgs),
+    /// Seconds per iteration on the reference objective (side by side with PyTorch:
+    /// benches/compare.sh).
+    Bench(bench::BenchArgs),
     /// Get, convert and inspect the VGG-19 weights.
     Weights {
         #[command(subcommand)]
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Weights { cmd } => weights::run(cmd),
         Command::Features(args) => features::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Devices => devices::run(),
         Command::Transfer(args) => match transfer::run_transfer(args) {

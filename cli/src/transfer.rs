@@ -166,7 +166,7 @@ impl TransferArgs {
 
 /// Run the command; returns whether it was interrupted (Ctrl-C) after saving.
 pub fn run_transfer(args: TransferArgs) -> Result<bool> {
-    check_device(&args.device)?;
+    let device = check_device(&args.device)?;
     let mut inputs: Vec<&Path> = vec![&args.content];
     inputs.extend(args.styles.iter().map(PathBuf::as_path));
     if let Some(f) = args.weights.as_deref() {
@@ -184,7 +184,7 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
         .iter()
         .map(|s| RgbImage::load(s, args.max_pixels))
         .collect::<Result<Vec<_>, _>>()?;
-    let vgg = Arc::new(load_vgg(args.weights.as_deref(), pooling)?);
+    let vgg = Arc::new(load_vgg(args.weights.as_deref(), pooling)?.to_device(device)?);
 
     let interrupted = Arc::new(AtomicBool::new(false));
     {

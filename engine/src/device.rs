@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-/// The device a tensor's storage lives on. `Cuda(n)` is the n-th NVIDIA GPU (CUDA backend:
-/// not built yet; `Tensor::to_device` returns `DeviceUnavailable` for it).
+/// The device a tensor's storage lives on. `Cuda(n)` is the n-th NVIDIA GPU (cudarc backend,
+/// see docs/CUDA.md; `Tensor::to_device` returns `DeviceUnavailable` where there is none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Device {
     #[default]

@@ -248,7 +248,7 @@ impl Objective {
     /// Total loss and its gradient at `x` (a 1×3×H×W preprocessed image; no grad needed, it is
     /// made a leaf here). Errors: engine errors, a loss's errors.
     pub fn evaluate(&self, x: &Tensor) -> Result<Evaluation> {
-        let x = x.detach().requires_grad_();
+        let x = x.to_device(self.vgg.device())?.detach().requires_grad_();
         let layers = self.layers();
         let taps: Vec<&str> = layers.iter().map(String::as_str).collect();
         let features = self.vgg.forward(&x, &taps)?;

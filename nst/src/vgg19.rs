@@ -79,6 +79,21 @@ impl Vgg19 {
         })
     }
 
+    /// A copy of the network with its weights on `device`. Errors: the device is unavailable.
+    pub fn to_device(&self, device: engine::Device) -> Result<Vgg19> {
+        let convs = self
+            .convs
+            .iter()
+            .map(|(n, w, b)| Ok((n.clone(), w.to_device(device)?, b.to_device(device)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Vgg19 { convs, pooling: self.pooling, preprocessing: self.preprocessing })
+    }
+
+    /// The device the weights live on (inputs to [`Vgg19::forward`] must be there too).
+    pub fn device(&self) -> engine::Device {
+        self.convs[0].1.device()
+    }
+
     pub fn pooling(&self) -> Pooling {
         self.pooling
     }

@@ -27,7 +27,7 @@ fi
 
 if [ -z "${NST_CLI:-}" ]; then
   (cd "$root" && cargo build --release -p nst-cli --quiet)
-  NST_CLI="$root/target/release/nst-cli"
+  NST_CLI="${CARGO_TARGET_DIR:-$root/target}/release/nst-cli"
 fi
 
 tmp=$(mktemp -d)

@@ -1,0 +1,111 @@
+//! `nst-cli bench`: seconds per style-transfer iteration on the reference objective, the same
+//! measurement as ../shared/bench/torch_reference.py (Adam, lr 1; content relu4_2 weight 1,
+//! Gram style relu1_1…relu5_1 weight 1e-2 each, TV weight 10; one warm-up step, then the median
+//! of the timed steps) so the two can be run side by side (benches/compare.sh).
+
+use crate::common::{check_device, load_vgg};
+use anyhow::Result;
+use clap::Args;
+use nst::engine::{ConvAlgorithm, Tensor};
+use nst::image::{RgbImage, DEFAULT_MAX_PIXELS};
+use nst::loss::{ContentLoss, Loss, Objective, StyleLoss, StyleLossKind, TvLoss};
+use nst::optim::Adam;
+use nst::vgg19::Pooling;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Options of `nst-cli bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Content image.
+    #[arg(long)]
+    pub content: PathBuf,
+    /// Style image.
+    #[arg(long)]
+    pub style: PathBuf,
+    /// Longest side of both images, in pixels.
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    /// Timed iterations (after one warm-up iteration).
+    #[arg(long, default_value_t = 10)]
+    pub iterations: usize,
+    /// Worker threads [default: all cores].
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// 3×3 convolution algorithm: auto (Winograd F(4,3)), im2col, winograd-f2, winograd-f4.
+    #[arg(long, default_value = "auto")]
+    pub conv: String,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// VGG-19 weights [default: the cache].
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+}
+
+/// Peak resident set size of this process in MiB (Linux: VmHWM), if known.
+fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    if args.threads > 0 {
+        rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global().ok();
+    }
+    let algo = match args.conv.as_str() {
+        "auto" => ConvAlgorithm::Auto,
+        "im2col" => ConvAlgorithm::Im2col,
+        "winograd-f2" => ConvAlgorithm::WinogradF2,
+        "winograd-f4" => ConvAlgorithm::WinogradF4,
+        c => anyhow::bail!("--conv {c:?}: expected auto, im2col, winograd-f2 or winograd-f4"),
+    };
+    nst::engine::set_conv_algorithm(algo);
+    let device = check_device(&args.device)?;
+    let vgg = Arc::new(load_vgg(args.weights.as_deref(), Pooling::Max)?.to_device(device)?);
+    let content = RgbImage::load(&args.content, DEFAULT_MAX_PIXELS)?.resize_longest(args.size);
+    let style = RgbImage::load(&args.style, DEFAULT_MAX_PIXELS)?.resize_longest(args.size);
+    let (w, h) = (content.width, content.height);
+    let xc = vgg.preprocess(&content.data, w, h)?.to_device(device)?;
+    let xs = vgg.preprocess(&style.data, style.width, style.height)?.to_device(device)?;
+    let style_layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"];
+    let tc = nst::engine::no_grad(|| vgg.forward(&xc, &["relu4_2"]))?;
+    let fs = nst::engine::no_grad(|| vgg.forward(&xs, &style_layers))?;
+    let layers: Vec<(String, f64)> = style_layers.iter().map(|l| (l.to_string(), 1e-2)).collect();
+    let losses: Vec<Box<dyn Loss>> = vec![
+        Box::new(ContentLoss { layer: "relu4_2".into(), target: tc["relu4_2"].clone(), weight: 1.0 }),
+        Box::new(nst::engine::no_grad(|| StyleLoss::from_styles(StyleLossKind::Gram, &layers, &[fs], &[1.0]))?),
+        Box::new(TvLoss { weight: 10.0 }),
+    ];
+    let objective = Objective { vgg, losses };
+    let mut x = xc.to_vec::<f32>()?;
+    let mut adam = Adam::new(1.0);
+    let mut step = |x: &mut Vec<f32>| -> Result<f64> {
+        let e = objective.evaluate(&Tensor::from_slice(x, &[1, 3, h, w])?)?;
+        adam.step(x, &e.grad);
+        Ok(e.total)
+    };
+    step(&mut x)?; // warm-up (and Winograd weight transforms)
+    let mut times = Vec::with_capacity(args.iterations);
+    let mut loss = 0.0;
+    for _ in 0..args.iterations {
+        let t = Instant::now();
+        loss = step(&mut x)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let median = if times.is_empty() { f64::NAN } else { times[times.len() / 2] };
+    println!(
+        "{}",
+        serde_json::json!({
+            "framework": "nst", "version": env!("CARGO_PKG_VERSION"), "device": device.to_string(),
+            "threads": rayon::current_num_threads(), "size": [h, w], "conv": args.conv,
+            "iterations": args.iterations, "sec_per_iter_median": median, "final_loss": loss,
+            "peak_rss_mb": peak_rss_mib(),
+        })
+    );
+    Ok(())
+}
