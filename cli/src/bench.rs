@@ -54,7 +54,10 @@ fn peak_rss_mib() -> Option<f64> {
 
 pub fn run(args: BenchArgs) -> Result<()> {
     if args.threads > 0 {
-        rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global().ok();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(args.threads)
+            .build_global()
+            .ok();
     }
     let algo = match args.conv.as_str() {
         "auto" => ConvAlgorithm::Auto,
@@ -70,14 +73,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let style = RgbImage::load(&args.style, DEFAULT_MAX_PIXELS)?.resize_longest(args.size);
     let (w, h) = (content.width, content.height);
     let xc = vgg.preprocess(&content.data, w, h)?.to_device(device)?;
-    let xs = vgg.preprocess(&style.data, style.width, style.height)?.to_device(device)?;
+    let xs = vgg
+        .preprocess(&style.data, style.width, style.height)?
+        .to_device(device)?;
     let style_layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"];
     let tc = nst::engine::no_grad(|| vgg.forward(&xc, &["relu4_2"]))?;
     let fs = nst::engine::no_grad(|| vgg.forward(&xs, &style_layers))?;
     let layers: Vec<(String, f64)> = style_layers.iter().map(|l| (l.to_string(), 1e-2)).collect();
     let losses: Vec<Box<dyn Loss>> = vec![
-        Box::new(ContentLoss { layer: "relu4_2".into(), target: tc["relu4_2"].clone(), weight: 1.0 }),
-        Box::new(nst::engine::no_grad(|| StyleLoss::from_styles(StyleLossKind::Gram, &layers, &[fs], &[1.0]))?),
+        Box::new(ContentLoss {
+            layer: "relu4_2".into(),
+            target: tc["relu4_2"].clone(),
+            weight: 1.0,
+        }),
+        Box::new(nst::engine::no_grad(|| {
+            StyleLoss::from_styles(StyleLossKind::Gram, &layers, &[fs], &[1.0])
+        })?),
         Box::new(TvLoss { weight: 10.0 }),
     ];
     let objective = Objective { vgg, losses };
@@ -97,7 +108,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
-    let median = if times.is_empty() { f64::NAN } else { times[times.len() / 2] };
+    let median = if times.is_empty() {
+        f64::NAN
+    } else {
+        times[times.len() / 2]
+    };
     println!(
         "{}",
         serde_json::json!({

@@ -245,7 +245,9 @@ pub fn run(
     let mut prev_size = (0, 0);
     for (scale, &(w, h)) in sizes.iter().enumerate() {
         let content_s = content.resize(w, h);
-        let content_t = vgg.preprocess(&content_s.data, w, h)?.to_device(vgg.device())?;
+        let content_t = vgg
+            .preprocess(&content_s.data, w, h)?
+            .to_device(vgg.device())?;
         // Starting point: the init at the first scale, the previous result upsampled after.
         x = if scale == 0 {
             match &cfg.init {
@@ -340,7 +342,9 @@ fn build_objective(
     let mut style_feats = Vec::with_capacity(styles.len());
     for s in styles {
         let (sw, sh) = fit_longest(s.width, s.height, style_side);
-        let st = vgg.preprocess(&s.resize(sw, sh).data, sw, sh)?.to_device(vgg.device())?;
+        let st = vgg
+            .preprocess(&s.resize(sw, sh).data, sw, sh)?
+            .to_device(vgg.device())?;
         style_feats.push(engine::no_grad(|| vgg.forward(&st, &style_layers))?);
     }
     let mut losses: Vec<Box<dyn Loss>> = Vec::new();

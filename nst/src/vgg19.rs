@@ -86,7 +86,11 @@ impl Vgg19 {
             .iter()
             .map(|(n, w, b)| Ok((n.clone(), w.to_device(device)?, b.to_device(device)?)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Vgg19 { convs, pooling: self.pooling, preprocessing: self.preprocessing })
+        Ok(Vgg19 {
+            convs,
+            pooling: self.pooling,
+            preprocessing: self.preprocessing,
+        })
     }
 
     /// The device the weights live on (inputs to [`Vgg19::forward`] must be there too).

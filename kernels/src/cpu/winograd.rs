@@ -186,17 +186,17 @@ impl<T: Float> WinogradWeights<T> {
     }
 }
 
-/// Tiles per GEMM block: large enough for efficient GEMMs (and at least two blocks per thread
-/// when the image allows), small enough for the working set (V, M) to stay around 8 MB.
+/// Tiles per block: as many as fit a working set (V and M) of about 24 MB, so each of the
+/// (m+2)² GEMMs per block is large (matrixmultiply packs its operands on every call).
 fn block_tiles(c: usize, k: usize, a: usize, tiles: usize) -> usize {
     let per_tile = a * a * (c + k) * std::mem::size_of::<f32>();
-    let by_cache = ((8 << 20) / per_tile.max(1)).clamp(32, 512);
-    let by_threads = tiles.div_ceil(2 * rayon::current_num_threads()).max(32);
-    by_cache.min(by_threads).min(tiles).max(1)
+    ((24 << 20) / per_tile.max(1)).max(64).min(tiles).max(1)
 }
 
 /// `out (N×K×H×W) = conv3×3(input (N×C×H×W), stride 1, padding 1) + bias`, by Winograd.
-/// `out` is overwritten.
+/// `out` is overwritten. Blocks of tiles run one after another; inside a block the input
+/// transform is parallel over input channels, the GEMMs over transform points and the output
+/// transform over output channels.
 ///
 /// # Panics
 /// On buffer lengths that do not match `n, h, w` and the weights' K, C.
@@ -221,24 +221,37 @@ pub fn conv3x3_winograd<T: Float>(
     let bt: Vec<Vec<(usize, T)>> = sparse_rows(mt.bt, a, a);
     let at: Vec<Vec<(usize, T)>> = sparse_rows(mt.at, m, a);
     let pb = block_tiles(c, k, a, tiles);
-    let nblocks = tiles.div_ceil(pb);
-    let geom = Geom { h, w, m, a };
+    let g = Geom { h, w, m, a };
+    let mut v = vec![T::ZERO; a * a * c * pb];
+    let mut mm = vec![T::ZERO; a * a * k * pb];
     for img in 0..n {
         let x = &input[img * c * h * w..(img + 1) * c * h * w];
-        let y_all = &mut out[img * k * h * w..(img + 1) * k * h * w];
-        let y_ptr = SendPtr(y_all.as_mut_ptr());
-        (0..nblocks).into_par_iter().for_each_init(
-            || Scratch::new(a, c, k, pb),
-            |s, blk| {
-                let t0 = blk * pb;
-                let p = pb.min(tiles - t0);
-                input_transform(x, c, &geom, &bt, t0, p, pb, s);
-                for xi in 0..a * a {
+        let y = &mut out[img * k * h * w..(img + 1) * k * h * w];
+        for t0 in (0..tiles).step_by(pb) {
+            let p = pb.min(tiles - t0);
+            // V[ξ][ci][j]: channels are independent; each writes its own rows of V.
+            let vp = SendPtr(v.as_mut_ptr());
+            (0..c).into_par_iter().for_each_init(
+                || Scratch::new(a, pb),
+                |s, ci| {
+                    let plane = &x[ci * h * w..(ci + 1) * h * w];
+                    // Row (ξ, ci) of V is written by this channel's task only.
+                    let row = |xi: usize| unsafe {
+                        std::slice::from_raw_parts_mut({ vp }.0.add((xi * c + ci) * pb), p)
+                    };
+                    input_transform(plane, &g, &bt, t0, p, s, row);
+                },
+            );
+            // M[ξ] = U[ξ] · V[ξ], one GEMM per transform point.
+            mm.par_chunks_mut(k * pb)
+                .zip(v.par_chunks(c * pb))
+                .enumerate()
+                .for_each(|(xi, (mx, vx))| {
                     gemm(
                         T::ONE,
                         &ww.u[xi * k * c..(xi + 1) * k * c],
                         MatLayout::row_major(k, c),
-                        &s.v[xi * c * pb..],
+                        vx,
                         MatLayout {
                             rows: c,
                             cols: p,
@@ -246,20 +259,24 @@ pub fn conv3x3_winograd<T: Float>(
                             cs: 1,
                         },
                         T::ZERO,
-                        &mut s.mm[xi * k * pb..],
+                        mx,
                         MatLayout {
                             rows: k,
                             cols: p,
                             rs: pb,
                             cs: 1,
                         },
-                    );
-                }
-                // Each block writes a disjoint set of output tiles.
-                let y = unsafe { std::slice::from_raw_parts_mut({ y_ptr }.0, k * h * w) };
-                output_transform(k, &geom, &at, t0, p, pb, bias, s, y);
-            },
-        );
+                    )
+                });
+            // Output tiles, per output channel (disjoint planes of y).
+            y.par_chunks_mut(h * w).enumerate().for_each_init(
+                || Scratch::new(a, pb),
+                |s, (ko, plane)| {
+                    let b = bias.map_or(T::ZERO, |b| b[ko]);
+                    output_transform(&mm, k, ko, &g, &at, t0, p, pb, b, s, plane);
+                },
+            );
+        }
     }
 }
 
@@ -275,23 +292,15 @@ struct Geom {
     a: usize,
 }
 
-/// Per-thread buffers. Tile-indexed rows (`[..][j]`, j < pb) so transforms vectorise over tiles.
+/// Per-thread buffers, rows indexed by tile (`[..][j]`, j < pb) so transforms vectorise.
 struct Scratch<T> {
-    /// a²·C·pb transformed inputs, [ξ][c][j].
-    v: Vec<T>,
-    /// a²·K·pb GEMM results, [ξ][k][j].
-    mm: Vec<T>,
-    /// a²·pb input patches / output sources, [r·a+q][j].
     d: Vec<T>,
-    /// a²·pb intermediate products.
     tmp: Vec<T>,
 }
 
 impl<T: Float> Scratch<T> {
-    fn new(a: usize, c: usize, k: usize, pb: usize) -> Self {
+    fn new(a: usize, pb: usize) -> Self {
         Scratch {
-            v: vec![T::ZERO; a * a * c * pb],
-            mm: vec![T::ZERO; a * a * k * pb],
             d: vec![T::ZERO; a * a * pb],
             tmp: vec![T::ZERO; a * a * pb],
         }
@@ -308,106 +317,137 @@ fn combine<T: Float>(
     p: usize,
 ) {
     let dst = &mut dst[..p];
-    dst.fill(T::ZERO);
-    for &(i, coef) in row {
-        let s = &buf[src(i)..src(i) + p];
-        for (d, &v) in dst.iter_mut().zip(s) {
-            *d += coef * v;
+    match row {
+        [(i, c0)] => {
+            let s0 = &buf[src(*i)..][..p];
+            for (d, &x) in dst.iter_mut().zip(s0) {
+                *d = *c0 * x;
+            }
+        }
+        [(i0, c0), (i1, c1)] => {
+            let (s0, s1) = (&buf[src(*i0)..][..p], &buf[src(*i1)..][..p]);
+            for ((d, &x), &y) in dst.iter_mut().zip(s0).zip(s1) {
+                *d = *c0 * x + *c1 * y;
+            }
+        }
+        _ => {
+            dst.fill(T::ZERO);
+            for &(i, coef) in row {
+                for (d, &x) in dst.iter_mut().zip(&buf[src(i)..][..p]) {
+                    *d += coef * x;
+                }
+            }
         }
     }
 }
 
-/// V[ξ][ci][j] = (Bᵀ d B)[ξ] for tiles t0..t0+p, d the a×a input patch at (ty·m−1, tx·m−1).
-#[allow(clippy::too_many_arguments)]
-fn input_transform<T: Float>(
-    x: &[T],
-    c: usize,
+/// For one input channel: `out(ξ)[j] = (Bᵀ d B)[ξ]` for tiles t0..t0+p, d the a×a patch
+/// whose top-left corner is (ty·m − 1, tx·m − 1), zero outside the image.
+fn input_transform<'v, T: Float + 'v>(
+    plane: &[T],
     g: &Geom,
     bt: &[Vec<(usize, T)>],
     t0: usize,
     p: usize,
-    pb: usize,
     s: &mut Scratch<T>,
+    out: impl Fn(usize) -> &'v mut [T],
 ) {
     let (h, w, m, a) = (g.h, g.w, g.m, g.a);
+    let pb = s.d.len() / (a * a);
     let tw = w.div_ceil(m);
-    for ci in 0..c {
-        let plane = &x[ci * h * w..(ci + 1) * h * w];
-        // Gather patches: d[r·a+q][j].
-        for j in 0..p {
-            let t = t0 + j;
-            let (y0, x0) = ((t / tw) * m, (t % tw) * m);
-            let interior = y0 >= 1 && x0 >= 1 && y0 + a - 1 <= h && x0 + a - 1 <= w;
+    for j in 0..p {
+        let t = t0 + j;
+        let (y0, x0) = ((t / tw) * m, (t % tw) * m);
+        if y0 >= 1 && x0 >= 1 && y0 + a - 1 <= h && x0 + a - 1 <= w {
+            // Interior: a rows of a contiguous values.
             for r in 0..a {
-                let yy = (y0 + r) as isize - 1;
+                let row = &plane[(y0 + r - 1) * w + x0 - 1..][..a];
+                for (q, &val) in row.iter().enumerate() {
+                    s.d[(r * a + q) * pb + j] = val;
+                }
+            }
+        } else {
+            for r in 0..a {
+                let yy = (y0 + r).wrapping_sub(1);
                 for q in 0..a {
-                    let xx = (x0 + q) as isize - 1;
-                    s.d[(r * a + q) * pb + j] = if interior
-                        || (yy >= 0 && (yy as usize) < h && xx >= 0 && (xx as usize) < w)
-                    {
-                        plane[yy as usize * w + xx as usize]
+                    let xx = (x0 + q).wrapping_sub(1);
+                    s.d[(r * a + q) * pb + j] = if yy < h && xx < w {
+                        plane[yy * w + xx]
                     } else {
                         T::ZERO
                     };
                 }
             }
         }
-        // tmp[r][q] = Σ_i Bᵀ[r][i] d[i][q]
-        for (r, row) in bt.iter().enumerate() {
-            for q in 0..a {
-                let (dst, src) = (&mut s.tmp[(r * a + q) * pb..], &s.d);
-                combine(dst, row, |i| (i * a + q) * pb, src, p);
-            }
+    }
+    // tmp[r][q] = Σ_i Bᵀ[r][i] d[i][q]
+    for (r, row) in bt.iter().enumerate() {
+        for q in 0..a {
+            combine(
+                &mut s.tmp[(r * a + q) * pb..],
+                row,
+                |i| (i * a + q) * pb,
+                &s.d,
+                p,
+            );
         }
-        // V[r][q] = Σ_i tmp[r][i] Bᵀ[q][i]
-        for r in 0..a {
-            for (q, row) in bt.iter().enumerate() {
-                let dst = &mut s.v[((r * a + q) * c + ci) * pb..];
-                combine(dst, row, |i| (r * a + i) * pb, &s.tmp, p);
-            }
+    }
+    // V[r][q] = Σ_i tmp[r][i] Bᵀ[q][i]
+    for r in 0..a {
+        for (q, row) in bt.iter().enumerate() {
+            combine(out(r * a + q), row, |i| (r * a + i) * pb, &s.tmp, p);
         }
     }
 }
 
-/// y[ko][tile] = Aᵀ M A (+ bias), clipped at the image edges.
+/// For output channel `ko`: its plane's tiles t0..t0+p = Aᵀ M A + bias, clipped at the edges.
 #[allow(clippy::too_many_arguments)]
 fn output_transform<T: Float>(
+    mm: &[T],
     k: usize,
+    ko: usize,
     g: &Geom,
     at: &[Vec<(usize, T)>],
     t0: usize,
     p: usize,
     pb: usize,
-    bias: Option<&[T]>,
+    bias: T,
     s: &mut Scratch<T>,
-    y: &mut [T],
+    plane: &mut [T],
 ) {
     let (h, w, m, a) = (g.h, g.w, g.m, g.a);
     let tw = w.div_ceil(m);
-    for ko in 0..k {
-        let b = bias.map_or(T::ZERO, |b| b[ko]);
-        // tmp[r][q] = Σ_i Aᵀ[r][i] M[i][q]   (r < m)
-        for (r, row) in at.iter().enumerate() {
-            for q in 0..a {
-                let dst = &mut s.tmp[(r * a + q) * pb..];
-                combine(dst, row, |i| ((i * a + q) * k + ko) * pb, &s.mm, p);
-            }
+    // tmp[r][q] = Σ_i Aᵀ[r][i] M[i][q]   (r < m)
+    for (r, row) in at.iter().enumerate() {
+        for q in 0..a {
+            combine(
+                &mut s.tmp[(r * a + q) * pb..],
+                row,
+                |i| ((i * a + q) * k + ko) * pb,
+                mm,
+                p,
+            );
         }
-        // d[r][q] = Σ_i tmp[r][i] Aᵀ[q][i]   (r, q < m)
-        for r in 0..m {
-            for (q, row) in at.iter().enumerate() {
-                let dst = &mut s.d[(r * m + q) * pb..];
-                combine(dst, row, |i| (r * a + i) * pb, &s.tmp, p);
-            }
+    }
+    // d[r][q] = Σ_i tmp[r][i] Aᵀ[q][i]   (r, q < m)
+    for r in 0..m {
+        for (q, row) in at.iter().enumerate() {
+            combine(
+                &mut s.d[(r * m + q) * pb..],
+                row,
+                |i| (r * a + i) * pb,
+                &s.tmp,
+                p,
+            );
         }
-        let plane = &mut y[ko * h * w..(ko + 1) * h * w];
-        for j in 0..p {
-            let t = t0 + j;
-            let (y0, x0) = ((t / tw) * m, (t % tw) * m);
-            for r in 0..m.min(h - y0) {
-                for q in 0..m.min(w - x0) {
-                    plane[(y0 + r) * w + x0 + q] = s.d[(r * m + q) * pb + j] + b;
-                }
+    }
+    for j in 0..p {
+        let t = t0 + j;
+        let (y0, x0) = ((t / tw) * m, (t % tw) * m);
+        for r in 0..m.min(h - y0) {
+            let out = &mut plane[(y0 + r) * w + x0..][..m.min(w - x0)];
+            for (q, o) in out.iter_mut().enumerate() {
+                *o = s.d[(r * m + q) * pb + j] + bias;
             }
         }
     }
