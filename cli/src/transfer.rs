@@ -52,7 +52,7 @@ pub struct TransferArgs {
     #[arg(long, default_value_t = 100.0)]
     pub style_weight: f64,
     /// Weight of the total-variation loss (mean squared neighbour difference, preprocessed units).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 10.0)]
     pub tv_weight: f64,
     /// Comma-separated weight per style image (normalised to sum 1) [default: equal].
     #[arg(long, value_delimiter = ',')]
@@ -70,7 +70,7 @@ pub struct TransferArgs {
     #[arg(long, default_value_t = 10.0)]
     pub learning_rate: f64,
     /// Iterations at each scale.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 200)]
     pub iterations: usize,
     /// Start from: content, noise, style, or an image FILE.
     #[arg(long, default_value = "content")]
@@ -264,7 +264,8 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
             }
             obj.insert("evaluations".into(), p.evaluations.into());
             obj.insert("elapsed_seconds".into(), p.elapsed_seconds.into());
-            if let Err(err) = writeln!(w, "{}", serde_json::Value::Object(obj)) {
+            // One whole line per iteration, flushed, so the log can be followed live.
+            if let Err(err) = writeln!(w, "{}", serde_json::Value::Object(obj)).and_then(|()| w.flush()) {
                 failure = Some(anyhow::anyhow!("writing the JSON log: {err}"));
                 return ControlFlow::Break(());
             }

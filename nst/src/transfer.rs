@@ -75,15 +75,15 @@ impl Default for StyleTransferConfig {
             style_layer_weights: vec![1.0; 5],
             content_weight: 5.0,
             style_weight: 100.0,
-            tv_weight: 1.0,
+            tv_weight: 10.0,
             style_blend_weights: vec![],
             style_loss: StyleLossKind::Gram,
             optimizer: Optimizer::Lbfgs { history: 10 },
-            iterations: 300,
+            iterations: 200,
             init: Init::Content,
             seed: 0,
             original_colors: false,
-            scales: 1,
+            scales: 2,
         }
     }
 }

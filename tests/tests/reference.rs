@@ -142,3 +142,26 @@ fn three_adam_steps_match() {
     let want_moved: Vec<f64> = want.iter().zip(&x0v).map(|(a, b)| a - b).collect();
     assert_close(&moved, &want_moved, 1e-3, "Adam displacement after 3 steps");
 }
+
+#[test]
+fn every_conv_algorithm_meets_the_feature_and_gradient_tolerances() {
+    // The default is Winograd F(4,3); im2col and F(2,3) must meet the same tolerances. (The
+    // setting is process-wide; other tests in this binary stay within tolerance under any of them.)
+    let Some(w) = weights_or_skip() else { return };
+    let bytes = reference_bytes();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let vgg = Arc::new(Vgg19::new(&w, Pooling::Max).unwrap());
+    for algo in [engine::ConvAlgorithm::Im2col, engine::ConvAlgorithm::WinogradF2, engine::ConvAlgorithm::WinogradF4] {
+        engine::set_conv_algorithm(algo);
+        let feats = vgg.forward(&tensor(&st, "content_input"), &["relu4_2", "relu5_1", "pool5"]).unwrap();
+        for (name, f) in &feats {
+            let (want, _) = reference_tensor(&st, &format!("content_features.{name}"));
+            assert_close(&f.to_vec_f64().unwrap(), &want, 1e-4, &format!("{algo:?} {name}"));
+        }
+        let eval = objective(vgg.clone(), &st).evaluate(&tensor(&st, "x")).unwrap();
+        let (grad, _) = reference_tensor(&st, "grad_total_wrt_x");
+        let g: Vec<f64> = eval.grad.iter().map(|&v| v as f64).collect();
+        assert_close(&g, &grad, 1e-3, &format!("{algo:?} grad_total_wrt_x"));
+    }
+    engine::set_conv_algorithm(engine::ConvAlgorithm::Auto);
+}
