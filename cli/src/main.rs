@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Style transfer: optimise an image with CONTENT's content in STYLE's style.
-    Transfer(transfer::TransferArgs),
+    Transfer(Box<transfer::TransferArgs>),
     /// Dump VGG-19 activations (or their Gram matrices) of an image as safetensors.
     Features(features::FeaturesArgs),
     /// Seconds per iteration on the reference objective (side by side with PyTorch:
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Devices => devices::run(),
-        Command::Transfer(args) => match transfer::run_transfer(args) {
+        Command::Transfer(args) => match transfer::run_transfer(*args) {
             Ok(true) => return ExitCode::from(130),
             Ok(false) => Ok(()),
             Err(e) => Err(e),

@@ -235,7 +235,7 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
             style
         ));
         bar.inc(1);
-        if args.print_every > 0 && step % args.print_every == 0 {
+        if args.print_every > 0 && step.is_multiple_of(args.print_every) {
             let terms: Vec<String> = e
                 .terms
                 .iter()
@@ -265,12 +265,14 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
             obj.insert("evaluations".into(), p.evaluations.into());
             obj.insert("elapsed_seconds".into(), p.elapsed_seconds.into());
             // One whole line per iteration, flushed, so the log can be followed live.
-            if let Err(err) = writeln!(w, "{}", serde_json::Value::Object(obj)).and_then(|()| w.flush()) {
+            if let Err(err) =
+                writeln!(w, "{}", serde_json::Value::Object(obj)).and_then(|()| w.flush())
+            {
                 failure = Some(anyhow::anyhow!("writing the JSON log: {err}"));
                 return ControlFlow::Break(());
             }
         }
-        if args.save_every > 0 && step % args.save_every == 0 {
+        if args.save_every > 0 && step.is_multiple_of(args.save_every) {
             let path = save_path(&args.output, step);
             if let Err(err) = p.image().and_then(|img| img.save(&path)) {
                 failure = Some(anyhow::anyhow!("saving {}: {err}", path.display()));

@@ -30,6 +30,8 @@ pub fn assert_close(actual: &[f64], expected: &[f64], tol: f64, what: &str) {
         "{what}: non-finite value in the result"
     );
     let e = rel_error(actual, expected);
+    // Shown with `--nocapture`: the measured error, not just pass/fail.
+    eprintln!("{what}: relative error {e:.2e} (tolerance {tol:.0e})");
     assert!(
         e <= tol,
         "{what}: relative error {e:.3e} > {tol:.1e}\n  first actual   {:?}\n  first expected {:?}",

@@ -67,21 +67,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 &[style_feats],
                 &[1.0],
             )?),
+            // Means differ by ~100 (0–255 units): weight 300 makes the term comparable to the others.
             Box::new(MeanColour {
                 target,
-                weight: 1.0,
+                weight: 300.0,
             }),
         ],
     };
     let mut x = xc.to_vec::<f32>()?;
     let mut lbfgs = Lbfgs::new(10);
     for i in 1..=100 {
+        let mut colour_term = 0.0;
         let step = lbfgs.step(&mut x, &mut |xs: &[f32]| {
             let e = objective.evaluate(&Tensor::from_slice(xs, &[1, 3, h, w])?)?;
+            colour_term = e
+                .terms
+                .iter()
+                .find(|(n, _)| n == "mean_colour")
+                .map_or(0.0, |t| t.1);
             Ok((e.total, e.grad))
         })?;
         if i % 20 == 0 {
-            eprintln!("iteration {i}: loss {:.4e}", step.loss);
+            eprintln!(
+                "iteration {i}: loss {:.4e}, mean_colour {colour_term:.1}",
+                step.loss
+            );
         }
     }
     let rgb = vgg.deprocess(&Tensor::from_vec(x, &[1, 3, h, w])?)?;

@@ -373,4 +373,96 @@ mod tests {
             o.data
         );
     }
+
+    /// A 2×1 JPEG (red, blue) with an EXIF APP1 segment setting `orientation`.
+    fn jpeg_with_orientation(orientation: u16) -> Vec<u8> {
+        let img = image::RgbImage::from_raw(2, 1, vec![255, 0, 0, 0, 0, 255]).unwrap();
+        let mut jpg = std::io::Cursor::new(Vec::new());
+        img.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+            &mut jpg, 100,
+        ))
+        .unwrap();
+        let jpg = jpg.into_inner();
+        // TIFF (little-endian) with one IFD entry: 0x0112 Orientation, SHORT, count 1.
+        let mut tiff = b"II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0".to_vec();
+        tiff.extend(orientation.to_le_bytes());
+        tiff.extend([0, 0, 0, 0, 0, 0]);
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend(tiff);
+        let len = (app1.len() + 2) as u16;
+        let mut out = jpg[..2].to_vec(); // SOI
+        out.extend([0xFF, 0xE1]);
+        out.extend(len.to_be_bytes());
+        out.extend(app1);
+        out.extend(&jpg[2..]);
+        out
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        let d = tmpdir("exif");
+        let p = d.join("rot.jpg");
+        std::fs::write(&p, jpeg_with_orientation(1)).unwrap();
+        let upright = RgbImage::load(&p, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!((upright.width, upright.height), (2, 1));
+        // 6 = rotate 90° clockwise to display: the 2×1 image becomes 1×2, red on top.
+        std::fs::write(&p, jpeg_with_orientation(6)).unwrap();
+        let r = RgbImage::load(&p, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!((r.width, r.height), (1, 2));
+        let u = r.to_u8();
+        assert!(u[0] > 200 && u[2] < 60, "top pixel should be red: {u:?}");
+        assert!(
+            u[5] > 200 && u[3] < 60,
+            "bottom pixel should be blue: {u:?}"
+        );
+    }
+
+    #[test]
+    fn reads_every_supported_format_and_16_bit_png() {
+        let d = tmpdir("formats");
+        let rgb = image::RgbImage::from_fn(5, 3, |x, y| {
+            image::Rgb([(x * 50) as u8, (y * 100) as u8, 128])
+        });
+        let want = RgbImage::from_u8(5, 3, rgb.as_raw()).unwrap();
+        for ext in ["png", "bmp", "tiff", "webp", "gif"] {
+            let p = d.join(format!("img.{ext}"));
+            rgb.save(&p).unwrap();
+            let got = RgbImage::load(&p, DEFAULT_MAX_PIXELS).unwrap();
+            assert_eq!((got.width, got.height), (5, 3), "{ext}");
+            let max_err = got
+                .to_u8()
+                .iter()
+                .zip(want.to_u8())
+                .map(|(a, b)| (*a as i32 - b as i32).abs())
+                .max()
+                .unwrap();
+            // GIF quantises to a 256-colour palette
+            assert!(
+                max_err <= if ext == "gif" { 24 } else { 0 },
+                "{ext}: max error {max_err}"
+            );
+        }
+        // 16-bit PNG keeps its precision through f32.
+        let p16 = d.join("deep.png");
+        image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(1, 1, vec![65535u16, 32768, 257])
+            .unwrap()
+            .save(&p16)
+            .unwrap();
+        let got = RgbImage::load(&p16, DEFAULT_MAX_PIXELS).unwrap();
+        assert!(
+            (got.data[1] - 32768.0 / 65535.0).abs() < 1e-6
+                && (got.data[2] - 257.0 / 65535.0).abs() < 1e-6,
+            "{:?}",
+            got.data
+        );
+        // grayscale JPEG
+        let pg = d.join("gray.jpg");
+        image::GrayImage::from_raw(2, 2, vec![10, 20, 30, 40])
+            .unwrap()
+            .save(&pg)
+            .unwrap();
+        let g = RgbImage::load(&pg, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(g.data.len(), 12);
+        assert!(g.data.chunks(3).all(|c| c[0] == c[1] && c[1] == c[2]));
+    }
 }

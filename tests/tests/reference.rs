@@ -151,14 +151,30 @@ fn every_conv_algorithm_meets_the_feature_and_gradient_tolerances() {
     let bytes = reference_bytes();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let vgg = Arc::new(Vgg19::new(&w, Pooling::Max).unwrap());
-    for algo in [engine::ConvAlgorithm::Im2col, engine::ConvAlgorithm::WinogradF2, engine::ConvAlgorithm::WinogradF4] {
+    for algo in [
+        engine::ConvAlgorithm::Im2col,
+        engine::ConvAlgorithm::WinogradF2,
+        engine::ConvAlgorithm::WinogradF4,
+    ] {
         engine::set_conv_algorithm(algo);
-        let feats = vgg.forward(&tensor(&st, "content_input"), &["relu4_2", "relu5_1", "pool5"]).unwrap();
+        let feats = vgg
+            .forward(
+                &tensor(&st, "content_input"),
+                &["relu4_2", "relu5_1", "pool5"],
+            )
+            .unwrap();
         for (name, f) in &feats {
             let (want, _) = reference_tensor(&st, &format!("content_features.{name}"));
-            assert_close(&f.to_vec_f64().unwrap(), &want, 1e-4, &format!("{algo:?} {name}"));
+            assert_close(
+                &f.to_vec_f64().unwrap(),
+                &want,
+                1e-4,
+                &format!("{algo:?} {name}"),
+            );
         }
-        let eval = objective(vgg.clone(), &st).evaluate(&tensor(&st, "x")).unwrap();
+        let eval = objective(vgg.clone(), &st)
+            .evaluate(&tensor(&st, "x"))
+            .unwrap();
         let (grad, _) = reference_tensor(&st, "grad_total_wrt_x");
         let g: Vec<f64> = eval.grad.iter().map(|&v| v as f64).collect();
         assert_close(&g, &grad, 1e-3, &format!("{algo:?} grad_total_wrt_x"));
