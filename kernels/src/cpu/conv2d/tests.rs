@@ -1,0 +1,353 @@
+//! Unit tests of `conv2d` against naive f64 references.
+use super::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+#[allow(clippy::too_many_arguments)]
+fn params(
+    n: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    (kh, kw): (usize, usize),
+    (stride_h, stride_w): (usize, usize),
+    (pad_h, pad_w): (usize, usize),
+) -> Conv2dParams {
+    Conv2dParams {
+        n,
+        c_in,
+        h,
+        w,
+        c_out,
+        kh,
+        kw,
+        stride_h,
+        stride_w,
+        pad_h,
+        pad_w,
+    }
+}
+
+/// Odd, non-square, strided, padded, 1×1 / 3×3 / 5×3, batch 1 and 3, channels not multiples of 8.
+fn shapes() -> Vec<Conv2dParams> {
+    vec![
+        params(1, 3, 7, 9, 5, (3, 3), (1, 1), (1, 1)),
+        params(3, 5, 8, 6, 7, (3, 3), (2, 2), (1, 1)),
+        params(1, 10, 11, 13, 9, (5, 3), (1, 1), (2, 1)),
+        params(3, 4, 9, 9, 6, (5, 3), (2, 1), (2, 2)),
+        params(1, 3, 5, 5, 2, (3, 3), (1, 1), (0, 0)),
+        params(3, 2, 4, 3, 3, (3, 3), (1, 2), (2, 2)),
+        params(1, 13, 12, 10, 17, (3, 3), (2, 2), (0, 0)),
+        params(1, 2, 3, 3, 3, (5, 3), (1, 1), (1, 1)),
+        params(1, 7, 6, 5, 3, (1, 1), (1, 1), (0, 0)),
+        params(3, 9, 5, 7, 11, (1, 1), (1, 1), (0, 0)),
+        params(1, 6, 7, 8, 4, (1, 1), (2, 2), (0, 0)),
+        params(3, 1, 6, 6, 2, (1, 1), (1, 1), (1, 1)),
+        params(1, 1, 1, 1, 1, (1, 1), (1, 1), (0, 0)),
+        params(1, 19, 17, 23, 12, (3, 3), (1, 1), (1, 1)),
+    ]
+}
+
+/// im2col budgets to run every shape under: one band, one output row per band, and bands of
+/// two rows (uneven last band when OH is odd).
+fn budgets(p: &Conv2dParams) -> [usize; 3] {
+    [COL_BUDGET, 1, 2 * p.c_in * p.kh * p.kw * p.out_w()]
+}
+
+fn random(rng: &mut StdRng, len: usize) -> Vec<f64> {
+    (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect()
+}
+
+fn to_f32(x: &[f64]) -> Vec<f32> {
+    x.iter().map(|&v| v as f32).collect()
+}
+
+/// Calls `f(n, o, c, oy, ox, i, j, iy, ix)` for every (output, tap) pair that reads a real
+/// (non-padding) input cell.
+fn for_each_tap(p: &Conv2dParams, mut f: impl FnMut([usize; 9])) {
+    for n in 0..p.n {
+        for o in 0..p.c_out {
+            for oy in 0..p.out_h() {
+                for ox in 0..p.out_w() {
+                    for c in 0..p.c_in {
+                        for i in 0..p.kh {
+                            for j in 0..p.kw {
+                                let iy = (oy * p.stride_h + i) as isize - p.pad_h as isize;
+                                let ix = (ox * p.stride_w + j) as isize - p.pad_w as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < p.h && (ix as usize) < p.w
+                                {
+                                    f([n, o, c, oy, ox, i, j, iy as usize, ix as usize]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn idx_in(p: &Conv2dParams, n: usize, c: usize, y: usize, x: usize) -> usize {
+    ((n * p.c_in + c) * p.h + y) * p.w + x
+}
+fn idx_out(p: &Conv2dParams, n: usize, o: usize, y: usize, x: usize) -> usize {
+    ((n * p.c_out + o) * p.out_h() + y) * p.out_w() + x
+}
+fn idx_w(p: &Conv2dParams, o: usize, c: usize, i: usize, j: usize) -> usize {
+    ((o * p.c_in + c) * p.kh + i) * p.kw + j
+}
+
+fn naive_forward(p: &Conv2dParams, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
+    let ohw = p.out_h() * p.out_w();
+    let mut out: Vec<f64> = (0..p.output_len())
+        .map(|k| b.map_or(0.0, |b| b[(k / ohw) % p.c_out]))
+        .collect();
+    for_each_tap(p, |[n, o, c, oy, ox, i, j, iy, ix]| {
+        out[idx_out(p, n, o, oy, ox)] += x[idx_in(p, n, c, iy, ix)] * w[idx_w(p, o, c, i, j)];
+    });
+    out
+}
+
+/// The adjoint of the forward, as a scatter.
+fn naive_backward_input(p: &Conv2dParams, go: &[f64], w: &[f64]) -> Vec<f64> {
+    let mut gi = vec![0.0; p.input_len()];
+    for_each_tap(p, |[n, o, c, oy, ox, i, j, iy, ix]| {
+        gi[idx_in(p, n, c, iy, ix)] += go[idx_out(p, n, o, oy, ox)] * w[idx_w(p, o, c, i, j)];
+    });
+    gi
+}
+
+fn naive_backward_weight(p: &Conv2dParams, x: &[f64], go: &[f64]) -> Vec<f64> {
+    let mut gw = vec![0.0; p.weight_len()];
+    for_each_tap(p, |[n, o, c, oy, ox, i, j, iy, ix]| {
+        gw[idx_w(p, o, c, i, j)] += go[idx_out(p, n, o, oy, ox)] * x[idx_in(p, n, c, iy, ix)];
+    });
+    gw
+}
+
+fn naive_backward_bias(p: &Conv2dParams, go: &[f64]) -> Vec<f64> {
+    let ohw = p.out_h() * p.out_w();
+    let mut gb = vec![0.0; p.c_out];
+    for (k, v) in go.iter().enumerate() {
+        gb[(k / ohw) % p.c_out] += v;
+    }
+    gb
+}
+
+/// `|got − want| ≤ tol` elementwise, with a message naming the case and the index.
+fn assert_close<T: Float>(got: &[T], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (k, (g, w)) in got.iter().zip(want).enumerate() {
+        let g = g.to_f64();
+        assert!(
+            (g - w).abs() <= tol,
+            "{what}[{k}]: got {g}, want {w} (tol {tol})"
+        );
+    }
+}
+
+#[test]
+fn forward_matches_naive_f64_and_f32() {
+    let mut rng = StdRng::seed_from_u64(11);
+    for p in shapes() {
+        let x = random(&mut rng, p.input_len());
+        let w = random(&mut rng, p.weight_len());
+        let b = random(&mut rng, p.c_out);
+        let terms = (p.c_in * p.kh * p.kw) as f64;
+        for bias in [None, Some(&b[..])] {
+            let want = naive_forward(&p, &x, &w, bias);
+            assert!(
+                want.iter().any(|v| v.abs() > 0.1),
+                "{p:?}: degenerate reference"
+            );
+            for budget in budgets(&p) {
+                let what = format!("forward {p:?} bias={} budget={budget}", bias.is_some());
+                let mut out = vec![f64::NAN; p.output_len()];
+                forward_impl(&p, &x, &w, bias, &mut out, budget);
+                assert_close(&out, &want, 1e-13 * terms, &what);
+
+                let b32 = bias.map(to_f32);
+                let mut out32 = vec![f32::NAN; p.output_len()];
+                forward_impl(
+                    &p,
+                    &to_f32(&x),
+                    &to_f32(&w),
+                    b32.as_deref(),
+                    &mut out32,
+                    budget,
+                );
+                assert_close(&out32, &want, 2e-6 * terms, &what);
+            }
+        }
+    }
+}
+
+#[test]
+fn forward_public_entry_matches_naive_on_a_hand_computed_case() {
+    // 1×1×3×3 input 1..9, one 2×2 kernel of ones, stride 1, no padding: window sums.
+    let p = params(1, 1, 3, 3, 1, (2, 2), (1, 1), (0, 0));
+    let x: Vec<f64> = (1..=9).map(f64::from).collect();
+    let mut out = vec![f64::NAN; 4];
+    conv2d_forward(&p, &x, &[1.0; 4], Some(&[0.5]), &mut out);
+    assert_eq!(out, vec![12.5, 16.5, 24.5, 28.5]);
+}
+
+#[test]
+fn backward_input_matches_naive_adjoint_f64_and_f32() {
+    let mut rng = StdRng::seed_from_u64(12);
+    for p in shapes() {
+        let go = random(&mut rng, p.output_len());
+        let w = random(&mut rng, p.weight_len());
+        let want = naive_backward_input(&p, &go, &w);
+        let terms = (p.c_out * p.kh * p.kw) as f64;
+        for budget in budgets(&p) {
+            let what = format!("backward_input {p:?} budget={budget}");
+            let mut gi = vec![f64::NAN; p.input_len()];
+            backward_input_impl(&p, &go, &w, &mut gi, budget);
+            assert_close(&gi, &want, 1e-13 * terms, &what);
+
+            let mut gi32 = vec![f32::NAN; p.input_len()];
+            backward_input_impl(&p, &to_f32(&go), &to_f32(&w), &mut gi32, budget);
+            assert_close(&gi32, &want, 2e-6 * terms, &what);
+        }
+    }
+}
+
+#[test]
+fn backward_weight_matches_naive_adjoint_f64_and_f32() {
+    let mut rng = StdRng::seed_from_u64(13);
+    for p in shapes() {
+        let x = random(&mut rng, p.input_len());
+        let go = random(&mut rng, p.output_len());
+        let want = naive_backward_weight(&p, &x, &go);
+        let terms = (p.n * p.out_h() * p.out_w()) as f64;
+        for budget in budgets(&p) {
+            let what = format!("backward_weight {p:?} budget={budget}");
+            let mut gw = vec![f64::NAN; p.weight_len()];
+            backward_weight_impl(&p, &x, &go, &mut gw, budget);
+            assert_close(&gw, &want, 1e-13 * terms, &what);
+
+            let mut gw32 = vec![f32::NAN; p.weight_len()];
+            backward_weight_impl(&p, &to_f32(&x), &to_f32(&go), &mut gw32, budget);
+            assert_close(&gw32, &want, 2e-6 * terms, &what);
+        }
+    }
+}
+
+#[test]
+fn backward_weight_single_thread_sums_the_batch() {
+    // The serial path (one rayon thread) accumulates with beta = 1 after the first image.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let mut rng = StdRng::seed_from_u64(14);
+    for p in [
+        params(3, 5, 8, 6, 7, (3, 3), (2, 2), (1, 1)),
+        params(3, 9, 5, 7, 11, (1, 1), (1, 1), (0, 0)),
+    ] {
+        let x = random(&mut rng, p.input_len());
+        let go = random(&mut rng, p.output_len());
+        let want = naive_backward_weight(&p, &x, &go);
+        let mut gw = vec![f64::NAN; p.weight_len()];
+        pool.install(|| backward_weight_impl(&p, &x, &go, &mut gw, 1));
+        assert_close(&gw, &want, 1e-11, &format!("serial backward_weight {p:?}"));
+    }
+}
+
+#[test]
+fn backward_bias_matches_naive_f64_and_f32() {
+    let mut rng = StdRng::seed_from_u64(15);
+    for p in shapes() {
+        let go = random(&mut rng, p.output_len());
+        let want = naive_backward_bias(&p, &go);
+        let terms = (p.n * p.out_h() * p.out_w()) as f64;
+        let mut gb = vec![f64::NAN; p.c_out];
+        conv2d_backward_bias(&p, &go, &mut gb);
+        assert_close(&gb, &want, 1e-13 * terms, &format!("backward_bias {p:?}"));
+        let mut gb32 = vec![f32::NAN; p.c_out];
+        conv2d_backward_bias(&p, &to_f32(&go), &mut gb32);
+        assert_close(
+            &gb32,
+            &want,
+            2e-6 * terms,
+            &format!("backward_bias f32 {p:?}"),
+        );
+    }
+}
+
+#[test]
+fn gradients_match_finite_differences_f64() {
+    // L = Σ r ⊙ conv(x, w, b); the kernels' gradients of L against central differences.
+    let mut rng = StdRng::seed_from_u64(16);
+    for p in [
+        params(2, 3, 5, 6, 4, (3, 3), (2, 1), (1, 1)),
+        params(1, 2, 4, 5, 3, (5, 3), (1, 1), (2, 1)),
+    ] {
+        let x = random(&mut rng, p.input_len());
+        let w = random(&mut rng, p.weight_len());
+        let b = random(&mut rng, p.c_out);
+        let r = random(&mut rng, p.output_len());
+        let loss = |x: &[f64], w: &[f64], b: &[f64]| {
+            let mut out = vec![0.0; p.output_len()];
+            conv2d_forward(&p, x, w, Some(b), &mut out);
+            out.iter().zip(&r).map(|(o, r)| o * r).sum::<f64>()
+        };
+        let fd = |v: &[f64], at: &dyn Fn(&[f64]) -> f64| -> Vec<f64> {
+            let h = 1e-5;
+            (0..v.len())
+                .map(|k| {
+                    let (mut up, mut down) = (v.to_vec(), v.to_vec());
+                    up[k] += h;
+                    down[k] -= h;
+                    (at(&up) - at(&down)) / (2.0 * h)
+                })
+                .collect()
+        };
+        let mut gi = vec![0.0; p.input_len()];
+        conv2d_backward_input(&p, &r, &w, &mut gi);
+        assert_close(
+            &gi,
+            &fd(&x, &|x| loss(x, &w, &b)),
+            1e-7,
+            &format!("fd input {p:?}"),
+        );
+        let mut gw = vec![0.0; p.weight_len()];
+        conv2d_backward_weight(&p, &x, &r, &mut gw);
+        assert_close(
+            &gw,
+            &fd(&w, &|w| loss(&x, w, &b)),
+            1e-7,
+            &format!("fd weight {p:?}"),
+        );
+        let mut gb = vec![0.0; p.c_out];
+        conv2d_backward_bias(&p, &r, &mut gb);
+        assert_close(
+            &gb,
+            &fd(&b, &|b| loss(&x, &w, b)),
+            1e-7,
+            &format!("fd bias {p:?}"),
+        );
+    }
+}
+
+#[test]
+fn valid_range_is_exact() {
+    for (tap, pad, stride, size, out) in [
+        (0, 1, 1, 5, 5),
+        (2, 1, 1, 5, 5),
+        (0, 2, 2, 7, 5),
+        (4, 2, 3, 6, 3),
+    ] {
+        let (lo, hi) = valid_range(tap, pad, stride, size, out);
+        for o in 0..out {
+            let pos = (o * stride + tap) as isize - pad as isize;
+            assert_eq!(
+                pos >= 0 && (pos as usize) < size,
+                o >= lo && o < hi,
+                "{tap} {pad} {stride} {size} {out} @ {o}"
+            );
+        }
+    }
+}
