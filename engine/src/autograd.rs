@@ -21,7 +21,29 @@ pub(crate) type BackwardFn = Box<dyn FnOnce(&Tensor) -> Result<Vec<Option<Tensor
 pub(crate) struct Node {
     pub(crate) op: &'static str,
     /// Taken (and so freed) when the backward pass replays this node.
-    state: Mutex<Option<(Vec<Tensor>, BackwardFn)>>,
+    state: Mutex<Option<(Vec<Edge>, BackwardFn)>>,
+}
+
+/// Where the gradient of one input goes. Edges hold no activations: an interior input is kept
+/// only as its node (its storage is freed as soon as no op needs it), a leaf as the tensor
+/// whose `grad` receives the sum.
+enum Edge {
+    /// The input needs no gradient.
+    None,
+    /// A leaf that requires grad.
+    Leaf(Tensor),
+    /// The output of a recorded op, and that output's shape.
+    Interior(Arc<Node>, Vec<usize>),
+}
+
+impl Edge {
+    fn of(t: &Tensor) -> Edge {
+        match (&t.0.node, t.requires_grad()) {
+            (_, false) => Edge::None,
+            (None, true) => Edge::Leaf(t.clone()),
+            (Some(n), true) => Edge::Interior(n.clone(), t.shape().to_vec()),
+        }
+    }
 }
 
 thread_local! {
@@ -67,7 +89,7 @@ pub(crate) fn record(
     let node = Node {
         op,
         state: Mutex::new(Some((
-            inputs.iter().map(|&t| t.clone()).collect(),
+            inputs.iter().map(|&t| Edge::of(t)).collect(),
             Box::new(backward),
         ))),
     };
@@ -81,39 +103,41 @@ pub(crate) fn record(
     )
 }
 
-fn key(t: &Tensor) -> usize {
-    Arc::as_ptr(&t.0) as usize
+fn key(n: &Arc<Node>) -> usize {
+    Arc::as_ptr(n) as usize
 }
 
-fn inputs_of(t: &Tensor) -> Result<Vec<Tensor>> {
-    match &t.0.node {
-        None => Ok(vec![]),
-        Some(node) => match &*node.state.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some((inputs, _)) => Ok(inputs.clone()),
-            None => Err(EngineError::GraphFreed),
-        },
+/// The interior nodes an unreplayed node feeds from. Errors: `GraphFreed` once replayed.
+fn children(n: &Arc<Node>) -> Result<Vec<Arc<Node>>> {
+    match &*n.state.lock().unwrap_or_else(|e| e.into_inner()) {
+        Some((edges, _)) => Ok(edges
+            .iter()
+            .filter_map(|e| match e {
+                Edge::Interior(c, _) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()),
+        None => Err(EngineError::GraphFreed),
     }
 }
 
-/// Tensors with a node reachable from `root`, in post-order (inputs before outputs).
-fn topo_order(root: &Tensor) -> Result<Vec<Tensor>> {
+/// Nodes reachable from `root`, in post-order (inputs before outputs).
+fn topo_order(root: &Arc<Node>) -> Result<Vec<Arc<Node>>> {
     let mut order = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    // Iterative DFS: (tensor, inputs expanded?)
+    // Iterative DFS: (node, children expanded?)
     let mut stack = vec![(root.clone(), false)];
-    while let Some((t, expanded)) = stack.pop() {
+    while let Some((n, expanded)) = stack.pop() {
         if expanded {
-            order.push(t);
+            order.push(n);
             continue;
         }
-        if t.0.node.is_none() || !seen.insert(key(&t)) {
+        if !seen.insert(key(&n)) {
             continue;
         }
-        let inputs = inputs_of(&t)?;
-        stack.push((t, true));
-        for i in inputs.into_iter().filter(|i| i.requires_grad()) {
-            stack.push((i, false));
-        }
+        let kids = children(&n)?;
+        stack.push((n, true));
+        stack.extend(kids.into_iter().map(|c| (c, false)));
     }
     Ok(order)
 }
@@ -151,45 +175,49 @@ pub fn backward(root: &Tensor) -> Result<()> {
         root.set_grad(g);
         return Ok(());
     }
-    let order = topo_order(root)?;
+    let root_node = root.0.node.as_ref().expect("checked above");
+    let order = topo_order(root_node)?;
     let mut grads: HashMap<usize, Tensor> = HashMap::new();
-    grads.insert(key(root), seed);
-    for t in order.iter().rev() {
-        let Some(g) = grads.remove(&key(t)) else {
+    grads.insert(key(root_node), seed);
+    for node in order.iter().rev() {
+        let Some(g) = grads.remove(&key(node)) else {
             continue;
         };
-        let node =
-            t.0.node
-                .as_ref()
-                .expect("topo_order yields only recorded tensors");
-        let (inputs, f) = node
+        let (edges, f) = node
             .state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .ok_or(EngineError::GraphFreed)?;
         let input_grads = f(&g)?;
-        debug_assert_eq!(input_grads.len(), inputs.len(), "op {}", node.op);
-        for (input, ig) in inputs.iter().zip(input_grads) {
+        drop(g);
+        debug_assert_eq!(input_grads.len(), edges.len(), "op {}", node.op);
+        for (edge, ig) in edges.iter().zip(input_grads) {
             let Some(ig) = ig else { continue };
-            if !input.requires_grad() {
-                continue;
-            }
-            if ig.shape() != input.shape() {
+            let shape = match edge {
+                Edge::None => continue,
+                Edge::Leaf(t) => t.shape(),
+                Edge::Interior(_, shape) => shape,
+            };
+            if ig.shape() != shape {
                 return Err(EngineError::ShapeMismatch {
                     op: node.op,
                     lhs: ig.shape().to_vec(),
-                    rhs: input.shape().to_vec(),
+                    rhs: shape.to_vec(),
                     detail: "internal: gradient shape differs from its input's".into(),
                 });
             }
-            if input.0.node.is_none() {
-                let g = accumulate(input.grad(), ig)?;
-                input.set_grad(g);
-            } else {
-                let k = key(input);
-                let g = accumulate(grads.remove(&k), ig)?;
-                grads.insert(k, g);
+            match edge {
+                Edge::Leaf(t) => {
+                    let g = accumulate(t.grad(), ig)?;
+                    t.set_grad(g);
+                }
+                Edge::Interior(n, _) => {
+                    let k = key(n);
+                    let g = accumulate(grads.remove(&k), ig)?;
+                    grads.insert(k, g);
+                }
+                Edge::None => {}
             }
         }
     }

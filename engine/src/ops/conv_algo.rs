@@ -90,6 +90,9 @@ fn transformed<T: Element>(
             WinogradWeights::new(tile, w, p.c_out, p.c_in)
         })
     };
+    // Both the forward and the input-gradient transforms are cached (4× the weights each for
+    // F(4,3)): rebuilding the input-gradient ones every backward was measured at +0.2 s per
+    // iteration at 256×192 (allocating and writing ~320 MB), for −200 MB of peak RSS.
     if weight.requires_grad() {
         return build();
     }
