@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use image::{DynamicImage, ImageDecoder, ImageReader, Rgb32FImage};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Default cap on input pixels (width × height), checked from the header before decoding.
 pub const DEFAULT_MAX_PIXELS: u64 = 50_000_000;
@@ -207,33 +207,14 @@ pub fn fit_longest(width: usize, height: usize, size_px: usize) -> (usize, usize
     }
 }
 
-/// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename. A crash or
-/// error never leaves a partial file at `path`.
+/// Write `bytes` to `path` atomically (see [`crate::fsutil::write_atomic`]): a crash or error
+/// never leaves a partial file at `path`. Errors: `Image` with "cannot write" and the cause.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| img_err(path, "not a file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let io = |e: std::io::Error| img_err(path, format!("cannot write: {e}"));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    crate::fsutil::write_atomic(path, |f| f.write_all(bytes)).map_err(|e| match e {
+        Error::Io { source, .. } => img_err(path, format!("cannot write: {source}")),
+        other => other,
+    })
 }
 
 fn rgb_to_yiq(p: &[f32]) -> [f32; 3] {
@@ -279,6 +260,7 @@ pub fn original_colors(stylised: &RgbImage, content: &RgbImage) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn tmpdir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("nst-image-{name}-{}", std::process::id()));

@@ -1,6 +1,7 @@
 //! Neural style transfer on the nst engine (Gatys, Ecker & Bethge 2015/2016).
 pub use engine;
 pub mod error;
+pub mod fsutil;
 pub mod image;
 pub mod loss;
 pub mod optim;

@@ -416,7 +416,7 @@ impl Store {
 }
 
 /// Remove the temporary files `nst::image::write_atomic` leaves when the process is killed
-/// mid-write (`.NAME.tmpPID`).
+/// mid-write (`.NAME.tmp-PID-N`).
 fn remove_stale_temporaries(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
