@@ -8,8 +8,8 @@ use anyhow::Result;
 use clap::Args;
 use nst::engine::{ConvAlgorithm, Tensor};
 use nst::image::{RgbImage, DEFAULT_MAX_PIXELS};
-use nst::loss::{ContentLoss, Loss, Objective, StyleLoss, StyleLossKind, TvLoss};
 use nst::optim::Adam;
+use nst::transfer::{objective_from_tensors, reference_config};
 use nst::vgg19::Pooling;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,26 +72,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let content = RgbImage::load(&args.content, DEFAULT_MAX_PIXELS)?.resize_longest(args.size);
     let style = RgbImage::load(&args.style, DEFAULT_MAX_PIXELS)?.resize_longest(args.size);
     let (w, h) = (content.width, content.height);
-    let xc = vgg.preprocess(&content.data, w, h)?.to_device(device)?;
-    let xs = vgg
-        .preprocess(&style.data, style.width, style.height)?
-        .to_device(device)?;
-    let style_layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"];
-    let tc = nst::engine::no_grad(|| vgg.forward(&xc, &["relu4_2"]))?;
-    let fs = nst::engine::no_grad(|| vgg.forward(&xs, &style_layers))?;
-    let layers: Vec<(String, f64)> = style_layers.iter().map(|l| (l.to_string(), 1e-2)).collect();
-    let losses: Vec<Box<dyn Loss>> = vec![
-        Box::new(ContentLoss {
-            layer: "relu4_2".into(),
-            target: tc["relu4_2"].clone(),
-            weight: 1.0,
-        }),
-        Box::new(nst::engine::no_grad(|| {
-            StyleLoss::from_styles(StyleLossKind::Gram, &layers, &[fs], &[1.0])
-        })?),
-        Box::new(TvLoss { weight: 10.0 }),
-    ];
-    let objective = Objective { vgg, losses };
+    let xc = vgg.preprocess(&content.data, w, h)?;
+    let xs = vgg.preprocess(&style.data, style.width, style.height)?;
+    let objective = objective_from_tensors(vgg, &xc, &[xs], &[1.0], &reference_config())?;
     let mut x = xc.to_vec::<f32>()?;
     let mut adam = Adam::new(1.0);
     let mut step = |x: &mut Vec<f32>| -> Result<f64> {

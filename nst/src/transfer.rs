@@ -335,16 +335,33 @@ fn build_objective(
     cfg: &StyleTransferConfig,
     side_px: usize,
 ) -> Result<Objective> {
-    let content_layers: Vec<&str> = cfg.content_layers.iter().map(String::as_str).collect();
-    let style_layers: Vec<&str> = cfg.style_layers.iter().map(String::as_str).collect();
-    let content_feats = engine::no_grad(|| vgg.forward(content_t, &content_layers))?;
     let style_side = ((side_px as f64 * cfg.style_scale).round() as usize).max(16);
-    let mut style_feats = Vec::with_capacity(styles.len());
+    let mut style_ts = Vec::with_capacity(styles.len());
     for s in styles {
         let (sw, sh) = fit_longest(s.width, s.height, style_side);
-        let st = vgg
-            .preprocess(&s.resize(sw, sh).data, sw, sh)?
-            .to_device(vgg.device())?;
+        style_ts.push(vgg.preprocess(&s.resize(sw, sh).data, sw, sh)?);
+    }
+    objective_from_tensors(vgg, content_t, &style_ts, blend, cfg)
+}
+
+/// The objective of `cfg` (content layers and weight, style layers, layer weights, style
+/// weight and statistics, TV weight) for a preprocessed content image (1×3×H×W) and style
+/// images (1×3×H'×W', any size), moved to the network's device. Targets are computed here,
+/// without grad; `blend` weighs the style images. Errors: engine errors, bad layer names.
+pub fn objective_from_tensors(
+    vgg: Arc<Vgg19>,
+    content_t: &Tensor,
+    style_ts: &[Tensor],
+    blend: &[f64],
+    cfg: &StyleTransferConfig,
+) -> Result<Objective> {
+    let content_layers: Vec<&str> = cfg.content_layers.iter().map(String::as_str).collect();
+    let style_layers: Vec<&str> = cfg.style_layers.iter().map(String::as_str).collect();
+    let content_t = content_t.to_device(vgg.device())?;
+    let content_feats = engine::no_grad(|| vgg.forward(&content_t, &content_layers))?;
+    let mut style_feats = Vec::with_capacity(style_ts.len());
+    for st in style_ts {
+        let st = st.to_device(vgg.device())?;
         style_feats.push(engine::no_grad(|| vgg.forward(&st, &style_layers))?);
     }
     let mut losses: Vec<Box<dyn Loss>> = Vec::new();
@@ -371,4 +388,15 @@ fn build_objective(
         }));
     }
     Ok(Objective { vgg, losses })
+}
+
+/// The reference objective of ../shared/reference and ../shared/bench/torch_reference.py:
+/// content relu4_2 ×1, Gram style relu1_1…relu5_1 ×1e-2 each, TV ×10 (the defaults otherwise).
+pub fn reference_config() -> StyleTransferConfig {
+    StyleTransferConfig {
+        content_weight: 1.0,
+        style_weight: 1e-2,
+        tv_weight: 10.0,
+        ..StyleTransferConfig::default()
+    }
 }

@@ -4,7 +4,8 @@
 
 use engine::testing::assert_close;
 use engine::Tensor;
-use nst::loss::{ContentLoss, Loss, Objective, StyleLoss, StyleLossKind, TvLoss};
+use nst::loss::Objective;
+use nst::transfer::{objective_from_tensors, reference_config};
 use nst::vgg19::{layer_names, Pooling, Vgg19};
 use nst_tests::{reference_bytes, reference_tensor, weights_or_skip};
 use std::sync::Arc;
@@ -16,24 +17,12 @@ fn tensor(st: &safetensors::SafeTensors, key: &str) -> Tensor {
     Tensor::from_vec(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), &shape).unwrap()
 }
 
-/// The reference objective: content relu4_2 (weight 1), Gram style at relu1_1…relu5_1
-/// (weight 1e-2 each), TV (weight 10).
+/// The reference objective (content relu4_2 ×1, Gram style relu1_1…relu5_1 ×1e-2 each, TV ×10),
+/// built by the same library code the transfer loop uses.
 fn objective(vgg: Arc<Vgg19>, st: &safetensors::SafeTensors) -> Objective {
     let content = tensor(st, "content_input");
     let style = tensor(st, "style_input");
-    let cf = vgg.forward(&content, &["relu4_2"]).unwrap();
-    let sf = vgg.forward(&style, &STYLE_LAYERS).unwrap();
-    let layers: Vec<(String, f64)> = STYLE_LAYERS.iter().map(|l| (l.to_string(), 1e-2)).collect();
-    let losses: Vec<Box<dyn Loss>> = vec![
-        Box::new(ContentLoss {
-            layer: "relu4_2".into(),
-            target: cf["relu4_2"].clone(),
-            weight: 1.0,
-        }),
-        Box::new(StyleLoss::from_styles(StyleLossKind::Gram, &layers, &[sf], &[1.0]).unwrap()),
-        Box::new(TvLoss { weight: 10.0 }),
-    ];
-    Objective { vgg, losses }
+    objective_from_tensors(vgg, &content, &[style], &[1.0], &reference_config()).unwrap()
 }
 
 #[test]
