@@ -7,8 +7,9 @@
 
 use nst::engine::Tensor;
 use nst::image::RgbImage;
-use nst::loss::{ContentLoss, Features, Loss, LossTerm, Objective, StyleLoss, StyleLossKind};
+use nst::loss::{Features, Loss, LossTerm};
 use nst::optim::Lbfgs;
+use nst::transfer::{objective_from_tensors, StyleTransferConfig};
 use nst::vgg19::{Pooling, Vgg19};
 use nst::weights::{default_weights_path, VggWeights};
 use std::sync::Arc;
@@ -47,33 +48,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (w, h) = (content.width, content.height);
     let xc = vgg.preprocess(&content.data, w, h)?;
     let xs = vgg.preprocess(&style.data, style.width, style.height)?;
-    let layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"];
-    let content_target = nst::engine::no_grad(|| vgg.forward(&xc, &["relu4_2"]))?;
-    let style_feats = nst::engine::no_grad(|| vgg.forward(&xs, &layers))?;
-    let style_layers: Vec<(String, f64)> = layers.iter().map(|l| (l.to_string(), 100.0)).collect();
-    // A warm orange, in the network's preprocessed units.
-    let target = vgg.preprocess(&[0.9, 0.55, 0.2], 1, 1)?;
-    let objective = Objective {
-        vgg: vgg.clone(),
-        losses: vec![
-            Box::new(ContentLoss {
-                layer: "relu4_2".into(),
-                target: content_target["relu4_2"].clone(),
-                weight: 5.0,
-            }),
-            Box::new(StyleLoss::from_styles(
-                StyleLossKind::Gram,
-                &style_layers,
-                &[style_feats],
-                &[1.0],
-            )?),
-            // Means differ by ~100 (0–255 units): weight 300 makes the term comparable to the others.
-            Box::new(MeanColour {
-                target,
-                weight: 300.0,
-            }),
-        ],
+    // The built-in terms (content 5, Gram style 100 per layer, no TV), then ours on top.
+    let cfg = StyleTransferConfig {
+        tv_weight: 0.0,
+        ..StyleTransferConfig::default()
     };
+    let mut objective = objective_from_tensors(vgg.clone(), &xc, &[xs], &[1.0], &cfg)?;
+    // A warm orange, in the network's preprocessed units. Means differ by ~100 (0–255 units):
+    // weight 300 makes the term comparable to the others.
+    let target = vgg.preprocess(&[0.9, 0.55, 0.2], 1, 1)?;
+    objective.losses.push(Box::new(MeanColour {
+        target,
+        weight: 300.0,
+    }));
     let mut x = xc.to_vec::<f32>()?;
     let mut lbfgs = Lbfgs::new(10);
     for i in 1..=100 {
