@@ -75,11 +75,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let xc = vgg.preprocess(&content.data, w, h)?;
     let xs = vgg.preprocess(&style.data, style.width, style.height)?;
     let objective = objective_from_tensors(vgg, &xc, &[xs], &[1.0], &reference_config())?;
-    let mut x = xc.to_vec::<f32>()?;
+    // The image and Adam's state stay on the device: an iteration copies only loss scalars.
+    let mut x = xc.to_device(device)?;
     let mut adam = Adam::new(1.0);
-    let mut step = |x: &mut Vec<f32>| -> Result<f64> {
-        let e = objective.evaluate(&Tensor::from_slice(x, &[1, 3, h, w])?)?;
-        adam.step(x, &e.grad);
+    let mut step = |x: &mut Tensor| -> Result<f64> {
+        let e = objective.evaluate(x)?;
+        adam.step(x, &e.grad)?;
         Ok(e.total)
     };
     step(&mut x)?; // warm-up (and Winograd weight transforms)

@@ -409,6 +409,23 @@ fn device_moves_and_mismatches() {
 }
 
 #[test]
+fn dot_matches_the_cpu() {
+    let Some(dev) = gpu() else { return };
+    let a = randn(&[3, 1000, 77], 301);
+    let b = randn(&[3, 1000, 77], 302);
+    let cpu = a.dot(&b).unwrap();
+    let on_gpu = a
+        .to_device(dev)
+        .unwrap()
+        .dot(&b.to_device(dev).unwrap())
+        .unwrap();
+    assert!(
+        (cpu - on_gpu).abs() <= 1e-9 * cpu.abs().max(1.0),
+        "{cpu} vs {on_gpu}"
+    );
+}
+
+#[test]
 fn adam_step_matches_its_formula_and_the_gpu() {
     use engine::ops::optim::AdamParams;
     let (x, g) = (randn(&[3, 50], 131), randn(&[3, 50], 132));

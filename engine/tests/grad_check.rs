@@ -244,3 +244,18 @@ test_device!(cast_is_differentiable, |dev| {
         1e-3,
     );
 });
+
+#[test]
+fn dot_accumulates_in_f64_and_checks_shapes() {
+    // 2^20 + 3 elements of 0.1·0.3 each: an f32 running sum would drift by ~1e-3 relative.
+    let n = (1 << 20) + 3;
+    let a = Tensor::full(&[n], 0.1, DType::F32).unwrap();
+    let b = Tensor::full(&[n], 0.3, DType::F32).unwrap();
+    let want = n as f64 * (0.1f32 as f64) * (0.3f32 as f64);
+    let got = a.dot(&b).unwrap();
+    assert!((got - want).abs() / want < 1e-12, "dot {got} vs {want}");
+    let c = Tensor::full(&[n - 1], 0.3, DType::F32).unwrap();
+    assert!(a.dot(&c).is_err());
+    let d = Tensor::full(&[n], 0.3, DType::F64).unwrap();
+    assert!(a.dot(&d).is_err());
+}

@@ -61,12 +61,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         target,
         weight: 300.0,
     }));
-    let mut x = xc.to_vec::<f32>()?;
+    let mut x = xc.clone();
     let mut lbfgs = Lbfgs::new(10);
     for i in 1..=100 {
         let mut colour_term = 0.0;
-        let step = lbfgs.step(&mut x, &mut |xs: &[f32]| {
-            let e = objective.evaluate(&Tensor::from_slice(xs, &[1, 3, h, w])?)?;
+        let step = lbfgs.step(&mut x, &mut |xs: &Tensor| {
+            let e = objective.evaluate(xs)?;
             colour_term = e
                 .terms
                 .iter()
@@ -81,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
-    let rgb = vgg.deprocess(&Tensor::from_vec(x, &[1, 3, h, w])?)?;
+    let rgb = vgg.deprocess(&x)?;
     RgbImage {
         width: w,
         height: h,

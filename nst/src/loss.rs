@@ -226,8 +226,9 @@ pub struct Evaluation {
     pub total: f64,
     /// (name, unweighted value) of every term, in order.
     pub terms: Vec<(String, f64)>,
-    /// ∂total/∂x, same layout as x (1×3×H×W).
-    pub grad: Vec<f32>,
+    /// ∂total/∂x: shape, dtype and device of x (1×3×H×W, on the network's device). Copy it
+    /// to the host with `to_vec_f32` only when needed: optimisers take it as it is.
+    pub grad: Tensor,
 }
 
 /// VGG-19 plus a list of losses: evaluates the total and its gradient w.r.t. the image.
@@ -270,8 +271,8 @@ impl Objective {
         let total = total_t.item()?;
         total_t.backward()?;
         let grad = match x.grad() {
-            Some(g) => g.to_vec_f32()?,
-            None => vec![0.0; x.numel()],
+            Some(g) => g.detach(),
+            None => Tensor::zeros(x.shape(), x.dtype())?.to_device(x.device())?,
         };
         Ok(Evaluation { total, terms, grad })
     }

@@ -104,7 +104,7 @@ pub struct Progress<'a> {
     pub eval: &'a Evaluation,
     /// Seconds since the run started.
     pub elapsed_seconds: f64,
-    x: &'a [f32],
+    x: &'a Tensor,
     vgg: &'a Vgg19,
     content: &'a RgbImage,
     original_colors: bool,
@@ -123,14 +123,15 @@ impl Progress<'_> {
     }
 }
 
+/// The image of the preprocessed 1×3×H×W tensor `x` (the one explicit device → host copy).
 fn to_image(
     vgg: &Vgg19,
-    x: &[f32],
+    x: &Tensor,
     (w, h): (usize, usize),
     content: &RgbImage,
     keep_colors: bool,
 ) -> Result<RgbImage> {
-    let t = Tensor::from_slice(x, &[1, 3, h, w])?;
+    let t = x.to_device(engine::Device::Cpu)?.reshape(&[1, 3, h, w])?;
     let data = vgg
         .deprocess(&t)?
         .into_iter()
@@ -241,41 +242,37 @@ pub fn run(
     } else {
         cfg.style_blend_weights.clone()
     };
-    let mut x: Vec<f32> = Vec::new();
+    let device = vgg.device();
+    let mut x = Tensor::zeros(&[1, 3, 1, 1], DType::F32)?;
     let mut prev_size = (0, 0);
     for (scale, &(w, h)) in sizes.iter().enumerate() {
         let content_s = content.resize(w, h);
-        let content_t = vgg
-            .preprocess(&content_s.data, w, h)?
-            .to_device(vgg.device())?;
+        let content_t = vgg.preprocess(&content_s.data, w, h)?;
         // Starting point: the init at the first scale, the previous result upsampled after.
-        x = if scale == 0 {
+        // Built on the host, copied to the device once per scale.
+        let x_host = if scale == 0 {
             match &cfg.init {
-                Init::Content => content_t.to_vec::<f32>()?,
+                Init::Content => content_t.clone(),
                 Init::Noise => {
                     let noise =
                         Tensor::randn(&[h * w * 3], 0.15, cfg.seed, DType::F32)?.to_vec::<f32>()?;
                     let rgb: Vec<f32> = noise.iter().map(|n| (0.5 + n).clamp(0.0, 1.0)).collect();
-                    vgg.preprocess(&rgb, w, h)?.to_vec::<f32>()?
+                    vgg.preprocess(&rgb, w, h)?
                 }
-                Init::Style => vgg
-                    .preprocess(&styles[0].resize(w, h).data, w, h)?
-                    .to_vec::<f32>()?,
-                Init::Image(img) => vgg
-                    .preprocess(&img.resize(w, h).data, w, h)?
-                    .to_vec::<f32>()?,
+                Init::Style => vgg.preprocess(&styles[0].resize(w, h).data, w, h)?,
+                Init::Image(img) => vgg.preprocess(&img.resize(w, h).data, w, h)?,
             }
         } else {
             let prev = to_image(&vgg, &x, prev_size, content, false)?;
             vgg.preprocess(&prev.resize(w, h).data, w, h)?
-                .to_vec::<f32>()?
         };
+        x = x_host.to_device(device)?;
         prev_size = (w, h);
         let objective = build_objective(vgg.clone(), &content_t, styles, &blend, cfg, w.max(h))?;
         let evaluations = std::cell::Cell::new(0usize);
-        let evaluate = |x: &[f32]| -> Result<Evaluation> {
+        let evaluate = |x: &Tensor| -> Result<Evaluation> {
             evaluations.set(evaluations.get() + 1);
-            objective.evaluate(&Tensor::from_slice(x, &[1, 3, h, w])?)
+            objective.evaluate(x)
         };
         let mut adam = match cfg.optimizer {
             Optimizer::Adam { learning_rate } => Some(Adam::new(learning_rate)),
@@ -288,12 +285,12 @@ pub fn run(
         for it in 1..=cfg.iterations {
             let eval = if let Some(adam) = adam.as_mut() {
                 let e = evaluate(&x)?;
-                adam.step(&mut x, &e.grad);
+                adam.step(&mut x, &e.grad)?;
                 e
             } else {
                 let opt = lbfgs.as_mut().expect("one optimiser");
                 let mut last: Option<Evaluation> = None;
-                opt.step(&mut x, &mut |xs: &[f32]| {
+                opt.step(&mut x, &mut |xs: &Tensor| {
                     let e = evaluate(xs)?;
                     let out = (e.total, e.grad.clone());
                     last = Some(e);

@@ -157,15 +157,39 @@ async fn info(State(app): State<Arc<App>>) -> Json<Value> {
         .collect();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "devices": [
-            {"id": "cpu", "label": format!("CPU ({threads} threads)"), "available": true},
-            {"id": "cuda", "label": "CUDA GPU", "available": false,
-             "reason": "the CUDA backend is not built yet"},
-        ],
+        "devices": devices(threads),
         "limits": app.limits,
         "defaults": Params::default(),
         "gallery": gallery,
     }))
+}
+
+/// The CPU, then every usable GPU (`cuda:N`, with name, compute capability and memory), or one
+/// unavailable `cuda` entry saying why there is none.
+fn devices(threads: usize) -> Vec<Value> {
+    let mut out = vec![
+        json!({"id": "cpu", "label": format!("CPU ({threads} threads)"),
+                              "available": true}),
+    ];
+    let gpus = nst::engine::Device::cuda_devices();
+    if gpus.is_empty() {
+        let why = nst::engine::Device::cuda_unavailable_reason().unwrap_or_default();
+        out.push(json!({"id": "cuda", "label": "CUDA GPU", "available": false, "reason": why}));
+    }
+    for d in gpus {
+        let label = match d.cuda_info() {
+            Ok(i) => format!(
+                "{d}: {} (sm_{}{}, {:.0} GiB)",
+                i.name,
+                i.compute_capability.0,
+                i.compute_capability.1,
+                i.total_memory_bytes as f64 / (1u64 << 30) as f64
+            ),
+            Err(_) => d.to_string(),
+        };
+        out.push(json!({"id": d.to_string(), "label": label, "available": true}));
+    }
+    out
 }
 
 async fn gallery_image(Path(name): Path<String>) -> ApiResult<Response> {

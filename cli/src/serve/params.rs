@@ -1,6 +1,7 @@
 //! A job's settings as the API takes them (multipart text fields) and as job.json keeps them, and
 //! their translation into an [`nst::transfer::StyleTransferConfig`].
 
+use nst::engine::Device;
 use nst::loss::StyleLossKind;
 use nst::transfer::{Init, Optimizer, StyleTransferConfig};
 use serde::{Deserialize, Serialize};
@@ -132,18 +133,45 @@ impl Params {
         Ok(())
     }
 
+    /// The device this job runs on: `cpu`, `cuda` (= `cuda:0`), `cuda:N`, or `auto` (the first
+    /// GPU if there is one, else the CPU). Errors: one message naming the device and, when no
+    /// GPU is usable, why.
+    pub fn engine_device(&self) -> Result<Device, String> {
+        let d = self.device.as_str();
+        let index = match d {
+            "cpu" => return Ok(Device::Cpu),
+            "auto" => {
+                return Ok(Device::cuda_devices()
+                    .first()
+                    .copied()
+                    .unwrap_or(Device::Cpu))
+            }
+            "cuda" => 0,
+            _ => match d.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => n,
+                _ => return Err(format!("device {d:?}: expected cpu, cuda, cuda:N or auto")),
+            },
+        };
+        let gpus = Device::cuda_devices();
+        if gpus.is_empty() {
+            let why = Device::cuda_unavailable_reason().unwrap_or_default();
+            return Err(format!(
+                "device {d}: no CUDA device on this server ({why}); use cpu"
+            ));
+        }
+        if index >= gpus.len() {
+            return Err(format!(
+                "device {d}: this server has {} CUDA device(s)",
+                gpus.len()
+            ));
+        }
+        Ok(Device::Cuda(index))
+    }
+
     /// Check the settings against `limits` and build the transfer configuration for
     /// `n_styles` style images. Errors: one message naming the field.
     pub fn config(&self, n_styles: usize, limits: &Limits) -> Result<StyleTransferConfig, String> {
-        match self.device.as_str() {
-            "cpu" | "auto" => {}
-            d if d == "cuda" || d.starts_with("cuda:") => {
-                return Err(format!(
-                    "device {d}: the CUDA backend is not built yet; use cpu"
-                ))
-            }
-            d => return Err(format!("device {d:?}: expected cpu")),
-        }
+        self.engine_device()?;
         if !(16..=limits.max_size).contains(&self.size) {
             return Err(format!(
                 "size {} px: must be 16..={} px on this server",
@@ -256,8 +284,15 @@ mod tests {
         p.size = 4096;
         assert!(p.config(1, &limits()).unwrap_err().contains("size 4096"));
         p.size = 64;
-        p.device = "cuda".into();
-        assert!(p.config(1, &limits()).unwrap_err().contains("not built"));
+        p.device = "tpu".into();
+        assert!(p
+            .config(1, &limits())
+            .unwrap_err()
+            .contains("expected cpu, cuda"));
+        p.device = "cuda:99".into();
+        assert!(p.config(1, &limits()).unwrap_err().contains("cuda:99"));
+        p.device = "auto".into();
+        assert!(p.engine_device().is_ok());
         p.device = "cpu".into();
         p.style_weights = vec![1.0];
         assert!(p

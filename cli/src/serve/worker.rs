@@ -1,5 +1,5 @@
-//! The worker: one std::thread per device (only the CPU today) that takes queued jobs one at a
-//! time and runs `nst::transfer::run` on them (which uses rayon; never tokio's threads), writing
+//! The worker: one std::thread that takes queued jobs one at a time (on the CPU or the GPU the
+//! job asks for: the network is copied to a GPU once, on its first job there) and runs `nst::transfer::run` on them (which uses rayon; never tokio's threads), writing
 //! previews, snapshots and the result into the job directory.
 
 use super::assets::gallery;
@@ -7,43 +7,66 @@ use super::decode::{decode, png, DecodeError};
 use super::params::Limits;
 use super::record::{InputImage, ProgressInfo, Status};
 use super::store::{Store, Taken};
+use nst::engine::Device;
 use nst::image::{write_atomic, RgbImage};
 use nst::transfer::scale_sizes;
 use nst::vgg19::Vgg19;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Start the CPU worker thread.
+/// Start the worker thread. `vgg` is the network on the CPU.
 pub fn spawn(store: Arc<Store>, vgg: Arc<Vgg19>, limits: Limits) -> std::io::Result<()> {
     std::thread::Builder::new()
-        .name("nst-worker-cpu".into())
-        .spawn(move || loop {
-            let job = store.take();
-            let id = job.rec.id.clone();
-            let outcome =
-                std::panic::catch_unwind(AssertUnwindSafe(|| run_job(&store, &vgg, &job, &limits)));
-            let (status, error, result) = match outcome {
-                Ok(Ok(Finished { size, cancelled })) => {
-                    let s = if cancelled {
-                        Status::Cancelled
-                    } else {
-                        Status::Done
-                    };
-                    (s, None, size)
-                }
-                Ok(Err(e)) => (Status::Failed, Some(e), None),
-                Err(_) => (
-                    Status::Failed,
-                    Some("internal error while running the job".into()),
-                    None,
-                ),
-            };
-            store.finish(&id, status, error, result);
+        .name("nst-worker".into())
+        .spawn(move || {
+            let mut networks: HashMap<Device, Arc<Vgg19>> = HashMap::new();
+            networks.insert(Device::Cpu, vgg);
+            loop {
+                let job = store.take();
+                let id = job.rec.id.clone();
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    let vgg = network(&mut networks, &job)?;
+                    run_job(&store, &vgg, &job, &limits)
+                }));
+                let (status, error, result) = match outcome {
+                    Ok(Ok(Finished { size, cancelled })) => {
+                        let s = if cancelled {
+                            Status::Cancelled
+                        } else {
+                            Status::Done
+                        };
+                        (s, None, size)
+                    }
+                    Ok(Err(e)) => (Status::Failed, Some(e), None),
+                    Err(_) => (
+                        Status::Failed,
+                        Some("internal error while running the job".into()),
+                        None,
+                    ),
+                };
+                store.finish(&id, status, error, result);
+            }
         })?;
     Ok(())
+}
+
+/// The network on the job's device, copied there on first use.
+fn network(networks: &mut HashMap<Device, Arc<Vgg19>>, job: &Taken) -> Result<Arc<Vgg19>, String> {
+    let device = job.rec.params.engine_device()?;
+    if let Some(v) = networks.get(&device) {
+        return Ok(v.clone());
+    }
+    let cpu = networks[&Device::Cpu].clone();
+    let v = Arc::new(
+        cpu.to_device(device)
+            .map_err(|e| format!("moving the network to {device}: {e}"))?,
+    );
+    networks.insert(device, v.clone());
+    Ok(v)
 }
 
 struct Finished {

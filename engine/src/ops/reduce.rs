@@ -130,3 +130,42 @@ impl Tensor {
         t.reshape(shape)
     }
 }
+
+impl Tensor {
+    /// The dot product Σᵢ aᵢ·bᵢ of two tensors of one shape, dtype and device, accumulated in
+    /// f64 and returned as a host scalar (a single 8-byte read from a GPU). Not recorded on
+    /// the tape: for optimisers (L-BFGS), not for losses. Deterministic on every device.
+    /// Errors: `ShapeMismatch`, `DTypeMismatch`, `DeviceMismatch`.
+    pub fn dot(&self, other: &Tensor) -> Result<f64> {
+        let op = "dot";
+        super::check_same(op, self, other)?;
+        if self.shape() != other.shape() {
+            return Err(EngineError::ShapeMismatch {
+                op,
+                lhs: self.shape().to_vec(),
+                rhs: other.shape().to_vec(),
+                detail: "dot needs two tensors of one shape".into(),
+            });
+        }
+        if self.device() != crate::Device::Cpu {
+            // f64 on the device, then one deterministic tree reduction.
+            return crate::no_grad(|| {
+                let a = self.cast(crate::DType::F64)?;
+                let b = other.cast(crate::DType::F64)?;
+                a.mul(&b)?.sum()?.item()
+            });
+        }
+        dispatch_float!(op, self.dtype(), T => {
+            let a = self.contiguous_data::<T>(op)?;
+            let b = other.contiguous_data::<T>(op)?;
+            // Fixed-size chunks, summed in order: the same bits for any thread count.
+            use rayon::prelude::*;
+            let partial: Vec<f64> = a
+                .par_chunks(1 << 14)
+                .zip(b.par_chunks(1 << 14))
+                .map(|(x, y)| x.iter().zip(y).map(|(&p, &q)| p.to_f64() * q.to_f64()).sum())
+                .collect();
+            Ok(partial.iter().sum())
+        })
+    }
+}

@@ -1,6 +1,11 @@
 //! Adam (Kingma & Ba 2015), exactly as PyTorch's `torch.optim.Adam` (no weight decay, no amsgrad).
 
-/// Adam state for one flat parameter vector.
+use crate::error::Result;
+use engine::ops::optim::AdamParams;
+use engine::Tensor;
+
+/// Adam state for one parameter tensor, kept on the parameter's device: the update is
+/// [`Tensor::adam_step`] (one fused kernel on a GPU), so no data leaves the device.
 ///
 /// Per step t (from 1): `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
 /// `x ← x − lr · (m / (1−β₁ᵗ)) / (√(v / (1−β₂ᵗ)) + ε)`.
@@ -10,8 +15,8 @@ pub struct Adam {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
-    m: Vec<f32>,
-    v: Vec<f32>,
+    /// First and second moment estimates (created at the first step).
+    moments: Option<(Tensor, Tensor)>,
     t: i32,
 }
 
@@ -24,8 +29,7 @@ impl Adam {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
-            m: Vec::new(),
-            v: Vec::new(),
+            moments: None,
             t: 0,
         }
     }
@@ -35,37 +39,36 @@ impl Adam {
         self.t
     }
 
-    /// One update of `x` in place from its gradient. The first call fixes the length.
-    ///
-    /// # Panics
-    /// If `grad` or a later `x` differs in length from the first `x` (a programming error).
-    pub fn step(&mut self, x: &mut [f32], grad: &[f32]) {
-        assert_eq!(x.len(), grad.len(), "Adam::step: x and grad lengths differ");
-        if self.m.is_empty() {
-            self.m = vec![0.0; x.len()];
-            self.v = vec![0.0; x.len()];
-        }
-        assert_eq!(
-            self.m.len(),
-            x.len(),
-            "Adam::step: parameter length changed"
-        );
+    /// One update of `x` from its gradient `grad` (same shape, dtype and device); `x` is
+    /// replaced by the updated tensor. The first call fixes the shape.
+    /// Errors: engine errors (shape, dtype or device mismatch with `grad` or earlier steps).
+    pub fn step(&mut self, x: &mut Tensor, grad: &Tensor) -> Result<()> {
+        let (m, v) = match self.moments.take() {
+            Some(mv) => mv,
+            None => {
+                let z = Tensor::zeros(x.shape(), x.dtype())?.to_device(x.device())?;
+                (z.clone(), z)
+            }
+        };
+        let p = AdamParams {
+            learning_rate: self.learning_rate,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            t: self.t + 1,
+        };
+        let (nx, m, v) = engine::no_grad(|| x.detach().adam_step(&grad.detach(), &m, &v, p))?;
         self.t += 1;
-        let (b1, b2) = (self.beta1, self.beta2);
-        let bc1 = 1.0 - b1.powi(self.t);
-        let bc2 = 1.0 - b2.powi(self.t);
-        let step = (self.learning_rate / bc1) as f32;
-        let bc2_sqrt = bc2.sqrt() as f32;
-        // 1 − β in f64 first: (1 − 0.9f32) is 0.100000024, which would bias every step.
-        let (c1, c2) = ((1.0 - b1) as f32, (1.0 - b2) as f32);
-        let (b1, b2, eps) = (b1 as f32, b2 as f32, self.eps as f32);
-        for i in 0..x.len() {
-            let g = grad[i];
-            let m = b1 * self.m[i] + c1 * g;
-            let v = b2 * self.v[i] + c2 * g * g;
-            self.m[i] = m;
-            self.v[i] = v;
-            x[i] -= step * m / (v.sqrt() / bc2_sqrt + eps);
-        }
+        self.moments = Some((m, v));
+        *x = nx;
+        Ok(())
+    }
+
+    /// [`Adam::step`] on host vectors (f32), for small problems and tests.
+    pub fn step_slice(&mut self, x: &mut [f32], grad: &[f32]) -> Result<()> {
+        let mut t = Tensor::from_slice(x, &[x.len()])?;
+        self.step(&mut t, &Tensor::from_slice(grad, &[grad.len()])?)?;
+        x.copy_from_slice(&t.to_vec::<f32>()?);
+        Ok(())
     }
 }

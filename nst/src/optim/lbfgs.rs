@@ -1,8 +1,8 @@
 //! L-BFGS (Nocedal 1980; Nocedal & Wright, "Numerical Optimization", alg. 7.4/7.5) with a
 //! backtracking Armijo line search, so an accepted step never increases the loss.
 
-use super::dot;
 use crate::error::Result;
+use engine::Tensor;
 use std::collections::VecDeque;
 
 /// What one [`Lbfgs::step`] did.
@@ -16,17 +16,23 @@ pub struct LbfgsStep {
     pub accepted: bool,
 }
 
-/// L-BFGS state for one flat parameter vector. History pairs are kept in f32 (a pair costs
-/// 8 bytes per parameter); dot products accumulate in f64.
+/// L-BFGS state for one parameter tensor. The history pairs (s, y) stay on the parameter's
+/// device (a pair costs two parameter-sized tensors); the only reads back to the host are the
+/// dot products (scalars, accumulated in f64, see [`Tensor::dot`]).
 pub struct Lbfgs {
     history: usize,
-    s: VecDeque<Vec<f32>>,
-    y: VecDeque<Vec<f32>>,
+    s: VecDeque<Tensor>,
+    y: VecDeque<Tensor>,
     /// Loss and gradient at the current x, from the last evaluation.
-    current: Option<(f64, Vec<f32>)>,
+    current: Option<(f64, Tensor)>,
     /// Armijo sufficient-decrease constant.
     c1: f64,
     max_backtracks: usize,
+}
+
+/// `a + c·b` (no tape).
+fn axpy(a: &Tensor, c: f64, b: &Tensor) -> Result<Tensor> {
+    Ok(a.add(&b.mul_scalar(c)?)?)
 }
 
 impl Lbfgs {
@@ -50,40 +56,43 @@ impl Lbfgs {
     }
 
     /// d = −H·g by the two-loop recursion, H₀ = γI with γ = sᵀy / yᵀy of the newest pair.
-    fn direction(&self, g: &[f32]) -> Vec<f32> {
+    fn direction(&self, g: &Tensor) -> Result<Tensor> {
         let k = self.s.len();
-        let mut q: Vec<f32> = g.to_vec();
+        let mut q = g.clone();
         let mut alpha = vec![0.0f64; k];
-        let rho: Vec<f64> = (0..k).map(|i| 1.0 / dot(&self.y[i], &self.s[i])).collect();
+        let mut rho = Vec::with_capacity(k);
+        for i in 0..k {
+            rho.push(1.0 / self.y[i].dot(&self.s[i])?);
+        }
         for i in (0..k).rev() {
-            alpha[i] = rho[i] * dot(&self.s[i], &q);
-            let a = alpha[i] as f32;
-            q.iter_mut().zip(&self.y[i]).for_each(|(q, &y)| *q -= a * y);
+            alpha[i] = rho[i] * self.s[i].dot(&q)?;
+            q = axpy(&q, -alpha[i], &self.y[i])?;
         }
         let gamma = if k > 0 {
-            dot(&self.s[k - 1], &self.y[k - 1]) / dot(&self.y[k - 1], &self.y[k - 1])
+            self.s[k - 1].dot(&self.y[k - 1])? / self.y[k - 1].dot(&self.y[k - 1])?
         } else {
             1.0
         };
-        q.iter_mut().for_each(|v| *v *= gamma as f32);
+        q = q.mul_scalar(gamma)?;
         for i in 0..k {
-            let beta = rho[i] * dot(&self.y[i], &q);
-            let c = (alpha[i] - beta) as f32;
-            q.iter_mut().zip(&self.s[i]).for_each(|(q, &s)| *q += c * s);
+            let beta = rho[i] * self.y[i].dot(&q)?;
+            q = axpy(&q, alpha[i] - beta, &self.s[i])?;
         }
-        q.iter_mut().for_each(|v| *v = -*v);
-        q
+        Ok(q.neg()?)
     }
 
-    /// One L-BFGS iteration on `x` in place. `f(x)` returns the loss and its gradient.
+    /// One L-BFGS iteration; `x` is replaced by the new point. `f(x)` returns the loss and its
+    /// gradient (a tensor of `x`'s shape, dtype and device).
     /// The first step is scaled to `min(1, 1/‖g‖₁)` as in PyTorch; later steps try 1 first and
     /// halve until the Armijo condition `f(x + t·d) ≤ f(x) + c₁·t·gᵀd` holds.
-    /// Errors: whatever `f` returns.
+    /// Errors: whatever `f` returns; engine errors.
     pub fn step(
         &mut self,
-        x: &mut [f32],
-        f: &mut impl FnMut(&[f32]) -> Result<(f64, Vec<f32>)>,
+        x: &mut Tensor,
+        f: &mut impl FnMut(&Tensor) -> Result<(f64, Tensor)>,
     ) -> Result<LbfgsStep> {
+        // Nothing here is recorded: x is detached, and f's results carry no tape.
+        *x = x.detach();
         let mut evaluations = 0;
         let (loss, g) = match self.current.take() {
             Some(c) => c,
@@ -92,14 +101,14 @@ impl Lbfgs {
                 f(x)?
             }
         };
-        let mut d = self.direction(&g);
-        let mut gd = dot(&g, &d);
+        let mut d = self.direction(&g)?;
+        let mut gd = g.dot(&d)?;
         if gd >= 0.0 || !gd.is_finite() {
             // Not a descent direction (bad curvature history): restart from steepest descent.
             self.s.clear();
             self.y.clear();
-            d = g.iter().map(|v| -v).collect();
-            gd = dot(&g, &d);
+            d = g.neg()?;
+            gd = g.dot(&d)?;
         }
         if gd == 0.0 {
             self.current = Some((loss, g));
@@ -110,22 +119,20 @@ impl Lbfgs {
             });
         }
         let mut t = if self.s.is_empty() {
-            let l1: f64 = g.iter().map(|v| v.abs() as f64).sum();
+            let l1 = g.abs()?.cast(engine::DType::F64)?.sum()?.item()?;
             (1.0f64).min(1.0 / l1)
         } else {
             1.0
         };
-        let x0 = x.to_vec();
+        let x0 = x.clone();
         for _ in 0..self.max_backtracks {
-            for i in 0..x.len() {
-                x[i] = x0[i] + (t as f32) * d[i];
-            }
+            *x = axpy(&x0, (t as f32) as f64, &d)?;
             evaluations += 1;
             let (new_loss, new_g) = f(x)?;
             if new_loss.is_finite() && new_loss <= loss + self.c1 * t * gd {
-                let s: Vec<f32> = x.iter().zip(&x0).map(|(a, b)| a - b).collect();
-                let y: Vec<f32> = new_g.iter().zip(&g).map(|(a, b)| a - b).collect();
-                if dot(&y, &s) > 1e-10 {
+                let s = x.sub(&x0)?;
+                let y = new_g.sub(&g)?;
+                if y.dot(&s)? > 1e-10 {
                     if self.s.len() == self.history {
                         self.s.pop_front();
                         self.y.pop_front();
@@ -143,7 +150,7 @@ impl Lbfgs {
             t *= 0.5;
         }
         // No decrease found: stay put, forget the history.
-        x.copy_from_slice(&x0);
+        *x = x0;
         self.s.clear();
         self.y.clear();
         self.current = Some((loss, g));
@@ -160,16 +167,16 @@ mod tests {
     use super::super::Adam;
     use super::*;
 
-    fn rosenbrock(x: &[f32]) -> Result<(f64, Vec<f32>)> {
+    fn rosenbrock_v(x: &[f32]) -> (f64, Vec<f32>) {
         let (a, b) = (x[0] as f64, x[1] as f64);
         let f = (1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2);
         let ga = -2.0 * (1.0 - a) - 400.0 * a * (b - a * a);
         let gb = 200.0 * (b - a * a);
-        Ok((f, vec![ga as f32, gb as f32]))
+        (f, vec![ga as f32, gb as f32])
     }
 
     /// f(x) = ½ Σ cᵢ (xᵢ − i)², minimum 0 at xᵢ = i; condition number 100.
-    fn quadratic(x: &[f32]) -> Result<(f64, Vec<f32>)> {
+    fn quadratic_v(x: &[f32]) -> (f64, Vec<f32>) {
         let mut f = 0.0;
         let mut g = vec![0.0f32; x.len()];
         for (i, &v) in x.iter().enumerate() {
@@ -178,19 +185,31 @@ mod tests {
             f += 0.5 * c * d * d;
             g[i] = (c * d) as f32;
         }
-        Ok((f, g))
+        (f, g)
+    }
+
+    /// A host function as a tensor objective.
+    fn on_tensors(
+        f: fn(&[f32]) -> (f64, Vec<f32>),
+    ) -> impl FnMut(&Tensor) -> Result<(f64, Tensor)> {
+        move |x: &Tensor| {
+            let (l, g) = f(&x.to_vec::<f32>()?);
+            Ok((l, Tensor::from_vec(g, x.shape())?))
+        }
     }
 
     #[test]
     fn lbfgs_reaches_rosenbrock_minimum_without_ever_increasing_the_loss() {
-        let mut x = vec![-1.2f32, 1.0];
+        let mut x = Tensor::from_vec(vec![-1.2f32, 1.0], &[2]).unwrap();
         let mut opt = Lbfgs::new(10);
-        let mut last = rosenbrock(&x).unwrap().0;
+        let mut last = rosenbrock_v(&[-1.2, 1.0]).0;
+        let mut f = on_tensors(rosenbrock_v);
         for _ in 0..200 {
-            let s = opt.step(&mut x, &mut rosenbrock).unwrap();
+            let s = opt.step(&mut x, &mut f).unwrap();
             assert!(s.loss <= last, "loss increased: {last} → {}", s.loss);
             last = s.loss;
         }
+        let x = x.to_vec::<f32>().unwrap();
         assert!(
             (x[0] - 1.0).abs() < 1e-3 && (x[1] - 1.0).abs() < 2e-3,
             "x = {x:?}"
@@ -200,15 +219,16 @@ mod tests {
 
     #[test]
     fn lbfgs_solves_an_ill_conditioned_quadratic() {
-        let mut x = vec![0.0f32; 20];
+        let mut x = Tensor::zeros(&[20], engine::DType::F32).unwrap();
         let mut opt = Lbfgs::new(5);
         let mut last = f64::INFINITY;
+        let mut f = on_tensors(quadratic_v);
         for _ in 0..60 {
-            let s = opt.step(&mut x, &mut quadratic).unwrap();
+            let s = opt.step(&mut x, &mut f).unwrap();
             assert!(s.loss <= last);
             last = s.loss;
         }
-        for (i, v) in x.iter().enumerate() {
+        for (i, v) in x.to_vec::<f32>().unwrap().iter().enumerate() {
             assert!((v - i as f32).abs() < 1e-3, "x[{i}] = {v}");
         }
     }
@@ -218,8 +238,8 @@ mod tests {
         let mut x = vec![0.0f32; 20];
         let mut adam = Adam::new(0.1);
         for _ in 0..3000 {
-            let (_, g) = quadratic(&x).unwrap();
-            adam.step(&mut x, &g);
+            let (_, g) = quadratic_v(&x);
+            adam.step_slice(&mut x, &g).unwrap();
         }
         for (i, v) in x.iter().enumerate() {
             assert!((v - i as f32).abs() < 1e-2, "quadratic x[{i}] = {v}");
@@ -227,8 +247,8 @@ mod tests {
         let mut r = vec![-1.2f32, 1.0];
         let mut adam = Adam::new(0.01);
         for _ in 0..20000 {
-            let (_, g) = rosenbrock(&r).unwrap();
-            adam.step(&mut r, &g);
+            let (_, g) = rosenbrock_v(&r);
+            adam.step_slice(&mut r, &g).unwrap();
         }
         assert!(
             (r[0] - 1.0).abs() < 2e-2 && (r[1] - 1.0).abs() < 4e-2,
@@ -240,7 +260,9 @@ mod tests {
     fn adam_first_step_moves_each_coordinate_by_the_learning_rate() {
         // With bias correction, step 1 is lr·g/(|g| + ε): exactly lr against the gradient's sign.
         let mut x = vec![0.0f32, 0.0, 0.0];
-        Adam::new(0.5).step(&mut x, &[3.0, -0.01, 100.0]);
+        Adam::new(0.5)
+            .step_slice(&mut x, &[3.0, -0.01, 100.0])
+            .unwrap();
         assert!(
             (x[0] + 0.5).abs() < 1e-6 && (x[1] - 0.5).abs() < 1e-4 && (x[2] + 0.5).abs() < 1e-6,
             "{x:?}"

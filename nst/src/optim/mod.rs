@@ -1,12 +1,9 @@
-//! Optimisers over a flat parameter vector (the image being optimised): Adam and L-BFGS.
+//! Optimisers over one parameter tensor (the image being optimised): Adam and L-BFGS. Their
+//! state lives on the parameter's device, so a GPU run never copies the image or its gradient
+//! to the host between iterations.
 
 mod adam;
 mod lbfgs;
 
 pub use adam::Adam;
 pub use lbfgs::{Lbfgs, LbfgsStep};
-
-/// Dot product accumulated in f64.
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
-}
