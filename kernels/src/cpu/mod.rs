@@ -5,7 +5,10 @@ pub mod conv2d;
 pub mod elementwise;
 pub mod float;
 pub mod gemm;
+pub mod packed_gemm;
+pub mod pool;
 pub mod pool2d;
+pub mod simd;
 pub mod winograd;
 
 pub use float::Float;

@@ -4,11 +4,15 @@
 //!
 //! `Y = Aᵀ [ Σ_c (G g Gᵀ) ⊙ (Bᵀ d B) ] A`. The sum over channels is one GEMM per transform point
 //! ξ ∈ (m+2)²: `M[ξ] (K×P) = U[ξ] (K×C) · V[ξ] (C×P)` over a block of P tiles. Weights are
-//! transformed once ([`WinogradWeights::new`]) and reused (VGG's weights are frozen).
+//! transformed and packed once ([`WinogradWeights::new`]) and reused (VGG's weights are
+//! frozen); the input transform writes V straight into the GEMM micro-kernel's panel layout
+//! ([`packed_gemm`]), so nothing is repacked per call. Transforms and the micro-kernel are
+//! compiled for AVX-512, AVX2+FMA and portable code and chosen at run time ([`SimdLevel`]).
 //! The input gradient of such a convolution is the same convolution of the output gradient with
 //! the flipped, transposed weights ([`WinogradWeights::new_input_grad`]).
 
-use super::gemm::{gemm, MatLayout};
+use super::packed_gemm::{self, MR, NR};
+use super::simd::SimdLevel;
 use super::Float;
 use rayon::prelude::*;
 
@@ -97,11 +101,14 @@ fn sparse_rows<T: Float>(m: &[f64], rows: usize, cols: usize) -> Vec<Vec<(usize,
         .collect()
 }
 
-/// Transformed 3×3 weights `U[ξ] = (G g Gᵀ)[ξ]`, stored as (m+2)² matrices of K×C.
+/// Transformed 3×3 weights `U[ξ] = (G g Gᵀ)[ξ]`: (m+2)² matrices of K×C, each packed into
+/// panels of [`MR`] rows ([`packed_gemm::pack_u`]; K padded to a multiple of MR).
 pub struct WinogradWeights<T> {
     tile: WinogradTile,
     k: usize,
     c: usize,
+    /// K rounded up to a multiple of MR.
+    kp: usize,
     u: Vec<T>,
 }
 
@@ -173,7 +180,20 @@ impl<T: Float> WinogradWeights<T> {
                     .copy_from_slice(&block[xi * c..(xi + 1) * c]);
             }
         }
-        WinogradWeights { tile, k, c, u }
+        drop(per_o);
+        let kp = k.div_ceil(MR) * MR;
+        let mut packed = vec![T::ZERO; a * a * kp * c];
+        packed
+            .par_chunks_mut(kp * c)
+            .zip(u.par_chunks(k * c))
+            .for_each(|(dst, src)| packed_gemm::pack_u(src, k, c, dst));
+        WinogradWeights {
+            tile,
+            k,
+            c,
+            kp,
+            u: packed,
+        }
     }
 
     /// Output channels K.
@@ -186,17 +206,18 @@ impl<T: Float> WinogradWeights<T> {
     }
 }
 
-/// Tiles per block: as many as fit a working set (V and M) of about 24 MB, so each of the
-/// (m+2)² GEMMs per block is large (matrixmultiply packs its operands on every call).
-fn block_tiles(c: usize, k: usize, a: usize, tiles: usize) -> usize {
+/// Tiles per block: as many as fit a working set (V and M) of about 24 MB, rounded up to a
+/// multiple of the micro-kernel's [`NR`] columns.
+fn block_tiles(c: usize, k: usize, a: usize, tiles: usize, budget: usize) -> usize {
     let per_tile = a * a * (c + k) * std::mem::size_of::<f32>();
-    ((24 << 20) / per_tile.max(1)).max(64).min(tiles).max(1)
+    let pb = (budget / per_tile.max(1)).max(64).min(tiles).max(1);
+    pb.div_ceil(NR) * NR
 }
 
 /// `out (N×K×H×W) = conv3×3(input (N×C×H×W), stride 1, padding 1) + bias`, by Winograd.
 /// `out` is overwritten. Blocks of tiles run one after another; inside a block the input
 /// transform is parallel over input channels, the GEMMs over transform points and the output
-/// transform over output channels.
+/// transform over output channels. Uses the best instruction set of this CPU.
 ///
 /// # Panics
 /// On buffer lengths that do not match `n, h, w` and the weights' K, C.
@@ -209,7 +230,38 @@ pub fn conv3x3_winograd<T: Float>(
     w: usize,
     out: &mut [T],
 ) {
-    let (k, c) = (ww.k, ww.c);
+    conv3x3_winograd_at(SimdLevel::current(), ww, input, bias, n, h, w, out)
+}
+
+/// [`conv3x3_winograd`] with the instruction set chosen by the caller (it must be one of
+/// [`SimdLevel::available`]; tests and benchmarks compare them).
+#[allow(clippy::too_many_arguments)]
+pub fn conv3x3_winograd_at<T: Float>(
+    level: SimdLevel,
+    ww: &WinogradWeights<T>,
+    input: &[T],
+    bias: Option<&[T]>,
+    n: usize,
+    h: usize,
+    w: usize,
+    out: &mut [T],
+) {
+    winograd_impl(level, ww, input, bias, (n, h, w), out, 24 << 20)
+}
+
+/// The convolution with a working-set budget in bytes for V and M (tests use a small one to
+/// run several blocks of tiles).
+fn winograd_impl<T: Float>(
+    level: SimdLevel,
+    ww: &WinogradWeights<T>,
+    input: &[T],
+    bias: Option<&[T]>,
+    (n, h, w): (usize, usize, usize),
+    out: &mut [T],
+    budget: usize,
+) {
+    let level = level.min(SimdLevel::detected());
+    let (k, c, kp) = (ww.k, ww.c, ww.kp);
     assert_eq!(input.len(), n * c * h * w, "winograd: input length");
     assert_eq!(out.len(), n * k * h * w, "winograd: output length");
     if let Some(b) = bias {
@@ -220,64 +272,188 @@ pub fn conv3x3_winograd<T: Float>(
     let tiles = h.div_ceil(m) * w.div_ceil(m);
     let bt: Vec<Vec<(usize, T)>> = sparse_rows(mt.bt, a, a);
     let at: Vec<Vec<(usize, T)>> = sparse_rows(mt.at, m, a);
-    let pb = block_tiles(c, k, a, tiles);
+    let pb = block_tiles(c, k, a, tiles, budget);
+    let groups = pb / NR;
     let g = Geom { h, w, m, a };
-    let mut v = vec![T::ZERO; a * a * c * pb];
-    let mut mm = vec![T::ZERO; a * a * k * pb];
+    // V[ξ][group][ci][NR] (the micro-kernel's panels); M[ξ][row < kp][pb].
+    // Work buffers from the pool, not zeroed: every value read is written first (panel lanes
+    // past the block's tiles and M rows past K hold stale values no output reads).
+    let mut v_buf = super::pool::scratch::<T>(a * a * c * pb);
+    let mut mm_buf = super::pool::scratch::<T>(a * a * kp * pb);
+    let v = &mut v_buf[..a * a * c * pb];
+    let mm = &mut mm_buf[..a * a * kp * pb];
     for img in 0..n {
         let x = &input[img * c * h * w..(img + 1) * c * h * w];
         let y = &mut out[img * k * h * w..(img + 1) * k * h * w];
         for t0 in (0..tiles).step_by(pb) {
             let p = pb.min(tiles - t0);
-            // V[ξ][ci][j]: channels are independent; each writes its own rows of V.
+            let used_groups = p.div_ceil(NR);
+            // Channels are independent; each writes its own rows of every panel.
             let vp = SendPtr(v.as_mut_ptr());
             (0..c).into_par_iter().for_each_init(
                 || Scratch::new(a, pb),
                 |s, ci| {
                     let plane = &x[ci * h * w..(ci + 1) * h * w];
-                    // Row (ξ, ci) of V is written by this channel's task only.
-                    let row = |xi: usize| unsafe {
-                        std::slice::from_raw_parts_mut({ vp }.0.add((xi * c + ci) * pb), p)
+                    // Panel row (ξ, group, ci) is written by this channel's task only.
+                    let row = |xi: usize, grp: usize| unsafe {
+                        std::slice::from_raw_parts_mut(
+                            { vp }.0.add(((xi * groups + grp) * c + ci) * NR),
+                            NR,
+                        )
                     };
-                    input_transform(plane, &g, &bt, t0, p, s, row);
+                    input_transform_at(level, plane, &g, &bt, t0, p, s, row);
                 },
             );
-            // M[ξ] = U[ξ] · V[ξ], one GEMM per transform point.
-            mm.par_chunks_mut(k * pb)
+            // M[ξ] = U[ξ] · V[ξ]: per transform point, MR rows × NR tiles at a time.
+            mm.par_chunks_mut(kp * pb)
                 .zip(v.par_chunks(c * pb))
                 .enumerate()
                 .for_each(|(xi, (mx, vx))| {
-                    gemm(
-                        T::ONE,
-                        &ww.u[xi * k * c..(xi + 1) * k * c],
-                        MatLayout::row_major(k, c),
-                        vx,
-                        MatLayout {
-                            rows: c,
-                            cols: p,
-                            rs: pb,
-                            cs: 1,
-                        },
-                        T::ZERO,
-                        mx,
-                        MatLayout {
-                            rows: k,
-                            cols: p,
-                            rs: pb,
-                            cs: 1,
-                        },
-                    )
+                    let u = &ww.u[xi * kp * c..(xi + 1) * kp * c];
+                    for kb in 0..kp / MR {
+                        let up = &u[kb * c * MR..(kb + 1) * c * MR];
+                        for grp in 0..used_groups {
+                            packed_gemm::kernel(
+                                level,
+                                c,
+                                up,
+                                &vx[grp * c * NR..(grp + 1) * c * NR],
+                                &mut mx[kb * MR * pb + grp * NR..],
+                                pb,
+                            );
+                        }
+                    }
                 });
             // Output tiles, per output channel (disjoint planes of y).
             y.par_chunks_mut(h * w).enumerate().for_each_init(
                 || Scratch::new(a, pb),
                 |s, (ko, plane)| {
                     let b = bias.map_or(T::ZERO, |b| b[ko]);
-                    output_transform(&mm, k, ko, &g, &at, t0, p, pb, b, s, plane);
+                    output_transform_at(level, mm, kp, ko, &g, &at, t0, p, pb, b, s, plane);
                 },
             );
         }
     }
+    super::pool::recycle(v_buf);
+    super::pool::recycle(mm_buf);
+}
+
+/// [`input_transform`] compiled for `level`.
+#[allow(clippy::too_many_arguments)]
+fn input_transform_at<'v, T: Float + 'v>(
+    level: SimdLevel,
+    plane: &[T],
+    g: &Geom,
+    bt: &[Vec<(usize, T)>],
+    t0: usize,
+    p: usize,
+    s: &mut Scratch<T>,
+    out: impl Fn(usize, usize) -> &'v mut [T],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn avx512<'v, T: Float + 'v>(
+            plane: &[T],
+            g: &Geom,
+            bt: &[Vec<(usize, T)>],
+            t0: usize,
+            p: usize,
+            s: &mut Scratch<T>,
+            out: impl Fn(usize, usize) -> &'v mut [T],
+        ) {
+            input_transform(plane, g, bt, t0, p, s, out)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn avx2<'v, T: Float + 'v>(
+            plane: &[T],
+            g: &Geom,
+            bt: &[Vec<(usize, T)>],
+            t0: usize,
+            p: usize,
+            s: &mut Scratch<T>,
+            out: impl Fn(usize, usize) -> &'v mut [T],
+        ) {
+            input_transform(plane, g, bt, t0, p, s, out)
+        }
+        // SAFETY: `level` never exceeds what was detected on this CPU.
+        match level {
+            SimdLevel::Avx512 => return unsafe { avx512(plane, g, bt, t0, p, s, out) },
+            SimdLevel::Avx2Fma => return unsafe { avx2(plane, g, bt, t0, p, s, out) },
+            SimdLevel::Portable => {}
+        }
+    }
+    let _ = level;
+    input_transform(plane, g, bt, t0, p, s, out)
+}
+
+/// [`output_transform`] compiled for `level`.
+#[allow(clippy::too_many_arguments)]
+fn output_transform_at<T: Float>(
+    level: SimdLevel,
+    mm: &[T],
+    k: usize,
+    ko: usize,
+    g: &Geom,
+    at: &[Vec<(usize, T)>],
+    t0: usize,
+    p: usize,
+    pb: usize,
+    bias: T,
+    s: &mut Scratch<T>,
+    plane: &mut [T],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn avx512<T: Float>(
+            mm: &[T],
+            k: usize,
+            ko: usize,
+            g: &Geom,
+            at: &[Vec<(usize, T)>],
+            t0: usize,
+            p: usize,
+            pb: usize,
+            bias: T,
+            s: &mut Scratch<T>,
+            plane: &mut [T],
+        ) {
+            output_transform(mm, k, ko, g, at, t0, p, pb, bias, s, plane)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn avx2<T: Float>(
+            mm: &[T],
+            k: usize,
+            ko: usize,
+            g: &Geom,
+            at: &[Vec<(usize, T)>],
+            t0: usize,
+            p: usize,
+            pb: usize,
+            bias: T,
+            s: &mut Scratch<T>,
+            plane: &mut [T],
+        ) {
+            output_transform(mm, k, ko, g, at, t0, p, pb, bias, s, plane)
+        }
+        // SAFETY: `level` never exceeds what was detected on this CPU.
+        match level {
+            SimdLevel::Avx512 => {
+                return unsafe { avx512(mm, k, ko, g, at, t0, p, pb, bias, s, plane) }
+            }
+            SimdLevel::Avx2Fma => {
+                return unsafe { avx2(mm, k, ko, g, at, t0, p, pb, bias, s, plane) }
+            }
+            SimdLevel::Portable => {}
+        }
+    }
+    let _ = level;
+    output_transform(mm, k, ko, g, at, t0, p, pb, bias, s, plane)
 }
 
 #[derive(Clone, Copy)]
@@ -296,6 +472,8 @@ struct Geom {
 struct Scratch<T> {
     d: Vec<T>,
     tmp: Vec<T>,
+    /// One image row segment (input: zero-padded source; output: values before clipping).
+    row: Vec<T>,
 }
 
 impl<T: Float> Scratch<T> {
@@ -303,8 +481,26 @@ impl<T: Float> Scratch<T> {
         Scratch {
             d: vec![T::ZERO; a * a * pb],
             tmp: vec![T::ZERO; a * a * pb],
+            row: Vec::new(),
         }
     }
+}
+
+/// The tiles t0..t0+p split into runs within one row of tiles: (first j, tile row, first tile
+/// column, run length).
+fn tile_runs(t0: usize, p: usize, tw: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let mut j = 0;
+    std::iter::from_fn(move || {
+        if j >= p {
+            return None;
+        }
+        let t = t0 + j;
+        let (ty, tx0) = (t / tw, t % tw);
+        let len = (tw - tx0).min(p - j);
+        let run = (j, ty, tx0, len);
+        j += len;
+        Some(run)
+    })
 }
 
 /// `dst[j] = Σ (coef · src_row_i[j])` over a sparse row: the transforms' inner loop, over tiles.
@@ -330,6 +526,17 @@ fn combine<T: Float>(
                 *d = *c0 * x + *c1 * y;
             }
         }
+        _ if p == NR => {
+            // One panel row: accumulate in a fixed-size array (vectorises fully).
+            let mut acc = [T::ZERO; NR];
+            for &(i, coef) in row {
+                let x: &[T; NR] = buf[src(i)..][..NR].try_into().unwrap();
+                for (a, &v) in acc.iter_mut().zip(x) {
+                    *a += coef * v;
+                }
+            }
+            dst.copy_from_slice(&acc);
+        }
         _ => {
             dst.fill(T::ZERO);
             for &(i, coef) in row {
@@ -341,8 +548,10 @@ fn combine<T: Float>(
     }
 }
 
-/// For one input channel: `out(ξ)[j] = (Bᵀ d B)[ξ]` for tiles t0..t0+p, d the a×a patch
-/// whose top-left corner is (ty·m − 1, tx·m − 1), zero outside the image.
+/// For one input channel: `out(ξ, grp)[j] = (Bᵀ d B)[ξ]` for tile t0 + grp·NR + j (j < NR;
+/// lanes past the block's p tiles hold stale finite values that no output reads), d the a×a
+/// patch whose top-left corner is (ty·m − 1, tx·m − 1), zero outside the image.
+#[inline(always)]
 fn input_transform<'v, T: Float + 'v>(
     plane: &[T],
     g: &Geom,
@@ -350,36 +559,44 @@ fn input_transform<'v, T: Float + 'v>(
     t0: usize,
     p: usize,
     s: &mut Scratch<T>,
-    out: impl Fn(usize) -> &'v mut [T],
+    out: impl Fn(usize, usize) -> &'v mut [T],
 ) {
     let (h, w, m, a) = (g.h, g.w, g.m, g.a);
     let pb = s.d.len() / (a * a);
     let tw = w.div_ceil(m);
-    for j in 0..p {
-        let t = t0 + j;
-        let (y0, x0) = ((t / tw) * m, (t % tw) * m);
-        if y0 >= 1 && x0 >= 1 && y0 + a - 1 <= h && x0 + a - 1 <= w {
-            // Interior: a rows of a contiguous values.
-            for r in 0..a {
-                let row = &plane[(y0 + r - 1) * w + x0 - 1..][..a];
-                for (q, &val) in row.iter().enumerate() {
-                    s.d[(r * a + q) * pb + j] = val;
+    // d[r][q][j] = padded input (y0 + r − 1, x0 + q − 1): per run of tiles in one tile row,
+    // copy each needed image row once (zero-padded), then gather with stride m.
+    for (j, ty, tx0, len) in tile_runs(t0, p, tw) {
+        let span = len * m + 2;
+        s.row.resize(span.max(s.row.len()), T::ZERO);
+        let x_start = (tx0 * m) as isize - 1;
+        for r in 0..a {
+            let yy = (ty * m + r).wrapping_sub(1);
+            let rb = &mut s.row[..span];
+            if yy < h {
+                let src = &plane[yy * w..(yy + 1) * w];
+                // rb[i] = src[x_start + i] where 0 ≤ x_start + i < w, else 0.
+                let lo = (-x_start).max(0) as usize;
+                let hi = ((w as isize - x_start).max(0) as usize).min(span);
+                rb[..lo.min(span)].fill(T::ZERO);
+                if hi > lo {
+                    let x0 = (x_start + lo as isize) as usize;
+                    rb[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
                 }
+                rb[hi.max(lo)..].fill(T::ZERO);
+            } else {
+                rb.fill(T::ZERO);
             }
-        } else {
-            for r in 0..a {
-                let yy = (y0 + r).wrapping_sub(1);
-                for q in 0..a {
-                    let xx = (x0 + q).wrapping_sub(1);
-                    s.d[(r * a + q) * pb + j] = if yy < h && xx < w {
-                        plane[yy * w + xx]
-                    } else {
-                        T::ZERO
-                    };
+            for q in 0..a {
+                let dst = &mut s.d[(r * a + q) * pb + j..][..len];
+                for (jj, d) in dst.iter_mut().enumerate() {
+                    *d = rb[jj * m + q];
                 }
             }
         }
     }
+    let groups = p.div_ceil(NR);
+    let pp = groups * NR;
     // tmp[r][q] = Σ_i Bᵀ[r][i] d[i][q]
     for (r, row) in bt.iter().enumerate() {
         for q in 0..a {
@@ -388,20 +605,30 @@ fn input_transform<'v, T: Float + 'v>(
                 row,
                 |i| (i * a + q) * pb,
                 &s.d,
-                p,
+                pp,
             );
         }
     }
-    // V[r][q] = Σ_i tmp[r][i] Bᵀ[q][i]
+    // V[r][q] = Σ_i tmp[r][i] Bᵀ[q][i], NR tiles at a time into the panels.
     for r in 0..a {
         for (q, row) in bt.iter().enumerate() {
-            combine(out(r * a + q), row, |i| (r * a + i) * pb, &s.tmp, p);
+            for grp in 0..groups {
+                combine(
+                    out(r * a + q, grp),
+                    row,
+                    |i| (r * a + i) * pb + grp * NR,
+                    &s.tmp,
+                    NR,
+                );
+            }
         }
     }
 }
 
-/// For output channel `ko`: its plane's tiles t0..t0+p = Aᵀ M A + bias, clipped at the edges.
+/// For output channel `ko` (row ko of each M[ξ], which has `k` rows): its plane's tiles
+/// t0..t0+p = Aᵀ M A + bias, clipped at the edges.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn output_transform<T: Float>(
     mm: &[T],
     k: usize,
@@ -441,14 +668,22 @@ fn output_transform<T: Float>(
             );
         }
     }
-    for j in 0..p {
-        let t = t0 + j;
-        let (y0, x0) = ((t / tw) * m, (t % tw) * m);
+    // Per run of tiles in one tile row: interleave each output row (stride m), then copy it
+    // into the plane, clipped at the right and bottom edges.
+    for (j, ty, tx0, len) in tile_runs(t0, p, tw) {
+        let span = len * m;
+        s.row.resize(span.max(s.row.len()), T::ZERO);
+        let (y0, x0) = (ty * m, tx0 * m);
+        let cols = span.min(w - x0);
         for r in 0..m.min(h - y0) {
-            let out = &mut plane[(y0 + r) * w + x0..][..m.min(w - x0)];
-            for (q, o) in out.iter_mut().enumerate() {
-                *o = s.d[(r * m + q) * pb + j] + bias;
+            let rb = &mut s.row[..span];
+            for q in 0..m {
+                let src = &s.d[(r * m + q) * pb + j..][..len];
+                for (jj, &v) in src.iter().enumerate() {
+                    rb[jj * m + q] = v + bias;
+                }
             }
+            plane[(y0 + r) * w + x0..][..cols].copy_from_slice(&rb[..cols]);
         }
     }
 }
@@ -495,6 +730,7 @@ mod tests {
                 (2, 5, 9, 6, 3),
                 (1, 16, 13, 17, 8),
                 (1, 8, 32, 24, 40),
+                (2, 17, 38, 35, 9),
             ] {
                 let p = params(n, c, h, w, k);
                 let x: Vec<f64> = (0..p.input_len())
@@ -518,23 +754,29 @@ mod tests {
                 let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
                 let w32: Vec<f32> = wt.iter().map(|&v| v as f32).collect();
                 let b32: Vec<f32> = b.iter().map(|&v| v as f32).collect();
-                let mut got32 = vec![0.0f32; p.output_len()];
-                conv3x3_winograd(
-                    &WinogradWeights::new(tile, &w32, k, c),
-                    &x32,
-                    Some(&b32),
-                    n,
-                    h,
-                    w,
-                    &mut got32,
-                );
-                let g64: Vec<f64> = got32.iter().map(|&v| v as f64).collect();
-                let tol = if tile == WinogradTile::F2 { 1e-6 } else { 1e-5 };
-                assert!(
-                    rel(&g64, &want) < tol,
-                    "{tile:?} fwd f32: {}",
-                    rel(&g64, &want)
-                );
+                let ww32 = WinogradWeights::new(tile, &w32, k, c);
+                for level in SimdLevel::available() {
+                    // The default budget (one block) and a tiny one (several blocks of 64 tiles).
+                    for budget in [24 << 20, 1] {
+                        let mut got32 = vec![0.0f32; p.output_len()];
+                        winograd_impl(
+                            level,
+                            &ww32,
+                            &x32,
+                            Some(&b32),
+                            (n, h, w),
+                            &mut got32,
+                            budget,
+                        );
+                        let g64: Vec<f64> = got32.iter().map(|&v| v as f64).collect();
+                        let tol = if tile == WinogradTile::F2 { 1e-6 } else { 1e-5 };
+                        assert!(
+                            rel(&g64, &want) < tol,
+                            "{tile:?} {level:?} budget {budget} fwd f32 {n}x{c}x{h}x{w}→{k}: {}",
+                            rel(&g64, &want)
+                        );
+                    }
+                }
                 // input gradient
                 let go: Vec<f64> = (0..p.output_len())
                     .map(|_| rng.gen_range(-1.0..1.0))

@@ -1,0 +1,173 @@
+//! The GEMM micro-kernel of the Winograd convolution, on operands packed once by their producers
+//! (so no per-call packing, unlike a general GEMM): `M[8 rows][32 cols] = Uᵀpanel · Vpanel`.
+//!
+//! - U panel: `C × MR` (for each c, the MR = 8 rows' values in a row), packed once per weight.
+//! - V panel: `C × NR` (for each c, NR = 32 tiles in a row), written in that layout by the
+//!   Winograd input transform.
+//! - M: 8 rows of 32 values, row stride `ldm`, overwritten (the sum over C is complete inside).
+//!
+//! Kernels for AVX-512 (8×2 zmm accumulators), AVX2+FMA (8 ymm accumulators per 8-column
+//! strip) and portable Rust, chosen at run time ([`SimdLevel`]). f64 always uses the portable one.
+
+use super::simd::SimdLevel;
+use super::Float;
+use std::any::TypeId;
+
+/// Rows of M per kernel call.
+pub const MR: usize = 8;
+/// Columns (tiles) of M per kernel call.
+pub const NR: usize = 32;
+
+/// Pack row-major `u` (K×C) into panels of MR rows: `out[(kb·C + c)·MR + r] = u[kb·MR + r][c]`,
+/// with zero rows past K. `out.len()` must be `K.div_ceil(MR)·MR·C`.
+pub fn pack_u<T: Float>(u: &[T], k: usize, c: usize, out: &mut [T]) {
+    let kp = k.div_ceil(MR) * MR;
+    assert_eq!(u.len(), k * c, "pack_u: u length");
+    assert_eq!(out.len(), kp * c, "pack_u: out length");
+    for kb in 0..kp / MR {
+        for ci in 0..c {
+            for r in 0..MR {
+                let row = kb * MR + r;
+                out[(kb * c + ci) * MR + r] = if row < k { u[row * c + ci] } else { T::ZERO };
+            }
+        }
+    }
+}
+
+/// `m[r·ldm + j] = Σ_c u[c·MR + r] · v[c·NR + j]` for r < MR, j < NR.
+///
+/// # Panics
+/// If `u` is shorter than `c·MR`, `v` than `c·NR`, or `m` than `(MR−1)·ldm + NR`.
+#[inline]
+pub fn kernel<T: Float>(level: SimdLevel, c: usize, u: &[T], v: &[T], m: &mut [T], ldm: usize) {
+    assert!(
+        u.len() >= c * MR && v.len() >= c * NR,
+        "packed_gemm: panels"
+    );
+    assert!(
+        ldm >= NR && m.len() >= (MR - 1) * ldm + NR,
+        "packed_gemm: output"
+    );
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        let (u, v, mp) = (
+            u.as_ptr() as *const f32,
+            v.as_ptr() as *const f32,
+            m.as_mut_ptr() as *mut f32,
+        );
+        match level {
+            // SAFETY: the features were detected at run time (SimdLevel), the lengths checked
+            // above, and T is f32.
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => return unsafe { kernel_avx512(c, u, v, mp, ldm) },
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2Fma => return unsafe { kernel_avx2(c, u, v, mp, ldm) },
+            _ => {}
+        }
+    }
+    kernel_portable(c, u, v, m, ldm)
+}
+
+fn kernel_portable<T: Float>(c: usize, u: &[T], v: &[T], m: &mut [T], ldm: usize) {
+    let mut acc = [[T::ZERO; NR]; MR];
+    for ci in 0..c {
+        let vr: &[T; NR] = v[ci * NR..][..NR].try_into().unwrap();
+        let ur: &[T; MR] = u[ci * MR..][..MR].try_into().unwrap();
+        for (acc_r, &b) in acc.iter_mut().zip(ur) {
+            for (a, &x) in acc_r.iter_mut().zip(vr) {
+                *a += b * x;
+            }
+        }
+    }
+    for r in 0..MR {
+        m[r * ldm..][..NR].copy_from_slice(&acc[r]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_avx512(c: usize, u: *const f32, v: *const f32, m: *mut f32, ldm: usize) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    for ci in 0..c {
+        let v0 = _mm512_loadu_ps(v.add(ci * NR));
+        let v1 = _mm512_loadu_ps(v.add(ci * NR + 16));
+        let up = u.add(ci * MR);
+        for (r, a) in acc.iter_mut().enumerate() {
+            let b = _mm512_set1_ps(*up.add(r));
+            a[0] = _mm512_fmadd_ps(b, v0, a[0]);
+            a[1] = _mm512_fmadd_ps(b, v1, a[1]);
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        _mm512_storeu_ps(m.add(r * ldm), a[0]);
+        _mm512_storeu_ps(m.add(r * ldm + 16), a[1]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn kernel_avx2(c: usize, u: *const f32, v: *const f32, m: *mut f32, ldm: usize) {
+    use std::arch::x86_64::*;
+    for strip in 0..NR / 8 {
+        let mut acc = [_mm256_setzero_ps(); MR];
+        for ci in 0..c {
+            let x = _mm256_loadu_ps(v.add(ci * NR + strip * 8));
+            let up = u.add(ci * MR);
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(_mm256_set1_ps(*up.add(r)), x, *a);
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(m.add(r * ldm + strip * 8), *a);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn every_level_matches_a_naive_product() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for &(k, c) in &[(8, 1), (13, 5), (16, 64), (24, 300)] {
+            let u: Vec<f32> = (0..k * c).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let v: Vec<f32> = (0..c * NR).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let kp = k.div_ceil(MR) * MR;
+            let mut up = vec![0.0; kp * c];
+            pack_u(&u, k, c, &mut up);
+            for level in SimdLevel::available() {
+                let ldm = NR + 3;
+                let mut m = vec![f32::NAN; kp * ldm];
+                for kb in 0..kp / MR {
+                    kernel(
+                        level,
+                        c,
+                        &up[kb * c * MR..],
+                        &v,
+                        &mut m[kb * MR * ldm..],
+                        ldm,
+                    );
+                }
+                for row in 0..kp {
+                    for j in 0..NR {
+                        let want: f64 = if row < k {
+                            (0..c)
+                                .map(|ci| u[row * c + ci] as f64 * v[ci * NR + j] as f64)
+                                .sum()
+                        } else {
+                            0.0
+                        };
+                        let got = m[row * ldm + j] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-5 * (1.0 + want.abs()) * (c as f64).sqrt(),
+                            "{level:?} k={k} c={c} [{row}][{j}]: {got} vs {want}"
+                        );
+                    }
+                    assert!(m[row * ldm + NR].is_nan(), "wrote past NR");
+                }
+            }
+        }
+    }
+}
