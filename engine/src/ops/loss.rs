@@ -24,9 +24,15 @@ impl Tensor {
         }
         let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
         let f = self.reshape(&[n, c, hw])?;
-        let g = f
-            .matmul(&f.transpose(1, 2)?)?
-            .mul_scalar(1.0 / (c * hw) as f64)?;
+        let scale = 1.0 / (c * hw) as f64;
+        // One op on the tape: the backward is one GEMM, dF = (dG + dGᵀ)·F / (C·H·W), instead
+        // of matmul's two (dG·F and Fᵀ·dG, the second transposed and added elementwise).
+        let g = crate::no_grad(|| f.matmul(&f.transpose(1, 2)?)?.mul_scalar(scale))?;
+        let f_saved = f.detach();
+        let g = super::record("gram_matrix", g, &[&f], move |dg| {
+            let sym = dg.add(&dg.transpose(1, 2)?)?.mul_scalar(scale)?;
+            Ok(vec![Some(sym.matmul(&f_saved)?)])
+        });
         if n == 1 {
             g.reshape(&[c, c])
         } else {
