@@ -67,6 +67,75 @@ pub fn kernel<T: Float>(level: SimdLevel, c: usize, u: &[T], v: &[T], m: &mut [T
     kernel_portable(c, u, v, m, ldm)
 }
 
+/// [`kernel`] for the first `NR/2` = 16 columns only (a block's last, half-empty panel):
+/// `m[r·ldm + j] = Σ_c u[c·MR + r] · v[c·NR + j]` for j < 16 (v keeps its NR-wide rows).
+///
+/// # Panics
+/// As [`kernel`], with `m` at least `(MR−1)·ldm + 16` long.
+#[inline]
+pub fn kernel_half<T: Float>(
+    level: SimdLevel,
+    c: usize,
+    u: &[T],
+    v: &[T],
+    m: &mut [T],
+    ldm: usize,
+) {
+    const H: usize = NR / 2;
+    assert!(
+        u.len() >= c * MR && v.len() >= c * NR,
+        "packed_gemm: panels"
+    );
+    assert!(
+        ldm >= H && m.len() >= (MR - 1) * ldm + H,
+        "packed_gemm: output"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if TypeId::of::<T>() == TypeId::of::<f32>() && level == SimdLevel::Avx512 {
+        // SAFETY: AVX-512F detected (SimdLevel), lengths checked above, T is f32.
+        return unsafe {
+            kernel_half_avx512(
+                c,
+                u.as_ptr() as *const f32,
+                v.as_ptr() as *const f32,
+                m.as_mut_ptr() as *mut f32,
+                ldm,
+            )
+        };
+    }
+    let _ = level;
+    let mut acc = [[T::ZERO; H]; MR];
+    for ci in 0..c {
+        let vr: &[T; H] = v[ci * NR..][..H].try_into().unwrap();
+        let ur: &[T; MR] = u[ci * MR..][..MR].try_into().unwrap();
+        for (acc_r, &b) in acc.iter_mut().zip(ur) {
+            for (a, &x) in acc_r.iter_mut().zip(vr) {
+                *a += b * x;
+            }
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        m[r * ldm..][..H].copy_from_slice(a);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_half_avx512(c: usize, u: *const f32, v: *const f32, m: *mut f32, ldm: usize) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); MR];
+    for ci in 0..c {
+        let v0 = _mm512_loadu_ps(v.add(ci * NR));
+        let up = u.add(ci * MR);
+        for (r, a) in acc.iter_mut().enumerate() {
+            *a = _mm512_fmadd_ps(_mm512_set1_ps(*up.add(r)), v0, *a);
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        _mm512_storeu_ps(m.add(r * ldm), *a);
+    }
+}
+
 fn kernel_portable<T: Float>(c: usize, u: &[T], v: &[T], m: &mut [T], ldm: usize) {
     let mut acc = [[T::ZERO; NR]; MR];
     for ci in 0..c {
@@ -166,6 +235,27 @@ mod tests {
                         );
                     }
                     assert!(m[row * ldm + NR].is_nan(), "wrote past NR");
+                }
+                let mut h = vec![f32::NAN; kp * ldm];
+                for kb in 0..kp / MR {
+                    kernel_half(
+                        level,
+                        c,
+                        &up[kb * c * MR..],
+                        &v,
+                        &mut h[kb * MR * ldm..],
+                        ldm,
+                    );
+                }
+                for row in 0..kp {
+                    for j in 0..NR {
+                        if j < NR / 2 {
+                            let d = (h[row * ldm + j] - m[row * ldm + j]).abs();
+                            assert!(d <= 1e-5 * (1.0 + m[row * ldm + j].abs()), "{level:?} half");
+                        } else {
+                            assert!(h[row * ldm + j].is_nan(), "half kernel wrote column {j}");
+                        }
+                    }
                 }
             }
         }

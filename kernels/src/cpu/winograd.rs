@@ -313,14 +313,14 @@ fn winograd_impl<T: Float>(
                     for kb in 0..kp / MR {
                         let up = &u[kb * c * MR..(kb + 1) * c * MR];
                         for grp in 0..used_groups {
-                            packed_gemm::kernel(
-                                level,
-                                c,
-                                up,
-                                &vx[grp * c * NR..(grp + 1) * c * NR],
-                                &mut mx[kb * MR * pb + grp * NR..],
-                                pb,
-                            );
+                            let panel = &vx[grp * c * NR..(grp + 1) * c * NR];
+                            let out = &mut mx[kb * MR * pb + grp * NR..];
+                            if p - grp * NR <= NR / 2 {
+                                // At most 16 tiles left: half the work (deep layers, few tiles).
+                                packed_gemm::kernel_half(level, c, up, panel, out, pb);
+                            } else {
+                                packed_gemm::kernel(level, c, up, panel, out, pb);
+                            }
                         }
                     }
                 });
