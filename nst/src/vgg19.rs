@@ -132,12 +132,23 @@ impl Vgg19 {
         let mut convs = self.convs.iter();
         let conv_opts = Conv2dOptions::new(1, 1);
         let pool_opts = Pool2dOptions::new(2, 2, 0);
-        for name in &names[..=deepest] {
+        let mut fused_relu = false;
+        for (i, name) in names[..=deepest].iter().enumerate() {
             h = if name.starts_with("conv") {
                 let (_, w, b) = convs.next().expect("16 convs for 16 conv names");
-                h.conv2d(w, Some(b), conv_opts)?
+                // conv + ReLU as one op unless the pre-activation is a requested tap.
+                fused_relu = i < deepest && !taps.contains(&name.as_str());
+                if fused_relu {
+                    h.conv2d_relu(w, Some(b), conv_opts)?
+                } else {
+                    h.conv2d(w, Some(b), conv_opts)?
+                }
             } else if name.starts_with("relu") {
-                h.relu()?
+                if std::mem::take(&mut fused_relu) {
+                    h
+                } else {
+                    h.relu()?
+                }
             } else {
                 match self.pooling {
                     Pooling::Max => h.max_pool2d(pool_opts)?,

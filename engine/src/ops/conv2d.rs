@@ -128,7 +128,7 @@ impl Tensor {
                 let (x, w) = (self.contiguous_data::<T>("conv2d")?, weight.contiguous_data::<T>("conv2d")?);
                 let b = bias.map(|b| b.contiguous_data::<T>("conv2d")).transpose()?;
                 let mut o = vec![T::ZERO; p.output_len()];
-                super::conv_algo::forward(&p, weight, &x, &w, b.as_deref(), &mut o);
+                super::conv_algo::forward(&p, weight, &x, &w, b.as_deref(), &mut o, false);
                 Tensor::from_vec(o, &out_shape)?
             })
         };
@@ -207,6 +207,54 @@ impl Tensor {
                     });
                 }
                 Ok(grads)
+            })
+        }))
+    }
+}
+
+impl Tensor {
+    /// `relu(conv2d(self, weight, bias))` as one op (VGG's conv + ReLU pairs): the same values
+    /// and gradients as `self.conv2d(weight, bias, opts)?.relu()`, without the intermediate
+    /// tensor. On the CPU with frozen weights (neither `weight` nor `bias` requires grad) the
+    /// ReLU runs inside the convolution's output pass and the tape holds one node that saves
+    /// only the output (for the ReLU mask); otherwise (a GPU, or trainable weights) it is the
+    /// two ops. Errors: as [`Tensor::conv2d`].
+    pub fn conv2d_relu(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        opts: Conv2dOptions,
+    ) -> Result<Tensor> {
+        let trainable = weight.requires_grad() || bias.is_some_and(|b| b.requires_grad());
+        if self.device() != crate::Device::Cpu || trainable {
+            return self.conv2d(weight, bias, opts)?.relu();
+        }
+        check_same("conv2d_relu", self, weight)?;
+        if let Some(b) = bias {
+            check_same("conv2d_relu", self, b)?;
+        }
+        let p = params(self, weight, bias, opts)?;
+        let out_shape = [p.n, p.c_out, p.out_h(), p.out_w()];
+        let out = dispatch_float!("conv2d_relu", self.dtype(), T => {
+            let op = "conv2d_relu";
+            let (x, w) = (self.contiguous_data::<T>(op)?, weight.contiguous_data::<T>(op)?);
+            let b = bias.map(|b| b.contiguous_data::<T>(op)).transpose()?;
+            let mut o = vec![T::ZERO; p.output_len()];
+            super::conv_algo::forward(&p, weight, &x, &w, b.as_deref(), &mut o, true);
+            Tensor::from_vec(o, &out_shape)?
+        });
+        if !self.requires_grad() {
+            return Ok(out);
+        }
+        let (y, w) = (out.clone(), weight.clone());
+        Ok(record("conv2d_relu", out, &[self], move |g| {
+            dispatch_float!("conv2d_relu_backward", g.dtype(), T => {
+                let op = "conv2d_relu_backward";
+                let (gv, yv) = (g.contiguous_data::<T>(op)?, y.contiguous_data::<T>(op)?);
+                let wd = w.contiguous_data::<T>(op)?;
+                let mut gx = vec![T::ZERO; p.input_len()];
+                super::conv_algo::backward_input_relu(&p, &w, &gv, &yv, &wd, &mut gx);
+                Ok(vec![Some(Tensor::from_vec(gx, &[p.n, p.c_in, p.h, p.w])?)])
             })
         }))
     }

@@ -9,7 +9,9 @@
 use crate::storage::{Element, Storage};
 use crate::Tensor;
 use kernels::cpu::conv2d::{self as k, Conv2dParams};
-use kernels::cpu::winograd::{conv3x3_winograd, WinogradTile, WinogradWeights};
+use kernels::cpu::winograd::{
+    conv3x3_winograd, conv3x3_winograd_masked, conv3x3_winograd_relu, WinogradTile, WinogradWeights,
+};
 use std::any::Any;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -121,7 +123,8 @@ fn transformed<T: Element>(
     v
 }
 
-/// conv2d forward on the CPU with the chosen algorithm (`out` overwritten).
+/// conv2d forward on the CPU with the chosen algorithm (`out` overwritten), followed by ReLU
+/// when `relu` (inside Winograd's output transform, else one pass over `out`).
 pub(crate) fn forward<T: Element>(
     p: &Conv2dParams,
     weight: &Tensor,
@@ -129,13 +132,55 @@ pub(crate) fn forward<T: Element>(
     w: &[T],
     b: Option<&[T]>,
     out: &mut [T],
+    relu: bool,
 ) {
     match winograd_tile(p, p.c_in) {
         Some(tile) => {
             let ww = transformed(weight, w, p, tile, false);
-            conv3x3_winograd(&ww, x, b, p.n, p.h, p.w, out)
+            if relu {
+                conv3x3_winograd_relu(&ww, x, b, p.n, p.h, p.w, out)
+            } else {
+                conv3x3_winograd(&ww, x, b, p.n, p.h, p.w, out)
+            }
         }
-        None => k::conv2d_forward(p, x, w, b, out),
+        None => {
+            k::conv2d_forward(p, x, w, b, out);
+            if relu {
+                use rayon::prelude::*;
+                out.par_chunks_mut(1 << 16)
+                    .for_each(|c| c.iter_mut().for_each(|v| *v = v.max(T::ZERO)));
+            }
+        }
+    }
+}
+
+/// The input gradient of `relu(conv2d(x))` from the gradient `grad_out` of its output `y`:
+/// `backward_input` of `grad_out · [y > 0]`, the mask applied inside Winograd's gather (no
+/// masked copy) where Winograd applies.
+pub(crate) fn backward_input_relu<T: Element>(
+    p: &Conv2dParams,
+    weight: &Tensor,
+    grad_out: &[T],
+    y: &[T],
+    w: &[T],
+    grad_in: &mut [T],
+) {
+    match winograd_tile(p, p.c_out) {
+        Some(tile) => {
+            let ww = transformed(weight, w, p, tile, true);
+            conv3x3_winograd_masked(&ww, grad_out, y, None, p.n, p.h, p.w, grad_in)
+        }
+        None => {
+            let mut gm = vec![T::ZERO; grad_out.len()];
+            kernels::cpu::elementwise::binary(grad_out, y, &mut gm, |g, y| {
+                if y > T::ZERO {
+                    g
+                } else {
+                    T::ZERO
+                }
+            });
+            k::conv2d_backward_input(p, &gm, w, grad_in)
+        }
     }
 }
 

@@ -233,6 +233,50 @@ pub fn conv3x3_winograd<T: Float>(
     conv3x3_winograd_at(SimdLevel::current(), ww, input, bias, n, h, w, out)
 }
 
+/// [`conv3x3_winograd`] of `input · [mask > 0]` (elementwise; `mask` has the input's shape):
+/// the input gradient of a conv + ReLU pair, with the ReLU's mask applied while the tiles are
+/// gathered, so the masked gradient is never stored.
+#[allow(clippy::too_many_arguments)]
+pub fn conv3x3_winograd_masked<T: Float>(
+    ww: &WinogradWeights<T>,
+    input: &[T],
+    mask: &[T],
+    bias: Option<&[T]>,
+    n: usize,
+    h: usize,
+    w: usize,
+    out: &mut [T],
+) {
+    assert_eq!(mask.len(), input.len(), "winograd: mask length");
+    let level = SimdLevel::current();
+    winograd_impl(
+        level,
+        ww,
+        input,
+        bias,
+        (n, h, w),
+        out,
+        24 << 20,
+        false,
+        Some(mask),
+    )
+}
+
+/// [`conv3x3_winograd`] followed by ReLU, fused into the output transform:
+/// `out = max(conv3×3(input) + bias, 0)`.
+pub fn conv3x3_winograd_relu<T: Float>(
+    ww: &WinogradWeights<T>,
+    input: &[T],
+    bias: Option<&[T]>,
+    n: usize,
+    h: usize,
+    w: usize,
+    out: &mut [T],
+) {
+    let level = SimdLevel::current();
+    winograd_impl(level, ww, input, bias, (n, h, w), out, 24 << 20, true, None)
+}
+
 /// [`conv3x3_winograd`] with the instruction set chosen by the caller (it must be one of
 /// [`SimdLevel::available`]; tests and benchmarks compare them).
 #[allow(clippy::too_many_arguments)]
@@ -246,11 +290,22 @@ pub fn conv3x3_winograd_at<T: Float>(
     w: usize,
     out: &mut [T],
 ) {
-    winograd_impl(level, ww, input, bias, (n, h, w), out, 24 << 20)
+    winograd_impl(
+        level,
+        ww,
+        input,
+        bias,
+        (n, h, w),
+        out,
+        24 << 20,
+        false,
+        None,
+    )
 }
 
 /// The convolution with a working-set budget in bytes for V and M (tests use a small one to
-/// run several blocks of tiles).
+/// run several blocks of tiles), and ReLU applied to the output when `relu`.
+#[allow(clippy::too_many_arguments)]
 fn winograd_impl<T: Float>(
     level: SimdLevel,
     ww: &WinogradWeights<T>,
@@ -259,6 +314,8 @@ fn winograd_impl<T: Float>(
     (n, h, w): (usize, usize, usize),
     out: &mut [T],
     budget: usize,
+    relu: bool,
+    mask: Option<&[T]>,
 ) {
     let level = level.min(SimdLevel::detected());
     let (k, c, kp) = (ww.k, ww.c, ww.kp);
@@ -301,7 +358,8 @@ fn winograd_impl<T: Float>(
                             NR,
                         )
                     };
-                    input_transform_at(level, plane, &g, &bt, t0, p, s, row);
+                    let mk = mask.map(|m| &m[img * c * h * w + ci * h * w..][..h * w]);
+                    input_transform_at(level, plane, mk, &g, &bt, t0, p, s, row);
                 },
             );
             // M[ξ] = U[ξ] · V[ξ]: per transform point, MR rows × NR tiles at a time.
@@ -329,7 +387,8 @@ fn winograd_impl<T: Float>(
                 || Scratch::new(a, pb),
                 |s, (ko, plane)| {
                     let b = bias.map_or(T::ZERO, |b| b[ko]);
-                    output_transform_at(level, mm, kp, ko, &g, &at, t0, p, pb, b, s, plane);
+                    let e = Epilogue { bias: b, relu };
+                    output_transform_at(level, mm, kp, ko, &g, &at, t0, p, pb, e, s, plane);
                 },
             );
         }
@@ -343,6 +402,7 @@ fn winograd_impl<T: Float>(
 fn input_transform_at<'v, T: Float + 'v>(
     level: SimdLevel,
     plane: &[T],
+    mask: Option<&[T]>,
     g: &Geom,
     bt: &[Vec<(usize, T)>],
     t0: usize,
@@ -356,6 +416,7 @@ fn input_transform_at<'v, T: Float + 'v>(
         #[allow(clippy::too_many_arguments)]
         unsafe fn avx512<'v, T: Float + 'v>(
             plane: &[T],
+            mask: Option<&[T]>,
             g: &Geom,
             bt: &[Vec<(usize, T)>],
             t0: usize,
@@ -363,12 +424,13 @@ fn input_transform_at<'v, T: Float + 'v>(
             s: &mut Scratch<T>,
             out: impl Fn(usize, usize) -> &'v mut [T],
         ) {
-            input_transform(plane, g, bt, t0, p, s, out)
+            input_transform(plane, mask, g, bt, t0, p, s, out)
         }
         #[target_feature(enable = "avx2,fma")]
         #[allow(clippy::too_many_arguments)]
         unsafe fn avx2<'v, T: Float + 'v>(
             plane: &[T],
+            mask: Option<&[T]>,
             g: &Geom,
             bt: &[Vec<(usize, T)>],
             t0: usize,
@@ -376,17 +438,17 @@ fn input_transform_at<'v, T: Float + 'v>(
             s: &mut Scratch<T>,
             out: impl Fn(usize, usize) -> &'v mut [T],
         ) {
-            input_transform(plane, g, bt, t0, p, s, out)
+            input_transform(plane, mask, g, bt, t0, p, s, out)
         }
         // SAFETY: `level` never exceeds what was detected on this CPU.
         match level {
-            SimdLevel::Avx512 => return unsafe { avx512(plane, g, bt, t0, p, s, out) },
-            SimdLevel::Avx2Fma => return unsafe { avx2(plane, g, bt, t0, p, s, out) },
+            SimdLevel::Avx512 => return unsafe { avx512(plane, mask, g, bt, t0, p, s, out) },
+            SimdLevel::Avx2Fma => return unsafe { avx2(plane, mask, g, bt, t0, p, s, out) },
             SimdLevel::Portable => {}
         }
     }
     let _ = level;
-    input_transform(plane, g, bt, t0, p, s, out)
+    input_transform(plane, mask, g, bt, t0, p, s, out)
 }
 
 /// [`output_transform`] compiled for `level`.
@@ -401,7 +463,7 @@ fn output_transform_at<T: Float>(
     t0: usize,
     p: usize,
     pb: usize,
-    bias: T,
+    e: Epilogue<T>,
     s: &mut Scratch<T>,
     plane: &mut [T],
 ) {
@@ -418,11 +480,11 @@ fn output_transform_at<T: Float>(
             t0: usize,
             p: usize,
             pb: usize,
-            bias: T,
+            e: Epilogue<T>,
             s: &mut Scratch<T>,
             plane: &mut [T],
         ) {
-            output_transform(mm, k, ko, g, at, t0, p, pb, bias, s, plane)
+            output_transform(mm, k, ko, g, at, t0, p, pb, e, s, plane)
         }
         #[target_feature(enable = "avx2,fma")]
         #[allow(clippy::too_many_arguments)]
@@ -435,25 +497,30 @@ fn output_transform_at<T: Float>(
             t0: usize,
             p: usize,
             pb: usize,
-            bias: T,
+            e: Epilogue<T>,
             s: &mut Scratch<T>,
             plane: &mut [T],
         ) {
-            output_transform(mm, k, ko, g, at, t0, p, pb, bias, s, plane)
+            output_transform(mm, k, ko, g, at, t0, p, pb, e, s, plane)
         }
         // SAFETY: `level` never exceeds what was detected on this CPU.
         match level {
             SimdLevel::Avx512 => {
-                return unsafe { avx512(mm, k, ko, g, at, t0, p, pb, bias, s, plane) }
+                return unsafe { avx512(mm, k, ko, g, at, t0, p, pb, e, s, plane) }
             }
-            SimdLevel::Avx2Fma => {
-                return unsafe { avx2(mm, k, ko, g, at, t0, p, pb, bias, s, plane) }
-            }
+            SimdLevel::Avx2Fma => return unsafe { avx2(mm, k, ko, g, at, t0, p, pb, e, s, plane) },
             SimdLevel::Portable => {}
         }
     }
     let _ = level;
-    output_transform(mm, k, ko, g, at, t0, p, pb, bias, s, plane)
+    output_transform(mm, k, ko, g, at, t0, p, pb, e, s, plane)
+}
+
+/// What the output transform adds after `Aᵀ M A`: the channel's bias, then ReLU if asked.
+#[derive(Clone, Copy)]
+struct Epilogue<T> {
+    bias: T,
+    relu: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -552,8 +619,10 @@ fn combine<T: Float>(
 /// lanes past the block's p tiles hold stale finite values that no output reads), d the a×a
 /// patch whose top-left corner is (ty·m − 1, tx·m − 1), zero outside the image.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn input_transform<'v, T: Float + 'v>(
     plane: &[T],
+    mask: Option<&[T]>,
     g: &Geom,
     bt: &[Vec<(usize, T)>],
     t0: usize,
@@ -581,7 +650,17 @@ fn input_transform<'v, T: Float + 'v>(
                 rb[..lo.min(span)].fill(T::ZERO);
                 if hi > lo {
                     let x0 = (x_start + lo as isize) as usize;
-                    rb[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
+                    let src = &src[x0..x0 + (hi - lo)];
+                    match mask {
+                        // The input where the mask is positive, else 0 (a ReLU's backward).
+                        Some(mk) => {
+                            let mk = &mk[yy * w + x0..][..hi - lo];
+                            for ((d, &v), &k) in rb[lo..hi].iter_mut().zip(src).zip(mk) {
+                                *d = if k > T::ZERO { v } else { T::ZERO };
+                            }
+                        }
+                        None => rb[lo..hi].copy_from_slice(src),
+                    }
                 }
                 rb[hi.max(lo)..].fill(T::ZERO);
             } else {
@@ -638,7 +717,7 @@ fn output_transform<T: Float>(
     t0: usize,
     p: usize,
     pb: usize,
-    bias: T,
+    e: Epilogue<T>,
     s: &mut Scratch<T>,
     plane: &mut [T],
 ) {
@@ -679,8 +758,15 @@ fn output_transform<T: Float>(
             let rb = &mut s.row[..span];
             for q in 0..m {
                 let src = &s.d[(r * m + q) * pb + j..][..len];
-                for (jj, &v) in src.iter().enumerate() {
-                    rb[jj * m + q] = v + bias;
+                if e.relu {
+                    for (jj, &v) in src.iter().enumerate() {
+                        let y = v + e.bias;
+                        rb[jj * m + q] = if y > T::ZERO { y } else { T::ZERO };
+                    }
+                } else {
+                    for (jj, &v) in src.iter().enumerate() {
+                        rb[jj * m + q] = v + e.bias;
+                    }
                 }
             }
             plane[(y0 + r) * w + x0..][..cols].copy_from_slice(&rb[..cols]);
@@ -767,6 +853,8 @@ mod tests {
                             (n, h, w),
                             &mut got32,
                             budget,
+                            false,
+                            None,
                         );
                         let g64: Vec<f64> = got32.iter().map(|&v| v as f64).collect();
                         let tol = if tile == WinogradTile::F2 { 1e-6 } else { 1e-5 };
@@ -777,6 +865,37 @@ mod tests {
                         );
                     }
                 }
+                // fused ReLU
+                let mut gr = vec![0.0f32; p.output_len()];
+                conv3x3_winograd_relu(&ww32, &x32, Some(&b32), n, h, w, &mut gr);
+                let gr64: Vec<f64> = gr.iter().map(|&v| v as f64).collect();
+                let want_r: Vec<f64> = want.iter().map(|v| v.max(0.0)).collect();
+                assert!(
+                    gr.iter().all(|&v| v >= 0.0),
+                    "{tile:?} relu output negative"
+                );
+                let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                let worst = gr64
+                    .iter()
+                    .zip(&want_r)
+                    .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+                assert!(
+                    worst <= 1e-5 * scale,
+                    "{tile:?} fused relu: max error {worst}"
+                );
+                // masked input (as a ReLU backward feeds it)
+                let mk: Vec<f32> = (0..x32.len())
+                    .map(|i| if i % 3 == 0 { -1.0 } else { 0.5 })
+                    .collect();
+                let xm: Vec<f32> = x32
+                    .iter()
+                    .zip(&mk)
+                    .map(|(&v, &m)| if m > 0.0 { v } else { 0.0 })
+                    .collect();
+                let (mut a, mut bm) = (vec![0.0f32; p.output_len()], vec![0.0f32; p.output_len()]);
+                conv3x3_winograd(&ww32, &xm, None, n, h, w, &mut a);
+                conv3x3_winograd_masked(&ww32, &x32, &mk, None, n, h, w, &mut bm);
+                assert_eq!(a, bm, "{tile:?} masked input");
                 // input gradient
                 let go: Vec<f64> = (0..p.output_len())
                     .map(|_| rng.gen_range(-1.0..1.0))
