@@ -35,50 +35,40 @@ fn lock() -> std::sync::MutexGuard<'static, Pool> {
 
 /// A buffer of `n` zeros: a pooled one of exactly that length when there is one, else new.
 pub fn zeroed<T: Float>(n: usize) -> Vec<T> {
-    if n * std::mem::size_of::<T>() >= MIN_POOLED_BYTES {
-        let found = {
-            let mut p = lock();
-            let pos = p
-                .idle
-                .iter()
-                .position(|(_, b)| b.downcast_ref::<Vec<T>>().is_some_and(|v| v.len() == n));
-            pos.and_then(|i| p.idle.remove(i)).map(|(bytes, b)| {
-                p.bytes -= bytes;
-                b
-            })
-        };
-        if let Some(b) = found {
-            let mut v = *b.downcast::<Vec<T>>().expect("checked above");
+    match take::<T>(n, true) {
+        Some(mut v) => {
             fill_zero(&mut v);
-            return v;
+            v
         }
+        None => vec![T::ZERO; n],
     }
-    vec![T::ZERO; n]
 }
 
 /// A scratch buffer of at least `n` elements whose contents are unspecified (finite values
 /// left by earlier use, or zeros): the smallest idle one that is large enough, else a new one.
 /// For work buffers the caller overwrites before reading; give it back with [`recycle`].
 pub fn scratch<T: Float>(n: usize) -> Vec<T> {
-    if n * std::mem::size_of::<T>() >= MIN_POOLED_BYTES {
-        let mut p = lock();
-        let best = p
-            .idle
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (_, b))| {
-                b.downcast_ref::<Vec<T>>()
-                    .filter(|v| v.len() >= n)
-                    .map(|v| (v.len(), i))
-            })
-            .min();
-        if let Some((_, i)) = best {
-            let (bytes, b) = p.idle.remove(i).expect("index from the scan");
-            p.bytes -= bytes;
-            return *b.downcast::<Vec<T>>().expect("checked above");
-        }
+    take::<T>(n, false).unwrap_or_else(|| vec![T::ZERO; n])
+}
+
+/// The smallest idle `Vec<T>` of length `n` (`exact`) or at least `n`, out of the pool.
+fn take<T: Float>(n: usize, exact: bool) -> Option<Vec<T>> {
+    if n * std::mem::size_of::<T>() < MIN_POOLED_BYTES {
+        return None;
     }
-    vec![T::ZERO; n]
+    let mut p = lock();
+    let (_, i) = p
+        .idle
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, b))| {
+            let len = b.downcast_ref::<Vec<T>>()?.len();
+            (len == n || (!exact && len > n)).then_some((len, i))
+        })
+        .min()?;
+    let (bytes, b) = p.idle.remove(i).expect("index from the scan");
+    p.bytes -= bytes;
+    Some(*b.downcast::<Vec<T>>().expect("type checked in the scan"))
 }
 
 /// Give a buffer back for reuse (small ones are simply freed).
@@ -103,13 +93,6 @@ pub fn recycle<T: Float>(v: Vec<T>) {
         p.bytes += bytes;
     }
     drop(evicted); // freed outside the lock
-}
-
-/// Free every idle buffer (e.g. before a phase that needs the memory for something else).
-pub fn clear() {
-    let idle = std::mem::take(&mut lock().idle);
-    lock().bytes = 0;
-    drop(idle);
 }
 
 /// Bytes held by idle pooled buffers.

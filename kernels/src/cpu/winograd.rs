@@ -230,7 +230,8 @@ pub fn conv3x3_winograd<T: Float>(
     w: usize,
     out: &mut [T],
 ) {
-    conv3x3_winograd_at(SimdLevel::current(), ww, input, bias, n, h, w, out)
+    let (level, dims) = (SimdLevel::current(), (n, h, w));
+    winograd_impl(level, ww, input, bias, dims, out, BLOCK_BUDGET, false, None)
 }
 
 /// [`conv3x3_winograd`] of `input · [mask > 0]` (elementwise; `mask` has the input's shape):
@@ -248,15 +249,15 @@ pub fn conv3x3_winograd_masked<T: Float>(
     out: &mut [T],
 ) {
     assert_eq!(mask.len(), input.len(), "winograd: mask length");
-    let level = SimdLevel::current();
+    let (level, dims) = (SimdLevel::current(), (n, h, w));
     winograd_impl(
         level,
         ww,
         input,
         bias,
-        (n, h, w),
+        dims,
         out,
-        24 << 20,
+        BLOCK_BUDGET,
         false,
         Some(mask),
     )
@@ -273,38 +274,16 @@ pub fn conv3x3_winograd_relu<T: Float>(
     w: usize,
     out: &mut [T],
 ) {
-    let level = SimdLevel::current();
-    winograd_impl(level, ww, input, bias, (n, h, w), out, 24 << 20, true, None)
+    let (level, dims) = (SimdLevel::current(), (n, h, w));
+    winograd_impl(level, ww, input, bias, dims, out, BLOCK_BUDGET, true, None)
 }
 
-/// [`conv3x3_winograd`] with the instruction set chosen by the caller (it must be one of
-/// [`SimdLevel::available`]; tests and benchmarks compare them).
-#[allow(clippy::too_many_arguments)]
-pub fn conv3x3_winograd_at<T: Float>(
-    level: SimdLevel,
-    ww: &WinogradWeights<T>,
-    input: &[T],
-    bias: Option<&[T]>,
-    n: usize,
-    h: usize,
-    w: usize,
-    out: &mut [T],
-) {
-    winograd_impl(
-        level,
-        ww,
-        input,
-        bias,
-        (n, h, w),
-        out,
-        24 << 20,
-        false,
-        None,
-    )
-}
+/// Working-set budget for one block's V and M, in bytes.
+const BLOCK_BUDGET: usize = 24 << 20;
 
-/// The convolution with a working-set budget in bytes for V and M (tests use a small one to
-/// run several blocks of tiles), and ReLU applied to the output when `relu`.
+/// The convolution at instruction-set `level` (capped at what this CPU has), with a
+/// working-set budget in bytes for V and M (tests use a small one to run several blocks of
+/// tiles), ReLU applied to the output when `relu`, and the input masked by `mask > 0`.
 #[allow(clippy::too_many_arguments)]
 fn winograd_impl<T: Float>(
     level: SimdLevel,
@@ -843,7 +822,7 @@ mod tests {
                 let ww32 = WinogradWeights::new(tile, &w32, k, c);
                 for level in SimdLevel::available() {
                     // The default budget (one block) and a tiny one (several blocks of 64 tiles).
-                    for budget in [24 << 20, 1] {
+                    for budget in [BLOCK_BUDGET, 1] {
                         let mut got32 = vec![0.0f32; p.output_len()];
                         winograd_impl(
                             level,
