@@ -23,39 +23,66 @@ pub fn load_vgg(weights: Option<&Path>, pooling: Pooling) -> Result<Vgg19> {
     Ok(Vgg19::new(&w, pooling)?)
 }
 
-/// `--device cpu|cuda[:N]|auto` → the engine device to run on. `cuda`/`cuda:N` fail with one
-/// line when that GPU is not usable here; `auto` takes GPU 0 when there is one, else the CPU
-/// (saying so on stderr).
-pub fn check_device(device: &str) -> Result<Device> {
-    let cuda_index = match device {
-        "cpu" => return Ok(Device::Cpu),
+/// Why a device name (`cpu`, `cuda`, `cuda:N`, `auto`) cannot be used here.
+pub enum DeviceChoiceError {
+    /// Not one of the accepted forms.
+    Unknown,
+    /// A GPU was asked for and none is usable; the driver's reason.
+    NoGpu(String),
+    /// `cuda:index` with only `present` GPUs.
+    NoSuchGpu { index: usize, present: usize },
+}
+
+/// `cpu|cuda|cuda:N|auto` → the engine device, checked against the GPUs present. `auto` is
+/// GPU 0 when there is one, else the CPU (the `bool` is true when `auto` fell back to it).
+/// Shared by `--device` and the web server's `device` field, which word the errors their way.
+pub fn resolve_device(name: &str) -> Result<(Device, bool), DeviceChoiceError> {
+    let index = match name {
+        "cpu" => return Ok((Device::Cpu, false)),
         "auto" => {
             return Ok(match Device::cuda_devices().first() {
-                Some(&d) => d,
-                None => {
-                    eprintln!("note: no usable CUDA device; running on the CPU");
-                    Device::Cpu
-                }
+                Some(&d) => (d, false),
+                None => (Device::Cpu, true),
             })
         }
         "cuda" => 0,
         d => match d.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(n)) => n,
-            _ => bail!("--device {d:?}: expected cpu, cuda, cuda:N or auto"),
+            _ => return Err(DeviceChoiceError::Unknown),
         },
     };
-    let devices = Device::cuda_devices();
-    if devices.is_empty() {
+    let present = Device::cuda_devices().len();
+    if present == 0 {
         let reason = Device::cuda_unavailable_reason().unwrap_or_default();
-        bail!("--device {device}: no CUDA device ({reason}); use --device cpu");
+        return Err(DeviceChoiceError::NoGpu(reason));
     }
-    if cuda_index >= devices.len() {
-        bail!(
-            "--device {device}: no CUDA device cuda:{cuda_index} ({} present: `nst-cli devices` lists them)",
-            devices.len()
-        );
+    if index >= present {
+        return Err(DeviceChoiceError::NoSuchGpu { index, present });
     }
-    Ok(Device::Cuda(cuda_index))
+    Ok((Device::Cuda(index), false))
+}
+
+/// `--device cpu|cuda[:N]|auto` → the engine device to run on. `cuda`/`cuda:N` fail with one
+/// line when that GPU is not usable here; `auto` takes GPU 0 when there is one, else the CPU
+/// (saying so on stderr).
+pub fn check_device(device: &str) -> Result<Device> {
+    match resolve_device(device) {
+        Ok((d, fell_back)) => {
+            if fell_back {
+                eprintln!("note: no usable CUDA device; running on the CPU");
+            }
+            Ok(d)
+        }
+        Err(DeviceChoiceError::Unknown) => {
+            bail!("--device {device:?}: expected cpu, cuda, cuda:N or auto")
+        }
+        Err(DeviceChoiceError::NoGpu(reason)) => {
+            bail!("--device {device}: no CUDA device ({reason}); use --device cpu")
+        }
+        Err(DeviceChoiceError::NoSuchGpu { index, present }) => bail!(
+            "--device {device}: no CUDA device cuda:{index} ({present} present: `nst-cli devices` lists them)"
+        ),
+    }
 }
 
 /// The absolute, symlink-resolved form of a path that may not exist yet (its parent must).

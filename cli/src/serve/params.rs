@@ -1,6 +1,7 @@
 //! A job's settings as the API takes them (multipart text fields) and as job.json keeps them, and
 //! their translation into an [`nst::transfer::StyleTransferConfig`].
 
+use crate::common::{resolve_device, DeviceChoiceError};
 use nst::engine::Device;
 use nst::loss::StyleLossKind;
 use nst::transfer::{Init, Optimizer, StyleTransferConfig};
@@ -138,34 +139,18 @@ impl Params {
     /// GPU is usable, why.
     pub fn engine_device(&self) -> Result<Device, String> {
         let d = self.device.as_str();
-        let index = match d {
-            "cpu" => return Ok(Device::Cpu),
-            "auto" => {
-                return Ok(Device::cuda_devices()
-                    .first()
-                    .copied()
-                    .unwrap_or(Device::Cpu))
+        match resolve_device(d) {
+            Ok((device, _)) => Ok(device),
+            Err(DeviceChoiceError::Unknown) => {
+                Err(format!("device {d:?}: expected cpu, cuda, cuda:N or auto"))
             }
-            "cuda" => 0,
-            _ => match d.strip_prefix("cuda:").map(str::parse::<usize>) {
-                Some(Ok(n)) => n,
-                _ => return Err(format!("device {d:?}: expected cpu, cuda, cuda:N or auto")),
-            },
-        };
-        let gpus = Device::cuda_devices();
-        if gpus.is_empty() {
-            let why = Device::cuda_unavailable_reason().unwrap_or_default();
-            return Err(format!(
+            Err(DeviceChoiceError::NoGpu(why)) => Err(format!(
                 "device {d}: no CUDA device on this server ({why}); use cpu"
-            ));
+            )),
+            Err(DeviceChoiceError::NoSuchGpu { present, .. }) => Err(format!(
+                "device {d}: this server has {present} CUDA device(s)"
+            )),
         }
-        if index >= gpus.len() {
-            return Err(format!(
-                "device {d}: this server has {} CUDA device(s)",
-                gpus.len()
-            ));
-        }
-        Ok(Device::Cuda(index))
     }
 
     /// Check the settings against `limits` and build the transfer configuration for
