@@ -24,7 +24,7 @@ impl Tensor {
             let gx = dispatch_float!("relu_backward", y.dtype(), T => {
                 let (gv, yv) = (g.contiguous_data::<T>("relu")?, y.contiguous_data::<T>("relu")?);
                 let mut o = vec![T::ZERO; gv.len()];
-                k::binary(&gv, &yv, &mut o, |g, y| if y > T::ZERO { g } else { T::ZERO });
+                k::relu_backward(&gv, &yv, &mut o);
                 Tensor::from_vec(o, y.shape())?
             });
             Ok(vec![Some(gx)])

@@ -124,13 +124,7 @@ impl Tensor {
                 dev_ops::wrap(o, &out_shape)
             })
         } else {
-            dispatch_float!("conv2d", self.dtype(), T => {
-                let (x, w) = (self.contiguous_data::<T>("conv2d")?, weight.contiguous_data::<T>("conv2d")?);
-                let b = bias.map(|b| b.contiguous_data::<T>("conv2d")).transpose()?;
-                let mut o = vec![T::ZERO; p.output_len()];
-                super::conv_algo::forward(&p, weight, &x, &w, b.as_deref(), &mut o, false);
-                Tensor::from_vec(o, &out_shape)?
-            })
+            cpu_forward("conv2d", self, weight, bias, &p, false)?
         };
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
@@ -212,6 +206,24 @@ impl Tensor {
     }
 }
 
+/// The forward of conv2d on the CPU (ReLU fused in when `relu`), as a new N×O×OH×OW tensor.
+fn cpu_forward(
+    op: &'static str,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    p: &Conv2dParams,
+    relu: bool,
+) -> Result<Tensor> {
+    dispatch_float!(op, x.dtype(), T => {
+        let (xd, wd) = (x.contiguous_data::<T>(op)?, weight.contiguous_data::<T>(op)?);
+        let b = bias.map(|b| b.contiguous_data::<T>(op)).transpose()?;
+        let mut o = vec![T::ZERO; p.output_len()];
+        super::conv_algo::forward(p, weight, &xd, &wd, b.as_deref(), &mut o, relu);
+        Tensor::from_vec(o, &[p.n, p.c_out, p.out_h(), p.out_w()])
+    })
+}
+
 impl Tensor {
     /// `relu(conv2d(self, weight, bias))` as one op (VGG's conv + ReLU pairs): the same values
     /// and gradients as `self.conv2d(weight, bias, opts)?.relu()`, without the intermediate
@@ -234,15 +246,7 @@ impl Tensor {
             check_same("conv2d_relu", self, b)?;
         }
         let p = params(self, weight, bias, opts)?;
-        let out_shape = [p.n, p.c_out, p.out_h(), p.out_w()];
-        let out = dispatch_float!("conv2d_relu", self.dtype(), T => {
-            let op = "conv2d_relu";
-            let (x, w) = (self.contiguous_data::<T>(op)?, weight.contiguous_data::<T>(op)?);
-            let b = bias.map(|b| b.contiguous_data::<T>(op)).transpose()?;
-            let mut o = vec![T::ZERO; p.output_len()];
-            super::conv_algo::forward(&p, weight, &x, &w, b.as_deref(), &mut o, true);
-            Tensor::from_vec(o, &out_shape)?
-        });
+        let out = cpu_forward("conv2d_relu", self, weight, bias, &p, true)?;
         if !self.requires_grad() {
             return Ok(out);
         }

@@ -172,13 +172,7 @@ pub(crate) fn backward_input_relu<T: Element>(
         }
         None => {
             let mut gm = vec![T::ZERO; grad_out.len()];
-            kernels::cpu::elementwise::binary(grad_out, y, &mut gm, |g, y| {
-                if y > T::ZERO {
-                    g
-                } else {
-                    T::ZERO
-                }
-            });
+            kernels::cpu::elementwise::relu_backward(grad_out, y, &mut gm);
             k::conv2d_backward_input(p, &gm, w, grad_in)
         }
     }

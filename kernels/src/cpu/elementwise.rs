@@ -36,6 +36,11 @@ pub fn binary<T: Float, F: Fn(T, T) -> T + Sync>(a: &[T], b: &[T], out: &mut [T]
     }
 }
 
+/// ReLU's backward from its output: `out[i] = grad[i]` where `y[i] > 0`, else 0.
+pub fn relu_backward<T: Float>(grad: &[T], y: &[T], out: &mut [T]) {
+    binary(grad, y, out, |g, y| if y > T::ZERO { g } else { T::ZERO });
+}
+
 /// Offset of each "row" (all dims but the last) of a strided view, in row-major order.
 fn row_offsets(shape: &[usize], strides: &[usize], offset: usize) -> Vec<usize> {
     let nd = shape.len();
