@@ -114,6 +114,19 @@ pub fn devices() -> Vec<Device> {
     d
 }
 
+/// The first usable CUDA device, or `None` after printing "skipped: no CUDA device (why)" (for
+/// tests that compare a GPU with the CPU).
+pub fn first_gpu_or_skip() -> Option<Device> {
+    let d = Device::cuda_devices().into_iter().next();
+    if d.is_none() {
+        eprintln!(
+            "skipped: no CUDA device ({})",
+            Device::cuda_unavailable_reason().unwrap_or_default()
+        );
+    }
+    d
+}
+
 /// Define one `#[test]` per device for a body taking a [`Device`]:
 /// `test_device!(name, |dev| { ... });` creates `name::cpu` and `name::cuda` (the latter prints
 /// "skipped: no CUDA device" where none is present).

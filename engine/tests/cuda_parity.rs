@@ -9,17 +9,7 @@ use engine::{Conv2dOptions, DType, Device, EngineError, Pool2dOptions, Result, T
 
 const TOL: f64 = 1e-4;
 
-/// The first CUDA device, or `None` after printing the skip notice.
-fn gpu() -> Option<Device> {
-    let d = Device::cuda_devices().into_iter().next();
-    if d.is_none() {
-        eprintln!(
-            "skipped: no CUDA device ({})",
-            Device::cuda_unavailable_reason().unwrap_or_default()
-        );
-    }
-    d
-}
+use engine::testing::first_gpu_or_skip as gpu;
 
 fn randn(shape: &[usize], seed: u64) -> Tensor {
     Tensor::randn(shape, 1.0, seed, DType::F32).unwrap()

@@ -1,8 +1,13 @@
 //! Shared helpers for the workspace integration tests in tests/tests/: the PyTorch float64
 //! reference (../shared/reference) and the converted VGG-19 weights.
 
+use nst::engine::Tensor;
+use nst::loss::Objective;
+use nst::transfer::{objective_from_tensors, reference_config};
+use nst::vgg19::Vgg19;
 use nst::weights::VggWeights;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// `../shared/reference` beside the checkout.
 pub fn reference_dir() -> PathBuf {
@@ -48,4 +53,19 @@ pub fn weights_or_skip() -> Option<VggWeights> {
         return None;
     }
     Some(VggWeights::load(&path).unwrap_or_else(|e| panic!("loading {}: {e}", path.display())))
+}
+
+/// Reference tensor `key` as an f32 tensor of its shape.
+pub fn reference_f32(st: &safetensors::SafeTensors, key: &str) -> Tensor {
+    let (v, shape) = reference_tensor(st, key);
+    Tensor::from_vec(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), &shape).unwrap()
+}
+
+/// The reference objective (content relu4_2 ×1, Gram style relu1_1…relu5_1 ×1e-2 each, TV ×10)
+/// on the reference content and style inputs, built by the same library code the transfer
+/// loop uses.
+pub fn reference_objective(vgg: Arc<Vgg19>, st: &safetensors::SafeTensors) -> Objective {
+    let content = reference_f32(st, "content_input");
+    let style = reference_f32(st, "style_input");
+    objective_from_tensors(vgg, &content, &[style], &[1.0], &reference_config()).unwrap()
 }

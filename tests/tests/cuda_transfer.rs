@@ -3,36 +3,14 @@
 //! one Adam step and one L-BFGS step, with the image and optimiser state kept on the device.
 //! Prints "skipped: no CUDA device" and returns where no usable GPU is present.
 
-use engine::testing::assert_close;
+use engine::testing::{assert_close, first_gpu_or_skip as gpu};
 use engine::{Device, Tensor};
-use nst::loss::Objective;
 use nst::optim::{Adam, Lbfgs};
-use nst::transfer::{objective_from_tensors, reference_config};
 use nst::vgg19::{Pooling, Vgg19};
+use nst_tests::reference_f32 as tensor;
+use nst_tests::reference_objective as objective;
 use nst_tests::{reference_bytes, reference_tensor, weights_or_skip};
 use std::sync::Arc;
-
-fn gpu() -> Option<Device> {
-    let d = Device::cuda_devices().into_iter().next();
-    if d.is_none() {
-        eprintln!(
-            "skipped: no CUDA device ({})",
-            Device::cuda_unavailable_reason().unwrap_or_default()
-        );
-    }
-    d
-}
-
-fn tensor(st: &safetensors::SafeTensors, key: &str) -> Tensor {
-    let (v, shape) = reference_tensor(st, key);
-    Tensor::from_vec(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), &shape).unwrap()
-}
-
-fn objective(vgg: Arc<Vgg19>, st: &safetensors::SafeTensors) -> Objective {
-    let content = tensor(st, "content_input");
-    let style = tensor(st, "style_input");
-    objective_from_tensors(vgg, &content, &[style], &[1.0], &reference_config()).unwrap()
-}
 
 /// (losses, gradient, x after one Adam step, x after one L-BFGS step) on `device`.
 fn one_iteration(

@@ -3,27 +3,13 @@
 //! Tolerances (relative L2 error): features, Grams, losses ≤ 1e-4; gradient, Adam ≤ 1e-3.
 
 use engine::testing::assert_close;
-use engine::Tensor;
-use nst::loss::Objective;
-use nst::transfer::{objective_from_tensors, reference_config};
 use nst::vgg19::{layer_names, Pooling, Vgg19};
+use nst_tests::reference_f32 as tensor;
+use nst_tests::reference_objective as objective;
 use nst_tests::{reference_bytes, reference_tensor, weights_or_skip};
 use std::sync::Arc;
 
 const STYLE_LAYERS: [&str; 5] = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"];
-
-fn tensor(st: &safetensors::SafeTensors, key: &str) -> Tensor {
-    let (v, shape) = reference_tensor(st, key);
-    Tensor::from_vec(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), &shape).unwrap()
-}
-
-/// The reference objective (content relu4_2 ×1, Gram style relu1_1…relu5_1 ×1e-2 each, TV ×10),
-/// built by the same library code the transfer loop uses.
-fn objective(vgg: Arc<Vgg19>, st: &safetensors::SafeTensors) -> Objective {
-    let content = tensor(st, "content_input");
-    let style = tensor(st, "style_input");
-    objective_from_tensors(vgg, &content, &[style], &[1.0], &reference_config()).unwrap()
-}
 
 #[test]
 fn vgg19_features_match_at_every_relu_and_pool() {
