@@ -10,7 +10,8 @@ use crate::storage::{Element, Storage};
 use crate::Tensor;
 use kernels::cpu::conv2d::{self as k, Conv2dParams};
 use kernels::cpu::winograd::{
-    conv3x3_winograd, conv3x3_winograd_masked, conv3x3_winograd_relu, WinogradTile, WinogradWeights,
+    conv3x3_winograd, conv3x3_winograd_input_grad, conv3x3_winograd_masked, conv3x3_winograd_relu,
+    WinogradTile, WinogradWeights,
 };
 use std::any::Any;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -92,9 +93,9 @@ fn transformed<T: Element>(
             WinogradWeights::new(tile, w, p.c_out, p.c_in)
         })
     };
-    // Both the forward and the input-gradient transforms are cached (4× the weights each for
-    // F(4,3)): rebuilding the input-gradient ones every backward was measured at +0.2 s per
-    // iteration at 256×192 (allocating and writing ~320 MB), for −200 MB of peak RSS.
+    // The input gradient reads the forward transforms where the channels allow
+    // (`input_grad_winograd`); the separate input-gradient transforms (4× the weights for
+    // F(4,3)) are built and cached only for the other layers.
     if weight.requires_grad() {
         return build();
     }
@@ -154,6 +155,29 @@ pub(crate) fn forward<T: Element>(
     }
 }
 
+/// The input gradient by Winograd of `grad_out · [mask > 0]` (mask optional): from the
+/// forward's transformed weights when their channels allow, else from input-gradient ones.
+fn input_grad_winograd<T: Element>(
+    p: &Conv2dParams,
+    tile: WinogradTile,
+    weight: &Tensor,
+    w: &[T],
+    grad_out: &[T],
+    mask: Option<&[T]>,
+    grad_in: &mut [T],
+) {
+    let ww = transformed(weight, w, p, tile, false);
+    if ww.shares_input_grad() {
+        return conv3x3_winograd_input_grad(&ww, grad_out, mask, p.n, p.h, p.w, grad_in);
+    }
+    drop(ww);
+    let wg = transformed(weight, w, p, tile, true);
+    match mask {
+        Some(y) => conv3x3_winograd_masked(&wg, grad_out, y, None, p.n, p.h, p.w, grad_in),
+        None => conv3x3_winograd(&wg, grad_out, None, p.n, p.h, p.w, grad_in),
+    }
+}
+
 /// The input gradient of `relu(conv2d(x))` from the gradient `grad_out` of its output `y`:
 /// `backward_input` of `grad_out · [y > 0]`, the mask applied inside Winograd's gather (no
 /// masked copy) where Winograd applies.
@@ -166,10 +190,7 @@ pub(crate) fn backward_input_relu<T: Element>(
     grad_in: &mut [T],
 ) {
     match winograd_tile(p, p.c_out) {
-        Some(tile) => {
-            let ww = transformed(weight, w, p, tile, true);
-            conv3x3_winograd_masked(&ww, grad_out, y, None, p.n, p.h, p.w, grad_in)
-        }
+        Some(tile) => input_grad_winograd(p, tile, weight, w, grad_out, Some(y), grad_in),
         None => {
             let mut gm = vec![T::ZERO; grad_out.len()];
             kernels::cpu::elementwise::relu_backward(grad_out, y, &mut gm);
@@ -188,10 +209,7 @@ pub(crate) fn backward_input<T: Element>(
 ) {
     // The input gradient is a convolution over C_out channels.
     match winograd_tile(p, p.c_out) {
-        Some(tile) => {
-            let ww = transformed(weight, w, p, tile, true);
-            conv3x3_winograd(&ww, grad_out, None, p.n, p.h, p.w, grad_in)
-        }
+        Some(tile) => input_grad_winograd(p, tile, weight, w, grad_out, None, grad_in),
         None => k::conv2d_backward_input(p, grad_out, w, grad_in),
     }
 }

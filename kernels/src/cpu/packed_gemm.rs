@@ -136,6 +136,141 @@ unsafe fn kernel_half_avx512(c: usize, u: *const f32, v: *const f32, m: *mut f32
     }
 }
 
+/// The transposed product, reading U in the layout [`pack_u`] gives the *forward* weights, so
+/// one packed copy serves a convolution and its input gradient:
+/// `m[r·ldm + j] = Σ_{b<kb, l<MR} u[b·us + r·MR + l] · v[(b·MR + l)·NR + j]` for r < MR and
+/// j < `cols` (NR, or NR/2 for a block's last, half-empty panel). With `u` pointing at
+/// `pack_u`'s panel of rows k, `us = C·MR`, offset by `cb·MR·MR`, this is
+/// `Σ_k U[k][cb·MR + r] · V[k][j]`, i.e. rows cb·MR.. of `Uᵀ·V`.
+///
+/// # Panics
+/// If `cols` is not NR or NR/2, `us < MR·MR`, `u` is shorter than `(kb−1)·us + MR·MR`, `v` than
+/// `kb·MR·NR`, or `m` than `(MR−1)·ldm + cols`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn kernel_t<T: Float>(
+    level: SimdLevel,
+    kb: usize,
+    u: &[T],
+    us: usize,
+    v: &[T],
+    m: &mut [T],
+    ldm: usize,
+    cols: usize,
+) {
+    assert!(cols == NR || cols == NR / 2, "packed_gemm: cols");
+    assert!(
+        kb == 0 || (us >= MR * MR && u.len() >= (kb - 1) * us + MR * MR),
+        "packed_gemm: u panel"
+    );
+    assert!(v.len() >= kb * MR * NR, "packed_gemm: v panel");
+    assert!(
+        ldm >= cols && m.len() >= (MR - 1) * ldm + cols,
+        "packed_gemm: output"
+    );
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        let (u, v, mp) = (
+            u.as_ptr() as *const f32,
+            v.as_ptr() as *const f32,
+            m.as_mut_ptr() as *mut f32,
+        );
+        match (level, cols == NR) {
+            // SAFETY: the features were detected at run time (SimdLevel), the lengths checked
+            // above, and T is f32.
+            #[cfg(target_arch = "x86_64")]
+            (SimdLevel::Avx512, true) => {
+                return unsafe { kernel_t_avx512::<2>(kb, u, us, v, mp, ldm) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            (SimdLevel::Avx512, false) => {
+                return unsafe { kernel_t_avx512::<1>(kb, u, us, v, mp, ldm) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            (SimdLevel::Avx2Fma, _) => {
+                return unsafe { kernel_t_avx2(kb, u, us, v, mp, ldm, cols / 8) }
+            }
+            _ => {}
+        }
+    }
+    let mut acc = [[T::ZERO; NR]; MR];
+    for b in 0..kb {
+        let ub: &[T; MR * MR] = u[b * us..][..MR * MR].try_into().unwrap();
+        for l in 0..MR {
+            let vr = &v[(b * MR + l) * NR..][..cols];
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let s = ub[r * MR + l];
+                for (a, &x) in acc_r.iter_mut().zip(vr) {
+                    *a += s * x;
+                }
+            }
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        m[r * ldm..][..cols].copy_from_slice(&a[..cols]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_t_avx512<const V: usize>(
+    kb: usize,
+    u: *const f32,
+    us: usize,
+    v: *const f32,
+    m: *mut f32,
+    ldm: usize,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); V]; MR];
+    for b in 0..kb {
+        let ub = u.add(b * us);
+        for l in 0..MR {
+            let vp = v.add((b * MR + l) * NR);
+            let x: [__m512; V] = std::array::from_fn(|i| _mm512_loadu_ps(vp.add(16 * i)));
+            for (r, a) in acc.iter_mut().enumerate() {
+                let s = _mm512_set1_ps(*ub.add(r * MR + l));
+                for i in 0..V {
+                    a[i] = _mm512_fmadd_ps(s, x[i], a[i]);
+                }
+            }
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        for (i, &x) in a.iter().enumerate() {
+            _mm512_storeu_ps(m.add(r * ldm + 16 * i), x);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn kernel_t_avx2(
+    kb: usize,
+    u: *const f32,
+    us: usize,
+    v: *const f32,
+    m: *mut f32,
+    ldm: usize,
+    strips: usize,
+) {
+    use std::arch::x86_64::*;
+    for strip in 0..strips {
+        let mut acc = [_mm256_setzero_ps(); MR];
+        for b in 0..kb {
+            let ub = u.add(b * us);
+            for l in 0..MR {
+                let x = _mm256_loadu_ps(v.add((b * MR + l) * NR + strip * 8));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(_mm256_set1_ps(*ub.add(r * MR + l)), x, *a);
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(m.add(r * ldm + strip * 8), *a);
+        }
+    }
+}
+
 fn kernel_portable<T: Float>(c: usize, u: &[T], v: &[T], m: &mut [T], ldm: usize) {
     let mut acc = [[T::ZERO; NR]; MR];
     for ci in 0..c {
@@ -200,7 +335,7 @@ mod tests {
     #[test]
     fn every_level_matches_a_naive_product() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-        for &(k, c) in &[(8, 1), (13, 5), (16, 64), (24, 300)] {
+        for &(k, c) in &[(8, 1), (13, 5), (16, 64), (24, 300), (24, 16)] {
             let u: Vec<f32> = (0..k * c).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let v: Vec<f32> = (0..c * NR).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let kp = k.div_ceil(MR) * MR;
@@ -235,6 +370,42 @@ mod tests {
                         );
                     }
                     assert!(m[row * ldm + NR].is_nan(), "wrote past NR");
+                }
+                // Transposed: rows of Uᵀ (C of them, in blocks of MR) times a K×NR panel.
+                if k % MR == 0 && c % MR == 0 {
+                    let vt: Vec<f32> = (0..k * NR).map(|i| v[(i * 7) % (c * NR)]).collect();
+                    for cols in [NR, NR / 2] {
+                        let mut t = vec![f32::NAN; c * ldm];
+                        for cb in 0..c / MR {
+                            kernel_t(
+                                level,
+                                k / MR,
+                                &up[cb * MR * MR..],
+                                c * MR,
+                                &vt,
+                                &mut t[cb * MR * ldm..],
+                                ldm,
+                                cols,
+                            );
+                        }
+                        for row in 0..c {
+                            for j in 0..NR {
+                                let got = t[row * ldm + j];
+                                if j >= cols {
+                                    assert!(got.is_nan(), "{level:?} transposed wrote column {j}");
+                                    continue;
+                                }
+                                let want: f64 = (0..k)
+                                    .map(|kk| u[kk * c + row] as f64 * vt[kk * NR + j] as f64)
+                                    .sum();
+                                assert!(
+                                    (got as f64 - want).abs()
+                                        <= 1e-5 * (1.0 + want.abs()) * (k as f64).sqrt(),
+                                    "{level:?} transposed k={k} c={c} [{row}][{j}]"
+                                );
+                            }
+                        }
+                    }
                 }
                 let mut h = vec![f32::NAN; kp * ldm];
                 for kb in 0..kp / MR {

@@ -204,6 +204,10 @@ impl<T: Float> WinogradWeights<T> {
     pub fn in_channels(&self) -> usize {
         self.c
     }
+    /// Whether [`conv3x3_winograd_input_grad`] can use these weights (K and C multiples of 8).
+    pub fn shares_input_grad(&self) -> bool {
+        self.k.is_multiple_of(MR) && self.c.is_multiple_of(MR)
+    }
 }
 
 /// Tiles per block: as many as fit a working set (V and M) of about 24 MB, rounded up to a
@@ -231,7 +235,7 @@ pub fn conv3x3_winograd<T: Float>(
     out: &mut [T],
 ) {
     let (level, dims) = (SimdLevel::current(), (n, h, w));
-    winograd_impl(level, ww, input, bias, dims, out, BLOCK_BUDGET, false, None)
+    winograd_impl(level, ww, input, bias, dims, out, Opts::plain())
 }
 
 /// [`conv3x3_winograd`] of `input · [mask > 0]` (elementwise; `mask` has the input's shape):
@@ -248,19 +252,12 @@ pub fn conv3x3_winograd_masked<T: Float>(
     w: usize,
     out: &mut [T],
 ) {
-    assert_eq!(mask.len(), input.len(), "winograd: mask length");
     let (level, dims) = (SimdLevel::current(), (n, h, w));
-    winograd_impl(
-        level,
-        ww,
-        input,
-        bias,
-        dims,
-        out,
-        BLOCK_BUDGET,
-        false,
-        Some(mask),
-    )
+    let o = Opts {
+        mask: Some(mask),
+        ..Opts::plain()
+    };
+    winograd_impl(level, ww, input, bias, dims, out, o)
 }
 
 /// [`conv3x3_winograd`] followed by ReLU, fused into the output transform:
@@ -275,16 +272,74 @@ pub fn conv3x3_winograd_relu<T: Float>(
     out: &mut [T],
 ) {
     let (level, dims) = (SimdLevel::current(), (n, h, w));
-    winograd_impl(level, ww, input, bias, dims, out, BLOCK_BUDGET, true, None)
+    let o = Opts {
+        relu: true,
+        ..Opts::plain()
+    };
+    winograd_impl(level, ww, input, bias, dims, out, o)
+}
+
+/// The input gradient of the convolution with the *forward* weights `ww` (K×C):
+/// `grad_in (N×C×H×W) = conv3×3(grad_out · [mask > 0], flipped transposed weights)`, with
+/// `grad_out` N×K×H×W and the mask (a ReLU's output, same shape) optional. It reads the
+/// forward's packed U transposed, so no second set of transformed weights is built or kept
+/// (for VGG-19 at F(4×4) that is ≈200 MB); the tiles are mirrored instead of the weights
+/// flipped, which keeps the forward's rounding behaviour. `grad_in` is overwritten.
+///
+/// # Panics
+/// If K or C is not a multiple of 8 ([`WinogradWeights::shares_input_grad`]; use
+/// [`WinogradWeights::new_input_grad`] then), or on lengths that do not match.
+#[allow(clippy::too_many_arguments)]
+pub fn conv3x3_winograd_input_grad<T: Float>(
+    ww: &WinogradWeights<T>,
+    grad_out: &[T],
+    mask: Option<&[T]>,
+    n: usize,
+    h: usize,
+    w: usize,
+    grad_in: &mut [T],
+) {
+    let (level, dims) = (SimdLevel::current(), (n, h, w));
+    let o = Opts {
+        mask,
+        input_grad: true,
+        ..Opts::plain()
+    };
+    winograd_impl(level, ww, grad_out, None, dims, grad_in, o)
 }
 
 /// Working-set budget for one block's V and M, in bytes.
 const BLOCK_BUDGET: usize = 24 << 20;
 
-/// The convolution at instruction-set `level` (capped at what this CPU has), with a
-/// working-set budget in bytes for V and M (tests use a small one to run several blocks of
-/// tiles), ReLU applied to the output when `relu`, and the input masked by `mask > 0`.
-#[allow(clippy::too_many_arguments)]
+/// What [`winograd_impl`] computes besides the plain convolution.
+#[derive(Clone, Copy)]
+struct Opts<'a, T> {
+    /// Working-set budget for one block's V and M, in bytes (tests use a small one to run
+    /// several blocks of tiles).
+    budget: usize,
+    /// ReLU on the output.
+    relu: bool,
+    /// The input is used where `mask > 0`, else 0.
+    mask: Option<&'a [T]>,
+    /// The input gradient of the convolution `ww` describes (C←K, flipped weights), from the
+    /// same packed U: the GEMMs read U transposed, and the tiles are mirrored (the input
+    /// transform's Bᵀ with its columns reversed, the output's Aᵀ with its rows reversed), which
+    /// turns correlation with `g` into correlation with the flipped `g`.
+    input_grad: bool,
+}
+
+impl<T> Opts<'_, T> {
+    fn plain() -> Self {
+        Opts {
+            budget: BLOCK_BUDGET,
+            relu: false,
+            mask: None,
+            input_grad: false,
+        }
+    }
+}
+
+/// The convolution at instruction-set `level` (capped at what this CPU has), as `o` says.
 fn winograd_impl<T: Float>(
     level: SimdLevel,
     ww: &WinogradWeights<T>,
@@ -292,23 +347,43 @@ fn winograd_impl<T: Float>(
     bias: Option<&[T]>,
     (n, h, w): (usize, usize, usize),
     out: &mut [T],
-    budget: usize,
-    relu: bool,
-    mask: Option<&[T]>,
+    o: Opts<'_, T>,
 ) {
     let level = level.min(SimdLevel::detected());
-    let (k, c, kp) = (ww.k, ww.c, ww.kp);
+    // k: output channels of this call (rows of M), c: input channels (the GEMMs' depth).
+    let (k, c, kp) = if o.input_grad {
+        assert!(
+            ww.shares_input_grad(),
+            "winograd: K, C not multiples of {MR}"
+        );
+        (ww.c, ww.k, ww.c)
+    } else {
+        (ww.k, ww.c, ww.kp)
+    };
     assert_eq!(input.len(), n * c * h * w, "winograd: input length");
     assert_eq!(out.len(), n * k * h * w, "winograd: output length");
     if let Some(b) = bias {
         assert_eq!(b.len(), k, "winograd: bias length");
     }
+    if let Some(mk) = o.mask {
+        assert_eq!(mk.len(), input.len(), "winograd: mask length");
+    }
     let mt = mats(ww.tile);
     let (m, a) = (mt.m, mt.a);
     let tiles = h.div_ceil(m) * w.div_ceil(m);
-    let bt: Vec<Vec<(usize, T)>> = sparse_rows(mt.bt, a, a);
-    let at: Vec<Vec<(usize, T)>> = sparse_rows(mt.at, m, a);
-    let pb = block_tiles(c, k, a, tiles, budget);
+    let (bt, at) = if o.input_grad {
+        // Bᵀ with reversed columns, Aᵀ with reversed rows.
+        let bt: Vec<f64> = (0..a * a)
+            .map(|i| mt.bt[i / a * a + a - 1 - i % a])
+            .collect();
+        let at: Vec<f64> = (0..m * a)
+            .map(|i| mt.at[(m - 1 - i / a) * a + i % a])
+            .collect();
+        (sparse_rows(&bt, a, a), sparse_rows(&at, m, a))
+    } else {
+        (sparse_rows(mt.bt, a, a), sparse_rows(mt.at, m, a))
+    };
+    let pb = block_tiles(c, k, a, tiles, o.budget);
     let groups = pb / NR;
     let g = Geom { h, w, m, a };
     // V[ξ][group][ci][NR] (the micro-kernel's panels); M[ξ][row < kp][pb].
@@ -337,26 +412,35 @@ fn winograd_impl<T: Float>(
                             NR,
                         )
                     };
-                    let mk = mask.map(|m| &m[img * c * h * w + ci * h * w..][..h * w]);
+                    let mk = o.mask.map(|m| &m[img * c * h * w + ci * h * w..][..h * w]);
                     input_transform_at(level, plane, mk, &g, &bt, t0, p, s, row);
                 },
             );
-            // M[ξ] = U[ξ] · V[ξ]: per transform point, MR rows × NR tiles at a time.
+            // M[ξ] = U[ξ] · V[ξ] (or U[ξ]ᵀ · V[ξ]): per transform point, MR rows × NR tiles
+            // at a time.
             mm.par_chunks_mut(kp * pb)
                 .zip(v.par_chunks(c * pb))
                 .enumerate()
                 .for_each(|(xi, (mx, vx))| {
-                    let u = &ww.u[xi * kp * c..(xi + 1) * kp * c];
+                    let u = &ww.u[xi * ww.kp * ww.c..(xi + 1) * ww.kp * ww.c];
                     for kb in 0..kp / MR {
-                        let up = &u[kb * c * MR..(kb + 1) * c * MR];
                         for grp in 0..used_groups {
                             let panel = &vx[grp * c * NR..(grp + 1) * c * NR];
                             let out = &mut mx[kb * MR * pb + grp * NR..];
-                            if p - grp * NR <= NR / 2 {
-                                // At most 16 tiles left: half the work (deep layers, few tiles).
-                                packed_gemm::kernel_half(level, c, up, panel, out, pb);
+                            // At most 16 tiles left: half the work (deep layers, few tiles).
+                            let half = p - grp * NR <= NR / 2;
+                            if o.input_grad {
+                                let up = &u[kb * MR * MR..];
+                                let cols = if half { NR / 2 } else { NR };
+                                let us = ww.c * MR;
+                                packed_gemm::kernel_t(level, c / MR, up, us, panel, out, pb, cols);
                             } else {
-                                packed_gemm::kernel(level, c, up, panel, out, pb);
+                                let up = &u[kb * c * MR..(kb + 1) * c * MR];
+                                if half {
+                                    packed_gemm::kernel_half(level, c, up, panel, out, pb);
+                                } else {
+                                    packed_gemm::kernel(level, c, up, panel, out, pb);
+                                }
                             }
                         }
                     }
@@ -366,7 +450,10 @@ fn winograd_impl<T: Float>(
                 || Scratch::new(a, pb),
                 |s, (ko, plane)| {
                     let b = bias.map_or(T::ZERO, |b| b[ko]);
-                    let e = Epilogue { bias: b, relu };
+                    let e = Epilogue {
+                        bias: b,
+                        relu: o.relu,
+                    };
                     output_transform_at(level, mm, kp, ko, &g, &at, t0, p, pb, e, s, plane);
                 },
             );
@@ -796,6 +883,8 @@ mod tests {
                 (1, 16, 13, 17, 8),
                 (1, 8, 32, 24, 40),
                 (2, 17, 38, 35, 9),
+                (2, 24, 11, 9, 16),
+                (1, 64, 21, 70, 8),
             ] {
                 let p = params(n, c, h, w, k);
                 let x: Vec<f64> = (0..p.input_len())
@@ -824,17 +913,12 @@ mod tests {
                     // The default budget (one block) and a tiny one (several blocks of 64 tiles).
                     for budget in [BLOCK_BUDGET, 1] {
                         let mut got32 = vec![0.0f32; p.output_len()];
-                        winograd_impl(
-                            level,
-                            &ww32,
-                            &x32,
-                            Some(&b32),
-                            (n, h, w),
-                            &mut got32,
+                        let o = Opts {
                             budget,
-                            false,
-                            None,
-                        );
+                            ..Opts::plain()
+                        };
+                        let dims = (n, h, w);
+                        winograd_impl(level, &ww32, &x32, Some(&b32), dims, &mut got32, o);
                         let g64: Vec<f64> = got32.iter().map(|&v| v as f64).collect();
                         let tol = if tile == WinogradTile::F2 { 1e-6 } else { 1e-5 };
                         assert!(
@@ -890,6 +974,53 @@ mod tests {
                     "{tile:?} input grad: {}",
                     rel(&gi, &want_gi)
                 );
+                // The input gradient from the forward weights (transposed U, mirrored tiles).
+                assert_eq!(ww.shares_input_grad(), k % 8 == 0 && c % 8 == 0);
+                if !ww.shares_input_grad() {
+                    continue;
+                }
+                let mut gs = vec![0.0; p.input_len()];
+                conv3x3_winograd_input_grad(&ww, &go, None, n, h, w, &mut gs);
+                assert!(
+                    rel(&gs, &want_gi) < 1e-12,
+                    "{tile:?} shared input grad f64 {n}x{c}x{h}x{w}→{k}: {}",
+                    rel(&gs, &want_gi)
+                );
+                let go32: Vec<f32> = go.iter().map(|&v| v as f32).collect();
+                let mko: Vec<f32> = (0..go.len())
+                    .map(|i| if i % 5 == 1 { 0.0 } else { 1.0 })
+                    .collect();
+                let go_m: Vec<f64> = go
+                    .iter()
+                    .zip(&mko)
+                    .map(|(&v, &m)| if m > 0.0 { v } else { 0.0 })
+                    .collect();
+                let mut want_m = vec![0.0; p.input_len()];
+                conv2d_backward_input(&p, &go_m, &wt, &mut want_m);
+                for level in SimdLevel::available() {
+                    for budget in [BLOCK_BUDGET, 1] {
+                        for mask in [None, Some(&mko[..])] {
+                            let mut g32 = vec![f32::NAN; p.input_len()];
+                            let o = Opts {
+                                budget,
+                                mask,
+                                input_grad: true,
+                                ..Opts::plain()
+                            };
+                            winograd_impl(level, &ww32, &go32, None, (n, h, w), &mut g32, o);
+                            let g64: Vec<f64> = g32.iter().map(|&v| v as f64).collect();
+                            let want = if mask.is_some() { &want_m } else { &want_gi };
+                            let tol = if tile == WinogradTile::F2 { 1e-6 } else { 1e-5 };
+                            assert!(
+                                rel(&g64, want) < tol,
+                                "{tile:?} {level:?} budget {budget} mask {} shared input grad \
+                                 f32 {n}x{c}x{h}x{w}→{k}: {}",
+                                mask.is_some(),
+                                rel(&g64, want)
+                            );
+                        }
+                    }
+                }
             }
         }
     }
