@@ -44,6 +44,8 @@ pub struct BenchArgs {
     pub weights: Option<PathBuf>,
 }
 
+const MIB: f64 = 1024.0 * 1024.0;
+
 /// Peak resident set size of this process in MiB (Linux: VmHWM), if known.
 fn peak_rss_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -84,6 +86,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Ok(e.total)
     };
     step(&mut x)?; // warm-up (and Winograd weight transforms)
+    let resident_mb = nst::engine::live_bytes() as f64 / MIB;
+    nst::engine::reset_peak_live_bytes();
     let mut times = Vec::with_capacity(args.iterations);
     let mut loss = 0.0;
     for _ in 0..args.iterations {
@@ -104,6 +108,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "threads": rayon::current_num_threads(), "size": [h, w], "conv": args.conv,
             "iterations": args.iterations, "sec_per_iter_median": median, "final_loss": loss,
             "peak_rss_mb": peak_rss_mib(),
+            // Tensor storage only: held between iterations (weights, targets, image, Adam),
+            // and the most held at once during an iteration.
+            "tensor_resident_mb": resident_mb,
+            "tensor_peak_mb": nst::engine::peak_live_bytes() as f64 / MIB,
         })
     );
     Ok(())

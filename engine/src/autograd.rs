@@ -3,7 +3,7 @@
 //! Every op whose inputs require grad records a [`Node`] on the output: its inputs and a
 //! backward closure mapping ∂L/∂output to ∂L/∂inputs (the closure owns exactly the tensors the
 //! backward needs). The nodes reachable from a loss form the tape; [`backward`] replays it in
-//! reverse topological order and accumulates the gradients of the leaves. Each node is consumed
+//! a reverse topological order (deepest inputs first, see `graph`) and accumulates the gradients of the leaves. Each node is consumed
 //! as it is replayed, so the tape (and every saved activation) is freed by the backward pass.
 //! Inside [`no_grad`] nothing is recorded (frozen weights, style targets, optimiser updates).
 
@@ -20,6 +20,8 @@ pub(crate) type BackwardFn = Box<dyn FnOnce(&Tensor) -> Result<Vec<Option<Tensor
 /// One recorded op on the tape.
 pub(crate) struct Node {
     pub(crate) op: &'static str,
+    /// Creation order (process-wide), for the backward pass's schedule.
+    seq: u64,
     /// Taken (and so freed) when the backward pass replays this node.
     state: Mutex<Option<(Vec<Edge>, BackwardFn)>>,
 }
@@ -88,6 +90,7 @@ pub(crate) fn record(
     }
     let node = Node {
         op,
+        seq: NEXT_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         state: Mutex::new(Some((
             inputs.iter().map(|&t| Edge::of(t)).collect(),
             Box::new(backward),
@@ -102,6 +105,8 @@ pub(crate) fn record(
         Some(Arc::new(node)),
     )
 }
+
+static NEXT_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn key(n: &Arc<Node>) -> usize {
     Arc::as_ptr(n) as usize
@@ -121,25 +126,52 @@ fn children(n: &Arc<Node>) -> Result<Vec<Arc<Node>>> {
     }
 }
 
-/// Nodes reachable from `root`, in post-order (inputs before outputs).
-fn topo_order(root: &Arc<Node>) -> Result<Vec<Arc<Node>>> {
-    let mut order = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    // Iterative DFS: (node, children expanded?)
-    let mut stack = vec![(root.clone(), false)];
-    while let Some((n, expanded)) = stack.pop() {
-        if expanded {
-            order.push(n);
-            continue;
-        }
-        if !seen.insert(key(&n)) {
-            continue;
-        }
+/// A node of the backward pass: the node, how many edges point to it, its priority.
+type Scheduled = (Arc<Node>, usize, (u64, u64));
+
+/// Ops that only re-view their one input (same elements): the schedule looks through them.
+const VIEW_OPS: &[&str] = &["reshape", "permute", "contiguous", "cast", "to_device"];
+
+/// Nodes reachable from `root`, each with how many edges of other reachable nodes point to it
+/// and its schedule priority (higher runs first among ready nodes): the creation order of the
+/// latest op among its interior inputs, looking through views (so `gram(reshape(relu1_1))`
+/// ranks by relu1_1's producer, not by the reshape made with the loss); ties by its own.
+fn graph(root: &Arc<Node>) -> Result<HashMap<usize, Scheduled>> {
+    // key → (node, consumers (one per edge), children's keys)
+    let mut found: HashMap<usize, (Arc<Node>, usize, Vec<usize>)> = HashMap::new();
+    let mut seen = std::collections::HashSet::from([key(root)]);
+    let mut stack = vec![root.clone()];
+    while let Some(n) = stack.pop() {
         let kids = children(&n)?;
-        stack.push((n, true));
-        stack.extend(kids.into_iter().map(|c| (c, false)));
+        let keys = kids.iter().map(key).collect();
+        found.insert(key(&n), (n, 0, keys));
+        stack.extend(kids.into_iter().filter(|c| seen.insert(key(c))));
     }
-    Ok(order)
+    let edges: Vec<usize> = found.values().flat_map(|e| e.2.iter().copied()).collect();
+    for k in edges {
+        found.get_mut(&k).expect("walked").1 += 1;
+    }
+    // Effective creation order: a view's is its input's. Children are older (smaller seq),
+    // so one pass in creation order sees them first.
+    let mut order: Vec<usize> = found.keys().copied().collect();
+    order.sort_by_key(|k| found[k].0.seq);
+    let mut eff: HashMap<usize, u64> = HashMap::with_capacity(order.len());
+    for k in &order {
+        let (n, _, kids) = &found[k];
+        let e = match kids.as_slice() {
+            [c] if VIEW_OPS.contains(&n.op) => eff[c],
+            _ => n.seq + 1,
+        };
+        eff.insert(*k, e);
+    }
+    Ok(found
+        .into_iter()
+        .map(|(k, (n, consumers, kids))| {
+            let latest_input = kids.iter().map(|c| eff[c]).max().unwrap_or(0);
+            let seq = n.seq;
+            (k, (n, consumers, (latest_input, seq)))
+        })
+        .collect())
 }
 
 fn accumulate(slot: Option<Tensor>, g: Tensor) -> Result<Tensor> {
@@ -176,23 +208,46 @@ pub fn backward(root: &Tensor) -> Result<()> {
         return Ok(());
     }
     let root_node = root.0.node.as_ref().expect("checked above");
-    let order = topo_order(root_node)?;
+    // Kahn's algorithm: a node runs once every node it feeds has run. Among the nodes ready,
+    // the one whose inputs were created last runs first, so a branch that feeds a shallow
+    // activation (a style loss on relu1_1) runs just before that activation's producer, not
+    // at the start of the pass: its gradient (as large as the activation) is not held while
+    // the deeper layers run. Any such order gives the same gradients.
+    let mut nodes = graph(root_node)?;
+    let mut ready = std::collections::BinaryHeap::new();
+    ready.push((nodes[&key(root_node)].2, key(root_node)));
     let mut grads: HashMap<usize, Tensor> = HashMap::new();
     grads.insert(key(root_node), seed);
-    for node in order.iter().rev() {
-        let Some(g) = grads.remove(&key(node)) else {
-            continue;
-        };
+    while let Some((_, k)) = ready.pop() {
+        let node = nodes.remove(&k).expect("scheduled once").0;
         let (edges, f) = node
             .state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .ok_or(EngineError::GraphFreed)?;
-        let input_grads = f(&g)?;
-        drop(g);
-        debug_assert_eq!(input_grads.len(), edges.len(), "op {}", node.op);
+        // Gradients flow only where one arrived; the edges are walked regardless so that the
+        // nodes below still get scheduled.
+        let input_grads = match grads.remove(&k) {
+            Some(g) => {
+                let ig = f(&g)?;
+                debug_assert_eq!(ig.len(), edges.len(), "op {}", node.op);
+                ig
+            }
+            None => {
+                drop(f);
+                vec![None; edges.len()]
+            }
+        };
         for (edge, ig) in edges.iter().zip(input_grads) {
+            if let Edge::Interior(n, _) = edge {
+                let ck = key(n);
+                let e = nodes.get_mut(&ck).expect("reachable");
+                e.1 -= 1;
+                if e.1 == 0 {
+                    ready.push((e.2, ck));
+                }
+            }
             let Some(ig) = ig else { continue };
             let shape = match edge {
                 Edge::None => continue,

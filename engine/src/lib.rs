@@ -22,5 +22,7 @@ pub use device::{DType, Device};
 pub use error::{EngineError, Result};
 pub use ops::conv_algo::{conv_algorithm, set_conv_algorithm, ConvAlgorithm};
 pub use ops::{Conv2dOptions, Pool2dOptions};
-pub use storage::{live_buffers, live_bytes, Element, Storage};
+pub use storage::{
+    live_buffers, live_bytes, peak_live_bytes, reset_peak_live_bytes, Element, Storage,
+};
 pub use tensor::{contiguous_strides, Tensor};

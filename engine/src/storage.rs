@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 static LIVE_BUFFERS: AtomicUsize = AtomicUsize::new(0);
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// Number of storage buffers alive in this process (all devices). Used to check that training
 /// loops do not leak: it must stay flat across iterations.
@@ -16,6 +17,18 @@ pub fn live_buffers() -> usize {
 /// Bytes held by live storage buffers in this process.
 pub fn live_bytes() -> usize {
     LIVE_BYTES.load(Ordering::Relaxed)
+}
+
+/// The most bytes live storage buffers held at once since the process started or since the
+/// last [`reset_peak_live_bytes`] (the tensors' share of peak memory; work buffers and weight
+/// transforms are not counted).
+pub fn peak_live_bytes() -> usize {
+    PEAK_BYTES.load(Ordering::Relaxed)
+}
+
+/// Start a new [`peak_live_bytes`] window at the bytes live now.
+pub fn reset_peak_live_bytes() {
+    PEAK_BYTES.store(live_bytes(), Ordering::Relaxed);
 }
 
 /// Flat element buffer. Immutable once wrapped in a tensor (ops allocate their outputs).
@@ -34,7 +47,9 @@ pub enum Storage {
 impl Storage {
     pub(crate) fn new(s: Storage) -> Storage {
         LIVE_BUFFERS.fetch_add(1, Ordering::Relaxed);
-        LIVE_BYTES.fetch_add(s.len() * s.dtype().size_bytes(), Ordering::Relaxed);
+        let bytes = s.len() * s.dtype().size_bytes();
+        let now = LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        PEAK_BYTES.fetch_max(now, Ordering::Relaxed);
         s
     }
     pub fn dtype(&self) -> DType {

@@ -142,13 +142,14 @@ impl<T: Float> WinogradWeights<T> {
         let mt = mats(tile);
         let a = mt.a;
         let g: Vec<T> = mt.g.iter().map(|&v| T::from_f64(v)).collect();
-        let mut u = vec![T::ZERO; a * a * k * c];
-        // u[ξ][o][i]; parallel over output channels o.
-        let per_o: Vec<Vec<T>> = (0..k)
-            .into_par_iter()
-            .map(|o| {
-                let mut out = vec![T::ZERO; a * a * c];
-                let mut tmp = vec![T::ZERO; a * 3];
+        let kp = k.div_ceil(MR) * MR;
+        // Straight into pack_u's layout: u[ξ][kb][i][r] for output channel o = kb·MR + r
+        // (rows past K stay zero). Parallel over panels kb, which own disjoint ranges.
+        let mut packed = vec![T::ZERO; a * a * kp * c];
+        let dst = SendPtr(packed.as_mut_ptr());
+        (0..kp / MR).into_par_iter().for_each(|kb| {
+            let mut tmp = vec![T::ZERO; a * 3];
+            for o in kb * MR..(kb * MR + MR).min(k) {
                 for i in 0..c {
                     // tmp = G g  (a×3)
                     for r in 0..a {
@@ -167,26 +168,15 @@ impl<T: Float> WinogradWeights<T> {
                             for x in 0..3 {
                                 s += tmp[r * 3 + x] * g[q * 3 + x];
                             }
-                            out[(r * a + q) * c + i] = s;
+                            let xi = r * a + q;
+                            let at = xi * kp * c + (kb * c + i) * MR + o % MR;
+                            // SAFETY: `at` < a²·kp·c, and only this task writes panel kb.
+                            unsafe { *{ dst }.0.add(at) = s };
                         }
                     }
                 }
-                out
-            })
-            .collect();
-        for (o, block) in per_o.iter().enumerate() {
-            for xi in 0..a * a {
-                u[(xi * k + o) * c..(xi * k + o + 1) * c]
-                    .copy_from_slice(&block[xi * c..(xi + 1) * c]);
             }
-        }
-        drop(per_o);
-        let kp = k.div_ceil(MR) * MR;
-        let mut packed = vec![T::ZERO; a * a * kp * c];
-        packed
-            .par_chunks_mut(kp * c)
-            .zip(u.par_chunks(k * c))
-            .for_each(|(dst, src)| packed_gemm::pack_u(src, k, c, dst));
+        });
         WinogradWeights {
             tile,
             k,
