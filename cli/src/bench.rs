@@ -70,13 +70,21 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     nst::engine::set_conv_algorithm(algo);
     let device = check_device(&args.device)?;
-    let vgg = Arc::new(load_vgg(args.weights.as_deref(), Pooling::Max)?.to_device(device)?);
+    let cfg = reference_config();
+    let layers: Vec<&str> = cfg
+        .content_layers
+        .iter()
+        .chain(&cfg.style_layers)
+        .map(String::as_str)
+        .collect();
+    let vgg = load_vgg(args.weights.as_deref(), Pooling::Max)?.truncated(&layers)?;
+    let vgg = Arc::new(vgg.to_device(device)?);
     let content = RgbImage::load(&args.content, DEFAULT_MAX_PIXELS)?.resize_longest(args.size);
     let style = RgbImage::load(&args.style, DEFAULT_MAX_PIXELS)?.resize_longest(args.size);
     let (w, h) = (content.width, content.height);
     let xc = vgg.preprocess(&content.data, w, h)?;
     let xs = vgg.preprocess(&style.data, style.width, style.height)?;
-    let objective = objective_from_tensors(vgg, &xc, &[xs], &[1.0], &reference_config())?;
+    let objective = objective_from_tensors(vgg, &xc, &[xs], &[1.0], &cfg)?;
     // The image and Adam's state stay on the device: an iteration copies only loss scalars.
     let mut x = xc.to_device(device)?;
     let mut adam = Adam::new(1.0);

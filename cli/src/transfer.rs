@@ -184,7 +184,15 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
         .iter()
         .map(|s| RgbImage::load(s, args.max_pixels))
         .collect::<Result<Vec<_>, _>>()?;
-    let vgg = Arc::new(load_vgg(args.weights.as_deref(), pooling)?.to_device(device)?);
+    // Only the layers the objective reads are kept (conv5_2–5_4 are never used by default).
+    let layers: Vec<&str> = cfg
+        .content_layers
+        .iter()
+        .chain(&cfg.style_layers)
+        .map(String::as_str)
+        .collect();
+    let vgg = load_vgg(args.weights.as_deref(), pooling)?.truncated(&layers)?;
+    let vgg = Arc::new(vgg.to_device(device)?);
 
     let interrupted = Arc::new(AtomicBool::new(false));
     {

@@ -148,6 +148,15 @@ pub enum Error {
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
 
+    /// A layer past the end of a [`crate::vgg19::Vgg19::truncated`] network.
+    #[error("VGG-19 layer {name} was cut off when the network was loaded (its last conv is {last}); load it without `truncated`, or with {name} among the layers")]
+    LayerNotLoaded {
+        /// The layer asked for.
+        name: String,
+        /// The last convolution kept.
+        last: String,
+    },
+
     /// A layer name that VGG-19 does not have.
     #[error("unknown VGG-19 layer {name:?}; known layers: {known}")]
     UnknownLayer {

@@ -93,6 +93,33 @@ impl Vgg19 {
         })
     }
 
+    /// The network cut after the deepest of `layers` (names from [`layer_names`]): the
+    /// convolutions past it are dropped, so their weights (and, on the CPU, their Winograd
+    /// transforms) are never held. conv5_2–conv5_4 are 28 MB that Gatys' layers (up to
+    /// relu5_1) never use. [`Vgg19::forward`] past the cut errors with `LayerNotLoaded`.
+    /// Errors: `UnknownLayer`.
+    pub fn truncated(mut self, layers: &[&str]) -> Result<Vgg19> {
+        let names = layer_names();
+        let mut convs_needed = 0;
+        for l in layers {
+            let pos = names
+                .iter()
+                .position(|n| n == l)
+                .ok_or_else(|| Error::UnknownLayer {
+                    name: l.to_string(),
+                    known: names.join(", "),
+                })?;
+            let convs = names[..=pos]
+                .iter()
+                .filter(|n| n.starts_with("conv"))
+                .count();
+            convs_needed = convs_needed.max(convs);
+        }
+        // At least conv1_1: the network's device is its first weight's.
+        self.convs.truncate(convs_needed.max(1));
+        Ok(self)
+    }
+
     /// The device the weights live on (inputs to [`Vgg19::forward`] must be there too).
     pub fn device(&self) -> engine::Device {
         self.convs[0].1.device()
@@ -135,7 +162,10 @@ impl Vgg19 {
         let mut fused_relu = false;
         for (i, name) in names[..=deepest].iter().enumerate() {
             h = if name.starts_with("conv") {
-                let (_, w, b) = convs.next().expect("16 convs for 16 conv names");
+                let (_, w, b) = convs.next().ok_or_else(|| Error::LayerNotLoaded {
+                    name: names[deepest].clone(),
+                    last: self.convs.last().map_or("none".into(), |c| c.0.clone()),
+                })?;
                 // conv + ReLU as one op unless the pre-activation is a requested tap.
                 fused_relu = i < deepest && !taps.contains(&name.as_str());
                 if fused_relu {
@@ -220,4 +250,38 @@ pub fn deprocess(p: Preprocessing, x: &Tensor) -> Result<Vec<f32>> {
         }
     }
     Ok(rgb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weights::testutil::synthetic_vgg;
+
+    #[test]
+    fn a_truncated_network_gives_the_same_features_and_refuses_deeper_ones() {
+        let w = synthetic_vgg(Preprocessing::Caffe);
+        let full = Vgg19::new(&w, Pooling::Max).unwrap();
+        let cut = Vgg19::new(&w, Pooling::Max)
+            .unwrap()
+            .truncated(&["relu2_1", "relu1_1"])
+            .unwrap();
+        assert_eq!(cut.convs.len(), 3, "conv1_1, conv1_2, conv2_1");
+        let x = Tensor::from_vec(
+            (0..3 * 20 * 24).map(|i| (i % 7) as f32 - 3.0).collect(),
+            &[1, 3, 20, 24],
+        )
+        .unwrap();
+        let a = full.forward(&x, &["relu2_1"]).unwrap()["relu2_1"].to_vec::<f32>();
+        let b = cut.forward(&x, &["relu2_1"]).unwrap()["relu2_1"].to_vec::<f32>();
+        assert_eq!(a.unwrap(), b.unwrap());
+        let err = cut.forward(&x, &["relu2_2"]).unwrap_err().to_string();
+        assert!(
+            err.contains("relu2_2") && err.contains("conv2_1"),
+            "error names the layer and the cut: {err}"
+        );
+        assert!(matches!(
+            Vgg19::new(&w, Pooling::Max).unwrap().truncated(&["relu9_1"]),
+            Err(Error::UnknownLayer { .. })
+        ));
+    }
 }

@@ -18,7 +18,7 @@ pub mod safetensors_io;
 pub mod torch;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use fetch::{default_weights_path, fetch, weights_cache_dir, FetchStatus};
 pub use pickle::DType;
