@@ -3,17 +3,21 @@
 //! conv1, default 256). Prints GFLOP/s counted as direct-convolution FLOPs (2·K·C·9·H·W).
 
 use kernels::cpu::conv2d::{conv2d_forward, Conv2dParams};
-use kernels::cpu::winograd::{conv3x3_winograd, WinogradTile, WinogradWeights};
+use kernels::cpu::winograd::{
+    conv3x3_winograd, conv3x3_winograd_input_grad, WinogradTile, WinogradWeights,
+};
 use std::time::Instant;
 
+/// Fastest of 7 runs after a warm-up (the minimum is the least disturbed by other load).
 fn time(mut f: impl FnMut()) -> f64 {
     f();
-    let reps = 3;
-    let t = Instant::now();
-    for _ in 0..reps {
-        f();
-    }
-    t.elapsed().as_secs_f64() / reps as f64
+    (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
 }
 
 fn main() {
@@ -55,14 +59,23 @@ fn main() {
         let t_f2 = time(|| conv3x3_winograd(&w2, &x, None, 1, hw, hw, &mut out));
         let w4 = WinogradWeights::new(WinogradTile::F4, &w, k, c);
         let t_f4 = time(|| conv3x3_winograd(&w4, &x, None, 1, hw, hw, &mut out));
+        // The input gradient from the forward's weights (where K, C are multiples of 8).
+        let t_gi = if w4.shares_input_grad() {
+            let mut gi = vec![0.0f32; p.input_len()];
+            time(|| conv3x3_winograd_input_grad(&w4, &out, None, 1, hw, hw, &mut gi))
+        } else {
+            f64::NAN
+        };
         println!(
-            "{c:>3}→{k:<3} @{hw:>3}²  im2col {:6.1} GFLOP/s  F(2,3) {:6.1}  F(4,3) {:6.1}   ({:.2} / {:.2} / {:.2} ms)",
+            "{c:>3}→{k:<3} @{hw:>3}²  im2col {:6.1} GFLOP/s  F(2,3) {:6.1}  F(4,3) {:6.1}  F(4,3) input grad {:6.1}   ({:.2} / {:.2} / {:.2} / {:.2} ms)",
             flops / t_im2col * 1e-9,
             flops / t_f2 * 1e-9,
             flops / t_f4 * 1e-9,
+            flops / t_gi * 1e-9,
             t_im2col * 1e3,
             t_f2 * 1e3,
-            t_f4 * 1e3
+            t_f4 * 1e3,
+            t_gi * 1e3
         );
     }
 }

@@ -280,7 +280,9 @@ mod tests {
             "error names the layer and the cut: {err}"
         );
         assert!(matches!(
-            Vgg19::new(&w, Pooling::Max).unwrap().truncated(&["relu9_1"]),
+            Vgg19::new(&w, Pooling::Max)
+                .unwrap()
+                .truncated(&["relu9_1"]),
             Err(Error::UnknownLayer { .. })
         ));
     }

@@ -375,7 +375,9 @@ fn winograd_impl<T: Float>(
     };
     let pb = block_tiles(c, k, a, tiles, o.budget);
     let groups = pb / NR;
-    let g = Geom { h, w, m, a };
+    // The AVX-512 strided gather/scatter for F(4×4) on f32.
+    let simd4 = level == SimdLevel::Avx512 && m == 4 && is_f32::<T>();
+    let g = Geom { h, w, m, a, simd4 };
     // V[ξ][group][ci][NR] (the micro-kernel's panels); M[ξ][row < kp][pb].
     // Work buffers from the pool, not zeroed: every value read is written first (panel lanes
     // past the block's tiles and M rows past K hold stale values no output reads).
@@ -589,6 +591,115 @@ struct Geom {
     w: usize,
     m: usize,
     a: usize,
+    /// F(4×4) on f32 with AVX-512: the tile gather and scatter use [`gather4_avx512`] and
+    /// [`scatter4_avx512`].
+    simd4: bool,
+}
+
+/// `row[4j + q] = epilogue(src[q][j])` for q < 4, j < len (the inverse of
+/// [`gather4_avx512`] for F(4×4)'s 4×4 output tiles), with `+ bias` and ReLU if `relu`.
+///
+/// # Safety
+/// AVX-512F; `src[q]` readable for `len` floats each, `row` writable for `4·len` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn scatter4_avx512(src: [*const f32; 4], len: usize, bias: f32, relu: bool, row: *mut f32) {
+    use std::arch::x86_64::*;
+    let b = _mm512_set1_ps(bias);
+    let zero = _mm512_setzero_ps();
+    let ep = |v: __m512| {
+        let y = _mm512_add_ps(v, b);
+        if relu {
+            _mm512_max_ps(y, zero)
+        } else {
+            y
+        }
+    };
+    // Stage 1 pairs (q0, q1) and (q2, q3) tile by tile; stage 2 pairs those pairs, giving four
+    // consecutive tiles' 4 values per 128-bit lane.
+    let i_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let i_hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    let j_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+    let j_hi = _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+    let steps = len / 16;
+    for s in 0..steps {
+        let v: [__m512; 4] = std::array::from_fn(|q| ep(_mm512_loadu_ps(src[q].add(16 * s))));
+        // a: q0,q1 interleaved (tiles 0..8 | 8..16); c: q2,q3 likewise.
+        let (a0, a1) = (
+            _mm512_permutex2var_ps(v[0], i_lo, v[1]),
+            _mm512_permutex2var_ps(v[0], i_hi, v[1]),
+        );
+        let (c0, c1) = (
+            _mm512_permutex2var_ps(v[2], i_lo, v[3]),
+            _mm512_permutex2var_ps(v[2], i_hi, v[3]),
+        );
+        let out = row.add(64 * s);
+        _mm512_storeu_ps(out, _mm512_permutex2var_ps(a0, j_lo, c0));
+        _mm512_storeu_ps(out.add(16), _mm512_permutex2var_ps(a0, j_hi, c0));
+        _mm512_storeu_ps(out.add(32), _mm512_permutex2var_ps(a1, j_lo, c1));
+        _mm512_storeu_ps(out.add(48), _mm512_permutex2var_ps(a1, j_hi, c1));
+    }
+    for j in steps * 16..len {
+        for (q, sp) in src.iter().enumerate() {
+            let y = *sp.add(j) + bias;
+            *row.add(4 * j + q) = if relu && !(y > 0.0) { 0.0 } else { y };
+        }
+    }
+}
+
+fn is_f32<T: 'static>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+}
+
+/// `dst[q][j] = row[4j + q]` for q < 6, j < len: the six columns of F(4×4)'s 6-wide tiles
+/// at stride 4, sixteen tiles per step with two-source permutes.
+///
+/// # Safety
+/// AVX-512F; `row` readable for `4·len + 4` floats (rounded up to whole steps of 64 + 4),
+/// `dst[q]` writable for `len` floats each and disjoint.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gather4_avx512(row: *const f32, len: usize, dst: [*mut f32; 6]) {
+    use std::arch::x86_64::*;
+    let steps = len / 16;
+    for b in 0..steps {
+        let p = row.add(64 * b);
+        for (shift, qs) in [(0, 0..4), (4, 4..6)] {
+            let v: [__m512; 4] = std::array::from_fn(|i| _mm512_loadu_ps(p.add(shift + 16 * i)));
+            for q in qs {
+                let ph = (q - shift) as i32;
+                // Lanes 0..8 pick ph, ph+4, …, ph+28 from the pair's 32 floats.
+                let idx = _mm512_setr_epi32(
+                    ph,
+                    ph + 4,
+                    ph + 8,
+                    ph + 12,
+                    ph + 16,
+                    ph + 20,
+                    ph + 24,
+                    ph + 28,
+                    ph,
+                    ph + 4,
+                    ph + 8,
+                    ph + 12,
+                    ph + 16,
+                    ph + 20,
+                    ph + 24,
+                    ph + 28,
+                );
+                let lo = _mm512_permutex2var_ps(v[0], idx, v[1]);
+                let hi = _mm512_permutex2var_ps(v[2], idx, v[3]);
+                // 128-bit lanes 0, 1 of lo, then 0, 1 of hi.
+                let out = _mm512_shuffle_f32x4::<0b01_00_01_00>(lo, hi);
+                _mm512_storeu_ps(dst[q].add(16 * b), out);
+            }
+        }
+    }
+    for j in steps * 16..len {
+        for (q, d) in dst.iter().enumerate() {
+            *d.add(j) = *row.add(4 * j + q);
+        }
+    }
 }
 
 /// Per-thread buffers, rows indexed by tile (`[..][j]`, j < pb) so transforms vectorise.
@@ -649,16 +760,26 @@ fn combine<T: Float>(
                 *d = *c0 * x + *c1 * y;
             }
         }
-        _ if p == NR => {
-            // One panel row: accumulate in a fixed-size array (vectorises fully).
-            let mut acc = [T::ZERO; NR];
-            for &(i, coef) in row {
-                let x: &[T; NR] = buf[src(i)..][..NR].try_into().unwrap();
-                for (a, &v) in acc.iter_mut().zip(x) {
-                    *a += coef * v;
-                }
+        [(i0, c0), (i1, c1), (i2, c2)] => {
+            let (s0, s1, s2) = (
+                &buf[src(*i0)..][..p],
+                &buf[src(*i1)..][..p],
+                &buf[src(*i2)..][..p],
+            );
+            for (((d, &x), &y), &z) in dst.iter_mut().zip(s0).zip(s1).zip(s2) {
+                *d = *c0 * x + *c1 * y + *c2 * z;
             }
-            dst.copy_from_slice(&acc);
+        }
+        [(i0, c0), (i1, c1), (i2, c2), (i3, c3)] => {
+            let (s0, s1, s2, s3) = (
+                &buf[src(*i0)..][..p],
+                &buf[src(*i1)..][..p],
+                &buf[src(*i2)..][..p],
+                &buf[src(*i3)..][..p],
+            );
+            for ((((d, &x), &y), &z), &u) in dst.iter_mut().zip(s0).zip(s1).zip(s2).zip(s3) {
+                *d = *c0 * x + *c1 * y + *c2 * z + *c3 * u;
+            }
         }
         _ => {
             dst.fill(T::ZERO);
@@ -693,7 +814,8 @@ fn input_transform<'v, T: Float + 'v>(
     // copy each needed image row once (zero-padded), then gather with stride m.
     for (j, ty, tx0, len) in tile_runs(t0, p, tw) {
         let span = len * m + 2;
-        s.row.resize(span.max(s.row.len()), T::ZERO);
+        // 64 floats of slack: the vector gather reads a little past the span.
+        s.row.resize((span + 64).max(s.row.len()), T::ZERO);
         let x_start = (tx0 * m) as isize - 1;
         for r in 0..a {
             let yy = (ty * m + r).wrapping_sub(1);
@@ -721,6 +843,15 @@ fn input_transform<'v, T: Float + 'v>(
                 rb[hi.max(lo)..].fill(T::ZERO);
             } else {
                 rb.fill(T::ZERO);
+            }
+            #[cfg(target_arch = "x86_64")]
+            if g.simd4 {
+                let d = s.d.as_mut_ptr() as *mut f32;
+                let dst = std::array::from_fn(|q| unsafe { d.add((r * a + q) * pb + j) });
+                // SAFETY: AVX-512 detected (simd4), T is f32, `row` holds span + 64 floats,
+                // the six destinations are distinct rows of d, each with len ≤ pb − j floats.
+                unsafe { gather4_avx512(s.row.as_ptr() as *const f32, len, dst) };
+                continue;
             }
             for q in 0..a {
                 let dst = &mut s.d[(r * a + q) * pb + j..][..len];
@@ -811,6 +942,17 @@ fn output_transform<T: Float>(
         let (y0, x0) = (ty * m, tx0 * m);
         let cols = span.min(w - x0);
         for r in 0..m.min(h - y0) {
+            #[cfg(target_arch = "x86_64")]
+            if g.simd4 {
+                let d = s.d.as_ptr() as *const f32;
+                let src = std::array::from_fn(|q| unsafe { d.add((r * m + q) * pb + j) });
+                let bias: f32 = e.bias.to_f64() as f32;
+                // SAFETY: AVX-512 detected (simd4), T is f32, `row` holds span floats, the
+                // four sources are rows of d with len ≤ pb − j floats each.
+                unsafe { scatter4_avx512(src, len, bias, e.relu, s.row.as_mut_ptr() as *mut f32) };
+                plane[(y0 + r) * w + x0..][..cols].copy_from_slice(&s.row[..cols]);
+                continue;
+            }
             let rb = &mut s.row[..span];
             for q in 0..m {
                 let src = &s.d[(r * m + q) * pb + j..][..len];
