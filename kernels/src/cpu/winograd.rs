@@ -642,7 +642,13 @@ unsafe fn scatter4_avx512(src: [*const f32; 4], len: usize, bias: f32, relu: boo
     for j in steps * 16..len {
         for (q, sp) in src.iter().enumerate() {
             let y = *sp.add(j) + bias;
-            *row.add(4 * j + q) = if relu && !(y > 0.0) { 0.0 } else { y };
+            // NaN → 0 under ReLU, as `max` does above.
+            *row.add(4 * j + q) =
+                if relu && y.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+                    0.0
+                } else {
+                    y
+                };
         }
     }
 }
