@@ -5,6 +5,7 @@ pub mod conv2d;
 pub mod elementwise;
 pub mod float;
 pub mod gemm;
+pub mod gram;
 pub mod packed_gemm;
 pub mod pool;
 pub mod pool2d;

@@ -40,8 +40,27 @@ pub fn pack_u<T: Float>(u: &[T], k: usize, c: usize, out: &mut [T]) {
 /// If `u` is shorter than `c·MR`, `v` than `c·NR`, or `m` than `(MR−1)·ldm + NR`.
 #[inline]
 pub fn kernel<T: Float>(level: SimdLevel, c: usize, u: &[T], v: &[T], m: &mut [T], ldm: usize) {
+    kernel_vs(level, c, u, v, NR, m, ldm)
+}
+
+/// [`kernel`] with V's rows `vs` apart instead of NR (V read in place from a row-major matrix
+/// with `vs` columns): `m[r·ldm + j] = Σ_c u[c·MR + r] · v[c·vs + j]` for r < MR, j < NR.
+///
+/// # Panics
+/// If `u` is shorter than `c·MR`, `vs < NR`, `v` shorter than `(c−1)·vs + NR`, or `m` than
+/// `(MR−1)·ldm + NR`.
+#[inline]
+pub fn kernel_vs<T: Float>(
+    level: SimdLevel,
+    c: usize,
+    u: &[T],
+    v: &[T],
+    vs: usize,
+    m: &mut [T],
+    ldm: usize,
+) {
     assert!(
-        u.len() >= c * MR && v.len() >= c * NR,
+        u.len() >= c * MR && vs >= NR && (c == 0 || v.len() >= (c - 1) * vs + NR),
         "packed_gemm: panels"
     );
     assert!(
@@ -58,13 +77,13 @@ pub fn kernel<T: Float>(level: SimdLevel, c: usize, u: &[T], v: &[T], m: &mut [T
             // SAFETY: the features were detected at run time (SimdLevel), the lengths checked
             // above, and T is f32.
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx512 => return unsafe { kernel_avx512(c, u, v, mp, ldm) },
+            SimdLevel::Avx512 => return unsafe { kernel_avx512(c, u, v, vs, mp, ldm) },
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2Fma => return unsafe { kernel_avx2(c, u, v, mp, ldm) },
+            SimdLevel::Avx2Fma => return unsafe { kernel_avx2(c, u, v, vs, mp, ldm) },
             _ => {}
         }
     }
-    kernel_portable(c, u, v, m, ldm)
+    kernel_portable(c, u, v, vs, m, ldm)
 }
 
 /// [`kernel`] for the first `NR/2` = 16 columns only (a block's last, half-empty panel):
@@ -271,10 +290,10 @@ unsafe fn kernel_t_avx2(
     }
 }
 
-fn kernel_portable<T: Float>(c: usize, u: &[T], v: &[T], m: &mut [T], ldm: usize) {
+fn kernel_portable<T: Float>(c: usize, u: &[T], v: &[T], vs: usize, m: &mut [T], ldm: usize) {
     let mut acc = [[T::ZERO; NR]; MR];
     for ci in 0..c {
-        let vr: &[T; NR] = v[ci * NR..][..NR].try_into().unwrap();
+        let vr: &[T; NR] = v[ci * vs..][..NR].try_into().unwrap();
         let ur: &[T; MR] = u[ci * MR..][..MR].try_into().unwrap();
         for (acc_r, &b) in acc.iter_mut().zip(ur) {
             for (a, &x) in acc_r.iter_mut().zip(vr) {
@@ -289,12 +308,19 @@ fn kernel_portable<T: Float>(c: usize, u: &[T], v: &[T], m: &mut [T], ldm: usize
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel_avx512(c: usize, u: *const f32, v: *const f32, m: *mut f32, ldm: usize) {
+unsafe fn kernel_avx512(
+    c: usize,
+    u: *const f32,
+    v: *const f32,
+    vs: usize,
+    m: *mut f32,
+    ldm: usize,
+) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     for ci in 0..c {
-        let v0 = _mm512_loadu_ps(v.add(ci * NR));
-        let v1 = _mm512_loadu_ps(v.add(ci * NR + 16));
+        let v0 = _mm512_loadu_ps(v.add(ci * vs));
+        let v1 = _mm512_loadu_ps(v.add(ci * vs + 16));
         let up = u.add(ci * MR);
         for (r, a) in acc.iter_mut().enumerate() {
             let b = _mm512_set1_ps(*up.add(r));
@@ -310,12 +336,12 @@ unsafe fn kernel_avx512(c: usize, u: *const f32, v: *const f32, m: *mut f32, ldm
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel_avx2(c: usize, u: *const f32, v: *const f32, m: *mut f32, ldm: usize) {
+unsafe fn kernel_avx2(c: usize, u: *const f32, v: *const f32, vs: usize, m: *mut f32, ldm: usize) {
     use std::arch::x86_64::*;
     for strip in 0..NR / 8 {
         let mut acc = [_mm256_setzero_ps(); MR];
         for ci in 0..c {
-            let x = _mm256_loadu_ps(v.add(ci * NR + strip * 8));
+            let x = _mm256_loadu_ps(v.add(ci * vs + strip * 8));
             let up = u.add(ci * MR);
             for (r, a) in acc.iter_mut().enumerate() {
                 *a = _mm256_fmadd_ps(_mm256_set1_ps(*up.add(r)), x, *a);
