@@ -3,8 +3,9 @@
 //! Every op whose inputs require grad records a [`Node`] on the output: its inputs and a
 //! backward closure mapping ∂L/∂output to ∂L/∂inputs (the closure owns exactly the tensors the
 //! backward needs). The nodes reachable from a loss form the tape; [`backward`] replays it in
-//! a reverse topological order (deepest inputs first, see `graph`) and accumulates the gradients of the leaves. Each node is consumed
-//! as it is replayed, so the tape (and every saved activation) is freed by the backward pass.
+//! a reverse topological order (among ready nodes, the one with the deepest input first, see
+//! `graph`) and accumulates the gradients of the leaves. Each node is consumed as it is
+//! replayed, so the tape (and every saved activation) is freed by the backward pass.
 //! Inside [`no_grad`] nothing is recorded (frozen weights, style targets, optimiser updates).
 
 use crate::storage::Storage;

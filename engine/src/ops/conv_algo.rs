@@ -4,7 +4,9 @@
 //! [`WINOGRAD_MIN_CHANNELS`] input channels run as Winograd F(m×m, 3×3) (Lavin & Gray 2016);
 //! everything else as im2col + GEMM. The forward and the input gradient both use it (the input
 //! gradient of such a convolution is a 3×3 convolution with flipped, transposed weights).
-//! Transformed weights of tensors that do not require grad are computed once and cached.
+//! Transformed weights of tensors that do not require grad are computed once and cached; the
+//! input gradient reads the forward's (`conv3x3_winograd_input_grad`) where the channel counts
+//! are multiples of 8, so VGG keeps one set (≈ 4× the weights for F(4,3)).
 
 use crate::storage::{Element, Storage};
 use crate::Tensor;

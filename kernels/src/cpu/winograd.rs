@@ -9,7 +9,9 @@
 //! ([`packed_gemm`]), so nothing is repacked per call. Transforms and the micro-kernel are
 //! compiled for AVX-512, AVX2+FMA and portable code and chosen at run time ([`SimdLevel`]).
 //! The input gradient of such a convolution is the same convolution of the output gradient with
-//! the flipped, transposed weights ([`WinogradWeights::new_input_grad`]).
+//! the flipped, transposed weights. [`conv3x3_winograd_input_grad`] computes it from the
+//! forward's packed U (read transposed, tiles mirrored), so one transform serves both;
+//! [`WinogradWeights::new_input_grad`] builds separate ones for channel counts it cannot serve.
 
 use super::packed_gemm::{self, MR, NR};
 use super::simd::SimdLevel;
