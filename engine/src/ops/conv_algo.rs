@@ -13,7 +13,7 @@ use crate::Tensor;
 use kernels::cpu::conv2d::{self as k, Conv2dParams};
 use kernels::cpu::winograd::{
     conv3x3_winograd, conv3x3_winograd_input_grad, conv3x3_winograd_masked, conv3x3_winograd_relu,
-    WinogradTile, WinogradWeights,
+    shares_input_grad, WinogradTile, WinogradWeights,
 };
 use std::any::Any;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -168,11 +168,10 @@ fn input_grad_winograd<T: Element>(
     mask: Option<&[T]>,
     grad_in: &mut [T],
 ) {
-    let ww = transformed(weight, w, p, tile, false);
-    if ww.shares_input_grad() {
+    if shares_input_grad(p.c_out, p.c_in) {
+        let ww = transformed(weight, w, p, tile, false);
         return conv3x3_winograd_input_grad(&ww, grad_out, mask, p.n, p.h, p.w, grad_in);
     }
-    drop(ww);
     let wg = transformed(weight, w, p, tile, true);
     match mask {
         Some(y) => conv3x3_winograd_masked(&wg, grad_out, y, None, p.n, p.h, p.w, grad_in),

@@ -3,7 +3,7 @@
 //! The micro-kernels are matrixmultiply's (run-time SIMD dispatch: AVX-512 / AVX2+FMA / SSE2 /
 //! portable); this file adds rayon parallelism by splitting C into blocks of rows or columns.
 
-use super::Float;
+use super::{Float, SendPtr};
 use rayon::prelude::*;
 
 /// A strided matrix view: element (i, j) lives at `i * rs + j * cs`.
@@ -45,11 +45,6 @@ impl MatLayout {
         }
     }
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
 
 /// Work (m·n·k multiply-adds) under which gemm stays on the calling thread.
 const PARALLEL_MIN_WORK: usize = 1 << 18;

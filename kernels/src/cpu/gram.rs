@@ -11,16 +11,11 @@
 //!
 //! Other instruction sets and types use the general GEMM.
 
-use super::gemm::gemm_rm;
+use super::gemm::{gemm, gemm_rm, MatLayout};
 use super::packed_gemm::{self, MR, NR};
 use super::simd::SimdLevel;
-use super::Float;
+use super::{is_f32, Float, SendPtr};
 use rayon::prelude::*;
-use std::any::TypeId;
-
-fn is_f32<T: 'static>() -> bool {
-    TypeId::of::<T>() == TypeId::of::<f32>()
-}
 
 /// `g (C×C) = scale · f fᵀ` for row-major `f` (C×K). `g` is overwritten.
 ///
@@ -74,24 +69,27 @@ pub fn gram_backward<T: Float>(s: &[T], f: &[T], c: usize, k: usize, out: &mut [
             }
         }
     });
-    // The last K mod NR columns.
+    // The last K mod NR columns, as strided views of f and out (no copies).
     if full < k {
-        let kt = k - full;
-        let ft: Vec<T> = (0..c)
-            .flat_map(|r| f[r * k + full..(r + 1) * k].to_vec())
-            .collect();
-        let mut ot = vec![T::ZERO; c * kt];
-        gemm_rm(c, c, kt, T::ONE, s, false, &ft, false, T::ZERO, &mut ot);
-        for r in 0..c {
-            out[r * k + full..(r + 1) * k].copy_from_slice(&ot[r * kt..(r + 1) * kt]);
-        }
+        let cols = MatLayout {
+            rows: c,
+            cols: k - full,
+            rs: k,
+            cs: 1,
+        };
+        let ls = MatLayout::row_major(c, c);
+        gemm(
+            T::ONE,
+            s,
+            ls,
+            &f[full..],
+            cols,
+            T::ZERO,
+            &mut out[full..],
+            cols,
+        );
     }
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
 
 /// Floats of K per chunk so that one chunk of all C rows is about 512 KB (stays in L2).
 fn chunk_len(c: usize) -> usize {

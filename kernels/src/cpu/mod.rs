@@ -13,3 +13,15 @@ pub mod simd;
 pub mod winograd;
 
 pub use float::Float;
+
+/// A raw pointer that rayon tasks may share, for parallel writes to disjoint ranges of one
+/// buffer (each use states why its ranges are disjoint).
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+/// Whether `T` is `f32` (the element type the SIMD kernels are written for).
+pub(crate) fn is_f32<T: 'static>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+}

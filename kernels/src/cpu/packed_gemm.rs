@@ -10,8 +10,7 @@
 //! strip) and portable Rust, chosen at run time ([`SimdLevel`]). f64 always uses the portable one.
 
 use super::simd::SimdLevel;
-use super::Float;
-use std::any::TypeId;
+use super::{is_f32, Float};
 
 /// Rows of M per kernel call.
 pub const MR: usize = 8;
@@ -67,7 +66,7 @@ pub fn kernel_vs<T: Float>(
         ldm >= NR && m.len() >= (MR - 1) * ldm + NR,
         "packed_gemm: output"
     );
-    if TypeId::of::<T>() == TypeId::of::<f32>() {
+    if is_f32::<T>() {
         let (u, v, mp) = (
             u.as_ptr() as *const f32,
             v.as_ptr() as *const f32,
@@ -110,7 +109,7 @@ pub fn kernel_half<T: Float>(
         "packed_gemm: output"
     );
     #[cfg(target_arch = "x86_64")]
-    if TypeId::of::<T>() == TypeId::of::<f32>() && level == SimdLevel::Avx512 {
+    if is_f32::<T>() && level == SimdLevel::Avx512 {
         // SAFETY: AVX-512F detected (SimdLevel), lengths checked above, T is f32.
         return unsafe {
             kernel_half_avx512(
@@ -187,7 +186,7 @@ pub fn kernel_t<T: Float>(
         ldm >= cols && m.len() >= (MR - 1) * ldm + cols,
         "packed_gemm: output"
     );
-    if TypeId::of::<T>() == TypeId::of::<f32>() {
+    if is_f32::<T>() {
         let (u, v, mp) = (
             u.as_ptr() as *const f32,
             v.as_ptr() as *const f32,

@@ -15,7 +15,7 @@
 
 use super::packed_gemm::{self, MR, NR};
 use super::simd::SimdLevel;
-use super::Float;
+use super::{is_f32, Float, SendPtr};
 use rayon::prelude::*;
 
 /// Output tile size m of F(m×m, 3×3).
@@ -196,10 +196,16 @@ impl<T: Float> WinogradWeights<T> {
     pub fn in_channels(&self) -> usize {
         self.c
     }
-    /// Whether [`conv3x3_winograd_input_grad`] can use these weights (K and C multiples of 8).
+    /// Whether [`conv3x3_winograd_input_grad`] can use these weights ([`shares_input_grad`]).
     pub fn shares_input_grad(&self) -> bool {
-        self.k.is_multiple_of(MR) && self.c.is_multiple_of(MR)
+        shares_input_grad(self.k, self.c)
     }
+}
+
+/// Whether the forward weights of a K×C convolution can serve its input gradient
+/// ([`conv3x3_winograd_input_grad`]): K and C multiples of 8, the micro-kernel's row panel.
+pub fn shares_input_grad(k: usize, c: usize) -> bool {
+    k.is_multiple_of(MR) && c.is_multiple_of(MR)
 }
 
 /// Tiles per block: as many as fit a working set (V and M) of about 24 MB, rounded up to a
@@ -583,11 +589,6 @@ struct Epilogue<T> {
     relu: bool,
 }
 
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
-
 struct Geom {
     h: usize,
     w: usize,
@@ -645,18 +646,9 @@ unsafe fn scatter4_avx512(src: [*const f32; 4], len: usize, bias: f32, relu: boo
         for (q, sp) in src.iter().enumerate() {
             let y = *sp.add(j) + bias;
             // NaN → 0 under ReLU, as `max` does above.
-            *row.add(4 * j + q) =
-                if relu && y.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-                    0.0
-                } else {
-                    y
-                };
+            *row.add(4 * j + q) = if !relu || y > 0.0 { y } else { 0.0 };
         }
     }
-}
-
-fn is_f32<T: 'static>() -> bool {
-    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
 }
 
 /// `dst[q][j] = row[4j + q]` for q < 6, j < len: the six columns of F(4×4)'s 6-wide tiles
