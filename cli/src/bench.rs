@@ -71,13 +71,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     nst::engine::set_conv_algorithm(algo);
     let device = check_device(&args.device)?;
     let cfg = reference_config();
-    let layers: Vec<&str> = cfg
-        .content_layers
-        .iter()
-        .chain(&cfg.style_layers)
-        .map(String::as_str)
-        .collect();
-    let vgg = load_vgg(args.weights.as_deref(), Pooling::Max)?.truncated(&layers)?;
+    let vgg = load_vgg(args.weights.as_deref(), Pooling::Max)?.truncated(&cfg.layers())?;
     let vgg = Arc::new(vgg.to_device(device)?);
     let content = RgbImage::load(&args.content, DEFAULT_MAX_PIXELS)?.resize_longest(args.size);
     let style = RgbImage::load(&args.style, DEFAULT_MAX_PIXELS)?.resize_longest(args.size);

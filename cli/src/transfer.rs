@@ -185,13 +185,7 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
         .map(|s| RgbImage::load(s, args.max_pixels))
         .collect::<Result<Vec<_>, _>>()?;
     // Only the layers the objective reads are kept (conv5_2–5_4 are never used by default).
-    let layers: Vec<&str> = cfg
-        .content_layers
-        .iter()
-        .chain(&cfg.style_layers)
-        .map(String::as_str)
-        .collect();
-    let vgg = load_vgg(args.weights.as_deref(), pooling)?.truncated(&layers)?;
+    let vgg = load_vgg(args.weights.as_deref(), pooling)?.truncated(&cfg.layers())?;
     let vgg = Arc::new(vgg.to_device(device)?);
 
     let interrupted = Arc::new(AtomicBool::new(false));

@@ -162,14 +162,24 @@ pub fn scale_sizes(content: &RgbImage, size_px: usize, scales: usize) -> Vec<(us
 }
 
 impl StyleTransferConfig {
+    /// The VGG-19 layers the objective reads: the content layers, then the style layers (for
+    /// [`crate::vgg19::Vgg19::truncated`]).
+    pub fn layers(&self) -> Vec<&str> {
+        self.content_layers
+            .iter()
+            .chain(&self.style_layers)
+            .map(String::as_str)
+            .collect()
+    }
+
     /// Check option values. Errors: `InvalidArgument` naming the bad option.
     pub fn validate(&self, n_styles: usize) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
         let known = layer_names();
-        for l in self.content_layers.iter().chain(&self.style_layers) {
-            if !known.contains(l) {
+        for l in self.layers() {
+            if !known.iter().any(|k| k == l) {
                 return Err(Error::UnknownLayer {
-                    name: l.clone(),
+                    name: l.to_string(),
                     known: known.join(", "),
                 });
             }

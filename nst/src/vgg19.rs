@@ -46,6 +46,23 @@ pub fn layer_names() -> Vec<String> {
     names
 }
 
+/// The index in `names` ([`layer_names`]) of the deepest of `layers` (0 when empty).
+/// Errors: `UnknownLayer`.
+fn deepest_layer(names: &[String], layers: &[&str]) -> Result<usize> {
+    let mut deepest = 0;
+    for l in layers {
+        let pos = names
+            .iter()
+            .position(|n| n == l)
+            .ok_or_else(|| Error::UnknownLayer {
+                name: l.to_string(),
+                known: names.join(", "),
+            })?;
+        deepest = deepest.max(pos);
+    }
+    Ok(deepest)
+}
+
 /// VGG-19's convolutional part with frozen weights (tensors that never require grad).
 pub struct Vgg19 {
     /// (name, weight O×I×3×3, bias O) for conv1_1 … conv5_4.
@@ -100,21 +117,11 @@ impl Vgg19 {
     /// Errors: `UnknownLayer`.
     pub fn truncated(mut self, layers: &[&str]) -> Result<Vgg19> {
         let names = layer_names();
-        let mut convs_needed = 0;
-        for l in layers {
-            let pos = names
-                .iter()
-                .position(|n| n == l)
-                .ok_or_else(|| Error::UnknownLayer {
-                    name: l.to_string(),
-                    known: names.join(", "),
-                })?;
-            let convs = names[..=pos]
-                .iter()
-                .filter(|n| n.starts_with("conv"))
-                .count();
-            convs_needed = convs_needed.max(convs);
-        }
+        let deepest = deepest_layer(&names, layers)?;
+        let convs_needed = names[..=deepest]
+            .iter()
+            .filter(|n| n.starts_with("conv"))
+            .count();
         // At least conv1_1: the network's device is its first weight's.
         self.convs.truncate(convs_needed.max(1));
         Ok(self)
@@ -140,17 +147,7 @@ impl Vgg19 {
     /// pool halves H and W, so `pool5` needs H, W ≥ 32).
     pub fn forward(&self, x: &Tensor, taps: &[&str]) -> Result<BTreeMap<String, Tensor>> {
         let names = layer_names();
-        let mut deepest = 0;
-        for t in taps {
-            let pos = names
-                .iter()
-                .position(|n| n == t)
-                .ok_or_else(|| Error::UnknownLayer {
-                    name: t.to_string(),
-                    known: names.join(", "),
-                })?;
-            deepest = deepest.max(pos);
-        }
+        let deepest = deepest_layer(&names, taps)?;
         let mut out = BTreeMap::new();
         if taps.is_empty() {
             return Ok(out);
