@@ -76,13 +76,13 @@ pub fn kernel_vs<T: Float>(
             // SAFETY: the features were detected at run time (SimdLevel), the lengths checked
             // above, and T is f32.
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx512 => return unsafe { kernel_avx512(c, u, v, vs, mp, ldm) },
+            SimdLevel::Avx512 => return unsafe { kernel_avx512::<2>(c, u, v, vs, mp, ldm) },
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx2Fma => return unsafe { kernel_avx2(c, u, v, vs, mp, ldm) },
             _ => {}
         }
     }
-    kernel_portable(c, u, v, vs, m, ldm)
+    kernel_portable(c, u, v, vs, m, ldm, NR)
 }
 
 /// [`kernel`] for the first `NR/2` = 16 columns only (a block's last, half-empty panel):
@@ -110,48 +110,16 @@ pub fn kernel_half<T: Float>(
     );
     #[cfg(target_arch = "x86_64")]
     if is_f32::<T>() && level == SimdLevel::Avx512 {
+        let (u, v, mp) = (
+            u.as_ptr() as *const f32,
+            v.as_ptr() as *const f32,
+            m.as_mut_ptr() as *mut f32,
+        );
         // SAFETY: AVX-512F detected (SimdLevel), lengths checked above, T is f32.
-        return unsafe {
-            kernel_half_avx512(
-                c,
-                u.as_ptr() as *const f32,
-                v.as_ptr() as *const f32,
-                m.as_mut_ptr() as *mut f32,
-                ldm,
-            )
-        };
+        return unsafe { kernel_avx512::<1>(c, u, v, NR, mp, ldm) };
     }
     let _ = level;
-    let mut acc = [[T::ZERO; H]; MR];
-    for ci in 0..c {
-        let vr: &[T; H] = v[ci * NR..][..H].try_into().unwrap();
-        let ur: &[T; MR] = u[ci * MR..][..MR].try_into().unwrap();
-        for (acc_r, &b) in acc.iter_mut().zip(ur) {
-            for (a, &x) in acc_r.iter_mut().zip(vr) {
-                *a += b * x;
-            }
-        }
-    }
-    for (r, a) in acc.iter().enumerate() {
-        m[r * ldm..][..H].copy_from_slice(a);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn kernel_half_avx512(c: usize, u: *const f32, v: *const f32, m: *mut f32, ldm: usize) {
-    use std::arch::x86_64::*;
-    let mut acc = [_mm512_setzero_ps(); MR];
-    for ci in 0..c {
-        let v0 = _mm512_loadu_ps(v.add(ci * NR));
-        let up = u.add(ci * MR);
-        for (r, a) in acc.iter_mut().enumerate() {
-            *a = _mm512_fmadd_ps(_mm512_set1_ps(*up.add(r)), v0, *a);
-        }
-    }
-    for (r, a) in acc.iter().enumerate() {
-        _mm512_storeu_ps(m.add(r * ldm), *a);
-    }
+    kernel_portable(c, u, v, NR, m, ldm, H)
 }
 
 /// The transposed product, reading U in the layout [`pack_u`] gives the *forward* weights, so
@@ -289,10 +257,19 @@ unsafe fn kernel_t_avx2(
     }
 }
 
-fn kernel_portable<T: Float>(c: usize, u: &[T], v: &[T], vs: usize, m: &mut [T], ldm: usize) {
+/// `m[r·ldm + j] = Σ_c u[c·MR + r] · v[c·vs + j]` for r < MR, j < `cols` (≤ NR).
+fn kernel_portable<T: Float>(
+    c: usize,
+    u: &[T],
+    v: &[T],
+    vs: usize,
+    m: &mut [T],
+    ldm: usize,
+    cols: usize,
+) {
     let mut acc = [[T::ZERO; NR]; MR];
     for ci in 0..c {
-        let vr: &[T; NR] = v[ci * vs..][..NR].try_into().unwrap();
+        let vr = &v[ci * vs..][..cols];
         let ur: &[T; MR] = u[ci * MR..][..MR].try_into().unwrap();
         for (acc_r, &b) in acc.iter_mut().zip(ur) {
             for (a, &x) in acc_r.iter_mut().zip(vr) {
@@ -300,14 +277,15 @@ fn kernel_portable<T: Float>(c: usize, u: &[T], v: &[T], vs: usize, m: &mut [T],
             }
         }
     }
-    for r in 0..MR {
-        m[r * ldm..][..NR].copy_from_slice(&acc[r]);
+    for (r, a) in acc.iter().enumerate() {
+        m[r * ldm..][..cols].copy_from_slice(&a[..cols]);
     }
 }
 
+/// [`kernel_portable`] for f32 with AVX-512: `V` vectors of 16 columns (2: NR, 1: NR/2).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel_avx512(
+unsafe fn kernel_avx512<const V: usize>(
     c: usize,
     u: *const f32,
     v: *const f32,
@@ -316,20 +294,21 @@ unsafe fn kernel_avx512(
     ldm: usize,
 ) {
     use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    let mut acc = [[_mm512_setzero_ps(); V]; MR];
     for ci in 0..c {
-        let v0 = _mm512_loadu_ps(v.add(ci * vs));
-        let v1 = _mm512_loadu_ps(v.add(ci * vs + 16));
+        let x: [__m512; V] = std::array::from_fn(|i| _mm512_loadu_ps(v.add(ci * vs + 16 * i)));
         let up = u.add(ci * MR);
         for (r, a) in acc.iter_mut().enumerate() {
             let b = _mm512_set1_ps(*up.add(r));
-            a[0] = _mm512_fmadd_ps(b, v0, a[0]);
-            a[1] = _mm512_fmadd_ps(b, v1, a[1]);
+            for i in 0..V {
+                a[i] = _mm512_fmadd_ps(b, x[i], a[i]);
+            }
         }
     }
     for (r, a) in acc.iter().enumerate() {
-        _mm512_storeu_ps(m.add(r * ldm), a[0]);
-        _mm512_storeu_ps(m.add(r * ldm + 16), a[1]);
+        for (i, &x) in a.iter().enumerate() {
+            _mm512_storeu_ps(m.add(r * ldm + 16 * i), x);
+        }
     }
 }
 
