@@ -1,6 +1,7 @@
 //! CPU kernels: gemm (matrixmultiply), conv2d (im2col + gemm), pooling, elementwise, reductions.
 //! Parallel with rayon; inner loops written so that they auto-vectorise.
 
+pub mod bf16;
 pub mod conv2d;
 pub mod elementwise;
 pub mod float;

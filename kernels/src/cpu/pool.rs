@@ -8,7 +8,6 @@
 //! elements with unspecified contents; [`recycle`] takes either back. The pool keeps at most
 //! [`MAX_POOLED_BYTES`]; beyond that the oldest buffers are freed.
 
-use super::Float;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -24,6 +23,11 @@ struct Pool {
     bytes: usize,
 }
 
+/// What the pool holds: plain element types whose `Default` is zero (the kernels' floats, and
+/// `u32` for packed bf16 pairs).
+pub trait Pooled: Copy + Default + Send + Sync + 'static {}
+impl<T: Copy + Default + Send + Sync + 'static> Pooled for T {}
+
 static POOL: Mutex<Pool> = Mutex::new(Pool {
     idle: VecDeque::new(),
     bytes: 0,
@@ -34,25 +38,25 @@ fn lock() -> std::sync::MutexGuard<'static, Pool> {
 }
 
 /// A buffer of `n` zeros: a pooled one of exactly that length when there is one, else new.
-pub fn zeroed<T: Float>(n: usize) -> Vec<T> {
+pub fn zeroed<T: Pooled>(n: usize) -> Vec<T> {
     match take::<T>(n, true) {
         Some(mut v) => {
             fill_zero(&mut v);
             v
         }
-        None => vec![T::ZERO; n],
+        None => vec![T::default(); n],
     }
 }
 
 /// A scratch buffer of at least `n` elements whose contents are unspecified (finite values
 /// left by earlier use, or zeros): the smallest idle one that is large enough, else a new one.
 /// For work buffers the caller overwrites before reading; give it back with [`recycle`].
-pub fn scratch<T: Float>(n: usize) -> Vec<T> {
-    take::<T>(n, false).unwrap_or_else(|| vec![T::ZERO; n])
+pub fn scratch<T: Pooled>(n: usize) -> Vec<T> {
+    take::<T>(n, false).unwrap_or_else(|| vec![T::default(); n])
 }
 
 /// The smallest idle `Vec<T>` of length `n` (`exact`) or at least `n`, out of the pool.
-fn take<T: Float>(n: usize, exact: bool) -> Option<Vec<T>> {
+fn take<T: Pooled>(n: usize, exact: bool) -> Option<Vec<T>> {
     if n * std::mem::size_of::<T>() < MIN_POOLED_BYTES {
         return None;
     }
@@ -72,7 +76,7 @@ fn take<T: Float>(n: usize, exact: bool) -> Option<Vec<T>> {
 }
 
 /// Give a buffer back for reuse (small ones are simply freed).
-pub fn recycle<T: Float>(v: Vec<T>) {
+pub fn recycle<T: Pooled>(v: Vec<T>) {
     let bytes = v.len() * std::mem::size_of::<T>();
     if !(MIN_POOLED_BYTES..=MAX_POOLED_BYTES).contains(&bytes) {
         return;
@@ -100,9 +104,9 @@ pub fn pooled_bytes() -> usize {
     lock().bytes
 }
 
-fn fill_zero<T: Float>(v: &mut [T]) {
+fn fill_zero<T: Pooled>(v: &mut [T]) {
     use rayon::prelude::*;
-    v.par_chunks_mut(1 << 18).for_each(|c| c.fill(T::ZERO));
+    v.par_chunks_mut(1 << 18).for_each(|c| c.fill(T::default()));
 }
 
 #[cfg(test)]
