@@ -3,7 +3,7 @@
 //! Gram style relu1_1…relu5_1 weight 1e-2 each, TV weight 10; one warm-up step, then the median
 //! of the timed steps) so the two can be run side by side (benches/compare.sh).
 
-use crate::common::{check_device, load_vgg};
+use crate::common::{check_device, load_vgg, set_precision};
 use anyhow::Result;
 use clap::Args;
 use nst::engine::{ConvAlgorithm, Tensor};
@@ -36,9 +36,17 @@ pub struct BenchArgs {
     /// 3×3 convolution algorithm: auto (Winograd F(4,3)), im2col, winograd-f2, winograd-f4.
     #[arg(long, default_value = "auto")]
     pub conv: String,
+    /// Number format of the CPU convolutions' input gradients (the backward pass): f32, or bf16
+    /// (bf16 operands, f32 sums; faster on CPUs with AVX-512-BF16). The forward and the losses
+    /// stay f32.
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Print each timed iteration's loss to stderr (to compare loss curves, e.g. f32 vs bf16).
+    #[arg(long)]
+    pub print_losses: bool,
     /// VGG-19 weights [default: the cache].
     #[arg(long)]
     pub weights: Option<PathBuf>,
@@ -70,6 +78,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     nst::engine::set_conv_algorithm(algo);
     let device = check_device(&args.device)?;
+    set_precision(&args.precision, device)?;
     let cfg = reference_config();
     let vgg = load_vgg(args.weights.as_deref(), Pooling::Max)?.truncated(&cfg.layers())?;
     let vgg = Arc::new(vgg.to_device(device)?);
@@ -96,6 +105,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let t = Instant::now();
         loss = step(&mut x)?;
         times.push(t.elapsed().as_secs_f64());
+        if args.print_losses {
+            eprintln!("{} {loss}", times.len());
+        }
     }
     times.sort_by(f64::total_cmp);
     let median = if times.is_empty() {
@@ -108,6 +120,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         serde_json::json!({
             "framework": "nst", "version": env!("CARGO_PKG_VERSION"), "device": device.to_string(),
             "threads": rayon::current_num_threads(), "size": [h, w], "conv": args.conv,
+            "precision": args.precision,
             "iterations": args.iterations, "sec_per_iter_median": median, "final_loss": loss,
             "peak_rss_mb": peak_rss_mib(),
             // Tensor storage only: held between iterations (weights, targets, image, Adam),

@@ -138,3 +138,26 @@ pub fn check_output(output: &Path, inputs: &[&Path], extensions: &[&str]) -> Res
     }
     Ok(())
 }
+
+/// `--precision f32|bf16` → the engine's CPU GEMM precision. bf16 is a CPU option: with a CUDA
+/// device it is an error rather than silently ignored. On a CPU without AVX-512-BF16 it still
+/// runs (same rounding, f32 speed) and says so.
+pub fn set_precision(precision: &str, device: Device) -> Result<()> {
+    let p = match precision {
+        "f32" => nst::engine::Precision::F32,
+        "bf16" => nst::engine::Precision::Bf16,
+        other => bail!("--precision {other:?}: expected f32 or bf16"),
+    };
+    if p == nst::engine::Precision::Bf16 {
+        if device != Device::Cpu {
+            bail!("--precision bf16 is implemented for the CPU only; use --device cpu or drop it");
+        }
+        if !nst::engine::cpu_has_bf16_dot() {
+            eprintln!(
+                "note: this CPU has no AVX-512-BF16; --precision bf16 rounds as asked but runs no faster than f32"
+            );
+        }
+    }
+    nst::engine::set_cpu_precision(p);
+    Ok(())
+}

@@ -10,6 +10,7 @@
 
 use crate::storage::{Element, Storage};
 use crate::Tensor;
+pub use kernels::cpu::bf16::Precision;
 use kernels::cpu::conv2d::{self as k, Conv2dParams};
 use kernels::cpu::winograd::{
     conv3x3_winograd, conv3x3_winograd_input_grad, conv3x3_winograd_masked, conv3x3_winograd_relu,
@@ -53,6 +54,35 @@ pub fn conv_algorithm() -> ConvAlgorithm {
     }
 }
 
+static PRECISION: AtomicU8 = AtomicU8::new(0);
+
+/// Set the process-wide number format of the CPU Winograd input gradients (`--precision`):
+/// with [`Precision::Bf16`], the input gradient of each f32 Winograd convolution (its share of
+/// the backward pass, about half of an iteration's arithmetic) rounds its transformed weights
+/// and tiles to bf16 and sums in f32 (AVX-512-BF16 `vdpbf16ps` where the CPU has it). The
+/// forward stays f32 so that losses are computed exactly as in f32 (bf16 noise in the forward
+/// made Adam unstable near convergence; see `WinogradWeights::with_precision`). Everything
+/// else (im2col convolutions, activations, losses, the optimiser) stays f32; f64 is never
+/// rounded. Transforms cached in the other format are rebuilt on next use.
+pub fn set_cpu_precision(p: Precision) {
+    PRECISION.store(p as u8, Ordering::Relaxed);
+}
+
+/// The current CPU GEMM number format ([`set_cpu_precision`]; `F32` by default).
+pub fn cpu_precision() -> Precision {
+    match PRECISION.load(Ordering::Relaxed) {
+        1 => Precision::Bf16,
+        _ => Precision::F32,
+    }
+}
+
+/// Whether this CPU has AVX-512-BF16 dot products (so that [`Precision::Bf16`] runs faster
+/// than f32, not only rounds like bf16); honours the `NST_SIMD` cap.
+pub fn cpu_has_bf16_dot() -> bool {
+    use kernels::cpu::bf16::Bf16Path;
+    Bf16Path::at(kernels::cpu::simd::SimdLevel::current()) == Bf16Path::Dot
+}
+
 fn winograd_tile(p: &Conv2dParams, in_channels: usize) -> Option<WinogradTile> {
     let fits = p.kh == 3
         && p.kw == 3
@@ -75,6 +105,7 @@ struct Entry {
     offset: usize,
     input_grad: bool,
     tile: WinogradTile,
+    precision: Precision,
     value: Arc<dyn Any + Send + Sync>,
 }
 
@@ -88,11 +119,19 @@ fn transformed<T: Element>(
     tile: WinogradTile,
     input_grad: bool,
 ) -> Arc<WinogradWeights<T>> {
+    let precision = cpu_precision();
     let build = || {
-        Arc::new(if input_grad {
+        let ww = if input_grad {
             WinogradWeights::new_input_grad(tile, w, p.c_out, p.c_in)
         } else {
             WinogradWeights::new(tile, w, p.c_out, p.c_in)
+        };
+        // bf16 serves the input gradient only (WinogradWeights::with_precision says why): the
+        // forward transforms keep f32 for the forward, the input-gradient ones are all bf16.
+        Arc::new(if input_grad {
+            ww.with_precision(precision, precision)
+        } else {
+            ww.with_precision(Precision::F32, precision)
         })
     };
     // The input gradient reads the forward transforms where the channels allow
@@ -109,6 +148,7 @@ fn transformed<T: Element>(
             && e.offset == weight.offset()
             && e.input_grad == input_grad
             && e.tile == tile
+            && e.precision == precision
         {
             if let Ok(v) = e.value.clone().downcast::<WinogradWeights<T>>() {
                 return v;
@@ -121,6 +161,7 @@ fn transformed<T: Element>(
         offset: weight.offset(),
         input_grad,
         tile,
+        precision,
         value: v.clone(),
     });
     v
