@@ -5,6 +5,7 @@
 # ../.venv-torch/bin/python; create it with: python3 -m venv ../.venv-torch &&
 # ../.venv-torch/bin/pip install torch safetensors pillow).
 # Usage: benches/compare.sh [SIZE…]   (default: 256 512)
+# Environment: ITERATIONS (default 5), THREADS (2), CONV (--conv), PRECISION (--precision f32|bf16).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared="$root/../shared"
@@ -18,7 +19,7 @@ style="$shared/images/starry_night.jpg"
 for size in "${@:-256 512}"; do
   for s in $size; do
     ours=$("$root/target/release/nst-cli" bench --content "$content" --style "$style" --size "$s" \
-      --iterations "$iters" --threads "$threads" ${CONV:+--conv "$CONV"})
+      --iterations "$iters" --threads "$threads" ${CONV:+--conv "$CONV"} ${PRECISION:+--precision "$PRECISION"})
     theirs=$("$torch_py" "$shared/bench/torch_reference.py" --weights "$weights" --content "$content" \
       --style "$style" --size "$s" --iterations "$iters" --threads "$threads")
     echo "$ours"

@@ -1,8 +1,9 @@
 //! Quick timing of conv2d 3×3 forward at VGG-19 shapes: im2col + gemm vs Winograd F(2,3) and
-//! F(4,3). `cargo run --release -p nst-kernels --example conv_speed [SIDE]` (SIDE: input side of
+//! F(4,3), and F(4,3)'s input gradient in f32 and with bf16 operands. `cargo run --release -p nst-kernels --example conv_speed [SIDE]` (SIDE: input side of
 //! conv1, default 256). Prints GFLOP/s counted as direct-convolution FLOPs (2·K·C·9·H·W).
 
 use kernels::cpu::conv2d::{conv2d_forward, Conv2dParams};
+use kernels::cpu::bf16::Precision;
 use kernels::cpu::winograd::{
     conv3x3_winograd, conv3x3_winograd_input_grad, WinogradTile, WinogradWeights,
 };
@@ -60,22 +61,29 @@ fn main() {
         let w4 = WinogradWeights::new(WinogradTile::F4, &w, k, c);
         let t_f4 = time(|| conv3x3_winograd(&w4, &x, None, 1, hw, hw, &mut out));
         // The input gradient from the forward's weights (where K, C are multiples of 8).
-        let t_gi = if w4.shares_input_grad() {
+        // And with bf16 GEMM operands (`--precision bf16`).
+        let (t_gi, t_gb) = if w4.shares_input_grad() {
             let mut gi = vec![0.0f32; p.input_len()];
-            time(|| conv3x3_winograd_input_grad(&w4, &out, None, 1, hw, hw, &mut gi))
+            let t = time(|| conv3x3_winograd_input_grad(&w4, &out, None, 1, hw, hw, &mut gi));
+            let wb = WinogradWeights::new(WinogradTile::F4, &w, k, c)
+                .with_precision(Precision::F32, Precision::Bf16);
+            let tb = time(|| conv3x3_winograd_input_grad(&wb, &out, None, 1, hw, hw, &mut gi));
+            (t, tb)
         } else {
-            f64::NAN
+            (f64::NAN, f64::NAN)
         };
         println!(
-            "{c:>3}→{k:<3} @{hw:>3}²  im2col {:6.1} GFLOP/s  F(2,3) {:6.1}  F(4,3) {:6.1}  F(4,3) input grad {:6.1}   ({:.2} / {:.2} / {:.2} / {:.2} ms)",
+            "{c:>3}→{k:<3} @{hw:>3}²  im2col {:6.1} GFLOP/s  F(2,3) {:6.1}  F(4,3) {:6.1}  F(4,3) input grad {:6.1}  bf16 {:6.1}   ({:.2} / {:.2} / {:.2} / {:.2} / {:.2} ms)",
             flops / t_im2col * 1e-9,
             flops / t_f2 * 1e-9,
             flops / t_f4 * 1e-9,
             flops / t_gi * 1e-9,
+            flops / t_gb * 1e-9,
             t_im2col * 1e3,
             t_f2 * 1e3,
             t_f4 * 1e3,
-            t_gi * 1e3
+            t_gi * 1e3,
+            t_gb * 1e3
         );
     }
 }
