@@ -139,9 +139,9 @@ pub fn check_output(output: &Path, inputs: &[&Path], extensions: &[&str]) -> Res
     Ok(())
 }
 
-/// `--precision f32|bf16` → the engine's CPU GEMM precision. bf16 is a CPU option: with a CUDA
+/// `--precision f32|bf16` → the precision of the CPU convolutions' input gradients. bf16 is a CPU option: with a CUDA
 /// device it is an error rather than silently ignored. On a CPU without AVX-512-BF16 it still
-/// runs (same rounding, f32 speed) and says so.
+/// runs (same rounding, at or below f32 speed) and says so.
 pub fn set_precision(precision: &str, device: Device) -> Result<()> {
     let p = match precision {
         "f32" => nst::engine::Precision::F32,
@@ -154,7 +154,7 @@ pub fn set_precision(precision: &str, device: Device) -> Result<()> {
         }
         if !nst::engine::cpu_has_bf16_dot() {
             eprintln!(
-                "note: this CPU has no AVX-512-BF16; --precision bf16 rounds as asked but runs no faster than f32"
+                "note: no AVX-512-BF16 here (or NST_SIMD caps it): --precision bf16 rounds as asked but is not faster than f32"
             );
         }
     }

@@ -128,6 +128,10 @@ fn bad_outputs_and_flags_give_one_clear_line() {
         "--optimizer",
     );
     assert_one_line_error(
+        &nst(&["transfer", &c, &s, "-o", &out, "--precision", "fp8"]),
+        "expected f32 or bf16",
+    );
+    assert_one_line_error(
         &nst(&["transfer", &c, &s, "-o", &out, "--style-layers", "relu9_9"]),
         "relu9_9",
     );
@@ -247,6 +251,7 @@ fn help_lists_every_option_with_defaults() {
         "--save-every",
         "--print-every",
         "--log-json",
+        "--precision",
         "--device",
         "--weights",
         "--max-pixels",

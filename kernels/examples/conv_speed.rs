@@ -2,8 +2,8 @@
 //! F(4,3), and F(4,3)'s input gradient in f32 and with bf16 operands. `cargo run --release -p nst-kernels --example conv_speed [SIDE]` (SIDE: input side of
 //! conv1, default 256). Prints GFLOP/s counted as direct-convolution FLOPs (2·K·C·9·H·W).
 
-use kernels::cpu::conv2d::{conv2d_forward, Conv2dParams};
 use kernels::cpu::bf16::Precision;
+use kernels::cpu::conv2d::{conv2d_forward, Conv2dParams};
 use kernels::cpu::winograd::{
     conv3x3_winograd, conv3x3_winograd_input_grad, WinogradTile, WinogradWeights,
 };

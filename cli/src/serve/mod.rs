@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// Pooling in VGG-19: max or avg.
     #[arg(long, default_value = "max")]
     pub pooling: String,
+    /// Number format of CPU jobs' backward-pass convolutions: f32, or bf16 (bf16 operands, f32
+    /// sums; faster on CPUs with AVX-512-BF16). Server-wide; GPU jobs are not affected.
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
     /// Where jobs are kept [default: $NST_HOME/jobs, else <user cache dir>/nst/jobs].
     #[arg(long)]
     pub jobs_dir: Option<PathBuf>,
@@ -64,6 +68,7 @@ pub struct ServeArgs {
 /// Run the server until the process is stopped.
 pub fn run(args: ServeArgs) -> Result<()> {
     let pooling: Pooling = args.pooling.parse()?;
+    crate::common::set_precision(&args.precision, nst::engine::Device::Cpu)?;
     let addrs: Vec<SocketAddr> = (args.host.as_str(), args.port)
         .to_socket_addrs()
         .with_context(|| format!("--host {}: cannot resolve", args.host))?

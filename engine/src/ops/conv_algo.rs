@@ -6,7 +6,8 @@
 //! gradient of such a convolution is a 3×3 convolution with flipped, transposed weights).
 //! Transformed weights of tensors that do not require grad are computed once and cached; the
 //! input gradient reads the forward's (`conv3x3_winograd_input_grad`) where the channel counts
-//! are multiples of 8, so VGG keeps one set (≈ 4× the weights for F(4,3)).
+//! are multiples of 8, so VGG keeps one set (≈ 4× the weights for F(4,3)); with
+//! [`Precision::Bf16`] input gradients, plus a bf16 copy of Uᵀ (half that).
 
 use crate::storage::{Element, Storage};
 use crate::Tensor;
@@ -63,7 +64,7 @@ static PRECISION: AtomicU8 = AtomicU8::new(0);
 /// forward stays f32 so that losses are computed exactly as in f32 (bf16 noise in the forward
 /// made Adam unstable near convergence; see `WinogradWeights::with_precision`). Everything
 /// else (im2col convolutions, activations, losses, the optimiser) stays f32; f64 is never
-/// rounded. Transforms cached in the other format are rebuilt on next use.
+/// rounded. Transforms cached in the other format are replaced on next use.
 pub fn set_cpu_precision(p: Precision) {
     PRECISION.store(p as u8, Ordering::Relaxed);
 }
@@ -155,6 +156,14 @@ fn transformed<T: Element>(
             }
         }
     }
+    // A transform of these weights in the other precision is dropped, not kept beside the
+    // new one (the precision is switched between runs, not within one).
+    cache.retain(|e| {
+        !(e.storage.ptr_eq(&key)
+            && e.offset == weight.offset()
+            && e.input_grad == input_grad
+            && e.tile == tile)
+    });
     let v = build();
     cache.push(Entry {
         storage: key,

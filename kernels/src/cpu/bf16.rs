@@ -2,8 +2,9 @@
 //! transformed input tiles V are rounded to bfloat16 (crate `half`'s rounding: to nearest, ties
 //! to even) and stored in channel pairs; products are summed in f32. On CPUs with AVX-512-BF16
 //! one `vdpbf16ps` does 32 bf16 multiplies with f32 accumulation (twice the work of an f32 FMA
-//! instruction, on operands half the size); elsewhere the pairs are widened to f32 (exactly) and
-//! multiplied with f32 FMAs, which gives the same products at f32 speed.
+//! instruction, on operands half the size). Elsewhere the pairs are widened to f32 (exactly)
+//! and multiplied with f32 FMAs: the same products (up to the order of the sums, and
+//! `vdpbf16ps` flushing subnormals), no faster than f32, and slower below AVX-512.
 //!
 //! A pair is one `u32`: the even channel's bf16 in the low half, the odd channel's in the high
 //! half, the order `vdpbf16ps` reads. Layouts:
@@ -24,49 +25,63 @@ pub enum Precision {
     Bf16,
 }
 
-/// How the bf16 products are computed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the bf16 products are computed, slowest first. [`kernel`] and [`pack_pairs`] cap the
+/// path they are given at what this CPU has ([`Bf16Path::at`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Bf16Path {
-    /// AVX-512-BF16 `vdpbf16ps`.
-    Dot,
-    /// AVX-512F: pairs widened to f32 by shifts, then f32 FMAs.
-    Avx512,
     /// Plain Rust.
     Portable,
+    /// The plain Rust compiled for AVX2 + FMA.
+    Avx2,
+    /// AVX-512F: pairs widened to f32 by shifts, then f32 FMAs.
+    Avx512,
+    /// AVX-512-BF16 `vdpbf16ps`.
+    Dot,
 }
+
+// The SIMD kernels hold NR columns as two vectors of 16 lanes.
+const _: () = assert!(NR == 32);
 
 impl Bf16Path {
     /// The fastest path at instruction-set `level` (capped at this CPU's); `Dot` also needs
     /// AVX-512-BF16, which `NST_SIMD=avx512` leaves on (cap below AVX-512 to turn it off).
     pub fn at(level: SimdLevel) -> Bf16Path {
-        if level.min(SimdLevel::detected()) == SimdLevel::Avx512 {
-            if has_dot() {
-                return Bf16Path::Dot;
-            }
-            return Bf16Path::Avx512;
+        match level.min(SimdLevel::detected()) {
+            SimdLevel::Avx512 if has_dot() => Bf16Path::Dot,
+            SimdLevel::Avx512 => Bf16Path::Avx512,
+            SimdLevel::Avx2Fma => Bf16Path::Avx2,
+            SimdLevel::Portable => Bf16Path::Portable,
         }
-        Bf16Path::Portable
     }
 
-    /// Every path this CPU can run (tests run each).
+    /// Every path this CPU can run, slowest first (tests run each).
     pub fn available() -> Vec<Bf16Path> {
-        let mut v = vec![Bf16Path::Portable];
-        if SimdLevel::detected() == SimdLevel::Avx512 {
-            v.push(Bf16Path::Avx512);
-            if has_dot() {
-                v.push(Bf16Path::Dot);
-            }
-        }
-        v
+        let top = Bf16Path::at(SimdLevel::Avx512);
+        [
+            Bf16Path::Portable,
+            Bf16Path::Avx2,
+            Bf16Path::Avx512,
+            Bf16Path::Dot,
+        ]
+        .into_iter()
+        .filter(|&p| p <= top)
+        .collect()
     }
 
-    /// Lower-case name (`avx512-bf16`, `avx512`, `portable`).
+    /// Lower-case name (`avx512-bf16`, `avx512`, `avx2`, `portable`).
     pub fn name(self) -> &'static str {
         match self {
             Bf16Path::Dot => "avx512-bf16",
             Bf16Path::Avx512 => "avx512",
+            Bf16Path::Avx2 => "avx2",
             Bf16Path::Portable => "portable",
         }
+    }
+
+    /// This path, capped at what this CPU has (so a caller's choice never runs instructions
+    /// the CPU lacks).
+    fn capped(self) -> Bf16Path {
+        self.min(Bf16Path::at(SimdLevel::Avx512))
     }
 }
 
@@ -186,8 +201,8 @@ pub fn pack_u(k: usize, c: usize, at: impl Fn(usize, usize) -> f32, out: &mut [u
 /// and j < `cols` (NR, or NR/2 for a block's last, half-empty panel); f32 sums.
 ///
 /// # Panics
-/// If `cols` is not NR or NR/2, `u` is shorter than `c2·MR`, `v` than `c2·NR`, or `m` than
-/// `(MR−1)·ldm + cols`.
+/// If `cols` is not NR or NR/2, `u` is shorter than `c2·MR`, `v` than `c2·NR`, `ldm < cols`,
+/// or `m` is shorter than `(MR−1)·ldm + cols`.
 #[allow(clippy::too_many_arguments)]
 pub fn kernel(
     path: Bf16Path,
@@ -208,9 +223,8 @@ pub fn kernel(
         "bf16 kernel: output"
     );
     let (up, vp, mp) = (u.as_ptr(), v.as_ptr(), m.as_mut_ptr());
-    match (path, cols == NR) {
-        // SAFETY: the paths other than Portable are only chosen where their features were
-        // detected (Bf16Path::at / available); the lengths are checked above.
+    match (path.capped(), cols == NR) {
+        // SAFETY: `capped` keeps only paths whose features this CPU has; lengths checked above.
         #[cfg(target_arch = "x86_64")]
         (Bf16Path::Dot, true) => unsafe { kernel_dot::<2>(c2, up, vp, mp, ldm) },
         #[cfg(target_arch = "x86_64")]
@@ -219,10 +233,27 @@ pub fn kernel(
         (Bf16Path::Avx512, true) => unsafe { kernel_avx512::<2>(c2, up, vp, mp, ldm) },
         #[cfg(target_arch = "x86_64")]
         (Bf16Path::Avx512, false) => unsafe { kernel_avx512::<1>(c2, up, vp, mp, ldm) },
+        #[cfg(target_arch = "x86_64")]
+        (Bf16Path::Avx2, _) => unsafe { kernel_portable_avx2(c2, u, v, m, ldm, cols) },
         _ => kernel_portable(c2, u, v, m, ldm, cols),
     }
 }
 
+/// [`kernel_portable`] compiled for AVX2 + FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn kernel_portable_avx2(
+    c2: usize,
+    u: &[u32],
+    v: &[u32],
+    m: &mut [f32],
+    ldm: usize,
+    cols: usize,
+) {
+    kernel_portable(c2, u, v, m, ldm, cols)
+}
+
+#[inline(always)]
 fn kernel_portable(c2: usize, u: &[u32], v: &[u32], m: &mut [f32], ldm: usize, cols: usize) {
     let mut acc = [[0f32; NR]; MR];
     for cp in 0..c2 {
@@ -337,15 +368,15 @@ mod tests {
             1.0 + 2f32.powi(-8),
         ];
         even[..specials.len()].copy_from_slice(&specials);
-        let odd: Vec<f32> = even.iter().rev().map(|v| v * 0.37).collect();
+        let mut odd: Vec<f32> = even.iter().rev().map(|v| v * 0.37).collect();
+        odd[10..10 + specials.len()].copy_from_slice(&specials);
         for path in Bf16Path::available() {
             for o in [Some(&odd[..]), None] {
                 let mut got = vec![0u32; even.len() - 3];
                 pack_pairs(path, &even, o, &mut got);
                 for (j, &g) in got.iter().enumerate() {
                     let want = pair(even[j], o.map_or(0.0, |o| o[j]));
-                    let same = g == want || (unpair(g)[0].is_nan() && unpair(want)[0].is_nan());
-                    assert!(same, "{path:?} [{j}]: {g:#x} vs {want:#x}");
+                    assert_eq!(g, want, "{path:?} [{j}]: {g:#x} vs {want:#x}");
                 }
             }
         }

@@ -23,10 +23,12 @@ struct Pool {
     bytes: usize,
 }
 
-/// What the pool holds: plain element types whose `Default` is zero (the kernels' floats, and
-/// `u32` for packed bf16 pairs).
+/// What the pool holds: the kernels' floats, and `u32` for packed bf16 pairs (element types
+/// whose `Default` is zero).
 pub trait Pooled: Copy + Default + Send + Sync + 'static {}
-impl<T: Copy + Default + Send + Sync + 'static> Pooled for T {}
+impl Pooled for f32 {}
+impl Pooled for f64 {}
+impl Pooled for u32 {}
 
 static POOL: Mutex<Pool> = Mutex::new(Pool {
     idle: VecDeque::new(),

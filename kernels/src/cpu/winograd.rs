@@ -10,7 +10,8 @@
 //! compiled for AVX-512, AVX2+FMA and portable code and chosen at run time ([`SimdLevel`]).
 //! The input gradient of such a convolution is the same convolution of the output gradient with
 //! the flipped, transposed weights. [`conv3x3_winograd_input_grad`] computes it from the
-//! forward's packed U (read transposed, tiles mirrored), so one transform serves both;
+//! forward's packed U (read transposed, tiles mirrored), so one transform serves both (in
+//! f32; with a bf16 input gradient, [`WinogradWeights::with_precision`], a bf16 copy of Uᵀ);
 //! [`WinogradWeights::new_input_grad`] builds separate ones for channel counts it cannot serve.
 
 use super::bf16::{self, Bf16Path, Precision};
@@ -50,8 +51,8 @@ const F2: Mats = Mats {
 /// half the rounding error once the operands are rounded to bf16 (relative L2 error of a
 /// convolution of ReLU-like data 1.2% instead of 2.3%), the same sparsity in Aᵀ and G and
 /// 26 instead of 22 nonzeros in Bᵀ (Barabasz et al. 2020, "Error analysis and improving the
-/// accuracy of Winograd convolution for deep neural networks"). Rows of Bᵀ are scaled to small
-/// integers where that is exact, with G's rows divided to match.
+/// accuracy of Winograd convolution for deep neural networks"). Rows 1–4 of Bᵀ are scaled to
+/// small integers, with G's rows divided to match.
 const F4: Mats = Mats {
     m: 4,
     a: 6,
@@ -119,7 +120,7 @@ pub struct WinogradWeights<T> {
     c: usize,
     /// K rounded up to a multiple of MR.
     kp: usize,
-    /// f32/f64 panels (empty when both uses are bf16).
+    /// f32/f64 panels (empty once no use needs them: see `with_precision`).
     u: Vec<T>,
     /// The forward's and the input gradient's GEMM precision.
     fwd: Precision,
@@ -224,8 +225,7 @@ impl<T: Float> WinogradWeights<T> {
     /// and the loss curve stayed within 0.1% of f32's (benches/README.md).
     ///
     /// # Panics
-    /// If the weights are already bf16 for a use that asks for F32 again (the f32 panels are
-    /// gone).
+    /// If a use that is already bf16 is asked for F32 again (bf16 is final per use).
     pub fn with_precision(mut self, forward: Precision, input_grad: Precision) -> Self {
         use Precision::{Bf16, F32};
         if !is_f32::<T>() {
@@ -237,8 +237,9 @@ impl<T: Float> WinogradWeights<T> {
             (forward == Bf16 || self.fwd == F32) && (input_grad == Bf16 || self.grad == F32),
             "winograd: bf16 weights cannot return to f32"
         );
-        // SAFETY: T is f32 (checked above); the f32 panels are still there (they are dropped
-        // only when both uses are bf16, after which both stay bf16).
+        // SAFETY: T is f32 (checked above). The f32 panels are still there: they are dropped
+        // only when the forward is bf16 and the input gradient is bf16 or not shared, after
+        // which the assert above allows no use to need them again.
         let u: &[f32] =
             unsafe { std::slice::from_raw_parts(self.u.as_ptr() as *const f32, self.u.len()) };
         let (k, c, kp, a2) = (self.k, self.c, self.kp, mats(self.tile).a.pow(2));
@@ -483,6 +484,10 @@ fn winograd_impl<T: Float>(
     // past the block's tiles and M rows past K hold stale values no output reads).
     // bf16 (T is f32 then): V holds channel pairs (u32), ⌈C/2⌉ rows per panel.
     let bf = Precision::Bf16 == if o.input_grad { ww.grad } else { ww.fwd };
+    debug_assert!(
+        !bf || is_f32::<T>(),
+        "bf16 panels exist for f32 weights only"
+    );
     let (path, c2) = (Bf16Path::at(level), c.div_ceil(2));
     let v_len = if bf { 0 } else { a * a * c * pb };
     let vb_len = if bf { a * a * c2 * pb } else { 0 };
@@ -1408,20 +1413,33 @@ mod tests {
                 // where shared, else from its own bf16 transforms.
                 let mut gi = vec![f32::NAN; p.input_len()];
                 if shares {
-                    for (level, ws) in SimdLevel::available()
-                        .into_iter()
-                        .flat_map(|l| [(l, &ww), (l, &wg_only)])
-                    {
-                        let o = Opts {
-                            input_grad: true,
-                            ..Opts::plain()
-                        };
-                        winograd_impl(level, ws, &go32, None, (n, h, w), &mut gi, o);
-                        let e = rel(&gi.iter().map(|&v| v as f64).collect::<Vec<_>>(), &want_gi);
-                        assert!(
-                            lo < e && e < hi,
-                            "{tile:?} {level:?} bf16 shared input grad: {e}"
-                        );
+                    // The output gradient where a ReLU mask is positive (every 5th zeroed).
+                    let mko: Vec<f32> = (0..go.len()).map(|i| (i % 5 != 1) as u8 as f32).collect();
+                    let go_m: Vec<f64> = go.iter().zip(&mko).map(|(&v, &m)| v * m as f64).collect();
+                    let mut want_m = vec![0.0; p.input_len()];
+                    conv2d_backward_input(&p, &go_m, &wt, &mut want_m);
+                    for level in SimdLevel::available() {
+                        for (ws, budget, mask) in [
+                            (&ww, BLOCK_BUDGET, None),
+                            (&wg_only, BLOCK_BUDGET, None),
+                            (&wg_only, 1, None),
+                            (&wg_only, 1, Some(&mko[..])),
+                        ] {
+                            let o = Opts {
+                                budget,
+                                mask,
+                                input_grad: true,
+                                ..Opts::plain()
+                            };
+                            winograd_impl(level, ws, &go32, None, (n, h, w), &mut gi, o);
+                            let want = if mask.is_some() { &want_m } else { &want_gi };
+                            let e = rel(&gi.iter().map(|&v| v as f64).collect::<Vec<_>>(), want);
+                            let masked = mask.is_some();
+                            assert!(
+                                lo < e && e < hi,
+                                "{tile:?} {level:?} budget {budget} mask {masked} bf16 input grad: {e}"
+                            );
+                        }
                     }
                 } else {
                     let wg = WinogradWeights::new_input_grad(tile, &w32, k, c)
