@@ -139,9 +139,9 @@ pub fn check_output(output: &Path, inputs: &[&Path], extensions: &[&str]) -> Res
     Ok(())
 }
 
-/// `--precision f32|bf16` → the precision of the CPU convolutions' input gradients. bf16 is a CPU option: with a CUDA
-/// device it is an error rather than silently ignored. On a CPU without AVX-512-BF16 it still
-/// runs (same rounding, at or below f32 speed) and says so.
+/// `--precision f32|bf16` → the precision of the CPU convolutions' input gradients. bf16 is a
+/// CPU option: with a CUDA device it is an error rather than silently ignored. On a CPU
+/// without AVX-512-BF16 it still runs (same rounding, at or below f32 speed) and says so.
 pub fn set_precision(precision: &str, device: Device) -> Result<()> {
     let p = match precision {
         "f32" => nst::engine::Precision::F32,

@@ -2,25 +2,21 @@
 //! differs from f32's by bf16 rounding (more than f32 noise, well under a few percent). Its own
 //! test binary: it sets the process-wide precision.
 
+use engine::testing::rel_error;
 use engine::{set_cpu_precision, Conv2dOptions, DType, Precision, Tensor};
 
 /// relu(conv(relu(conv(x)))) like VGG's first layers: 3 → 16 (im2col forward, Winograd input
 /// gradient from separate transforms) → 32 (Winograd both ways, shared transforms); returns
 /// the output and d(Σ r·y)/dx.
-fn run(x: &Tensor, w1: &Tensor, w2: &Tensor, b: &Tensor, r: &Tensor) -> (Vec<f32>, Vec<f32>) {
+fn run(x: &Tensor, w1: &Tensor, w2: &Tensor, b: &Tensor, r: &Tensor) -> (Vec<f64>, Vec<f64>) {
     let x = x.detach().requires_grad_();
     let o = Conv2dOptions::new(1, 1);
     let h = x.conv2d_relu(w1, None, o).unwrap();
     let y = h.conv2d_relu(w2, Some(b), o).unwrap();
     y.mul(r).unwrap().sum().unwrap().backward().unwrap();
-    let g = x.grad().unwrap().to_vec_f32().unwrap();
-    (y.to_vec_f32().unwrap(), g)
-}
-
-fn rel(a: &[f32], b: &[f32]) -> f64 {
-    let d: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
-    let n: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
-    (d / n).sqrt()
+    // f32 values widened exactly, so equality below is still bit equality.
+    let g = x.grad().unwrap().to_vec_f64().unwrap();
+    (y.to_vec_f64().unwrap(), g)
 }
 
 #[test]
@@ -43,6 +39,6 @@ fn bf16_rounds_the_input_gradient_only() {
         "back to f32: the f32 transforms again"
     );
     // Two bf16 input gradients (≈0.4–1.7% relative error each on random data).
-    let e = rel(&g16, &g32);
+    let e = rel_error(&g16, &g32);
     assert!(1e-3 < e && e < 4e-2, "bf16 input gradient vs f32: {e}");
 }

@@ -1,5 +1,6 @@
 //! Quick timing of conv2d 3×3 forward at VGG-19 shapes: im2col + gemm vs Winograd F(2,3) and
-//! F(4,3), and F(4,3)'s input gradient in f32 and with bf16 operands. `cargo run --release -p nst-kernels --example conv_speed [SIDE]` (SIDE: input side of
+//! F(4,3), and F(4,3)'s input gradient in f32 and with bf16 operands.
+//! `cargo run --release -p nst-kernels --example conv_speed [SIDE]` (SIDE: input side of
 //! conv1, default 256). Prints GFLOP/s counted as direct-convolution FLOPs (2·K·C·9·H·W).
 
 use kernels::cpu::bf16::Precision;

@@ -2,6 +2,7 @@
 //! float64 reference, and a short Adam run on real images whose losses stay within 1% of the
 //! f32 run's. Its own test binary: it sets the process-wide precision.
 
+use engine::testing::rel_error as rel;
 use engine::{set_cpu_precision, Precision};
 use nst::image::{RgbImage, DEFAULT_MAX_PIXELS};
 use nst::optim::Adam;
@@ -10,11 +11,6 @@ use nst::vgg19::{Pooling, Vgg19};
 use nst_tests::{reference_bytes, reference_dir, reference_f32, reference_objective};
 use nst_tests::{reference_tensor, weights_or_skip};
 use std::sync::Arc;
-
-fn rel(a: &[f64], b: &[f64]) -> f64 {
-    let d: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
-    (d / b.iter().map(|y| y * y).sum::<f64>()).sqrt()
-}
 
 #[test]
 fn bf16_gradient_and_adam_losses_stay_close_to_f32() {

@@ -142,28 +142,22 @@ fn transformed<T: Element>(
         return build();
     }
     let key = Arc::downgrade(&weight.0.storage);
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    cache.retain(|e| e.storage.strong_count() > 0);
-    for e in cache.iter() {
-        if e.storage.ptr_eq(&key)
+    let same = |e: &Entry| {
+        e.storage.ptr_eq(&key)
             && e.offset == weight.offset()
             && e.input_grad == input_grad
             && e.tile == tile
-            && e.precision == precision
-        {
-            if let Ok(v) = e.value.clone().downcast::<WinogradWeights<T>>() {
-                return v;
-            }
+    };
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    // Dead weights' entries go, and so does a transform of these weights in the other
+    // precision: it is replaced, not kept beside the new one (the precision is switched
+    // between runs, not within one).
+    cache.retain(|e| e.storage.strong_count() > 0 && !(same(e) && e.precision != precision));
+    for e in cache.iter().filter(|e| same(e)) {
+        if let Ok(v) = e.value.clone().downcast::<WinogradWeights<T>>() {
+            return v;
         }
     }
-    // A transform of these weights in the other precision is dropped, not kept beside the
-    // new one (the precision is switched between runs, not within one).
-    cache.retain(|e| {
-        !(e.storage.ptr_eq(&key)
-            && e.offset == weight.offset()
-            && e.input_grad == input_grad
-            && e.tile == tile)
-    });
     let v = build();
     cache.push(Entry {
         storage: key,

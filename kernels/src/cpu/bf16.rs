@@ -12,6 +12,8 @@
 //! - V panel: `C2 × NR` pairs (for each channel pair, NR tiles);
 //! - M: MR rows of NR (or NR/2) f32 at row stride `ldm`, overwritten.
 
+#[cfg(target_arch = "x86_64")]
+use super::packed_gemm::store_avx512;
 use super::packed_gemm::{MR, NR};
 use super::simd::SimdLevel;
 use half::bf16;
@@ -296,11 +298,7 @@ unsafe fn kernel_dot<const V: usize>(
             }
         }
     }
-    for (r, a) in acc.iter().enumerate() {
-        for (i, &x) in a.iter().enumerate() {
-            _mm512_storeu_ps(m.add(r * ldm + 16 * i), x);
-        }
-    }
+    store_avx512(&acc, m, ldm);
 }
 
 /// `V` vectors of 16 columns with AVX-512F: each pair widened to two f32 vectors.
@@ -334,11 +332,7 @@ unsafe fn kernel_avx512<const V: usize>(
             }
         }
     }
-    for (r, a) in acc.iter().enumerate() {
-        for (i, &x) in a.iter().enumerate() {
-            _mm512_storeu_ps(m.add(r * ldm + 16 * i), x);
-        }
-    }
+    store_avx512(&acc, m, ldm);
 }
 
 #[cfg(test)]

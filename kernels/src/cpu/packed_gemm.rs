@@ -221,11 +221,7 @@ unsafe fn kernel_t_avx512<const V: usize>(
             }
         }
     }
-    for (r, a) in acc.iter().enumerate() {
-        for (i, &x) in a.iter().enumerate() {
-            _mm512_storeu_ps(m.add(r * ldm + 16 * i), x);
-        }
-    }
+    store_avx512(&acc, m, ldm);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -282,6 +278,27 @@ fn kernel_portable<T: Float>(
     }
 }
 
+/// `m[r·ldm + 16i..][..16] = acc[r][i]`: the AVX-512 micro-kernels' MR rows of `V` 16-lane
+/// accumulators written out (here and in [`super::bf16`]).
+///
+/// # Safety
+/// AVX-512F; `m` writable at `r·ldm + 16V` floats for every r < MR.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) unsafe fn store_avx512<const V: usize>(
+    acc: &[[std::arch::x86_64::__m512; V]; MR],
+    m: *mut f32,
+    ldm: usize,
+) {
+    use std::arch::x86_64::*;
+    for (r, a) in acc.iter().enumerate() {
+        for (i, &x) in a.iter().enumerate() {
+            _mm512_storeu_ps(m.add(r * ldm + 16 * i), x);
+        }
+    }
+}
+
 /// [`kernel_portable`] for f32 with AVX-512: `V` vectors of 16 columns (2: NR, 1: NR/2).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
@@ -305,11 +322,7 @@ unsafe fn kernel_avx512<const V: usize>(
             }
         }
     }
-    for (r, a) in acc.iter().enumerate() {
-        for (i, &x) in a.iter().enumerate() {
-            _mm512_storeu_ps(m.add(r * ldm + 16 * i), x);
-        }
-    }
+    store_avx512(&acc, m, ldm);
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -237,35 +237,29 @@ impl<T: Float> WinogradWeights<T> {
             (forward == Bf16 || self.fwd == F32) && (input_grad == Bf16 || self.grad == F32),
             "winograd: bf16 weights cannot return to f32"
         );
-        // SAFETY: T is f32 (checked above). The f32 panels are still there: they are dropped
-        // only when the forward is bf16 and the input gradient is bf16 or not shared, after
-        // which the assert above allows no use to need them again.
-        let u: &[f32] =
-            unsafe { std::slice::from_raw_parts(self.u.as_ptr() as *const f32, self.u.len()) };
-        let (k, c, kp, a2) = (self.k, self.c, self.kp, mats(self.tile).a.pow(2));
-        // U[ξ][row][ci] in pack_u's layout.
+        // The f32 panels are still there: they are dropped only when the forward is bf16 and
+        // the input gradient is bf16 or not shared, after which the assert above allows no use
+        // to need them again.
+        let (u, k, c, kp, a2) = (&self.u, self.k, self.c, self.kp, mats(self.tile).a.pow(2));
+        // U[ξ][row][ci] in pack_u's layout (T is f32: the conversion is exact).
         let at = |xi: usize, row: usize, ci: usize| {
-            u[xi * kp * c + ((row / MR) * c + ci) * MR + row % MR]
+            u[xi * kp * c + ((row / MR) * c + ci) * MR + row % MR].to_f64() as f32
+        };
+        // bf16 panels of a rows × cols matrix per ξ: U for the forward, Uᵀ for the input
+        // gradient.
+        let pack = |rows: usize, cols: usize, get: &(dyn Fn(usize, usize, usize) -> f32 + Sync)| {
+            let per_xi = rows.div_ceil(MR) * MR * cols.div_ceil(2);
+            let mut out = vec![0u32; a2 * per_xi];
+            out.par_chunks_mut(per_xi).enumerate().for_each(|(xi, o)| {
+                bf16::pack_u(rows, cols, |r, col| get(xi, r, col), o);
+            });
+            out
         };
         if forward == Bf16 && self.fwd == F32 {
-            let per_xi = kp * c.div_ceil(2);
-            self.ub = vec![0u32; a2 * per_xi];
-            self.ub
-                .par_chunks_mut(per_xi)
-                .enumerate()
-                .for_each(|(xi, out)| {
-                    bf16::pack_u(k, c, |row, ci| at(xi, row, ci), out);
-                });
+            self.ub = pack(k, c, &at);
         }
         if input_grad == Bf16 && self.grad == F32 {
-            let per_xi = c * k / 2;
-            self.ubt = vec![0u32; a2 * per_xi];
-            self.ubt
-                .par_chunks_mut(per_xi)
-                .enumerate()
-                .for_each(|(xi, out)| {
-                    bf16::pack_u(c, k, |ci, row| at(xi, row, ci), out);
-                });
+            self.ubt = pack(c, k, &|xi, ci, row| at(xi, row, ci));
         }
         (self.fwd, self.grad) = (forward, input_grad);
         if forward == Bf16 && (input_grad == Bf16 || !shares) {
@@ -572,55 +566,33 @@ fn winograd_impl<T: Float>(
                 };
                 // Per ξ: kp × C2 pairs (input gradient: C × K/2 of Uᵀ).
                 let (ub, per_xi) = (if o.input_grad { &ww.ubt } else { &ww.ub }, kp * c2);
-                mm32.par_chunks_mut(kp * pb)
-                    .zip(vb.par_chunks(c2 * pb))
-                    .enumerate()
-                    .for_each(|(xi, (mx, vx))| {
-                        let u = &ub[xi * per_xi..(xi + 1) * per_xi];
-                        for kb in 0..kp / MR {
-                            let up = &u[kb * c2 * MR..(kb + 1) * c2 * MR];
-                            for grp in 0..used_groups {
-                                let panel = &vx[grp * c2 * NR..(grp + 1) * c2 * NR];
-                                let out = &mut mx[kb * MR * pb + grp * NR..];
-                                bf16::kernel(path, c2, up, panel, out, pb, cols(grp));
-                            }
-                        }
-                    });
+                for_each_panel(
+                    mm32,
+                    vb,
+                    c2,
+                    kp,
+                    pb,
+                    used_groups,
+                    |xi, kb, grp, panel, out| {
+                        let up = &ub[xi * per_xi + kb * c2 * MR..][..c2 * MR];
+                        bf16::kernel(path, c2, up, panel, out, pb, cols(grp));
+                    },
+                );
             } else {
-                mm.par_chunks_mut(kp * pb)
-                    .zip(v.par_chunks(c * pb))
-                    .enumerate()
-                    .for_each(|(xi, (mx, vx))| {
-                        let u = &ww.u[xi * ww.kp * ww.c..(xi + 1) * ww.kp * ww.c];
-                        for kb in 0..kp / MR {
-                            for grp in 0..used_groups {
-                                let panel = &vx[grp * c * NR..(grp + 1) * c * NR];
-                                let out = &mut mx[kb * MR * pb + grp * NR..];
-                                if o.input_grad {
-                                    let up = &u[kb * MR * MR..];
-                                    let us = ww.c * MR;
-                                    let cl = cols(grp);
-                                    packed_gemm::kernel_t(
-                                        level,
-                                        c / MR,
-                                        up,
-                                        us,
-                                        panel,
-                                        out,
-                                        pb,
-                                        cl,
-                                    );
-                                } else {
-                                    let up = &u[kb * c * MR..(kb + 1) * c * MR];
-                                    if cols(grp) < NR {
-                                        packed_gemm::kernel_half(level, c, up, panel, out, pb);
-                                    } else {
-                                        packed_gemm::kernel(level, c, up, panel, out, pb);
-                                    }
-                                }
-                            }
+                for_each_panel(mm, v, c, kp, pb, used_groups, |xi, kb, grp, panel, out| {
+                    let u = &ww.u[xi * ww.kp * ww.c..(xi + 1) * ww.kp * ww.c];
+                    if o.input_grad {
+                        let (up, us) = (&u[kb * MR * MR..], ww.c * MR);
+                        packed_gemm::kernel_t(level, c / MR, up, us, panel, out, pb, cols(grp));
+                    } else {
+                        let up = &u[kb * c * MR..(kb + 1) * c * MR];
+                        if cols(grp) < NR {
+                            packed_gemm::kernel_half(level, c, up, panel, out, pb);
+                        } else {
+                            packed_gemm::kernel(level, c, up, panel, out, pb);
                         }
-                    });
+                    }
+                });
             }
             // Output tiles, per output channel (disjoint planes of y).
             y.par_chunks_mut(h * w).enumerate().for_each_init(
@@ -639,6 +611,32 @@ fn winograd_impl<T: Float>(
     super::pool::recycle(v_buf);
     super::pool::recycle(vb_buf);
     super::pool::recycle(mm_buf);
+}
+
+/// `f(ξ, kb, grp, panel, out)` for every transform point ξ (in parallel over ξ), row panel
+/// kb < kp/MR and tile group grp < `used_groups`: `panel` is the group's V panel (`depth` rows
+/// of NR, from V[ξ] of `depth·pb` elements), `out` is M[ξ] (kp rows of pb) from row kb·MR,
+/// column grp·NR.
+fn for_each_panel<M: Send, V: Sync>(
+    mm: &mut [M],
+    v: &[V],
+    depth: usize,
+    kp: usize,
+    pb: usize,
+    used_groups: usize,
+    f: impl Fn(usize, usize, usize, &[V], &mut [M]) + Sync,
+) {
+    mm.par_chunks_mut(kp * pb)
+        .zip(v.par_chunks(depth * pb))
+        .enumerate()
+        .for_each(|(xi, (mx, vx))| {
+            for kb in 0..kp / MR {
+                for grp in 0..used_groups {
+                    let panel = &vx[grp * depth * NR..(grp + 1) * depth * NR];
+                    f(xi, kb, grp, panel, &mut mx[kb * MR * pb + grp * NR..]);
+                }
+            }
+        });
 }
 
 /// [`input_transform`] compiled for `level`.
