@@ -475,7 +475,15 @@ fn winograd_impl<T: Float>(
     let groups = pb / NR;
     // The AVX-512 strided gather/scatter for F(4×4) on f32.
     let simd4 = level == SimdLevel::Avx512 && m == 4 && is_f32::<T>();
-    let g = Geom { h, w, m, a, simd4 };
+    let mirror = o.input_grad;
+    let g = Geom {
+        h,
+        w,
+        m,
+        a,
+        simd4,
+        mirror,
+    };
     // V[ξ][group][ci][NR] (the micro-kernel's panels); M[ξ][row < kp][pb].
     // Work buffers from the pool, not zeroed: every value read is written first (panel lanes
     // past the block's tiles and M rows past K hold stale values no output reads).
@@ -771,8 +779,110 @@ struct Geom {
     m: usize,
     a: usize,
     /// F(4×4) on f32 with AVX-512: the tile gather and scatter use [`gather4_avx512`] and
-    /// [`scatter4_avx512`].
+    /// [`scatter4_avx512`], and the transforms [`input4_avx512`] and [`output4_avx512`].
     simd4: bool,
+    /// The transforms are mirrored (an input gradient; [`Opts::input_grad`]).
+    mirror: bool,
+}
+
+/// `Bᵀ x` for F(4×4)'s Bᵀ (the [`F4`] constant), written out for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn bt4_avx512(x: [std::arch::x86_64::__m512; 6]) -> [std::arch::x86_64::__m512; 6] {
+    use std::arch::x86_64::*;
+    let c = _mm512_set1_ps;
+    let (add, sub, fma) = (_mm512_add_ps, _mm512_sub_ps, _mm512_fmadd_ps);
+    let two = c(2.0);
+    [
+        // x0 + 1.5 x1 − 2 x2 − 1.5 x3 + x4
+        fma(
+            c(1.5),
+            sub(x[1], x[3]),
+            _mm512_fnmadd_ps(two, x[2], add(x[0], x[4])),
+        ),
+        // 2 x1 + 5 x2 + x3 − 2 x4
+        fma(c(5.0), x[2], fma(two, sub(x[1], x[4]), x[3])),
+        // 2 x1 + x2 − 5 x3 + 2 x4
+        _mm512_fnmadd_ps(c(5.0), x[3], fma(two, add(x[1], x[4]), x[2])),
+        // −x1 − 2 x2 + x3 + 2 x4
+        fma(two, sub(x[4], x[2]), sub(x[3], x[1])),
+        // −2 x1 + x2 + 2 x3 − x4
+        fma(two, sub(x[3], x[1]), sub(x[2], x[4])),
+        // x1 + 1.5 x2 − 2 x3 − 1.5 x4 + x5
+        fma(
+            c(1.5),
+            sub(x[2], x[4]),
+            _mm512_fnmadd_ps(two, x[3], add(x[1], x[5])),
+        ),
+    ]
+}
+
+/// `Aᵀ x` for F(4×4)'s Aᵀ (the [`F4`] constant), written out for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn at4_avx512(x: [std::arch::x86_64::__m512; 6]) -> [std::arch::x86_64::__m512; 4] {
+    use std::arch::x86_64::*;
+    let c = _mm512_set1_ps;
+    let (add, sub, fma) = (_mm512_add_ps, _mm512_sub_ps, _mm512_fmadd_ps);
+    let (s12, d12) = (add(x[1], x[2]), sub(x[1], x[2]));
+    [
+        // x0 + x1 + x2 + x3 + x4
+        add(add(x[0], s12), add(x[3], x[4])),
+        // x1 − x2 + 2 x3 − x4/2
+        fma(c(2.0), x[3], fma(c(-0.5), x[4], d12)),
+        // x1 + x2 + 4 x3 + x4/4
+        fma(c(4.0), x[3], fma(c(0.25), x[4], s12)),
+        // x1 − x2 + 8 x3 − x4/8 + x5
+        fma(c(8.0), x[3], fma(c(-0.125), x[4], add(d12, x[5]))),
+    ]
+}
+
+/// F(4×4) input transform `V = Bᵀ d B` of 16 tiles in registers: `d(i, q)` points at the
+/// 16 tiles' values of patch element (i, q), `v(ξ)` at where V[ξ]'s 16 values go. The
+/// mirrored transform (an input gradient: Bᵀ with reversed columns) is this one of the patch
+/// reversed in both directions, which the caller's `d` does.
+///
+/// # Safety
+/// AVX-512F; each `d(i, q)` readable and each `v(ξ)` writable for 16 floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)] // r indexes tmp's second dimension
+unsafe fn input4_avx512(d: impl Fn(usize, usize) -> *const f32, v: impl Fn(usize) -> *mut f32) {
+    use std::arch::x86_64::*;
+    // tmp[q][r] = Σ_i Bᵀ[r][i] d[i][q], column by column.
+    let tmp: [[__m512; 6]; 6] =
+        std::array::from_fn(|q| bt4_avx512(std::array::from_fn(|i| _mm512_loadu_ps(d(i, q)))));
+    // V[r][q] = Σ_i tmp[i][r] Bᵀ[q][i], row by row.
+    for r in 0..6 {
+        let y = bt4_avx512(std::array::from_fn(|i| tmp[i][r]));
+        for (q, yq) in y.into_iter().enumerate() {
+            _mm512_storeu_ps(v(r * 6 + q), yq);
+        }
+    }
+}
+
+/// F(4×4) output transform `Y = Aᵀ M A` of 16 tiles in registers: `mm(ξ)` points at M[ξ]'s
+/// 16 values, `y(r, q)` at where output element (r, q)'s 16 values go. The mirrored
+/// transform (Aᵀ with reversed rows) is this one with the output reversed in both
+/// directions, which the caller's `y` does.
+///
+/// # Safety
+/// AVX-512F; each `mm(ξ)` readable and each `y(r, q)` writable for 16 floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)] // r indexes tmp's second dimension
+unsafe fn output4_avx512(mm: impl Fn(usize) -> *const f32, y: impl Fn(usize, usize) -> *mut f32) {
+    use std::arch::x86_64::*;
+    // tmp[q][r] = Σ_i Aᵀ[r][i] M[i][q], column by column.
+    let tmp: [[__m512; 4]; 6] = std::array::from_fn(|q| {
+        at4_avx512(std::array::from_fn(|i| _mm512_loadu_ps(mm(i * 6 + q))))
+    });
+    for r in 0..4 {
+        let out = at4_avx512(std::array::from_fn(|i| tmp[i][r]));
+        for (q, oq) in out.into_iter().enumerate() {
+            _mm512_storeu_ps(y(r, q), oq);
+        }
+    }
 }
 
 /// `row[4j + q] = epilogue(src[q][j])` for q < 4, j < len (the inverse of
@@ -1052,6 +1162,25 @@ fn input_transform<'v, T: Float + 'v>(
     }
     let groups = p.div_ceil(NR);
     let pp = groups * NR;
+    #[cfg(target_arch = "x86_64")]
+    if g.simd4 {
+        let d = s.d.as_ptr() as *const f32;
+        for grp in 0..groups {
+            let rows: [*mut f32; 36] =
+                std::array::from_fn(|xi| out(xi, grp).as_mut_ptr() as *mut f32);
+            for half in 0..NR / 16 {
+                let j = grp * NR + 16 * half;
+                // Mirrored: the patch reversed in both directions.
+                let rev = |i: usize| if g.mirror { 5 - i } else { i };
+                let dp = |i: usize, q: usize| unsafe { d.add((rev(i) * a + rev(q)) * pb + j) };
+                let vp = |xi: usize| unsafe { rows[xi].add(16 * half) };
+                // SAFETY: AVX-512 detected (simd4), T is f32; d has a² rows of pb ≥ j + 16
+                // floats (pb is a multiple of NR), and each panel row holds NR floats.
+                unsafe { input4_avx512(dp, vp) }
+            }
+        }
+        return;
+    }
     // tmp[r][q] = Σ_i Bᵀ[r][i] d[i][q]
     for (r, row) in bt.iter().enumerate() {
         for q in 0..a {
@@ -1099,8 +1228,25 @@ fn output_transform<T: Float>(
 ) {
     let (h, w, m, a) = (g.h, g.w, g.m, g.a);
     let tw = w.div_ceil(m);
+    #[cfg(target_arch = "x86_64")]
+    let fused = g.simd4;
+    #[cfg(not(target_arch = "x86_64"))]
+    let fused = false;
+    #[cfg(target_arch = "x86_64")]
+    if fused {
+        let (mp, d) = (mm.as_ptr() as *const f32, s.d.as_mut_ptr() as *mut f32);
+        for j in (0..p).step_by(16) {
+            // Mirrored: the output tile reversed in both directions.
+            let rev = |i: usize| if g.mirror { 3 - i } else { i };
+            let mx = |xi: usize| unsafe { mp.add((xi * k + ko) * pb + j) };
+            let yp = |r: usize, q: usize| unsafe { d.add((rev(r) * m + rev(q)) * pb + j) };
+            // SAFETY: AVX-512 detected (simd4), T is f32; M[ξ] rows and d's rows hold pb
+            // floats, pb a multiple of NR, so j + 16 ≤ pb (lanes past p are never scattered).
+            unsafe { output4_avx512(mx, yp) }
+        }
+    }
     // tmp[r][q] = Σ_i Aᵀ[r][i] M[i][q]   (r < m)
-    for (r, row) in at.iter().enumerate() {
+    for (r, row) in at.iter().enumerate().filter(|_| !fused) {
         for q in 0..a {
             combine(
                 &mut s.tmp[(r * a + q) * pb..],
@@ -1112,7 +1258,7 @@ fn output_transform<T: Float>(
         }
     }
     // d[r][q] = Σ_i tmp[r][i] Aᵀ[q][i]   (r, q < m)
-    for r in 0..m {
+    for r in (0..m).filter(|_| !fused) {
         for (q, row) in at.iter().enumerate() {
             combine(
                 &mut s.d[(r * m + q) * pb..],
@@ -1136,10 +1282,20 @@ fn output_transform<T: Float>(
                 let d = s.d.as_ptr() as *const f32;
                 let src = std::array::from_fn(|q| unsafe { d.add((r * m + q) * pb + j) });
                 let bias: f32 = e.bias.to_f64() as f32;
-                // SAFETY: AVX-512 detected (simd4), T is f32, `row` holds span floats, the
-                // four sources are rows of d with len ≤ pb − j floats each.
-                unsafe { scatter4_avx512(src, len, bias, e.relu, s.row.as_mut_ptr() as *mut f32) };
-                plane[(y0 + r) * w + x0..][..cols].copy_from_slice(&s.row[..cols]);
+                // Unclipped rows go straight into the plane, clipped ones through `row`.
+                let dst_row = &mut plane[(y0 + r) * w + x0..][..cols];
+                let dst = if cols == span {
+                    dst_row.as_mut_ptr() as *mut f32
+                } else {
+                    s.row.as_mut_ptr() as *mut f32
+                };
+                // SAFETY: AVX-512 detected (simd4), T is f32, `dst` holds span floats (the
+                // plane's row from x0 when cols == span, else `row`), the four sources are
+                // rows of d with len ≤ pb − j floats each.
+                unsafe { scatter4_avx512(src, len, bias, e.relu, dst) };
+                if cols < span {
+                    dst_row.copy_from_slice(&s.row[..cols]);
+                }
                 continue;
             }
             let rb = &mut s.row[..span];
