@@ -837,50 +837,80 @@ unsafe fn at4_avx512(x: [std::arch::x86_64::__m512; 6]) -> [std::arch::x86_64::_
     ]
 }
 
-/// F(4×4) input transform `V = Bᵀ d B` of 16 tiles in registers: `d(i, q)` points at the
-/// 16 tiles' values of patch element (i, q), `v(ξ)` at where V[ξ]'s 16 values go. The
-/// mirrored transform (an input gradient: Bᵀ with reversed columns) is this one of the patch
-/// reversed in both directions, which the caller's `d` does.
+/// F(4×4) input transform `V = Bᵀ d B` of 16 tiles in registers: patch element (i, q) of
+/// the 16 tiles is at `d + (i·6 + q)·pb`, V[ξ] goes to `v[ξ] + off`. `MIRROR` (an input
+/// gradient: Bᵀ with reversed columns) is the same transform of the patch reversed in both
+/// directions.
 ///
 /// # Safety
-/// AVX-512F; each `d(i, q)` readable and each `v(ξ)` writable for 16 floats.
+/// AVX-512F; `d + (i·6 + q)·pb` readable and each `v[ξ] + off` writable for 16 floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::needless_range_loop)] // r indexes tmp's second dimension
-unsafe fn input4_avx512(d: impl Fn(usize, usize) -> *const f32, v: impl Fn(usize) -> *mut f32) {
+unsafe fn input4_avx512<const MIRROR: bool>(
+    d: *const f32,
+    pb: usize,
+    v: &[*mut f32; 36],
+    off: usize,
+) {
     use std::arch::x86_64::*;
+    let rev = |i: usize| if MIRROR { 5 - i } else { i };
     // tmp[q][r] = Σ_i Bᵀ[r][i] d[i][q], column by column.
-    let tmp: [[__m512; 6]; 6] =
-        std::array::from_fn(|q| bt4_avx512(std::array::from_fn(|i| _mm512_loadu_ps(d(i, q)))));
+    let mut tmp = [[_mm512_setzero_ps(); 6]; 6];
+    for q in 0..6 {
+        let mut x = [_mm512_setzero_ps(); 6];
+        for i in 0..6 {
+            x[i] = _mm512_loadu_ps(d.add((rev(i) * 6 + rev(q)) * pb));
+        }
+        tmp[q] = bt4_avx512(x);
+    }
     // V[r][q] = Σ_i tmp[i][r] Bᵀ[q][i], row by row.
     for r in 0..6 {
-        let y = bt4_avx512(std::array::from_fn(|i| tmp[i][r]));
-        for (q, yq) in y.into_iter().enumerate() {
-            _mm512_storeu_ps(v(r * 6 + q), yq);
+        let mut x = [_mm512_setzero_ps(); 6];
+        for i in 0..6 {
+            x[i] = tmp[i][r];
+        }
+        let y = bt4_avx512(x);
+        for q in 0..6 {
+            _mm512_storeu_ps(v[r * 6 + q].add(off), y[q]);
         }
     }
 }
 
-/// F(4×4) output transform `Y = Aᵀ M A` of 16 tiles in registers: `mm(ξ)` points at M[ξ]'s
-/// 16 values, `y(r, q)` at where output element (r, q)'s 16 values go. The mirrored
-/// transform (Aᵀ with reversed rows) is this one with the output reversed in both
-/// directions, which the caller's `y` does.
+/// F(4×4) output transform `Y = Aᵀ M A` of 16 tiles in registers: M[ξ]'s 16 values are at
+/// `mm + ξ·stride`, output element (r, q) goes to `y + (r·4 + q)·pb`. `MIRROR` (Aᵀ with
+/// reversed rows) is the same transform with the output reversed in both directions.
 ///
 /// # Safety
-/// AVX-512F; each `mm(ξ)` readable and each `y(r, q)` writable for 16 floats.
+/// AVX-512F; `mm + ξ·stride` readable and `y + (r·4 + q)·pb` writable for 16 floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::needless_range_loop)] // r indexes tmp's second dimension
-unsafe fn output4_avx512(mm: impl Fn(usize) -> *const f32, y: impl Fn(usize, usize) -> *mut f32) {
+unsafe fn output4_avx512<const MIRROR: bool>(
+    mm: *const f32,
+    stride: usize,
+    y: *mut f32,
+    pb: usize,
+) {
     use std::arch::x86_64::*;
+    let rev = |i: usize| if MIRROR { 3 - i } else { i };
     // tmp[q][r] = Σ_i Aᵀ[r][i] M[i][q], column by column.
-    let tmp: [[__m512; 4]; 6] = std::array::from_fn(|q| {
-        at4_avx512(std::array::from_fn(|i| _mm512_loadu_ps(mm(i * 6 + q))))
-    });
+    let mut tmp = [[_mm512_setzero_ps(); 4]; 6];
+    for q in 0..6 {
+        let mut x = [_mm512_setzero_ps(); 6];
+        for i in 0..6 {
+            x[i] = _mm512_loadu_ps(mm.add((i * 6 + q) * stride));
+        }
+        tmp[q] = at4_avx512(x);
+    }
     for r in 0..4 {
-        let out = at4_avx512(std::array::from_fn(|i| tmp[i][r]));
-        for (q, oq) in out.into_iter().enumerate() {
-            _mm512_storeu_ps(y(r, q), oq);
+        let mut x = [_mm512_setzero_ps(); 6];
+        for i in 0..6 {
+            x[i] = tmp[i][r];
+        }
+        let out = at4_avx512(x);
+        for q in 0..4 {
+            _mm512_storeu_ps(y.add((rev(r) * 4 + rev(q)) * pb), out[q]);
         }
     }
 }
@@ -1166,17 +1196,21 @@ fn input_transform<'v, T: Float + 'v>(
     if g.simd4 {
         let d = s.d.as_ptr() as *const f32;
         for grp in 0..groups {
-            let rows: [*mut f32; 36] =
-                std::array::from_fn(|xi| out(xi, grp).as_mut_ptr() as *mut f32);
+            let mut rows = [std::ptr::null_mut::<f32>(); 36];
+            for (xi, r) in rows.iter_mut().enumerate() {
+                *r = out(xi, grp).as_mut_ptr() as *mut f32;
+            }
             for half in 0..NR / 16 {
-                let j = grp * NR + 16 * half;
-                // Mirrored: the patch reversed in both directions.
-                let rev = |i: usize| if g.mirror { 5 - i } else { i };
-                let dp = |i: usize, q: usize| unsafe { d.add((rev(i) * a + rev(q)) * pb + j) };
-                let vp = |xi: usize| unsafe { rows[xi].add(16 * half) };
                 // SAFETY: AVX-512 detected (simd4), T is f32; d has a² rows of pb ≥ j + 16
                 // floats (pb is a multiple of NR), and each panel row holds NR floats.
-                unsafe { input4_avx512(dp, vp) }
+                unsafe {
+                    let dj = d.add(grp * NR + 16 * half);
+                    if g.mirror {
+                        input4_avx512::<true>(dj, pb, &rows, 16 * half)
+                    } else {
+                        input4_avx512::<false>(dj, pb, &rows, 16 * half)
+                    }
+                }
             }
         }
         return;
@@ -1236,13 +1270,16 @@ fn output_transform<T: Float>(
     if fused {
         let (mp, d) = (mm.as_ptr() as *const f32, s.d.as_mut_ptr() as *mut f32);
         for j in (0..p).step_by(16) {
-            // Mirrored: the output tile reversed in both directions.
-            let rev = |i: usize| if g.mirror { 3 - i } else { i };
-            let mx = |xi: usize| unsafe { mp.add((xi * k + ko) * pb + j) };
-            let yp = |r: usize, q: usize| unsafe { d.add((rev(r) * m + rev(q)) * pb + j) };
             // SAFETY: AVX-512 detected (simd4), T is f32; M[ξ] rows and d's rows hold pb
             // floats, pb a multiple of NR, so j + 16 ≤ pb (lanes past p are never scattered).
-            unsafe { output4_avx512(mx, yp) }
+            unsafe {
+                let (mj, dj) = (mp.add(ko * pb + j), d.add(j));
+                if g.mirror {
+                    output4_avx512::<true>(mj, k * pb, dj, pb)
+                } else {
+                    output4_avx512::<false>(mj, k * pb, dj, pb)
+                }
+            }
         }
     }
     // tmp[r][q] = Σ_i Aᵀ[r][i] M[i][q]   (r < m)
