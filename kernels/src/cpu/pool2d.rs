@@ -101,6 +101,9 @@ pub fn max_pool2d_forward<T: Float>(
         .zip(input.par_chunks(hw))
         .with_min_len(planes_per_task(p))
         .for_each(|((out, argmax), plane)| {
+            if (p.kh, p.kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (2, 2, 2, 2, 0, 0) {
+                return max_pool_2x2(plane, p.w, oh, ow, out, argmax);
+            }
             for oy in 0..oh {
                 let (y0, y1) = window(oy, p.kh, p.stride_h, p.pad_h, p.h);
                 for ox in 0..ow {
@@ -120,6 +123,42 @@ pub fn max_pool2d_forward<T: Float>(
                 }
             }
         });
+}
+
+/// [`max_pool2d_forward`]'s loop for one plane of width `w` with a 2×2 window, stride 2 and
+/// no padding (VGG's pools; every window lies inside the plane): the same first-maximum and
+/// NaN rules, as selects rather than branches.
+fn max_pool_2x2<T: Float>(
+    plane: &[T],
+    w: usize,
+    oh: usize,
+    ow: usize,
+    out: &mut [T],
+    argmax: &mut [u32],
+) {
+    for oy in 0..oh {
+        let (r0, r1) = (
+            &plane[2 * oy * w..][..2 * ow],
+            &plane[(2 * oy + 1) * w..][..2 * ow],
+        );
+        let (out, argmax) = (&mut out[oy * ow..][..ow], &mut argmax[oy * ow..][..ow]);
+        let base = (2 * oy * w) as u32;
+        for ox in 0..ow {
+            let x = 2 * ox;
+            let (mut best, mut arg) = (r0[x], base + x as u32);
+            for (v, at) in [
+                (r0[x + 1], base + x as u32 + 1),
+                (r1[x], base + (w + x) as u32),
+                (r1[x + 1], base + (w + x) as u32 + 1),
+            ] {
+                let take = !is_nan(best) && (v > best || is_nan(v));
+                best = if take { v } else { best };
+                arg = if take { at } else { arg };
+            }
+            out[ox] = best;
+            argmax[ox] = arg;
+        }
+    }
 }
 
 /// Max-pooling backward from the saved argmax: `grad_in` is overwritten with zeros, then each
