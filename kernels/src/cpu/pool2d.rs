@@ -96,12 +96,13 @@ pub fn max_pool2d_forward<T: Float>(
         argmax.fill(NO_ARGMAX);
         return;
     }
+    let two_by_two = (p.kh, p.kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (2, 2, 2, 2, 0, 0);
     out.par_chunks_mut(oh * ow)
         .zip(argmax.par_chunks_mut(oh * ow))
         .zip(input.par_chunks(hw))
         .with_min_len(planes_per_task(p))
         .for_each(|((out, argmax), plane)| {
-            if (p.kh, p.kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (2, 2, 2, 2, 0, 0) {
+            if two_by_two {
                 return max_pool_2x2(plane, p.w, oh, ow, out, argmax);
             }
             for oy in 0..oh {

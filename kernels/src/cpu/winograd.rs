@@ -773,6 +773,8 @@ struct Epilogue<T> {
     relu: bool,
 }
 
+// `simd4` and `mirror` are read by x86-64 code only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Geom {
     h: usize,
     w: usize,
@@ -1030,7 +1032,8 @@ impl<T: Float> Scratch<T> {
     fn new(a: usize, pb: usize) -> Self {
         Scratch {
             d: vec![T::ZERO; a * a * pb],
-            tmp: vec![T::ZERO; a * a * pb],
+            // Sized on first use: the unrolled AVX-512 F(4×4) transforms need none.
+            tmp: Vec::new(),
             row: Vec::new(),
         }
     }
@@ -1201,8 +1204,9 @@ fn input_transform<'v, T: Float + 'v>(
                 *r = out(xi, grp).as_mut_ptr() as *mut f32;
             }
             for half in 0..NR / 16 {
-                // SAFETY: AVX-512 detected (simd4), T is f32; d has a² rows of pb ≥ j + 16
-                // floats (pb is a multiple of NR), and each panel row holds NR floats.
+                // SAFETY: AVX-512 detected (simd4), T is f32; d has a² rows of pb floats and
+                // grp·NR + 16·half + 16 ≤ ⌈p/NR⌉·NR ≤ pb (pb is a multiple of NR); each panel
+                // row holds NR floats, of which this writes 16 from 16·half.
                 unsafe {
                     let dj = d.add(grp * NR + 16 * half);
                     if g.mirror {
@@ -1215,6 +1219,7 @@ fn input_transform<'v, T: Float + 'v>(
         }
         return;
     }
+    s.tmp.resize(a * a * pb, T::ZERO);
     // tmp[r][q] = Σ_i Bᵀ[r][i] d[i][q]
     for (r, row) in bt.iter().enumerate() {
         for q in 0..a {
@@ -1262,12 +1267,10 @@ fn output_transform<T: Float>(
 ) {
     let (h, w, m, a) = (g.h, g.w, g.m, g.a);
     let tw = w.div_ceil(m);
+    let mut fused = false;
     #[cfg(target_arch = "x86_64")]
-    let fused = g.simd4;
-    #[cfg(not(target_arch = "x86_64"))]
-    let fused = false;
-    #[cfg(target_arch = "x86_64")]
-    if fused {
+    if g.simd4 {
+        fused = true;
         let (mp, d) = (mm.as_ptr() as *const f32, s.d.as_mut_ptr() as *mut f32);
         for j in (0..p).step_by(16) {
             // SAFETY: AVX-512 detected (simd4), T is f32; M[ξ] rows and d's rows hold pb
@@ -1282,28 +1285,31 @@ fn output_transform<T: Float>(
             }
         }
     }
-    // tmp[r][q] = Σ_i Aᵀ[r][i] M[i][q]   (r < m)
-    for (r, row) in at.iter().enumerate().filter(|_| !fused) {
-        for q in 0..a {
-            combine(
-                &mut s.tmp[(r * a + q) * pb..],
-                row,
-                |i| ((i * a + q) * k + ko) * pb,
-                mm,
-                p,
-            );
+    if !fused {
+        s.tmp.resize(a * a * pb, T::ZERO);
+        // tmp[r][q] = Σ_i Aᵀ[r][i] M[i][q]   (r < m)
+        for (r, row) in at.iter().enumerate() {
+            for q in 0..a {
+                combine(
+                    &mut s.tmp[(r * a + q) * pb..],
+                    row,
+                    |i| ((i * a + q) * k + ko) * pb,
+                    mm,
+                    p,
+                );
+            }
         }
-    }
-    // d[r][q] = Σ_i tmp[r][i] Aᵀ[q][i]   (r, q < m)
-    for r in (0..m).filter(|_| !fused) {
-        for (q, row) in at.iter().enumerate() {
-            combine(
-                &mut s.d[(r * m + q) * pb..],
-                row,
-                |i| (r * a + i) * pb,
-                &s.tmp,
-                p,
-            );
+        // d[r][q] = Σ_i tmp[r][i] Aᵀ[q][i]   (r, q < m)
+        for r in 0..m {
+            for (q, row) in at.iter().enumerate() {
+                combine(
+                    &mut s.d[(r * m + q) * pb..],
+                    row,
+                    |i| (r * a + i) * pb,
+                    &s.tmp,
+                    p,
+                );
+            }
         }
     }
     // Per run of tiles in one tile row: interleave each output row (stride m), then copy it

@@ -177,6 +177,31 @@ fn max_pool_propagates_nan() {
 }
 
 #[test]
+fn max_pool_2x2_nan_wins_wherever_it_is_and_then_stays() {
+    // 3×5 plane (odd: the last row and column are outside every window), windows of
+    // (row 0, row 1) × (columns 0–1 | 2–3): a NaN first, a NaN in the second row with a larger
+    // value after it, and a plain window.
+    let p = params((1, 1, 3, 5), (2, 2), (2, 2), (0, 0));
+    let nan = f32::NAN;
+    #[rustfmt::skip]
+    let x = [
+        nan, 9.0, 1.0, 2.0, 99.0,
+        5.0, 7.0, nan, 8.0, 99.0,
+        99.0, 99.0, 99.0, 99.0, 99.0,
+    ];
+    let (mut out, mut arg) = ([0.0f32; 2], [0u32; 2]);
+    max_pool2d_forward(&p, &x, &mut out, &mut arg);
+    assert!(out[0].is_nan() && out[1].is_nan(), "{out:?}");
+    assert_eq!(arg, [0, 7]);
+    // Ties: the first maximum in row-major order.
+    let x = [
+        3.0f32, 3.0, 1.0, 4.0, 0.0, 4.0, 4.0, 4.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+    ];
+    max_pool2d_forward(&p, &x, &mut out, &mut arg);
+    assert_eq!((out, arg), ([4.0, 4.0], [5, 3]));
+}
+
+#[test]
 fn max_pool_backward_matches_naive_scatter() {
     let mut rng = StdRng::seed_from_u64(22);
     for p in shapes() {
