@@ -236,23 +236,12 @@ pub fn kernel(
         #[cfg(target_arch = "x86_64")]
         (Bf16Path::Avx512, false) => unsafe { kernel_avx512::<1>(c2, up, vp, mp, ldm) },
         #[cfg(target_arch = "x86_64")]
-        (Bf16Path::Avx2, _) => unsafe { kernel_portable_avx2(c2, u, v, m, ldm, cols) },
+        (Bf16Path::Avx2, _) => SimdLevel::Avx2Fma.run(
+            #[inline(always)]
+            || kernel_portable(c2, u, v, m, ldm, cols),
+        ),
         _ => kernel_portable(c2, u, v, m, ldm, cols),
     }
-}
-
-/// [`kernel_portable`] compiled for AVX2 + FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn kernel_portable_avx2(
-    c2: usize,
-    u: &[u32],
-    v: &[u32],
-    m: &mut [f32],
-    ldm: usize,
-    cols: usize,
-) {
-    kernel_portable(c2, u, v, m, ldm, cols)
 }
 
 #[inline(always)]

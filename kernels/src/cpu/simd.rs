@@ -63,6 +63,32 @@ impl SimdLevel {
             .collect()
     }
 
+    /// `f()` compiled for this level (capped at what this CPU has): inside a function with
+    /// AVX-512F or AVX2+FMA enabled, so that the code `f` inlines (it should be an
+    /// `#[inline(always)]` closure over `#[inline(always)]` bodies) is vectorised for it;
+    /// plain code at `Portable`.
+    #[inline(always)]
+    pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            // SAFETY: capped at the level detected on this CPU.
+            match self.min(SimdLevel::detected()) {
+                SimdLevel::Avx512 => return unsafe { avx512(f) },
+                SimdLevel::Avx2Fma => return unsafe { avx2(f) },
+                SimdLevel::Portable => {}
+            }
+        }
+        f()
+    }
+
     /// Lower-case name (`portable`, `avx2`, `avx512`).
     pub fn name(self) -> &'static str {
         match self {

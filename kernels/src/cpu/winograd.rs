@@ -524,7 +524,10 @@ fn winograd_impl<T: Float>(
                                 let at = ((half * a * a + xi) * groups + grp) * NR;
                                 std::slice::from_raw_parts_mut({ base }.0.add(at), NR)
                             };
-                            input_transform_at(level, plane(ci), mask(ci), &g, &bt, t0, p, s, row);
+                            level.run(
+                                #[inline(always)]
+                                || input_transform(plane(ci), mask(ci), &g, &bt, t0, p, s, row),
+                            );
                         }
                         // SAFETY: T is f32 (bf16 weights exist for f32 only).
                         let f = pairs.as_ptr() as *const f32;
@@ -560,7 +563,10 @@ fn winograd_impl<T: Float>(
                                 NR,
                             )
                         };
-                        input_transform_at(level, plane(ci), mask(ci), &g, &bt, t0, p, s, row);
+                        level.run(
+                            #[inline(always)]
+                            || input_transform(plane(ci), mask(ci), &g, &bt, t0, p, s, row),
+                        );
                     },
                 );
             }
@@ -611,7 +617,10 @@ fn winograd_impl<T: Float>(
                         bias: b,
                         relu: o.relu,
                     };
-                    output_transform_at(level, mm, kp, ko, &g, &at, t0, p, pb, e, s, plane);
+                    level.run(
+                        #[inline(always)]
+                        || output_transform(mm, kp, ko, &g, &at, t0, p, pb, e, s, plane),
+                    );
                 },
             );
         }
@@ -645,125 +654,6 @@ fn for_each_panel<M: Send, V: Sync>(
                 }
             }
         });
-}
-
-/// [`input_transform`] compiled for `level`.
-#[allow(clippy::too_many_arguments)]
-fn input_transform_at<'v, T: Float + 'v>(
-    level: SimdLevel,
-    plane: &[T],
-    mask: Option<&[T]>,
-    g: &Geom,
-    bt: &[Vec<(usize, T)>],
-    t0: usize,
-    p: usize,
-    s: &mut Scratch<T>,
-    out: impl Fn(usize, usize) -> &'v mut [T],
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f")]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn avx512<'v, T: Float + 'v>(
-            plane: &[T],
-            mask: Option<&[T]>,
-            g: &Geom,
-            bt: &[Vec<(usize, T)>],
-            t0: usize,
-            p: usize,
-            s: &mut Scratch<T>,
-            out: impl Fn(usize, usize) -> &'v mut [T],
-        ) {
-            input_transform(plane, mask, g, bt, t0, p, s, out)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn avx2<'v, T: Float + 'v>(
-            plane: &[T],
-            mask: Option<&[T]>,
-            g: &Geom,
-            bt: &[Vec<(usize, T)>],
-            t0: usize,
-            p: usize,
-            s: &mut Scratch<T>,
-            out: impl Fn(usize, usize) -> &'v mut [T],
-        ) {
-            input_transform(plane, mask, g, bt, t0, p, s, out)
-        }
-        // SAFETY: `level` never exceeds what was detected on this CPU.
-        match level {
-            SimdLevel::Avx512 => return unsafe { avx512(plane, mask, g, bt, t0, p, s, out) },
-            SimdLevel::Avx2Fma => return unsafe { avx2(plane, mask, g, bt, t0, p, s, out) },
-            SimdLevel::Portable => {}
-        }
-    }
-    let _ = level;
-    input_transform(plane, mask, g, bt, t0, p, s, out)
-}
-
-/// [`output_transform`] compiled for `level`.
-#[allow(clippy::too_many_arguments)]
-fn output_transform_at<T: Float>(
-    level: SimdLevel,
-    mm: &[T],
-    k: usize,
-    ko: usize,
-    g: &Geom,
-    at: &[Vec<(usize, T)>],
-    t0: usize,
-    p: usize,
-    pb: usize,
-    e: Epilogue<T>,
-    s: &mut Scratch<T>,
-    plane: &mut [T],
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f")]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn avx512<T: Float>(
-            mm: &[T],
-            k: usize,
-            ko: usize,
-            g: &Geom,
-            at: &[Vec<(usize, T)>],
-            t0: usize,
-            p: usize,
-            pb: usize,
-            e: Epilogue<T>,
-            s: &mut Scratch<T>,
-            plane: &mut [T],
-        ) {
-            output_transform(mm, k, ko, g, at, t0, p, pb, e, s, plane)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn avx2<T: Float>(
-            mm: &[T],
-            k: usize,
-            ko: usize,
-            g: &Geom,
-            at: &[Vec<(usize, T)>],
-            t0: usize,
-            p: usize,
-            pb: usize,
-            e: Epilogue<T>,
-            s: &mut Scratch<T>,
-            plane: &mut [T],
-        ) {
-            output_transform(mm, k, ko, g, at, t0, p, pb, e, s, plane)
-        }
-        // SAFETY: `level` never exceeds what was detected on this CPU.
-        match level {
-            SimdLevel::Avx512 => {
-                return unsafe { avx512(mm, k, ko, g, at, t0, p, pb, e, s, plane) }
-            }
-            SimdLevel::Avx2Fma => return unsafe { avx2(mm, k, ko, g, at, t0, p, pb, e, s, plane) },
-            SimdLevel::Portable => {}
-        }
-    }
-    let _ = level;
-    output_transform(mm, k, ko, g, at, t0, p, pb, e, s, plane)
 }
 
 /// What the output transform adds after `Aᵀ M A`: the channel's bias, then ReLU if asked.
