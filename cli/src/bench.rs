@@ -1,7 +1,7 @@
 //! `nst-cli bench`: seconds per style-transfer iteration on the reference objective, the same
-//! measurement as ../shared/bench/torch_reference.py (Adam, lr 1; content relu4_2 weight 1,
-//! Gram style relu1_1…relu5_1 weight 1e-2 each, TV weight 10; one warm-up step, then the median
-//! of the timed steps) so the two can be run side by side (benches/compare.sh).
+//! measurement as the PyTorch anchor that benches/compare.sh runs (Adam, lr 1; content relu4_2
+//! weight 1, Gram style relu1_1…relu5_1 weight 1e-2 each, TV weight 10; one warm-up step, then
+//! the median of the timed steps), so the two can be run side by side.
 
 use crate::common::{check_device, load_vgg, set_precision};
 use anyhow::Result;

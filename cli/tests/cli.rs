@@ -6,8 +6,9 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nst-cli");
 
-fn images() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/images")
+/// `assets/NAME`, embedded in the test binary and written to a temporary directory.
+fn image(name: &str) -> PathBuf {
+    nst_tests::asset_path(name)
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -46,10 +47,10 @@ fn assert_one_line_error(o: &Output, needle: &str) {
 }
 
 fn content() -> String {
-    images().join("chelsea.png").display().to_string()
+    image("chelsea.png").display().to_string()
 }
 fn style() -> String {
-    images().join("the_scream.jpg").display().to_string()
+    image("the_scream.jpg").display().to_string()
 }
 
 #[test]
@@ -59,7 +60,7 @@ fn bad_images_give_one_clear_line() {
     let missing = d.join("missing.jpg").display().to_string();
     std::fs::write(d.join("empty.png"), b"").unwrap();
     std::fs::write(d.join("text.jpg"), b"this is not an image at all").unwrap();
-    let png = std::fs::read(images().join("chelsea.png")).unwrap();
+    let png = std::fs::read(image("chelsea.png")).unwrap();
     std::fs::write(d.join("cut.png"), &png[..png.len() / 3]).unwrap();
     let p = |n: &str| d.join(n).display().to_string();
     // Image errors come before the weights are needed, so these run without weights too.
@@ -95,7 +96,7 @@ fn bad_outputs_and_flags_give_one_clear_line() {
     let s = style();
     // Never over an input, whatever the spelling of the path.
     let copy = d.join("c.png");
-    std::fs::copy(images().join("chelsea.png"), &copy).unwrap();
+    std::fs::copy(image("chelsea.png"), &copy).unwrap();
     let before = std::fs::read(&copy).unwrap();
     let dotted = format!("{}/./c.png", d.display());
     assert_one_line_error(
@@ -420,9 +421,8 @@ fn features_command_matches_the_reference() {
         return;
     }
     let d = tmp("features");
-    let bytes = nst_tests::reference_bytes();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let (px, shape) = nst_tests::reference_tensor(&st, "content_rgb_u8");
+    let r = &nst_tests::CHELSEA_MAX;
+    let (px, shape) = r.tensor("content_rgb_u8");
     let rgb: Vec<u8> = px.iter().map(|&v| v as u8).collect();
     let png = d.join("content.png");
     image::RgbImage::from_raw(shape[1] as u32, shape[0] as u32, rgb)
@@ -434,21 +434,21 @@ fn features_command_matches_the_reference() {
         "features",
         &png.display().to_string(),
         "--layers",
-        "relu1_1,relu4_2,pool5",
+        "relu3_1,relu4_2,pool5",
         "-o",
         &out.display().to_string(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let fb = std::fs::read(&out).unwrap();
     let f = safetensors::SafeTensors::deserialize(&fb).unwrap();
-    for layer in ["relu1_1", "relu4_2", "pool5"] {
+    for layer in ["relu3_1", "relu4_2", "pool5"] {
         let t = f.tensor(layer).unwrap();
         let got: Vec<f64> = t
             .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
             .collect();
-        let (want, wshape) = nst_tests::reference_tensor(&st, &format!("content_features.{layer}"));
+        let (want, wshape) = r.tensor(&format!("content_features.{layer}"));
         assert_eq!(t.shape(), &wshape[..]);
         engine_close(&got, &want, layer);
     }

@@ -13,10 +13,6 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nst-cli");
 
-fn assets() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets")
-}
-
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("nst-serve-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -364,8 +360,8 @@ fn job_streams_events_to_a_png_and_survives_a_restart() {
     let home = tmp("job");
     let server = Server::start(&home, &weights, &[]);
     let port = server.port;
-    let content = std::fs::read(assets().join("chelsea.png")).unwrap();
-    let style = std::fs::read(assets().join("the_scream.jpg")).unwrap();
+    let content = nst_tests::asset_bytes("chelsea.png").to_vec();
+    let style = nst_tests::asset_bytes("the_scream.jpg").to_vec();
     let job = create(
         port,
         Form::new()
@@ -546,7 +542,7 @@ fn bad_requests_get_json_errors_with_the_right_status() {
         assert_eq!(status, 413, "{text}");
     }
     // 413: more pixels than allowed (1200×1528), judged from the header.
-    let scream = std::fs::read(assets().join("the_scream.jpg")).unwrap();
+    let scream = nst_tests::asset_bytes("the_scream.jpg").to_vec();
     Form::new()
         .text("content_gallery", "chelsea")
         .file("style", "scream.jpg", &scream)
@@ -567,7 +563,7 @@ fn bad_requests_get_json_errors_with_the_right_status() {
     )
     .assert_error(415, "multipart/form-data");
     // 400: bad input, each with a message naming what is wrong.
-    let png = std::fs::read(assets().join("chelsea.png")).unwrap();
+    let png = nst_tests::asset_bytes("chelsea.png").to_vec();
     Form::new()
         .file("content", "cut.png", &png[..png.len() / 2])
         .text("style_gallery", "shipwreck")
@@ -803,7 +799,7 @@ fn page_info_and_gallery_are_served() {
     assert_eq!(starry.header("content-type"), Some("image/jpeg"));
     assert_eq!(
         starry.body,
-        std::fs::read(assets().join("starry_night.jpg")).unwrap()
+        nst_tests::asset_bytes("starry_night.jpg").to_vec()
     );
     drop(server);
     let _ = std::fs::remove_dir_all(&home);

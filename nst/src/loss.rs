@@ -2,7 +2,7 @@
 //! Convolutional Neural Networks"): content, style and total-variation terms behind one
 //! [`Loss`] trait, so research users can add terms without touching the engine.
 //!
-//! Formulas (as ../shared/reference/README.md): content `mean((F_x − F_c)²)`; Gram style
+//! Formulas (as tests/data/README.md): content `mean((F_x − F_c)²)`; Gram style
 //! `mean((G_x − G_s)²)` with `G = F Fᵀ / (C·H·W)`; TV `mean(Δ_y x²) + mean(Δ_x x²)`.
 
 use crate::error::{Error, Result};

@@ -397,7 +397,7 @@ pub fn objective_from_tensors(
     Ok(Objective { vgg, losses })
 }
 
-/// The reference objective of ../shared/reference and ../shared/bench/torch_reference.py:
+/// The reference objective of tests/data (make_reference.py) and of the PyTorch speed anchor:
 /// content relu4_2 ×1, Gram style relu1_1…relu5_1 ×1e-2 each, TV ×10 (the defaults otherwise).
 pub fn reference_config() -> StyleTransferConfig {
     StyleTransferConfig {

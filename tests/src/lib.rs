@@ -1,40 +1,158 @@
-//! Shared helpers for the workspace integration tests in tests/tests/: the PyTorch float64
-//! reference (../shared/reference) and the converted VGG-19 weights.
+//! Shared helpers for the workspace's tests: the PyTorch float64 reference cases
+//! (tests/data/README.md), the public-domain test images of `assets/`, and the converted VGG-19
+//! weights.
+//!
+//! The reference files and images are compiled into the test binaries (`include_bytes!`), so a
+//! test reads nothing outside the repository it was built from, and a test binary copied
+//! elsewhere still reads its own data.
 
 use nst::engine::Tensor;
 use nst::loss::Objective;
 use nst::transfer::{objective_from_tensors, reference_config};
-use nst::vgg19::Vgg19;
+use nst::vgg19::{Pooling, Vgg19};
 use nst::weights::VggWeights;
+use safetensors::SafeTensors;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-/// `../shared/reference` beside the checkout.
-pub fn reference_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference")
+/// One PyTorch float64 reference case made by tests/data/make_reference.py: inputs, VGG-19
+/// features, Gram matrices, losses, the input gradient and three Adam steps, stored as f32.
+pub struct Reference {
+    /// The file's stem, e.g. `chelsea64x48_starry80x50_max`.
+    pub name: &'static str,
+    /// The VGG-19 pooling the values were computed with.
+    pub pooling: Pooling,
+    bytes: &'static [u8],
 }
 
-/// The reference file's bytes (tests parse it with `safetensors`).
-pub fn reference_bytes() -> Vec<u8> {
-    let p = reference_dir().join("tubingen64x48_starry80x50_max.safetensors");
-    std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+/// chelsea.png 64×48 × starry_night.jpg 80×50, max pooling.
+pub const CHELSEA_MAX: Reference = Reference {
+    name: "chelsea64x48_starry80x50_max",
+    pooling: Pooling::Max,
+    bytes: include_bytes!("../data/chelsea64x48_starry80x50_max.safetensors"),
+};
+
+/// rocket.jpg 57×43 × the_scream.jpg 70×53 (odd sizes: floor-mode pooling), average pooling.
+pub const ROCKET_AVG: Reference = Reference {
+    name: "rocket57x43_scream70x53_avg",
+    pooling: Pooling::Avg,
+    bytes: include_bytes!("../data/rocket57x43_scream70x53_avg.safetensors"),
+};
+
+/// Every reference case.
+pub const REFERENCES: [Reference; 2] = [CHELSEA_MAX, ROCKET_AVG];
+
+impl Reference {
+    /// The parsed file.
+    pub fn tensors(&self) -> SafeTensors<'static> {
+        SafeTensors::deserialize(self.bytes)
+            .unwrap_or_else(|e| panic!("reference {}: {e}", self.name))
+    }
+
+    /// Whether the file stores `key` (the files keep only the layers the tests read).
+    pub fn has(&self, key: &str) -> bool {
+        self.tensors().names().contains(&key)
+    }
+
+    /// The keys under `prefix.` (e.g. `content_features`), without the prefix, sorted.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .tensors()
+            .names()
+            .iter()
+            .filter_map(|n| n.strip_prefix(&format!("{prefix}.")).map(str::to_string))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Tensor `key` as f64 values and its shape (F32, F64 or U8 entries).
+    pub fn tensor(&self, key: &str) -> (Vec<f64>, Vec<usize>) {
+        let st = self.tensors();
+        let t = st
+            .tensor(key)
+            .unwrap_or_else(|e| panic!("reference {} key {key}: {e}", self.name));
+        let v = match t.dtype() {
+            safetensors::Dtype::F64 => t
+                .data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            safetensors::Dtype::F32 => t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            safetensors::Dtype::U8 => t.data().iter().map(|&b| b as f64).collect(),
+            d => panic!("reference {} key {key}: unexpected dtype {d:?}", self.name),
+        };
+        (v, t.shape().to_vec())
+    }
+
+    /// Tensor `key` as an f32 tensor of its shape.
+    pub fn f32(&self, key: &str) -> Tensor {
+        let (v, shape) = self.tensor(key);
+        Tensor::from_vec(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), &shape).unwrap()
+    }
+
+    /// VGG-19 with this case's pooling.
+    pub fn vgg(&self, w: &VggWeights) -> Arc<Vgg19> {
+        Arc::new(Vgg19::new(w, self.pooling).unwrap())
+    }
+
+    /// The reference objective (content relu4_2 ×1, Gram style relu1_1…relu5_1 ×1e-2 each,
+    /// TV ×10) on this case's content and style inputs, built by the same library code the
+    /// transfer loop uses.
+    pub fn objective(&self, vgg: Arc<Vgg19>) -> Objective {
+        let content = self.f32("content_input");
+        let style = self.f32("style_input");
+        objective_from_tensors(vgg, &content, &[style], &[1.0], &reference_config()).unwrap()
+    }
 }
 
-/// Reference tensor `key` as f64 values and its shape (F64 or U8 entries).
-pub fn reference_tensor(st: &safetensors::SafeTensors, key: &str) -> (Vec<f64>, Vec<usize>) {
-    let t = st
-        .tensor(key)
-        .unwrap_or_else(|e| panic!("reference key {key}: {e}"));
-    let v = match t.dtype() {
-        safetensors::Dtype::F64 => t
-            .data()
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-        safetensors::Dtype::U8 => t.data().iter().map(|&b| b as f64).collect(),
-        d => panic!("reference key {key}: unexpected dtype {d:?}"),
-    };
-    (v, t.shape().to_vec())
+/// The public-domain images of `assets/` that tests use, embedded.
+const ASSETS: [(&str, &[u8]); 5] = [
+    ("chelsea.png", include_bytes!("../../assets/chelsea.png")),
+    (
+        "starry_night.jpg",
+        include_bytes!("../../assets/starry_night.jpg"),
+    ),
+    (
+        "the_scream.jpg",
+        include_bytes!("../../assets/the_scream.jpg"),
+    ),
+    (
+        "shipwreck.jpg",
+        include_bytes!("../../assets/shipwreck.jpg"),
+    ),
+    ("rocket.jpg", include_bytes!("../../assets/rocket.jpg")),
+];
+
+/// The bytes of `assets/NAME` (one of chelsea.png, starry_night.jpg, the_scream.jpg,
+/// shipwreck.jpg, rocket.jpg).
+pub fn asset_bytes(name: &str) -> &'static [u8] {
+    ASSETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no embedded asset {name}"))
+        .1
+}
+
+/// A file holding `assets/NAME`, for tests that pass paths (to nst-cli or the image loader):
+/// the embedded copy written once per process to a temporary directory.
+pub fn asset_path(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("nst-test-assets-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        for (n, bytes) in ASSETS {
+            std::fs::write(d.join(n), bytes).unwrap();
+        }
+        d
+    });
+    let p = dir.join(name);
+    assert!(p.exists(), "no embedded asset {name}");
+    p
 }
 
 /// The converted VGG-19 weights from the cache. In CI (env `CI` set) a missing file fails the
@@ -43,7 +161,7 @@ pub fn weights_or_skip() -> Option<VggWeights> {
     let path = nst::weights::default_weights_path().expect("no cache directory: set NST_HOME");
     if !path.exists() {
         let msg = format!(
-            "VGG-19 weights missing at {}: run `cargo run --release -p nst-cli -- weights fetch`",
+            "VGG-19 weights missing at {}: run `nst-cli weights fetch`",
             path.display()
         );
         if std::env::var_os("CI").is_some() {
@@ -53,19 +171,4 @@ pub fn weights_or_skip() -> Option<VggWeights> {
         return None;
     }
     Some(VggWeights::load(&path).unwrap_or_else(|e| panic!("loading {}: {e}", path.display())))
-}
-
-/// Reference tensor `key` as an f32 tensor of its shape.
-pub fn reference_f32(st: &safetensors::SafeTensors, key: &str) -> Tensor {
-    let (v, shape) = reference_tensor(st, key);
-    Tensor::from_vec(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), &shape).unwrap()
-}
-
-/// The reference objective (content relu4_2 ×1, Gram style relu1_1…relu5_1 ×1e-2 each, TV ×10)
-/// on the reference content and style inputs, built by the same library code the transfer
-/// loop uses.
-pub fn reference_objective(vgg: Arc<Vgg19>, st: &safetensors::SafeTensors) -> Objective {
-    let content = reference_f32(st, "content_input");
-    let style = reference_f32(st, "style_input");
-    objective_from_tensors(vgg, &content, &[style], &[1.0], &reference_config()).unwrap()
 }

@@ -6,21 +6,19 @@
 use engine::testing::{assert_close, first_gpu_or_skip as gpu};
 use engine::{Device, Tensor};
 use nst::optim::{Adam, Lbfgs};
-use nst::vgg19::{Pooling, Vgg19};
-use nst_tests::reference_f32 as tensor;
-use nst_tests::reference_objective as objective;
-use nst_tests::{reference_bytes, reference_tensor, weights_or_skip};
+use nst::vgg19::Vgg19;
+use nst_tests::{weights_or_skip, Reference, REFERENCES};
 use std::sync::Arc;
 
 /// (losses, gradient, x after one Adam step, x after one L-BFGS step) on `device`.
 fn one_iteration(
     device: Device,
     vgg: &Vgg19,
-    st: &safetensors::SafeTensors,
+    r: &Reference,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
     let vgg = Arc::new(vgg.to_device(device).unwrap());
-    let obj = objective(vgg, st);
-    let x0 = tensor(st, "x").to_device(device).unwrap();
+    let obj = r.objective(vgg);
+    let x0 = r.f32("x").to_device(device).unwrap();
     let e = obj.evaluate(&x0).unwrap();
     assert_eq!(e.grad.device(), device, "the gradient stays on the device");
     let mut losses: Vec<f64> = e.terms.iter().map(|t| t.1).collect();
@@ -48,17 +46,33 @@ fn one_iteration(
 fn a_whole_iteration_on_the_gpu_matches_the_cpu_and_the_reference() {
     let Some(gpu) = gpu() else { return };
     let Some(w) = weights_or_skip() else { return };
-    let bytes = reference_bytes();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let vgg = Vgg19::new(&w, Pooling::Max).unwrap();
-    let (cl, cg, ca, cb) = one_iteration(Device::Cpu, &vgg, &st);
-    let (gl, gg, ga, gb) = one_iteration(gpu, &vgg, &st);
-    assert_close(&gl, &cl, 1e-4, "losses, GPU vs CPU");
-    assert_close(&gg, &cg, 1e-4, "gradient, GPU vs CPU");
-    assert_close(&ga, &ca, 1e-4, "x after one Adam step, GPU vs CPU");
-    assert_close(&gb, &cb, 1e-4, "x after one L-BFGS step, GPU vs CPU");
-    let (total, _) = reference_tensor(&st, "loss.total");
-    assert_close(&gl[gl.len() - 1..], &total, 1e-4, "GPU total vs reference");
-    let (grad, _) = reference_tensor(&st, "grad_total_wrt_x");
-    assert_close(&gg, &grad, 1e-3, "GPU gradient vs reference");
+    for r in &REFERENCES {
+        let vgg = Vgg19::new(&w, r.pooling).unwrap();
+        let (cl, cg, ca, cb) = one_iteration(Device::Cpu, &vgg, r);
+        let (gl, gg, ga, gb) = one_iteration(gpu, &vgg, r);
+        let n = r.name;
+        assert_close(&gl, &cl, 1e-4, &format!("{n} losses, GPU vs CPU"));
+        assert_close(&gg, &cg, 1e-4, &format!("{n} gradient, GPU vs CPU"));
+        assert_close(
+            &ga,
+            &ca,
+            1e-4,
+            &format!("{n} x after one Adam step, GPU vs CPU"),
+        );
+        assert_close(
+            &gb,
+            &cb,
+            1e-4,
+            &format!("{n} x after one L-BFGS step, GPU vs CPU"),
+        );
+        let (total, _) = r.tensor("loss.total");
+        assert_close(
+            &gl[gl.len() - 1..],
+            &total,
+            1e-4,
+            &format!("{n} GPU total vs reference"),
+        );
+        let (grad, _) = r.tensor("grad_total_wrt_x");
+        assert_close(&gg, &grad, 1e-3, &format!("{n} GPU gradient vs reference"));
+    }
 }

