@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod common;
 mod devices;
+mod docs;
 mod features;
 mod serve;
 mod transfer;
@@ -15,7 +16,7 @@ mod weights;
 /// Neural style transfer (Gatys et al.) on the nst engine.
 #[derive(Debug, Parser)]
 #[command(name = "nst-cli", version, about)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -38,6 +39,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// List the CUDA GPUs this build can use (name, compute capability, memory).
     Devices,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Print the man page, or write all of them into a directory (--dir).
+    Man(docs::ManArgs),
 }
 
 /// Keep freed memory in the process (glibc): an iteration frees and reallocates the same large
@@ -62,6 +67,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Devices => devices::run(),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
         Command::Transfer(args) => match transfer::run_transfer(*args) {
             Ok(true) => return ExitCode::from(130),
             Ok(false) => Ok(()),
