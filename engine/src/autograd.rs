@@ -21,6 +21,9 @@ pub(crate) type BackwardFn = Box<dyn FnOnce(&Tensor) -> Result<Vec<Option<Tensor
 /// One recorded op on the tape.
 pub(crate) struct Node {
     pub(crate) op: &'static str,
+    /// The op only re-views its one input (same elements, another shape, layout, device or
+    /// dtype): the backward schedule looks through it ([`record_view`]).
+    view: bool,
     /// Creation order (process-wide), for the backward pass's schedule.
     seq: u64,
     /// Taken (and so freed) when the backward pass replays this node.
@@ -80,8 +83,32 @@ pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
 
 /// Record `output` as produced by `op` from `inputs`: when grad mode is on and some input
 /// requires grad, the returned tensor carries a node with `backward`; otherwise `output` as is.
+/// The incoming gradient is first moved to the output's device when it is elsewhere (the
+/// backward pass seeds a loss on the CPU), so every backward closure sees its gradient on the
+/// device its forward ran on. Ops that only re-view their input use [`record_view`].
 pub(crate) fn record(
     op: &'static str,
+    output: Tensor,
+    inputs: &[&Tensor],
+    backward: impl FnOnce(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
+) -> Tensor {
+    record_node(op, false, output, inputs, backward)
+}
+
+/// [`record`] for an op that only re-views its one input (reshape, permute, expand, narrow,
+/// contiguous, cast, to_device): the backward schedule ranks it as its input.
+pub(crate) fn record_view(
+    op: &'static str,
+    output: Tensor,
+    input: &Tensor,
+    backward: impl FnOnce(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
+) -> Tensor {
+    record_node(op, true, output, &[input], backward)
+}
+
+fn record_node(
+    op: &'static str,
+    view: bool,
     output: Tensor,
     inputs: &[&Tensor],
     backward: impl FnOnce(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
@@ -89,8 +116,17 @@ pub(crate) fn record(
     if !is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
         return output;
     }
+    let device = output.device();
+    let backward = move |g: &Tensor| {
+        if g.device() == device {
+            backward(g)
+        } else {
+            backward(&g.to_device(device)?)
+        }
+    };
     let node = Node {
         op,
+        view,
         seq: NEXT_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         state: Mutex::new(Some((
             inputs.iter().map(|&t| Edge::of(t)).collect(),
@@ -130,9 +166,6 @@ fn children(n: &Arc<Node>) -> Result<Vec<Arc<Node>>> {
 /// A node of the backward pass: the node, how many edges point to it, its priority.
 type Scheduled = (Arc<Node>, usize, (u64, u64));
 
-/// Ops that only re-view their one input (same elements): the schedule looks through them.
-const VIEW_OPS: &[&str] = &["reshape", "permute", "contiguous", "cast", "to_device"];
-
 /// Nodes reachable from `root`, each with how many edges of other reachable nodes point to it
 /// and its schedule priority (higher runs first among ready nodes): the creation order of the
 /// latest op among its interior inputs, looking through views (so `gram(reshape(relu1_1))`
@@ -160,7 +193,7 @@ fn graph(root: &Arc<Node>) -> Result<HashMap<usize, Scheduled>> {
     for k in &order {
         let (n, _, kids) = &found[k];
         let e = match kids.as_slice() {
-            [c] if VIEW_OPS.contains(&n.op) => eff[c],
+            [c] if n.view => eff[c],
             _ => n.seq + 1,
         };
         eff.insert(*k, e);

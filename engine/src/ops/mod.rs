@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod conv2d;
 pub mod conv_algo;
+mod convert;
 pub(crate) mod cuda;
 pub mod elementwise;
 pub mod loss;
@@ -18,24 +19,7 @@ use crate::{EngineError, Result, Tensor};
 pub use conv2d::Conv2dOptions;
 pub use pool2d::Pool2dOptions;
 
-/// [`crate::autograd::record`], with the incoming gradient first moved to the output's device
-/// when it is elsewhere (the backward pass seeds a loss on the CPU), so every backward closure
-/// sees its gradient on the device its forward ran on.
-pub(crate) fn record(
-    op: &'static str,
-    output: Tensor,
-    inputs: &[&Tensor],
-    backward: impl FnOnce(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
-) -> Tensor {
-    let device = output.device();
-    crate::autograd::record(op, output, inputs, move |g| {
-        if g.device() == device {
-            backward(g)
-        } else {
-            backward(&g.to_device(device)?)
-        }
-    })
-}
+pub(crate) use crate::autograd::{record, record_view};
 
 /// Error unless `a` and `b` share dtype and device.
 pub(crate) fn check_same(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {

@@ -2,7 +2,7 @@
 //! Views share storage; their backward maps the gradient back to the input's shape.
 
 use super::cuda::{self as dev_ops, device_of, DevData};
-use super::record;
+use super::record_view;
 use crate::tensor::contiguous_strides;
 use crate::{dispatch_float, EngineError, Result, Tensor};
 use kernels::Float as _;
@@ -30,7 +30,7 @@ impl Tensor {
                 Tensor::from_vec(self.contiguous_data::<T>("contiguous")?.into_owned(), self.shape())?
             })
         };
-        Ok(record("contiguous", out, &[self], |g| {
+        Ok(record_view("contiguous", out, self, |g| {
             Ok(vec![Some(g.clone())])
         }))
     }
@@ -54,7 +54,7 @@ impl Tensor {
         };
         let out = src.view_as(shape.to_vec(), contiguous_strides(shape), 0);
         let in_shape = self.shape().to_vec();
-        Ok(record("reshape", out, &[self], move |g| {
+        Ok(record_view("reshape", out, self, move |g| {
             Ok(vec![Some(g.reshape(&in_shape)?)])
         }))
     }
@@ -82,7 +82,7 @@ impl Tensor {
         for (i, &d) in dims.iter().enumerate() {
             inverse[d] = i;
         }
-        Ok(record("permute", out, &[self], move |g| {
+        Ok(record_view("permute", out, self, move |g| {
             Ok(vec![Some(g.permute(&inverse)?)])
         }))
     }
@@ -116,7 +116,7 @@ impl Tensor {
         let strides = super::broadcast_strides(self, shape);
         let out = self.view_as(shape.to_vec(), strides, self.offset());
         let in_shape = self.shape().to_vec();
-        Ok(record("expand", out, &[self], move |g| {
+        Ok(record_view("expand", out, self, move |g| {
             Ok(vec![Some(g.sum_to_shape(&in_shape)?)])
         }))
     }
@@ -136,7 +136,7 @@ impl Tensor {
         let offset = self.offset() + start * self.strides()[dim];
         let out = self.view_as(shape.clone(), self.strides().to_vec(), offset);
         let in_shape = self.shape().to_vec();
-        Ok(record("narrow", out, &[self], move |g| {
+        Ok(record_view("narrow", out, self, move |g| {
             // Scatter the gradient into zeros of the input's shape.
             if let Some(dev) = device_of("narrow_backward", g)? {
                 let gi = dispatch_float!("narrow_backward", g.dtype(), T => {
