@@ -3,10 +3,10 @@
 //! weight 1, Gram style relu1_1…relu5_1 weight 1e-2 each, TV weight 10; one warm-up step, then
 //! the median of the timed steps), so the two can be run side by side.
 
-use crate::common::{check_device, load_vgg, set_precision};
+use crate::common::{check_device, load_vgg, parse_precision};
 use anyhow::Result;
 use clap::Args;
-use nst::engine::{ConvAlgorithm, Tensor};
+use nst::engine::{ConvAlgorithm, ConvConfig, Tensor};
 use nst::image::{RgbImage, DEFAULT_MAX_PIXELS};
 use nst::optim::Adam;
 use nst::transfer::{objective_from_tensors, reference_config};
@@ -76,10 +76,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "winograd-f4" => ConvAlgorithm::WinogradF4,
         c => anyhow::bail!("--conv {c:?}: expected auto, im2col, winograd-f2 or winograd-f4"),
     };
-    nst::engine::set_conv_algorithm(algo);
     let device = check_device(&args.device)?;
-    set_precision(&args.precision, device)?;
-    let cfg = reference_config();
+    let mut cfg = reference_config();
+    cfg.conv = ConvConfig {
+        algorithm: algo,
+        precision: parse_precision(&args.precision, device)?,
+    };
     let vgg = load_vgg(args.weights.as_deref(), Pooling::Max)?.truncated(&cfg.layers())?;
     let vgg = Arc::new(vgg.to_device(device)?);
     let content = RgbImage::load(&args.content, DEFAULT_MAX_PIXELS)?.resize_longest(args.size);

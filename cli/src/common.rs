@@ -139,10 +139,11 @@ pub fn check_output(output: &Path, inputs: &[&Path], extensions: &[&str]) -> Res
     Ok(())
 }
 
-/// `--precision f32|bf16` → the precision of the CPU convolutions' input gradients. bf16 is a
-/// CPU option: with a CUDA device it is an error rather than silently ignored. On a CPU
-/// without AVX-512-BF16 it still runs (same rounding, at or below f32 speed) and says so.
-pub fn set_precision(precision: &str, device: Device) -> Result<()> {
+/// `--precision f32|bf16` → the precision of the CPU convolutions' input gradients (for the
+/// config's `conv`). bf16 is a CPU option: with a CUDA device it is an error rather than
+/// silently ignored. On a CPU without AVX-512-BF16 it still runs (same rounding, at or below
+/// f32 speed) and says so.
+pub fn parse_precision(precision: &str, device: Device) -> Result<nst::engine::Precision> {
     let p = match precision {
         "f32" => nst::engine::Precision::F32,
         "bf16" => nst::engine::Precision::Bf16,
@@ -158,6 +159,5 @@ pub fn set_precision(precision: &str, device: Device) -> Result<()> {
             );
         }
     }
-    nst::engine::set_cpu_precision(p);
-    Ok(())
+    Ok(p)
 }

@@ -1,7 +1,7 @@
 //! `nst-cli transfer CONTENT STYLE… -o OUT`: Gatys et al. style transfer. Flag names follow
 //! jcjohnson/neural-style where one exists.
 
-use crate::common::{check_device, check_output, load_vgg, set_precision};
+use crate::common::{check_device, check_output, load_vgg, parse_precision};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -163,6 +163,8 @@ impl TransferArgs {
             seed: self.seed,
             original_colors: self.original_colors,
             scales: self.scales,
+            // --precision is set by run_transfer, which knows the device.
+            conv: Default::default(),
         };
         cfg.validate(n_styles)?;
         Ok(cfg)
@@ -172,7 +174,7 @@ impl TransferArgs {
 /// Run the command; returns whether it was interrupted (Ctrl-C) after saving.
 pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     let device = check_device(&args.device)?;
-    set_precision(&args.precision, device)?;
+    let precision = parse_precision(&args.precision, device)?;
     let mut inputs: Vec<&Path> = vec![&args.content];
     inputs.extend(args.styles.iter().map(PathBuf::as_path));
     if let Some(f) = args.weights.as_deref() {
@@ -183,7 +185,8 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
         check_output(log, &inputs, &["json", "jsonl", "log", "txt"])?;
     }
     let pooling: Pooling = args.pooling.parse()?;
-    let cfg = args.config(args.styles.len())?;
+    let mut cfg = args.config(args.styles.len())?;
+    cfg.conv.precision = precision;
     let content = RgbImage::load(&args.content, args.max_pixels)?;
     let styles = args
         .styles

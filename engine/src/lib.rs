@@ -20,11 +20,8 @@ pub mod testing;
 pub use autograd::{is_grad_enabled, no_grad, no_grad_guard};
 pub use device::{DType, Device};
 pub use error::{EngineError, Result};
-pub use ops::conv_algo::{
-    conv_algorithm, cpu_has_bf16_dot, cpu_precision, set_conv_algorithm, set_cpu_precision,
-    ConvAlgorithm, Precision,
-};
-pub use ops::{Conv2dOptions, Pool2dOptions};
+pub use ops::conv_algo::cpu_has_bf16_dot;
+pub use ops::{Conv2dOptions, ConvAlgorithm, ConvConfig, FrozenConv2d, Pool2dOptions, Precision};
 pub use storage::{
     live_buffers, live_bytes, peak_live_bytes, reset_peak_live_bytes, Element, Storage,
 };

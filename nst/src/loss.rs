@@ -235,6 +235,8 @@ pub struct Evaluation {
 pub struct Objective {
     pub vgg: Arc<Vgg19>,
     pub losses: Vec<Box<dyn Loss>>,
+    /// How the network's convolutions run (CPU algorithm, input-gradient precision).
+    pub conv: engine::ConvConfig,
 }
 
 impl Objective {
@@ -252,7 +254,7 @@ impl Objective {
         let x = x.to_device(self.vgg.device())?.detach().requires_grad_();
         let layers = self.layers();
         let taps: Vec<&str> = layers.iter().map(String::as_str).collect();
-        let features = self.vgg.forward(&x, &taps)?;
+        let features = self.vgg.forward_with(&x, &taps, self.conv)?;
         let mut total_t: Option<Tensor> = None;
         let mut terms = Vec::new();
         for loss in &self.losses {

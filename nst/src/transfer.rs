@@ -61,6 +61,9 @@ pub struct StyleTransferConfig {
     pub original_colors: bool,
     /// Number of scales, coarse to fine; each halves the previous side (never below 64 px).
     pub scales: usize,
+    /// How the network's convolutions run on the CPU: algorithm and input-gradient precision
+    /// (bf16 input gradients: faster on CPUs with AVX-512-BF16, loss within 0.2% of f32's).
+    pub conv: engine::ConvConfig,
 }
 
 impl Default for StyleTransferConfig {
@@ -84,6 +87,7 @@ impl Default for StyleTransferConfig {
             seed: 0,
             original_colors: false,
             scales: 2,
+            conv: engine::ConvConfig::default(),
         }
     }
 }
@@ -365,11 +369,14 @@ pub fn objective_from_tensors(
     let content_layers: Vec<&str> = cfg.content_layers.iter().map(String::as_str).collect();
     let style_layers: Vec<&str> = cfg.style_layers.iter().map(String::as_str).collect();
     let content_t = content_t.to_device(vgg.device())?;
-    let content_feats = engine::no_grad(|| vgg.forward(&content_t, &content_layers))?;
+    let content_feats =
+        engine::no_grad(|| vgg.forward_with(&content_t, &content_layers, cfg.conv))?;
     let mut style_feats = Vec::with_capacity(style_ts.len());
     for st in style_ts {
         let st = st.to_device(vgg.device())?;
-        style_feats.push(engine::no_grad(|| vgg.forward(&st, &style_layers))?);
+        style_feats.push(engine::no_grad(|| {
+            vgg.forward_with(&st, &style_layers, cfg.conv)
+        })?);
     }
     let mut losses: Vec<Box<dyn Loss>> = Vec::new();
     let n_content = cfg.content_layers.len() as f64;
@@ -394,7 +401,11 @@ pub fn objective_from_tensors(
             weight: cfg.tv_weight,
         }));
     }
-    Ok(Objective { vgg, losses })
+    Ok(Objective {
+        vgg,
+        losses,
+        conv: cfg.conv,
+    })
 }
 
 /// The reference objective of tests/data (make_reference.py) and of the PyTorch speed anchor:

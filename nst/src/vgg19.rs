@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::weights::{ChannelOrder, Preprocessing, VggWeights};
-use engine::{Conv2dOptions, Pool2dOptions, Tensor};
+use engine::{Conv2dOptions, ConvConfig, FrozenConv2d, Pool2dOptions, Tensor};
 use std::collections::BTreeMap;
 
 /// Convs per block.
@@ -63,10 +63,11 @@ fn deepest_layer(names: &[String], layers: &[&str]) -> Result<usize> {
     Ok(deepest)
 }
 
-/// VGG-19's convolutional part with frozen weights (tensors that never require grad).
+/// VGG-19's convolutional part with frozen weights (tensors that never require grad); each
+/// layer keeps its prepared CPU forms (Winograd transforms, see [`FrozenConv2d`]).
 pub struct Vgg19 {
-    /// (name, weight O×I×3×3, bias O) for conv1_1 … conv5_4.
-    convs: Vec<(String, Tensor, Tensor)>,
+    /// (name, weight O×I×3×3 and bias O) for conv1_1 … conv5_4.
+    convs: Vec<(String, FrozenConv2d)>,
     pooling: Pooling,
     preprocessing: Preprocessing,
 }
@@ -82,11 +83,9 @@ impl Vgg19 {
                 let (w, bias) = weights
                     .conv(&name)
                     .ok_or_else(|| Error::MissingWeight { key: name.clone() })?;
-                convs.push((
-                    name,
-                    Tensor::from_slice(&w.data, &w.shape)?,
-                    Tensor::from_slice(&bias.data, &bias.shape)?,
-                ));
+                let w = Tensor::from_slice(&w.data, &w.shape)?;
+                let b = Tensor::from_slice(&bias.data, &bias.shape)?;
+                convs.push((name, FrozenConv2d::new(w, Some(b))?));
             }
         }
         Ok(Vgg19 {
@@ -101,7 +100,7 @@ impl Vgg19 {
         let convs = self
             .convs
             .iter()
-            .map(|(n, w, b)| Ok((n.clone(), w.to_device(device)?, b.to_device(device)?)))
+            .map(|(n, c)| Ok((n.clone(), c.to_device(device)?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Vgg19 {
             convs,
@@ -142,10 +141,21 @@ impl Vgg19 {
     }
 
     /// Run the network on a preprocessed 1×3×H×W (or N×3×H×W) input and return the requested
-    /// taps by name, computing only up to the deepest one. Errors: `UnknownLayer` for a name
-    /// not in [`layer_names`], engine errors (e.g. an input too small for the pooling: each
-    /// pool halves H and W, so `pool5` needs H, W ≥ 32).
+    /// taps by name, computing only up to the deepest one, with the default [`ConvConfig`].
+    /// Errors: `UnknownLayer` for a name not in [`layer_names`], engine errors (e.g. an input
+    /// too small for the pooling: each pool halves H and W, so `pool5` needs H, W ≥ 32).
     pub fn forward(&self, x: &Tensor, taps: &[&str]) -> Result<BTreeMap<String, Tensor>> {
+        self.forward_with(x, taps, ConvConfig::default())
+    }
+
+    /// [`Vgg19::forward`] with the convolutions run as `conv` says (CPU algorithm, input-gradient
+    /// precision; the style-transfer config's `conv`).
+    pub fn forward_with(
+        &self,
+        x: &Tensor,
+        taps: &[&str],
+        conv: ConvConfig,
+    ) -> Result<BTreeMap<String, Tensor>> {
         let names = layer_names();
         let deepest = deepest_layer(&names, taps)?;
         let mut out = BTreeMap::new();
@@ -154,21 +164,21 @@ impl Vgg19 {
         }
         let mut h = x.clone();
         let mut convs = self.convs.iter();
-        let conv_opts = Conv2dOptions::new(1, 1);
+        let conv_opts = Conv2dOptions::new(1, 1).with_config(conv);
         let pool_opts = Pool2dOptions::new(2, 2, 0);
         let mut fused_relu = false;
         for (i, name) in names[..=deepest].iter().enumerate() {
             h = if name.starts_with("conv") {
-                let (_, w, b) = convs.next().ok_or_else(|| Error::LayerNotLoaded {
+                let (_, c) = convs.next().ok_or_else(|| Error::LayerNotLoaded {
                     name: names[deepest].clone(),
                     last: self.convs.last().map_or("none".into(), |c| c.0.clone()),
                 })?;
                 // conv + ReLU as one op unless the pre-activation is a requested tap.
                 fused_relu = i < deepest && !taps.contains(&name.as_str());
                 if fused_relu {
-                    h.conv2d_relu(w, Some(b), conv_opts)?
+                    c.forward_relu(&h, conv_opts)?
                 } else {
-                    h.conv2d(w, Some(b), conv_opts)?
+                    c.forward(&h, conv_opts)?
                 }
             } else if name.starts_with("relu") {
                 if std::mem::take(&mut fused_relu) {

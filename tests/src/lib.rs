@@ -6,9 +6,9 @@
 //! test reads nothing outside the repository it was built from, and a test binary copied
 //! elsewhere still reads its own data.
 
-use nst::engine::Tensor;
+use nst::engine::{ConvConfig, Tensor};
 use nst::loss::Objective;
-use nst::transfer::{objective_from_tensors, reference_config};
+use nst::transfer::{objective_from_tensors, reference_config, StyleTransferConfig};
 use nst::vgg19::{Pooling, Vgg19};
 use nst::weights::VggWeights;
 use safetensors::SafeTensors;
@@ -104,9 +104,18 @@ impl Reference {
     /// TV ×10) on this case's content and style inputs, built by the same library code the
     /// transfer loop uses.
     pub fn objective(&self, vgg: Arc<Vgg19>) -> Objective {
+        self.objective_with(vgg, ConvConfig::default())
+    }
+
+    /// [`Reference::objective`] with the convolutions run as `conv` says.
+    pub fn objective_with(&self, vgg: Arc<Vgg19>, conv: ConvConfig) -> Objective {
         let content = self.f32("content_input");
         let style = self.f32("style_input");
-        objective_from_tensors(vgg, &content, &[style], &[1.0], &reference_config()).unwrap()
+        let cfg = StyleTransferConfig {
+            conv,
+            ..reference_config()
+        };
+        objective_from_tensors(vgg, &content, &[style], &[1.0], &cfg).unwrap()
     }
 }
 

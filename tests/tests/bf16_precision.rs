@@ -1,12 +1,12 @@
-//! `--precision bf16` (engine::set_cpu_precision): bf16 input gradients against the PyTorch
-//! float64 reference, and a short Adam run on real images whose losses stay within 1% of the
-//! f32 run's. Its own test binary: it sets the process-wide precision.
+//! `--precision bf16` (`ConvConfig::precision`, per run): bf16 input gradients against the
+//! PyTorch float64 reference, and a short Adam run on real images whose losses stay within 1%
+//! of the f32 run's.
 
 use engine::testing::rel_error as rel;
-use engine::{set_cpu_precision, Precision};
+use engine::{ConvConfig, Precision};
 use nst::image::{RgbImage, DEFAULT_MAX_PIXELS};
 use nst::optim::Adam;
-use nst::transfer::{objective_from_tensors, reference_config};
+use nst::transfer::{objective_from_tensors, reference_config, StyleTransferConfig};
 use nst::vgg19::{Pooling, Vgg19};
 use nst_tests::{asset_path, weights_or_skip, CHELSEA_MAX};
 use std::sync::Arc;
@@ -20,9 +20,15 @@ fn bf16_gradient_and_adam_losses_stay_close_to_f32() {
     let r = &CHELSEA_MAX;
     let (want, _) = r.tensor("grad_total_wrt_x");
     let x_ref = r.f32("x");
+    let conv = |precision: Precision| ConvConfig {
+        precision,
+        ..Default::default()
+    };
     let grad = |p: Precision| {
-        set_cpu_precision(p);
-        let e = r.objective(vgg.clone()).evaluate(&x_ref).unwrap();
+        let e = r
+            .objective_with(vgg.clone(), conv(p))
+            .evaluate(&x_ref)
+            .unwrap();
         (e.total, e.grad.to_vec_f64().unwrap())
     };
     let (loss32, g32) = grad(Precision::F32);
@@ -47,15 +53,13 @@ fn bf16_gradient_and_adam_losses_stay_close_to_f32() {
     };
     let (xc, xs) = (load("chelsea.png"), load("the_scream.jpg"));
     let run = |p: Precision| {
-        set_cpu_precision(p);
-        let objective = objective_from_tensors(
-            vgg.clone(),
-            &xc,
-            std::slice::from_ref(&xs),
-            &[1.0],
-            &reference_config(),
-        )
-        .unwrap();
+        let cfg = StyleTransferConfig {
+            conv: conv(p),
+            ..reference_config()
+        };
+        let objective =
+            objective_from_tensors(vgg.clone(), &xc, std::slice::from_ref(&xs), &[1.0], &cfg)
+                .unwrap();
         let (mut x, mut adam) = (xc.clone(), Adam::new(1.0));
         (0..150)
             .map(|_| {
@@ -66,7 +70,6 @@ fn bf16_gradient_and_adam_losses_stay_close_to_f32() {
             .collect::<Vec<f64>>()
     };
     let (l32, l16) = (run(Precision::F32), run(Precision::Bf16));
-    set_cpu_precision(Precision::F32);
     assert!(
         l32[149] < 0.9 * l32[0],
         "the run makes progress: {} → {}",

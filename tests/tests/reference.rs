@@ -118,8 +118,8 @@ fn three_adam_steps_match() {
 
 #[test]
 fn every_conv_algorithm_meets_the_feature_and_gradient_tolerances() {
-    // The default is Winograd F(4,3); im2col and F(2,3) must meet the same tolerances. (The
-    // setting is process-wide; other tests in this binary stay within tolerance under any of them.)
+    // The default is Winograd F(4,3); im2col and F(2,3) must meet the same tolerances. The
+    // algorithm is chosen per call (ConvConfig), so other tests in this binary are unaffected.
     for_each_reference(|r, w| {
         let vgg = r.vgg(w);
         for algo in [
@@ -127,21 +127,24 @@ fn every_conv_algorithm_meets_the_feature_and_gradient_tolerances() {
             engine::ConvAlgorithm::WinogradF2,
             engine::ConvAlgorithm::WinogradF4,
         ] {
-            engine::set_conv_algorithm(algo);
+            let conv = engine::ConvConfig {
+                algorithm: algo,
+                ..Default::default()
+            };
             let feats = vgg
-                .forward(&r.f32("content_input"), &["relu4_2", "pool5"])
+                .forward_with(&r.f32("content_input"), &["relu4_2", "pool5"], conv)
                 .unwrap();
             for (name, f) in &feats {
                 let (want, _) = r.tensor(&format!("content_features.{name}"));
                 let what = format!("{} {algo:?} {name}", r.name);
                 assert_close(&f.to_vec_f64().unwrap(), &want, 1e-4, &what);
             }
-            let eval = r.objective(vgg.clone()).evaluate(&r.f32("x")).unwrap();
+            let obj = r.objective_with(vgg.clone(), conv);
+            let eval = obj.evaluate(&r.f32("x")).unwrap();
             let (grad, _) = r.tensor("grad_total_wrt_x");
             let g = eval.grad.to_vec_f64().unwrap();
             let what = format!("{} {algo:?} grad_total_wrt_x", r.name);
             assert_close(&g, &grad, 1e-3, &what);
         }
-        engine::set_conv_algorithm(engine::ConvAlgorithm::Auto);
     });
 }

@@ -68,7 +68,11 @@ pub struct ServeArgs {
 /// Run the server until the process is stopped.
 pub fn run(args: ServeArgs) -> Result<()> {
     let pooling: Pooling = args.pooling.parse()?;
-    crate::common::set_precision(&args.precision, nst::engine::Device::Cpu)?;
+    let precision = crate::common::parse_precision(&args.precision, nst::engine::Device::Cpu)?;
+    let conv = nst::engine::ConvConfig {
+        precision,
+        ..Default::default()
+    };
     let addrs: Vec<SocketAddr> = (args.host.as_str(), args.port)
         .to_socket_addrs()
         .with_context(|| format!("--host {}: cannot resolve", args.host))?
@@ -97,7 +101,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     };
     let vgg = Arc::new(load_vgg(args.weights.as_deref(), pooling)?);
     let store = store::Store::open(&jobs_dir)?;
-    worker::spawn(store.clone(), vgg, limits.clone()).context("starting the worker thread")?;
+    worker::spawn(store.clone(), vgg, limits.clone(), conv)
+        .context("starting the worker thread")?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

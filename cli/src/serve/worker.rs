@@ -7,7 +7,7 @@ use super::decode::{decode, png, DecodeError};
 use super::params::Limits;
 use super::record::{InputImage, ProgressInfo, Status};
 use super::store::{Store, Taken};
-use nst::engine::Device;
+use nst::engine::{ConvConfig, Device};
 use nst::image::{write_atomic, RgbImage};
 use nst::transfer::scale_sizes;
 use nst::vgg19::Vgg19;
@@ -18,8 +18,14 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Start the worker thread. `vgg` is the network on the CPU.
-pub fn spawn(store: Arc<Store>, vgg: Arc<Vgg19>, limits: Limits) -> std::io::Result<()> {
+/// Start the worker thread. `vgg` is the network on the CPU; every job's convolutions run as
+/// `conv` says (the server's `--precision`).
+pub fn spawn(
+    store: Arc<Store>,
+    vgg: Arc<Vgg19>,
+    limits: Limits,
+    conv: ConvConfig,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("nst-worker".into())
         .spawn(move || {
@@ -30,7 +36,7 @@ pub fn spawn(store: Arc<Store>, vgg: Arc<Vgg19>, limits: Limits) -> std::io::Res
                 let id = job.rec.id.clone();
                 let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
                     let vgg = network(&mut networks, &job)?;
-                    run_job(&store, &vgg, &job, &limits)
+                    run_job(&store, &vgg, &job, &limits, conv)
                 }));
                 let (status, error, result) = match outcome {
                     Ok(Ok(Finished { size, cancelled })) => {
@@ -113,11 +119,13 @@ fn run_job(
     vgg: &Arc<Vgg19>,
     job: &Taken,
     limits: &Limits,
+    conv: ConvConfig,
 ) -> Result<Finished, String> {
     let rec = &job.rec;
     let id = rec.id.as_str();
     let p = &rec.params;
-    let cfg = p.config(rec.styles.len(), limits)?;
+    let mut cfg = p.config(rec.styles.len(), limits)?;
+    cfg.conv = conv;
     // Inputs larger than needed are shrunk once here: the transfer resizes them to the size of
     // each scale anyway, and this keeps a 25-megapixel upload from costing gigabytes.
     let content = load_input(store, id, &rec.content, limits, cfg.size_px)?;

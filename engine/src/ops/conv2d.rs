@@ -2,6 +2,7 @@
 //! input, weight and bias, each its own kernel.
 
 use super::check_same;
+use super::conv_algo::{self, ConvConfig, Prepared};
 use super::cuda::{self as dev_ops, device_of};
 use super::record;
 use crate::{dispatch_float, EngineError, Result, Tensor};
@@ -9,34 +10,48 @@ use kernels::cpu::conv2d::{self as k, Conv2dParams};
 use kernels::cuda::conv as cu;
 use kernels::Float as _;
 
-/// Stride and zero padding of a conv2d, per spatial axis (height, width).
+/// Stride and zero padding of a conv2d, per spatial axis (height, width), and how it runs on
+/// the CPU ([`ConvConfig`]: algorithm, input-gradient precision; per call).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dOptions {
     pub stride: (usize, usize),
     pub padding: (usize, usize),
+    pub config: ConvConfig,
 }
 
 impl Default for Conv2dOptions {
-    /// Stride 1, no padding.
+    /// Stride 1, no padding, the default [`ConvConfig`].
     fn default() -> Self {
         Conv2dOptions {
             stride: (1, 1),
             padding: (0, 0),
+            config: ConvConfig::default(),
         }
     }
 }
 
 impl Conv2dOptions {
-    /// Same stride `s` and padding `p` on both axes.
+    /// Same stride `s` and padding `p` on both axes, the default [`ConvConfig`].
     pub fn new(stride: usize, padding: usize) -> Self {
         Conv2dOptions {
             stride: (stride, stride),
             padding: (padding, padding),
+            config: ConvConfig::default(),
         }
+    }
+
+    /// These options with `config` (CPU algorithm and input-gradient precision).
+    pub fn with_config(self, config: ConvConfig) -> Self {
+        Conv2dOptions { config, ..self }
     }
 }
 
-fn params(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: Conv2dOptions) -> Result<Conv2dParams> {
+pub(super) fn params(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    o: Conv2dOptions,
+) -> Result<Conv2dParams> {
     let bad = |detail: String| EngineError::ShapeMismatch {
         op: "conv2d",
         lhs: x.shape().to_vec(),
@@ -124,7 +139,7 @@ impl Tensor {
                 dev_ops::wrap(o, &out_shape)
             })
         } else {
-            cpu_forward("conv2d", self, weight, bias, &p, false)?
+            cpu_forward("conv2d", self, weight, bias, &p, false, opts.config, None)?
         };
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
@@ -138,6 +153,7 @@ impl Tensor {
         let x_saved = need.1.then(|| x.detach());
         drop(x);
         let has_bias = bias.is_some();
+        let cfg = opts.config;
         Ok(record("conv2d", out, &inputs, move |g| {
             if let Some(dev) = device_of("conv2d_backward", g)? {
                 return dispatch_float!("conv2d_backward", g.dtype(), T => {
@@ -176,7 +192,7 @@ impl Tensor {
                 let gx = if need.0 {
                     let wd = w.contiguous_data::<T>("conv2d_backward")?;
                     let mut o = vec![T::ZERO; p.input_len()];
-                    super::conv_algo::backward_input(&p, &w, &gd, &wd, &mut o);
+                    conv_algo::backward_input(&p, cfg, None, &gd, &wd, &mut o);
                     Some(Tensor::from_vec(o, &[p.n, p.c_in, p.h, p.w])?)
                 } else {
                     None
@@ -206,21 +222,61 @@ impl Tensor {
     }
 }
 
-/// The forward of conv2d on the CPU (ReLU fused in when `relu`), as a new N×O×OH×OW tensor.
-fn cpu_forward(
+/// The forward of conv2d on the CPU (ReLU fused in when `relu`), as a new N×O×OH×OW tensor;
+/// Winograd transforms from `prepared` (a frozen convolution's) or built for this call.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn cpu_forward(
     op: &'static str,
     x: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
     p: &Conv2dParams,
     relu: bool,
+    cfg: ConvConfig,
+    prepared: Option<&Prepared>,
 ) -> Result<Tensor> {
     dispatch_float!(op, x.dtype(), T => {
         let (xd, wd) = (x.contiguous_data::<T>(op)?, weight.contiguous_data::<T>(op)?);
         let b = bias.map(|b| b.contiguous_data::<T>(op)).transpose()?;
         let mut o = vec![T::ZERO; p.output_len()];
-        super::conv_algo::forward(p, weight, &xd, &wd, b.as_deref(), &mut o, relu);
+        conv_algo::forward(p, cfg, prepared, &xd, &wd, b.as_deref(), &mut o, relu);
         Tensor::from_vec(o, &[p.n, p.c_out, p.out_h(), p.out_w()])
+    })
+}
+
+/// Records the input-only backward of a CPU conv2d with frozen weights (`relu_out`: the output
+/// of a fused conv + ReLU, whose mask the gradient goes through).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn record_frozen_cpu(
+    op: &'static str,
+    out: Tensor,
+    x: &Tensor,
+    weight: &Tensor,
+    p: Conv2dParams,
+    cfg: ConvConfig,
+    prepared: Option<std::sync::Arc<Prepared>>,
+    relu: bool,
+) -> Tensor {
+    if !x.requires_grad() {
+        return out;
+    }
+    let y = relu.then(|| out.clone());
+    let w = weight.clone();
+    record(op, out, &[x], move |g| {
+        dispatch_float!(op, g.dtype(), T => {
+            let gv = g.contiguous_data::<T>(op)?;
+            let wd = w.contiguous_data::<T>(op)?;
+            let mut gx = vec![T::ZERO; p.input_len()];
+            let pr = prepared.as_deref();
+            match &y {
+                Some(y) => {
+                    let yv = y.contiguous_data::<T>(op)?;
+                    conv_algo::backward_input_relu(&p, cfg, pr, &gv, &yv, &wd, &mut gx)
+                }
+                None => conv_algo::backward_input(&p, cfg, pr, &gv, &wd, &mut gx),
+            }
+            Ok(vec![Some(Tensor::from_vec(gx, &[p.n, p.c_in, p.h, p.w])?)])
+        })
     })
 }
 
@@ -230,7 +286,8 @@ impl Tensor {
     /// tensor. On the CPU with frozen weights (neither `weight` nor `bias` requires grad) the
     /// ReLU runs inside the convolution's output pass and the tape holds one node that saves
     /// only the output (for the ReLU mask); otherwise (a GPU, or trainable weights) it is the
-    /// two ops. Errors: as [`Tensor::conv2d`].
+    /// two ops. Weights used again and again belong in a [`FrozenConv2d`](super::FrozenConv2d),
+    /// which keeps their Winograd transforms. Errors: as [`Tensor::conv2d`].
     pub fn conv2d_relu(
         &self,
         weight: &Tensor,
@@ -246,20 +303,17 @@ impl Tensor {
             check_same("conv2d_relu", self, b)?;
         }
         let p = params(self, weight, bias, opts)?;
-        let out = cpu_forward("conv2d_relu", self, weight, bias, &p, true)?;
-        if !self.requires_grad() {
-            return Ok(out);
-        }
-        let (y, w) = (out.clone(), weight.clone());
-        Ok(record("conv2d_relu", out, &[self], move |g| {
-            dispatch_float!("conv2d_relu_backward", g.dtype(), T => {
-                let op = "conv2d_relu_backward";
-                let (gv, yv) = (g.contiguous_data::<T>(op)?, y.contiguous_data::<T>(op)?);
-                let wd = w.contiguous_data::<T>(op)?;
-                let mut gx = vec![T::ZERO; p.input_len()];
-                super::conv_algo::backward_input_relu(&p, &w, &gv, &yv, &wd, &mut gx);
-                Ok(vec![Some(Tensor::from_vec(gx, &[p.n, p.c_in, p.h, p.w])?)])
-            })
-        }))
+        let cfg = opts.config;
+        let out = cpu_forward("conv2d_relu", self, weight, bias, &p, true, cfg, None)?;
+        Ok(record_frozen_cpu(
+            "conv2d_relu",
+            out,
+            self,
+            weight,
+            p,
+            cfg,
+            None,
+            true,
+        ))
     }
 }

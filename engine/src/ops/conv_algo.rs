@@ -1,16 +1,19 @@
-//! Choice of CPU convolution algorithm, and the cache of transformed weights for Winograd.
+//! How a CPU conv2d runs: the algorithm ([`ConvAlgorithm`]) and the number format of the
+//! Winograd input gradients ([`Precision`]), chosen per call ([`ConvConfig`], carried by
+//! [`Conv2dOptions`](super::Conv2dOptions)), and the prepared (Winograd-transformed) weights
+//! a frozen convolution keeps ([`Prepared`], owned by [`FrozenConv2d`](super::FrozenConv2d)).
 //!
 //! 3×3, stride 1, padding 1 convolutions (all of VGG-19's) with at least
 //! [`WINOGRAD_MIN_CHANNELS`] input channels run as Winograd F(m×m, 3×3) (Lavin & Gray 2016);
 //! everything else as im2col + GEMM. The forward and the input gradient both use it (the input
 //! gradient of such a convolution is a 3×3 convolution with flipped, transposed weights).
-//! Transformed weights of tensors that do not require grad are computed once and cached; the
-//! input gradient reads the forward's (`conv3x3_winograd_input_grad`) where the channel counts
-//! are multiples of 8, so VGG keeps one set (≈ 4× the weights for F(4,3)); with
-//! [`Precision::Bf16`] input gradients, plus a bf16 copy of Uᵀ (half that).
+//! A frozen convolution transforms its weights once per tile size and precision; the input
+//! gradient reads the forward's transforms (`conv3x3_winograd_input_grad`) where the channel
+//! counts are multiples of 8, so VGG keeps one set (≈ 4× the weights for F(4,3)); with
+//! [`Precision::Bf16`] input gradients, plus a bf16 copy of Uᵀ (half that). Other weights are
+//! transformed per call.
 
-use crate::storage::{Element, Storage};
-use crate::Tensor;
+use crate::storage::Element;
 pub use kernels::cpu::bf16::Precision;
 use kernels::cpu::conv2d::{self as k, Conv2dParams};
 use kernels::cpu::winograd::{
@@ -18,13 +21,13 @@ use kernels::cpu::winograd::{
     shares_input_grad, WinogradTile, WinogradWeights,
 };
 use std::any::Any;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 /// CPU convolution algorithm for 3×3 stride-1 padding-1 convolutions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConvAlgorithm {
     /// Winograd F(4×4, 3×3) where it applies (the default).
+    #[default]
     Auto,
     /// Always im2col + GEMM.
     Im2col,
@@ -38,42 +41,27 @@ pub enum ConvAlgorithm {
 /// more than they save when the GEMMs are that thin).
 pub const WINOGRAD_MIN_CHANNELS: usize = 16;
 
-static ALGO: AtomicU8 = AtomicU8::new(0);
-
-/// Set the process-wide CPU convolution algorithm (benchmarks, tests, `--conv` flags).
-pub fn set_conv_algorithm(a: ConvAlgorithm) {
-    ALGO.store(a as u8, Ordering::Relaxed);
+/// How a conv2d runs on the CPU, per call (ignored on a GPU): the algorithm for 3×3 stride-1
+/// padding-1 layers, and the number format of their Winograd input gradients. With
+/// [`Precision::Bf16`] the input gradient of each f32 Winograd convolution (its share of the
+/// backward pass, about half of an iteration's arithmetic) rounds its transformed weights and
+/// tiles to bf16 and sums in f32 (AVX-512-BF16 `vdpbf16ps` where the CPU has it). The forward
+/// stays f32 so that losses are computed exactly as in f32 (bf16 noise in the forward made Adam
+/// unstable near convergence; see `WinogradWeights::with_precision`). Everything else (im2col
+/// convolutions, activations, losses, the optimiser) stays f32; f64 is never rounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvConfig {
+    pub algorithm: ConvAlgorithm,
+    pub precision: Precision,
 }
 
-/// The current CPU convolution algorithm.
-pub fn conv_algorithm() -> ConvAlgorithm {
-    match ALGO.load(Ordering::Relaxed) {
-        1 => ConvAlgorithm::Im2col,
-        2 => ConvAlgorithm::WinogradF2,
-        3 => ConvAlgorithm::WinogradF4,
-        _ => ConvAlgorithm::Auto,
-    }
-}
-
-static PRECISION: AtomicU8 = AtomicU8::new(0);
-
-/// Set the process-wide number format of the CPU Winograd input gradients (`--precision`):
-/// with [`Precision::Bf16`], the input gradient of each f32 Winograd convolution (its share of
-/// the backward pass, about half of an iteration's arithmetic) rounds its transformed weights
-/// and tiles to bf16 and sums in f32 (AVX-512-BF16 `vdpbf16ps` where the CPU has it). The
-/// forward stays f32 so that losses are computed exactly as in f32 (bf16 noise in the forward
-/// made Adam unstable near convergence; see `WinogradWeights::with_precision`). Everything
-/// else (im2col convolutions, activations, losses, the optimiser) stays f32; f64 is never
-/// rounded. Transforms cached in the other format are replaced on next use.
-pub fn set_cpu_precision(p: Precision) {
-    PRECISION.store(p as u8, Ordering::Relaxed);
-}
-
-/// The current CPU GEMM number format ([`set_cpu_precision`]; `F32` by default).
-pub fn cpu_precision() -> Precision {
-    match PRECISION.load(Ordering::Relaxed) {
-        1 => Precision::Bf16,
-        _ => Precision::F32,
+impl Default for ConvConfig {
+    /// Winograd F(4×4, 3×3) where it applies, f32 throughout.
+    fn default() -> Self {
+        ConvConfig {
+            algorithm: ConvAlgorithm::Auto,
+            precision: Precision::F32,
+        }
     }
 }
 
@@ -84,7 +72,11 @@ pub fn cpu_has_bf16_dot() -> bool {
     Bf16Path::at(kernels::cpu::simd::SimdLevel::current()) == Bf16Path::Dot
 }
 
-fn winograd_tile(p: &Conv2dParams, in_channels: usize) -> Option<WinogradTile> {
+fn winograd_tile(
+    p: &Conv2dParams,
+    in_channels: usize,
+    algo: ConvAlgorithm,
+) -> Option<WinogradTile> {
     let fits = p.kh == 3
         && p.kw == 3
         && p.stride_h == 1
@@ -94,33 +86,37 @@ fn winograd_tile(p: &Conv2dParams, in_channels: usize) -> Option<WinogradTile> {
     if !fits || in_channels < WINOGRAD_MIN_CHANNELS {
         return None;
     }
-    match conv_algorithm() {
+    match algo {
         ConvAlgorithm::Im2col => None,
         ConvAlgorithm::WinogradF2 => Some(WinogradTile::F2),
         ConvAlgorithm::Auto | ConvAlgorithm::WinogradF4 => Some(WinogradTile::F4),
     }
 }
 
+/// The prepared CPU forms of one frozen convolution's weights: Winograd transforms, built on
+/// first use and kept, one per (tile, forward or input-gradient set, precision) in use.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    entries: Mutex<Vec<Entry>>,
+}
+
 struct Entry {
-    storage: Weak<Storage>,
-    offset: usize,
     input_grad: bool,
     tile: WinogradTile,
     precision: Precision,
     value: Arc<dyn Any + Send + Sync>,
 }
 
-static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
-
-/// Transformed weights for `weight`, from the cache when the weight is frozen.
+/// Transformed weights for `w`: from `prepared` when the weights are frozen (built there on
+/// first use), else built for this call.
 fn transformed<T: Element>(
-    weight: &Tensor,
+    prepared: Option<&Prepared>,
     w: &[T],
     p: &Conv2dParams,
     tile: WinogradTile,
     input_grad: bool,
+    precision: Precision,
 ) -> Arc<WinogradWeights<T>> {
-    let precision = cpu_precision();
     let build = || {
         let ww = if input_grad {
             WinogradWeights::new_input_grad(tile, w, p.c_out, p.c_in)
@@ -137,31 +133,22 @@ fn transformed<T: Element>(
     };
     // The input gradient reads the forward transforms where the channels allow
     // (`input_grad_winograd`); the separate input-gradient transforms (4× the weights for
-    // F(4,3)) are built and cached only for the other layers.
-    if weight.requires_grad() {
+    // F(4,3)) are built only for the other layers.
+    let Some(prepared) = prepared else {
         return build();
-    }
-    let key = Arc::downgrade(&weight.0.storage);
-    let same = |e: &Entry| {
-        e.storage.ptr_eq(&key)
-            && e.offset == weight.offset()
-            && e.input_grad == input_grad
-            && e.tile == tile
     };
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    // Dead weights' entries go, and so does a transform of these weights in the other
-    // precision: it is replaced, not kept beside the new one (the precision is switched
-    // between runs, not within one).
-    cache.retain(|e| e.storage.strong_count() > 0 && !(same(e) && e.precision != precision));
-    for e in cache.iter().filter(|e| same(e)) {
-        if let Ok(v) = e.value.clone().downcast::<WinogradWeights<T>>() {
-            return v;
-        }
+    let mut entries = prepared.entries.lock().unwrap_or_else(|e| e.into_inner());
+    let same =
+        |e: &&Entry| e.input_grad == input_grad && e.tile == tile && e.precision == precision;
+    if let Some(v) = entries
+        .iter()
+        .filter(same)
+        .find_map(|e| e.value.clone().downcast::<WinogradWeights<T>>().ok())
+    {
+        return v;
     }
     let v = build();
-    cache.push(Entry {
-        storage: key,
-        offset: weight.offset(),
+    entries.push(Entry {
         input_grad,
         tile,
         precision,
@@ -172,18 +159,20 @@ fn transformed<T: Element>(
 
 /// conv2d forward on the CPU with the chosen algorithm (`out` overwritten), followed by ReLU
 /// when `relu` (inside Winograd's output transform, else one pass over `out`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward<T: Element>(
     p: &Conv2dParams,
-    weight: &Tensor,
+    cfg: ConvConfig,
+    prepared: Option<&Prepared>,
     x: &[T],
     w: &[T],
     b: Option<&[T]>,
     out: &mut [T],
     relu: bool,
 ) {
-    match winograd_tile(p, p.c_in) {
+    match winograd_tile(p, p.c_in, cfg.algorithm) {
         Some(tile) => {
-            let ww = transformed(weight, w, p, tile, false);
+            let ww = transformed(prepared, w, p, tile, false, cfg.precision);
             if relu {
                 conv3x3_winograd_relu(&ww, x, b, p.n, p.h, p.w, out)
             } else {
@@ -203,20 +192,22 @@ pub(crate) fn forward<T: Element>(
 
 /// The input gradient by Winograd of `grad_out · [mask > 0]` (mask optional): from the
 /// forward's transformed weights when their channels allow, else from input-gradient ones.
+#[allow(clippy::too_many_arguments)]
 fn input_grad_winograd<T: Element>(
     p: &Conv2dParams,
     tile: WinogradTile,
-    weight: &Tensor,
+    precision: Precision,
+    prepared: Option<&Prepared>,
     w: &[T],
     grad_out: &[T],
     mask: Option<&[T]>,
     grad_in: &mut [T],
 ) {
     if shares_input_grad(p.c_out, p.c_in) {
-        let ww = transformed(weight, w, p, tile, false);
+        let ww = transformed(prepared, w, p, tile, false, precision);
         return conv3x3_winograd_input_grad(&ww, grad_out, mask, p.n, p.h, p.w, grad_in);
     }
-    let wg = transformed(weight, w, p, tile, true);
+    let wg = transformed(prepared, w, p, tile, true, precision);
     match mask {
         Some(y) => conv3x3_winograd_masked(&wg, grad_out, y, None, p.n, p.h, p.w, grad_in),
         None => conv3x3_winograd(&wg, grad_out, None, p.n, p.h, p.w, grad_in),
@@ -226,16 +217,21 @@ fn input_grad_winograd<T: Element>(
 /// The input gradient of `relu(conv2d(x))` from the gradient `grad_out` of its output `y`:
 /// `backward_input` of `grad_out · [y > 0]`, the mask applied inside Winograd's gather (no
 /// masked copy) where Winograd applies.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_input_relu<T: Element>(
     p: &Conv2dParams,
-    weight: &Tensor,
+    cfg: ConvConfig,
+    prepared: Option<&Prepared>,
     grad_out: &[T],
     y: &[T],
     w: &[T],
     grad_in: &mut [T],
 ) {
-    match winograd_tile(p, p.c_out) {
-        Some(tile) => input_grad_winograd(p, tile, weight, w, grad_out, Some(y), grad_in),
+    match winograd_tile(p, p.c_out, cfg.algorithm) {
+        Some(tile) => {
+            let pr = cfg.precision;
+            input_grad_winograd(p, tile, pr, prepared, w, grad_out, Some(y), grad_in)
+        }
         None => {
             let mut gm = vec![T::ZERO; grad_out.len()];
             kernels::cpu::elementwise::relu_backward(grad_out, y, &mut gm);
@@ -247,14 +243,18 @@ pub(crate) fn backward_input_relu<T: Element>(
 /// conv2d input gradient on the CPU with the chosen algorithm (`grad_in` overwritten).
 pub(crate) fn backward_input<T: Element>(
     p: &Conv2dParams,
-    weight: &Tensor,
+    cfg: ConvConfig,
+    prepared: Option<&Prepared>,
     grad_out: &[T],
     w: &[T],
     grad_in: &mut [T],
 ) {
     // The input gradient is a convolution over C_out channels.
-    match winograd_tile(p, p.c_out) {
-        Some(tile) => input_grad_winograd(p, tile, weight, w, grad_out, None, grad_in),
+    match winograd_tile(p, p.c_out, cfg.algorithm) {
+        Some(tile) => {
+            let pr = cfg.precision;
+            input_grad_winograd(p, tile, pr, prepared, w, grad_out, None, grad_in)
+        }
         None => k::conv2d_backward_input(p, grad_out, w, grad_in),
     }
 }

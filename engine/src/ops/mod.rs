@@ -7,6 +7,7 @@ pub mod conv_algo;
 mod convert;
 pub(crate) mod cuda;
 pub mod elementwise;
+mod frozen_conv2d;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
@@ -17,6 +18,8 @@ pub mod shape;
 use crate::{EngineError, Result, Tensor};
 
 pub use conv2d::Conv2dOptions;
+pub use conv_algo::{ConvAlgorithm, ConvConfig, Precision};
+pub use frozen_conv2d::FrozenConv2d;
 pub use pool2d::Pool2dOptions;
 
 pub(crate) use crate::autograd::{record, record_view};
