@@ -6,5 +6,7 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod window;
 
 pub use cpu::Float;
+pub use window::Window2d;

@@ -3,10 +3,12 @@
 
 use super::gemm::{gemm, MatLayout};
 use super::Float;
+use crate::window::Window2d;
 use rayon::prelude::*;
 
 /// Shapes of one conv2d: input N×C_in×H×W, weight C_out×C_in×KH×KW, output N×C_out×OH×OW with
-/// `OH = (H + 2·pad_h − KH) / stride_h + 1` (likewise OW).
+/// `OH = (H + 2·pad_h − KH) / stride_h + 1` (likewise OW; the [`Window2d`] of
+/// [`Conv2dParams::window`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dParams {
     pub n: usize,
@@ -23,13 +25,21 @@ pub struct Conv2dParams {
 }
 
 impl Conv2dParams {
-    /// Output height; the caller validates that `h + 2·pad_h ≥ kh` and strides are ≥ 1.
+    /// The kernel window: KH×KW, stride, padding.
+    pub fn window(&self) -> Window2d {
+        Window2d {
+            kernel: (self.kh, self.kw),
+            stride: (self.stride_h, self.stride_w),
+            padding: (self.pad_h, self.pad_w),
+        }
+    }
+    /// Output height; the caller validates the window first ([`Window2d::check`]).
     pub fn out_h(&self) -> usize {
-        (self.h + 2 * self.pad_h - self.kh) / self.stride_h + 1
+        self.window().out_h(self.h)
     }
     /// Output width.
     pub fn out_w(&self) -> usize {
-        (self.w + 2 * self.pad_w - self.kw) / self.stride_w + 1
+        self.window().out_w(self.w)
     }
     pub fn input_len(&self) -> usize {
         self.n * self.c_in * self.h * self.w
@@ -66,12 +76,7 @@ impl Geom {
         let k = p.c_in * p.kh * p.kw;
         let rows = (budget / (k * ow).max(1)).clamp(1, oh.max(1));
         let bands = oh.max(1).div_ceil(rows);
-        let pointwise = p.kh == 1
-            && p.kw == 1
-            && p.stride_h == 1
-            && p.stride_w == 1
-            && p.pad_h == 0
-            && p.pad_w == 0;
+        let pointwise = p.window().is_pointwise();
         Geom {
             k,
             oh,

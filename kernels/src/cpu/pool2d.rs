@@ -1,11 +1,13 @@
 //! 2-D max and average pooling on NCHW, forward and backward, parallel over (n, c) planes.
 
 use super::Float;
+use crate::window::Window2d;
 use rayon::prelude::*;
 
 /// Shapes of one pooling: input N×C×H×W, window KH×KW, stride, zero padding (padding cells
 /// never win a max and count as zeros in the average, as PyTorch's `count_include_pad=True`).
-/// Output N×C×OH×OW, `OH = (H + 2·pad_h − KH) / stride_h + 1` (floor mode).
+/// Output N×C×OH×OW, `OH = (H + 2·pad_h − KH) / stride_h + 1` (floor mode; the [`Window2d`] of
+/// [`Pool2dParams::window`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pool2dParams {
     pub n: usize,
@@ -21,11 +23,21 @@ pub struct Pool2dParams {
 }
 
 impl Pool2dParams {
-    pub fn out_h(&self) -> usize {
-        (self.h + 2 * self.pad_h - self.kh) / self.stride_h + 1
+    /// The pooling window: KH×KW, stride, padding.
+    pub fn window(&self) -> Window2d {
+        Window2d {
+            kernel: (self.kh, self.kw),
+            stride: (self.stride_h, self.stride_w),
+            padding: (self.pad_h, self.pad_w),
+        }
     }
+    /// Output height; the caller validates the window first ([`Window2d::check`]).
+    pub fn out_h(&self) -> usize {
+        self.window().out_h(self.h)
+    }
+    /// Output width.
     pub fn out_w(&self) -> usize {
-        (self.w + 2 * self.pad_w - self.kw) / self.stride_w + 1
+        self.window().out_w(self.w)
     }
     pub fn input_len(&self) -> usize {
         self.n * self.c * self.h * self.w

@@ -59,7 +59,7 @@ fn dims(p: &Conv2dParams) -> (usize, usize, usize, usize) {
 
 /// True when the image itself is the column matrix (1×1 kernel, stride 1, no padding).
 fn is_pointwise(p: &Conv2dParams) -> bool {
-    p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0
+    p.window().is_pointwise()
 }
 
 fn check_shapes<T>(
@@ -67,7 +67,7 @@ fn check_shapes<T>(
     p: &Conv2dParams,
     bufs: &[(&str, &CudaSlice<T>, usize)],
 ) -> Result<(), CudaError> {
-    if p.stride_h == 0 || p.stride_w == 0 || p.h + 2 * p.pad_h < p.kh || p.w + 2 * p.pad_w < p.kw {
+    if p.window().check(p.h, p.w).is_err() {
         return Err(CudaError::InvalidArgument {
             op,
             msg: format!("invalid geometry {p:?}"),

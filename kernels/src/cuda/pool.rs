@@ -7,6 +7,7 @@ use super::launch::{self, check_len, typed};
 use super::nvrtc::Module;
 use super::{CudaDevice, CudaElem, CudaError};
 use crate::cpu::pool2d::Pool2dParams;
+use crate::window::WindowError;
 use cudarc::driver::{CudaFunction, CudaSlice, DeviceRepr, PushKernelArg};
 
 /// Pooling geometry, as `PoolGeom` in pool.cu (field for field).
@@ -30,18 +31,15 @@ struct PoolGeom {
 unsafe impl DeviceRepr for PoolGeom {}
 
 fn geom(op: &'static str, p: &Pool2dParams) -> Result<PoolGeom, CudaError> {
-    if p.kh == 0 || p.kw == 0 || p.stride_h == 0 || p.stride_w == 0 {
-        return Err(CudaError::InvalidArgument {
-            op,
-            msg: format!("zero kernel or stride in {p:?}"),
-        });
-    }
-    if p.h + 2 * p.pad_h < p.kh || p.w + 2 * p.pad_w < p.kw {
-        return Err(CudaError::InvalidArgument {
-            op,
-            msg: format!("window larger than the padded input in {p:?}"),
-        });
-    }
+    let (out_h, out_w) = p.window().output_size(p.h, p.w).map_err(|e| {
+        let msg = match e {
+            WindowError::ZeroKernel | WindowError::ZeroStride => {
+                format!("zero kernel or stride in {p:?}")
+            }
+            WindowError::KernelTooLarge => format!("window larger than the padded input in {p:?}"),
+        };
+        CudaError::InvalidArgument { op, msg }
+    })?;
     if p.h * p.w > u32::MAX as usize {
         return Err(CudaError::InvalidArgument {
             op,
@@ -58,8 +56,8 @@ fn geom(op: &'static str, p: &Pool2dParams) -> Result<PoolGeom, CudaError> {
         stride_w: p.stride_w as i64,
         pad_h: p.pad_h as i64,
         pad_w: p.pad_w as i64,
-        out_h: p.out_h() as i64,
-        out_w: p.out_w() as i64,
+        out_h: out_h as i64,
+        out_w: out_w as i64,
     })
 }
 

@@ -1,0 +1,316 @@
+//! The block driver: per block of tiles, the input transform (parallel over input channels),
+//! one GEMM per transform point and the output transform (parallel over output channels),
+//! with the per-thread scratch buffers and the geometry the transforms share.
+
+use super::matrices::{mats, sparse_rows};
+use super::transform::{input_transform, output_transform, Epilogue};
+use super::WinogradWeights;
+use crate::cpu::bf16::{self, Bf16Path, Precision};
+use crate::cpu::packed_gemm::{self, MR, NR};
+use crate::cpu::simd::SimdLevel;
+use crate::cpu::{is_f32, Float, SendPtr};
+use rayon::prelude::*;
+
+/// Tiles per block: as many as fit a working set (V and M) of `budget` bytes, rounded up to a
+/// multiple of the micro-kernel's [`NR`] columns.
+fn block_tiles(c: usize, k: usize, a: usize, tiles: usize, budget: usize) -> usize {
+    let per_tile = a * a * (c + k) * std::mem::size_of::<f32>();
+    let pb = (budget / per_tile.max(1)).max(64).min(tiles).max(1);
+    pb.div_ceil(NR) * NR
+}
+
+/// Working-set budget for one block's V and M, in bytes. 8 MiB keeps a block's tiles in the
+/// last-level cache between the input transform that writes them and the GEMMs that read
+/// them: `nst-cli bench` at 512 px took 0.74–0.76 s/it with 8 MiB against 0.78–0.93 with
+/// 24 MiB (alternated runs), at 256 px no slower, and peak RSS fell by ≈ 45 MB.
+pub(super) const BLOCK_BUDGET: usize = 8 << 20;
+
+/// What [`winograd_impl`] computes besides the plain convolution.
+#[derive(Clone, Copy)]
+pub(super) struct Opts<'a, T> {
+    /// Working-set budget for one block's V and M, in bytes (tests use a small one to run
+    /// several blocks of tiles).
+    pub(super) budget: usize,
+    /// ReLU on the output.
+    pub(super) relu: bool,
+    /// The input is used where `mask > 0`, else 0.
+    pub(super) mask: Option<&'a [T]>,
+    /// The input gradient of the convolution `ww` describes (C←K, flipped weights), from the
+    /// same packed U: the GEMMs read U transposed, and the tiles are mirrored (the input
+    /// transform's Bᵀ with its columns reversed, the output's Aᵀ with its rows reversed), which
+    /// turns correlation with `g` into correlation with the flipped `g`.
+    pub(super) input_grad: bool,
+}
+
+impl<T> Opts<'_, T> {
+    pub(super) fn plain() -> Self {
+        Opts {
+            budget: BLOCK_BUDGET,
+            relu: false,
+            mask: None,
+            input_grad: false,
+        }
+    }
+}
+
+/// The convolution at instruction-set `level` (capped at what this CPU has), as `o` says.
+pub(super) fn winograd_impl<T: Float>(
+    level: SimdLevel,
+    ww: &WinogradWeights<T>,
+    input: &[T],
+    bias: Option<&[T]>,
+    (n, h, w): (usize, usize, usize),
+    out: &mut [T],
+    o: Opts<'_, T>,
+) {
+    let level = level.min(SimdLevel::detected());
+    // k: output channels of this call (rows of M), c: input channels (the GEMMs' depth).
+    let (k, c, kp) = if o.input_grad {
+        assert!(
+            ww.shares_input_grad(),
+            "winograd: K, C not multiples of {MR}"
+        );
+        (ww.c, ww.k, ww.c)
+    } else {
+        (ww.k, ww.c, ww.kp)
+    };
+    assert_eq!(input.len(), n * c * h * w, "winograd: input length");
+    assert_eq!(out.len(), n * k * h * w, "winograd: output length");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), k, "winograd: bias length");
+    }
+    if let Some(mk) = o.mask {
+        assert_eq!(mk.len(), input.len(), "winograd: mask length");
+    }
+    let mt = mats(ww.tile);
+    let (m, a) = (mt.m, mt.a);
+    let tiles = h.div_ceil(m) * w.div_ceil(m);
+    let (bt, at) = if o.input_grad {
+        // Bᵀ with reversed columns, Aᵀ with reversed rows.
+        let bt: Vec<f64> = (0..a * a)
+            .map(|i| mt.bt[i / a * a + a - 1 - i % a])
+            .collect();
+        let at: Vec<f64> = (0..m * a)
+            .map(|i| mt.at[(m - 1 - i / a) * a + i % a])
+            .collect();
+        (sparse_rows(&bt, a, a), sparse_rows(&at, m, a))
+    } else {
+        (sparse_rows(mt.bt, a, a), sparse_rows(mt.at, m, a))
+    };
+    let pb = block_tiles(c, k, a, tiles, o.budget);
+    let groups = pb / NR;
+    // The AVX-512 strided gather/scatter for F(4×4) on f32.
+    let simd4 = level == SimdLevel::Avx512 && m == 4 && is_f32::<T>();
+    let mirror = o.input_grad;
+    let g = Geom {
+        h,
+        w,
+        m,
+        a,
+        simd4,
+        mirror,
+    };
+    // V[ξ][group][ci][NR] (the micro-kernel's panels); M[ξ][row < kp][pb].
+    // Work buffers from the pool, not zeroed: every value read is written first (panel lanes
+    // past the block's tiles and M rows past K hold stale values no output reads).
+    // bf16 (T is f32 then): V holds channel pairs (u32), ⌈C/2⌉ rows per panel.
+    let bf = Precision::Bf16 == if o.input_grad { ww.grad } else { ww.fwd };
+    debug_assert!(
+        !bf || is_f32::<T>(),
+        "bf16 panels exist for f32 weights only"
+    );
+    let (path, c2) = (Bf16Path::at(level), c.div_ceil(2));
+    let v_len = if bf { 0 } else { a * a * c * pb };
+    let vb_len = if bf { a * a * c2 * pb } else { 0 };
+    let mut v_buf = crate::cpu::pool::scratch::<T>(v_len);
+    let mut vb_buf = crate::cpu::pool::scratch::<u32>(vb_len);
+    let mut mm_buf = crate::cpu::pool::scratch::<T>(a * a * kp * pb);
+    let v = &mut v_buf[..v_len];
+    let vb = &mut vb_buf[..vb_len];
+    let mm = &mut mm_buf[..a * a * kp * pb];
+    for img in 0..n {
+        let x = &input[img * c * h * w..(img + 1) * c * h * w];
+        let y = &mut out[img * k * h * w..(img + 1) * k * h * w];
+        for t0 in (0..tiles).step_by(pb) {
+            let p = pb.min(tiles - t0);
+            let used_groups = p.div_ceil(NR);
+            let plane = |ci: usize| &x[ci * h * w..(ci + 1) * h * w];
+            let mask = |ci: usize| o.mask.map(|m| &m[img * c * h * w + ci * h * w..][..h * w]);
+            if bf {
+                // Per channel pair: both channels' tiles in f32, then rounded into pair rows.
+                let rows = a * a * groups;
+                let vp = SendPtr(vb.as_mut_ptr());
+                (0..c2).into_par_iter().for_each_init(
+                    || (Scratch::new(a, pb), vec![T::ZERO; 2 * rows * NR]),
+                    |(s, pairs), cp| {
+                        let base = SendPtr(pairs.as_mut_ptr());
+                        for (half, ci) in (2 * cp..(2 * cp + 2).min(c)).enumerate() {
+                            // Disjoint NR-wide rows of this task's own buffer.
+                            let row = |xi: usize, grp: usize| unsafe {
+                                let at = ((half * a * a + xi) * groups + grp) * NR;
+                                std::slice::from_raw_parts_mut({ base }.0.add(at), NR)
+                            };
+                            level.run(
+                                #[inline(always)]
+                                || input_transform(plane(ci), mask(ci), &g, &bt, t0, p, s, row),
+                            );
+                        }
+                        // SAFETY: T is f32 (bf16 weights exist for f32 only).
+                        let f = pairs.as_ptr() as *const f32;
+                        for xi in 0..a * a {
+                            for grp in 0..used_groups {
+                                let r = xi * groups + grp;
+                                let even = unsafe { std::slice::from_raw_parts(f.add(r * NR), NR) };
+                                let odd = (2 * cp + 1 < c).then(|| unsafe {
+                                    std::slice::from_raw_parts(f.add((rows + r) * NR), NR)
+                                });
+                                // Panel row (ξ, group, cp) is written by this pair's task only.
+                                let dst = unsafe {
+                                    std::slice::from_raw_parts_mut(
+                                        { vp }.0.add((r * c2 + cp) * NR),
+                                        NR,
+                                    )
+                                };
+                                bf16::pack_pairs(path, even, odd, dst);
+                            }
+                        }
+                    },
+                );
+            } else {
+                // Channels are independent; each writes its own rows of every panel.
+                let vp = SendPtr(v.as_mut_ptr());
+                (0..c).into_par_iter().for_each_init(
+                    || Scratch::new(a, pb),
+                    |s, ci| {
+                        // Panel row (ξ, group, ci) is written by this channel's task only.
+                        let row = |xi: usize, grp: usize| unsafe {
+                            std::slice::from_raw_parts_mut(
+                                { vp }.0.add(((xi * groups + grp) * c + ci) * NR),
+                                NR,
+                            )
+                        };
+                        level.run(
+                            #[inline(always)]
+                            || input_transform(plane(ci), mask(ci), &g, &bt, t0, p, s, row),
+                        );
+                    },
+                );
+            }
+            // M[ξ] = U[ξ] · V[ξ] (or U[ξ]ᵀ · V[ξ]): per transform point, MR rows × NR tiles
+            // at a time. At most 16 tiles left in a panel: half the work (deep layers).
+            let cols = |grp: usize| if p - grp * NR <= NR / 2 { NR / 2 } else { NR };
+            if bf {
+                // SAFETY: T is f32 (bf16 weights exist for f32 only).
+                let mm32 = unsafe {
+                    std::slice::from_raw_parts_mut(mm.as_mut_ptr() as *mut f32, mm.len())
+                };
+                // Per ξ: kp × C2 pairs (input gradient: C × K/2 of Uᵀ).
+                let (ub, per_xi) = (if o.input_grad { &ww.ubt } else { &ww.ub }, kp * c2);
+                for_each_panel(
+                    mm32,
+                    vb,
+                    c2,
+                    kp,
+                    pb,
+                    used_groups,
+                    |xi, kb, grp, panel, out| {
+                        let up = &ub[xi * per_xi + kb * c2 * MR..][..c2 * MR];
+                        bf16::kernel(path, c2, up, panel, out, pb, cols(grp));
+                    },
+                );
+            } else {
+                for_each_panel(mm, v, c, kp, pb, used_groups, |xi, kb, grp, panel, out| {
+                    let u = &ww.u[xi * ww.kp * ww.c..(xi + 1) * ww.kp * ww.c];
+                    if o.input_grad {
+                        let (up, us) = (&u[kb * MR * MR..], ww.c * MR);
+                        packed_gemm::kernel_t(level, c / MR, up, us, panel, out, pb, cols(grp));
+                    } else {
+                        let up = &u[kb * c * MR..(kb + 1) * c * MR];
+                        if cols(grp) < NR {
+                            packed_gemm::kernel_half(level, c, up, panel, out, pb);
+                        } else {
+                            packed_gemm::kernel(level, c, up, panel, out, pb);
+                        }
+                    }
+                });
+            }
+            // Output tiles, per output channel (disjoint planes of y).
+            y.par_chunks_mut(h * w).enumerate().for_each_init(
+                || Scratch::new(a, pb),
+                |s, (ko, plane)| {
+                    let b = bias.map_or(T::ZERO, |b| b[ko]);
+                    let e = Epilogue {
+                        bias: b,
+                        relu: o.relu,
+                    };
+                    level.run(
+                        #[inline(always)]
+                        || output_transform(mm, kp, ko, &g, &at, t0, p, pb, e, s, plane),
+                    );
+                },
+            );
+        }
+    }
+    crate::cpu::pool::recycle(v_buf);
+    crate::cpu::pool::recycle(vb_buf);
+    crate::cpu::pool::recycle(mm_buf);
+}
+
+/// `f(ξ, kb, grp, panel, out)` for every transform point ξ (in parallel over ξ), row panel
+/// kb < kp/MR and tile group grp < `used_groups`: `panel` is the group's V panel (`depth` rows
+/// of NR, from V[ξ] of `depth·pb` elements), `out` is M[ξ] (kp rows of pb) from row kb·MR,
+/// column grp·NR.
+fn for_each_panel<M: Send, V: Sync>(
+    mm: &mut [M],
+    v: &[V],
+    depth: usize,
+    kp: usize,
+    pb: usize,
+    used_groups: usize,
+    f: impl Fn(usize, usize, usize, &[V], &mut [M]) + Sync,
+) {
+    mm.par_chunks_mut(kp * pb)
+        .zip(v.par_chunks(depth * pb))
+        .enumerate()
+        .for_each(|(xi, (mx, vx))| {
+            for kb in 0..kp / MR {
+                for grp in 0..used_groups {
+                    let panel = &vx[grp * depth * NR..(grp + 1) * depth * NR];
+                    f(xi, kb, grp, panel, &mut mx[kb * MR * pb + grp * NR..]);
+                }
+            }
+        });
+}
+
+// `simd4` and `mirror` are read by x86-64 code only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(super) struct Geom {
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) m: usize,
+    pub(super) a: usize,
+    /// F(4×4) on f32 with AVX-512: the tile gather and scatter use [`gather4_avx512`](super::transform_avx512::gather4_avx512) and
+    /// [`scatter4_avx512`](super::transform_avx512::scatter4_avx512), and the transforms [`input4_avx512`](super::transform_avx512::input4_avx512) and [`output4_avx512`](super::transform_avx512::output4_avx512).
+    pub(super) simd4: bool,
+    /// The transforms are mirrored (an input gradient; [`Opts::input_grad`]).
+    pub(super) mirror: bool,
+}
+
+/// Per-thread buffers, rows indexed by tile (`[..][j]`, j < pb) so transforms vectorise.
+pub(super) struct Scratch<T> {
+    pub(super) d: Vec<T>,
+    pub(super) tmp: Vec<T>,
+    /// One image row segment (input: zero-padded source; output: values before clipping).
+    pub(super) row: Vec<T>,
+}
+
+impl<T: Float> Scratch<T> {
+    fn new(a: usize, pb: usize) -> Self {
+        Scratch {
+            d: vec![T::ZERO; a * a * pb],
+            // Sized on first use: the unrolled AVX-512 F(4×4) transforms need none.
+            tmp: Vec::new(),
+            row: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! [`WinogradWeights`]: the weights' transform `G g Gᵀ`, packed into the micro-kernel's panels,
+//! and their bf16 copies ([`WinogradWeights::with_precision`]).
+
+use super::matrices::mats;
+use super::{shares_input_grad, WinogradTile};
+use crate::cpu::bf16::{self, Precision};
+use crate::cpu::packed_gemm::MR;
+use crate::cpu::{is_f32, Float, SendPtr};
+use rayon::prelude::*;
+
+/// Transformed 3×3 weights `U[ξ] = (G g Gᵀ)[ξ]`: (m+2)² matrices of K×C, each packed into
+/// panels of [`MR`] rows ([`packed_gemm::pack_u`](crate::cpu::packed_gemm::pack_u); K padded to a multiple of MR), or, after
+/// [`WinogradWeights::with_precision`], into bf16 channel-pair panels ([`bf16::pack_u`]).
+pub struct WinogradWeights<T> {
+    pub(super) tile: WinogradTile,
+    pub(super) k: usize,
+    pub(super) c: usize,
+    /// K rounded up to a multiple of MR.
+    pub(super) kp: usize,
+    /// f32/f64 panels (empty once no use needs them: see `with_precision`).
+    pub(super) u: Vec<T>,
+    /// The forward's and the input gradient's GEMM precision.
+    pub(super) fwd: Precision,
+    pub(super) grad: Precision,
+    /// bf16: the forward's panels, per ξ `kp × ⌈C/2⌉` pairs.
+    pub(super) ub: Vec<u32>,
+    /// bf16: the input gradient's panels of Uᵀ (pairs along K), per ξ `C × K/2`; empty unless
+    /// [`shares_input_grad`].
+    pub(super) ubt: Vec<u32>,
+}
+
+impl<T: Float> WinogradWeights<T> {
+    /// From OIHW weights `K×C×3×3` (K output, C input channels).
+    ///
+    /// # Panics
+    /// If `weight.len() != k·c·9`.
+    pub fn new(tile: WinogradTile, weight: &[T], k: usize, c: usize) -> Self {
+        assert_eq!(weight.len(), k * c * 9, "winograd: weight length");
+        Self::build(tile, k, c, |o, i, y, x| {
+            weight[((o * c + i) * 3 + y) * 3 + x]
+        })
+    }
+
+    /// For the input gradient of the convolution with OIHW `weight` (K×C×3×3): the weights of
+    /// the convolution C←K with `w'[c][k][y][x] = w[k][c][2−y][2−x]`.
+    pub fn new_input_grad(tile: WinogradTile, weight: &[T], k: usize, c: usize) -> Self {
+        assert_eq!(weight.len(), k * c * 9, "winograd: weight length");
+        Self::build(tile, c, k, |o, i, y, x| {
+            weight[((i * c + o) * 3 + (2 - y)) * 3 + (2 - x)]
+        })
+    }
+
+    fn build(
+        tile: WinogradTile,
+        k: usize,
+        c: usize,
+        w: impl Fn(usize, usize, usize, usize) -> T + Sync,
+    ) -> Self {
+        let mt = mats(tile);
+        let a = mt.a;
+        let g: Vec<T> = mt.g.iter().map(|&v| T::from_f64(v)).collect();
+        let kp = k.div_ceil(MR) * MR;
+        // Straight into pack_u's layout: u[ξ][kb][i][r] for output channel o = kb·MR + r
+        // (rows past K stay zero). Parallel over panels kb, which own disjoint ranges.
+        let mut packed = vec![T::ZERO; a * a * kp * c];
+        let dst = SendPtr(packed.as_mut_ptr());
+        (0..kp / MR).into_par_iter().for_each(|kb| {
+            let mut tmp = vec![T::ZERO; a * 3];
+            for o in kb * MR..(kb * MR + MR).min(k) {
+                for i in 0..c {
+                    // tmp = G g  (a×3)
+                    for r in 0..a {
+                        for x in 0..3 {
+                            let mut s = T::ZERO;
+                            for y in 0..3 {
+                                s += g[r * 3 + y] * w(o, i, y, x);
+                            }
+                            tmp[r * 3 + x] = s;
+                        }
+                    }
+                    // (G g) Gᵀ  (a×a)
+                    for r in 0..a {
+                        for q in 0..a {
+                            let mut s = T::ZERO;
+                            for x in 0..3 {
+                                s += tmp[r * 3 + x] * g[q * 3 + x];
+                            }
+                            let xi = r * a + q;
+                            let at = xi * kp * c + (kb * c + i) * MR + o % MR;
+                            // SAFETY: `at` < a²·kp·c, and only this task writes panel kb.
+                            unsafe { *{ dst }.0.add(at) = s };
+                        }
+                    }
+                }
+            }
+        });
+        WinogradWeights {
+            tile,
+            k,
+            c,
+            kp,
+            u: packed,
+            fwd: Precision::F32,
+            grad: Precision::F32,
+            ub: Vec::new(),
+            ubt: Vec::new(),
+        }
+    }
+
+    /// These weights with their GEMM operands in `forward` precision for
+    /// [`conv3x3_winograd`](super::conv3x3_winograd) (and its ReLU and masked forms) and in `input_grad` precision for
+    /// [`conv3x3_winograd_input_grad`](super::conv3x3_winograd_input_grad). `Bf16` rounds U to bf16 in channel pairs (for the
+    /// input gradient: Uᵀ, pairs along K, built only where [`shares_input_grad`]); the
+    /// convolution then rounds its transformed tiles V to bf16 too and sums in f32 ([`bf16`]
+    /// module). The f32 panels are dropped when neither use needs them. Applies to f32
+    /// weights; f64 ones stay as they are.
+    ///
+    /// Why the two are separate: rounding the *forward* to bf16 makes the loss itself noisy
+    /// (≈1% per F(4×4) layer), which a style loss compares against fixed targets; in a
+    /// 300-step Adam run at 256 px that noise took the loss 7–11% above f32's after step
+    /// 250. Rounding only the input gradient perturbs the gradient in proportion to its size,
+    /// and the loss curve stayed within 0.1% of f32's (benches/README.md).
+    ///
+    /// # Panics
+    /// If a use that is already bf16 is asked for F32 again (bf16 is final per use).
+    pub fn with_precision(mut self, forward: Precision, input_grad: Precision) -> Self {
+        use Precision::{Bf16, F32};
+        if !is_f32::<T>() {
+            return self;
+        }
+        let shares = self.shares_input_grad();
+        let input_grad = if shares { input_grad } else { F32 };
+        assert!(
+            (forward == Bf16 || self.fwd == F32) && (input_grad == Bf16 || self.grad == F32),
+            "winograd: bf16 weights cannot return to f32"
+        );
+        // The f32 panels are still there: they are dropped only when the forward is bf16 and
+        // the input gradient is bf16 or not shared, after which the assert above allows no use
+        // to need them again.
+        let (u, k, c, kp, a2) = (&self.u, self.k, self.c, self.kp, mats(self.tile).a.pow(2));
+        // U[ξ][row][ci] in pack_u's layout (T is f32: the conversion is exact).
+        let at = |xi: usize, row: usize, ci: usize| {
+            u[xi * kp * c + ((row / MR) * c + ci) * MR + row % MR].to_f64() as f32
+        };
+        // bf16 panels of a rows × cols matrix per ξ: U for the forward, Uᵀ for the input
+        // gradient.
+        let pack = |rows: usize, cols: usize, get: &(dyn Fn(usize, usize, usize) -> f32 + Sync)| {
+            let per_xi = rows.div_ceil(MR) * MR * cols.div_ceil(2);
+            let mut out = vec![0u32; a2 * per_xi];
+            out.par_chunks_mut(per_xi).enumerate().for_each(|(xi, o)| {
+                bf16::pack_u(rows, cols, |r, col| get(xi, r, col), o);
+            });
+            out
+        };
+        if forward == Bf16 && self.fwd == F32 {
+            self.ub = pack(k, c, &at);
+        }
+        if input_grad == Bf16 && self.grad == F32 {
+            self.ubt = pack(c, k, &|xi, ci, row| at(xi, row, ci));
+        }
+        (self.fwd, self.grad) = (forward, input_grad);
+        if forward == Bf16 && (input_grad == Bf16 || !shares) {
+            self.u = Vec::new();
+        }
+        self
+    }
+
+    /// The GEMM operands' number format in the forward and in the input gradient
+    /// ([`WinogradWeights::with_precision`]; the input gradient's is F32 where it is not
+    /// shared).
+    pub fn precision(&self) -> (Precision, Precision) {
+        (self.fwd, self.grad)
+    }
+
+    /// Output channels K.
+    pub fn out_channels(&self) -> usize {
+        self.k
+    }
+    /// Input channels C.
+    pub fn in_channels(&self) -> usize {
+        self.c
+    }
+    /// Whether [`conv3x3_winograd_input_grad`](super::conv3x3_winograd_input_grad) can use these weights ([`shares_input_grad`]).
+    pub fn shares_input_grad(&self) -> bool {
+        shares_input_grad(self.k, self.c)
+    }
+}
