@@ -4,7 +4,41 @@ use anyhow::{bail, Context, Result};
 use nst::engine::Device;
 use nst::vgg19::{Pooling, Vgg19};
 use nst::weights::{default_weights_path, VggWeights};
+use nst::ConfigField;
 use std::path::{Path, PathBuf};
+
+/// The `nst-cli transfer` flag (or argument) that sets a configuration field.
+pub fn flag(field: ConfigField) -> &'static str {
+    match field {
+        ConfigField::SizePx => "--size",
+        ConfigField::StyleScale => "--style-scale",
+        ConfigField::ContentLayers => "--content-layers",
+        ConfigField::StyleLayers => "--style-layers",
+        ConfigField::StyleLayerWeights => "--style-layer-weights",
+        ConfigField::ContentWeight => "--content-weight",
+        ConfigField::StyleWeight => "--style-weight",
+        ConfigField::TvWeight => "--tv-weight",
+        ConfigField::StyleBlendWeights => "--style-blend-weights",
+        ConfigField::StyleLoss => "--style-loss",
+        ConfigField::Optimizer => "--optimizer",
+        ConfigField::LbfgsHistory => "--lbfgs-history",
+        ConfigField::LearningRate => "--learning-rate",
+        ConfigField::Iterations => "--iterations",
+        ConfigField::Init => "--init",
+        ConfigField::Seed => "--seed",
+        ConfigField::OriginalColors => "--original-colors",
+        ConfigField::Scales => "--scales",
+        ConfigField::StyleImages => "STYLE",
+    }
+}
+
+/// A library error in the CLI's words: a configuration error names the flag.
+pub fn in_flag_words(e: nst::Error) -> anyhow::Error {
+    match e {
+        nst::Error::Config(c) => anyhow::anyhow!("{} {}", flag(c.field), c.reason),
+        e => e.into(),
+    }
+}
 
 /// Load VGG-19 from `--weights FILE` or the cache, with a message saying how to get them.
 pub fn load_vgg(weights: Option<&Path>, pooling: Pooling) -> Result<Vgg19> {

@@ -43,8 +43,7 @@ pub fn man(args: ManArgs) -> Result<()> {
             .render(&mut std::io::stdout())
             .context("writing the man page"),
         Some(dir) => {
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             clap_mangen::generate_to(cmd, &dir)
                 .with_context(|| format!("writing man pages into {}", dir.display()))?;
             eprintln!("wrote man pages into {}", dir.display());

@@ -1,7 +1,7 @@
 //! `nst-cli transfer CONTENT STYLE… -o OUT`: Gatys et al. style transfer. Flag names follow
 //! jcjohnson/neural-style where one exists.
 
-use crate::common::{check_device, check_output, load_vgg, set_precision};
+use crate::common::{check_device, check_output, in_flag_words, load_vgg, set_precision};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -164,7 +164,7 @@ impl TransferArgs {
             original_colors: self.original_colors,
             scales: self.scales,
         };
-        cfg.validate(n_styles)?;
+        cfg.validate(n_styles).map_err(in_flag_words)?;
         Ok(cfg)
     }
 }
@@ -291,7 +291,8 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
-    })?;
+    })
+    .map_err(in_flag_words)?;
     bar.finish_and_clear();
     if let Some(w) = log.as_mut() {
         w.flush().context("writing the JSON log")?;

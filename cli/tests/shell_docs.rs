@@ -6,7 +6,10 @@ use std::process::{Command, Output};
 const BIN: &str = env!("CARGO_BIN_EXE_nst-cli");
 
 fn run(args: &[&str]) -> (Output, String) {
-    let o = Command::new(BIN).args(args).output().expect("running nst-cli");
+    let o = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("running nst-cli");
     let out = String::from_utf8(o.stdout.clone()).expect("UTF-8 output");
     (o, out)
 }
@@ -21,7 +24,13 @@ fn completions_cover_subcommands_and_flags_in_every_shell() {
         let (o, out) = run(&["completions", shell]);
         assert!(o.status.success(), "{shell}: {o:?}");
         assert!(out.contains(marker), "{shell}: no {marker:?}");
-        for word in ["transfer", "weights", "style-weight", "original-colors", "lbfgs"] {
+        for word in [
+            "transfer",
+            "weights",
+            "style-weight",
+            "original-colors",
+            "lbfgs",
+        ] {
             assert!(out.contains(word), "{shell} completion lacks {word}");
         }
     }
@@ -34,7 +43,10 @@ fn completions_cover_subcommands_and_flags_in_every_shell() {
 fn man_pages_document_every_subcommand() {
     let (o, out) = run(&["man"]);
     assert!(o.status.success());
-    assert!(out.starts_with(".ie") && out.contains(".TH nst-cli 1"), "{out}");
+    assert!(
+        out.starts_with(".ie") && out.contains(".TH nst-cli 1"),
+        "{out}"
+    );
     assert!(out.contains("nst\\-cli\\-transfer(1)"));
 
     let dir = std::env::temp_dir().join(format!("nst-cli-man-{}", std::process::id()));

@@ -9,4 +9,4 @@ pub mod transfer;
 pub mod vgg19;
 pub mod weights;
 
-pub use error::{Error, Result};
+pub use error::{ConfigError, ConfigField, Error, Result};

@@ -2,7 +2,7 @@
 //! features keep the content image's and its feature statistics match the style images', at one
 //! or several scales (coarse to fine), calling back after every iteration.
 
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, ConfigField, Error, Result};
 use crate::image::{fit_longest, original_colors, RgbImage};
 use crate::loss::{ContentLoss, Evaluation, Loss, Objective, StyleLoss, StyleLossKind, TvLoss};
 use crate::optim::{Adam, Lbfgs};
@@ -172,9 +172,10 @@ impl StyleTransferConfig {
             .collect()
     }
 
-    /// Check option values. Errors: `InvalidArgument` naming the bad option.
+    /// Check option values. Errors: `UnknownLayer`, or [`Error::Config`] naming the field.
     pub fn validate(&self, n_styles: usize) -> Result<()> {
-        let bad = |m: String| Err(Error::InvalidArgument(m));
+        let bad =
+            |field: ConfigField, reason: String| Err(Error::Config(ConfigError { field, reason }));
         let known = layer_names();
         for l in self.layers() {
             if !known.iter().any(|k| k == l) {
@@ -185,49 +186,64 @@ impl StyleTransferConfig {
             }
         }
         if self.size_px < 16 {
-            return bad(format!(
-                "--size {} is too small (at least 16 px)",
-                self.size_px
-            ));
+            return bad(
+                ConfigField::SizePx,
+                format!("{} is too small (at least 16 px)", self.size_px),
+            );
         }
         if self.style_layer_weights.len() != self.style_layers.len() {
-            return bad(format!(
-                "--style-layer-weights has {} values for {} style layers",
-                self.style_layer_weights.len(),
-                self.style_layers.len()
-            ));
+            return bad(
+                ConfigField::StyleLayerWeights,
+                format!(
+                    "has {} values for {} style layers",
+                    self.style_layer_weights.len(),
+                    self.style_layers.len()
+                ),
+            );
         }
         if n_styles == 0 {
-            return bad("at least one style image is needed".into());
+            return bad(
+                ConfigField::StyleImages,
+                "missing: at least one style image is needed".into(),
+            );
         }
         if !self.style_blend_weights.is_empty() && self.style_blend_weights.len() != n_styles {
-            return bad(format!(
-                "--style-blend-weights has {} values for {n_styles} style images",
-                self.style_blend_weights.len()
-            ));
+            return bad(
+                ConfigField::StyleBlendWeights,
+                format!(
+                    "has {} values for {n_styles} style images",
+                    self.style_blend_weights.len()
+                ),
+            );
         }
-        for (name, v) in [
-            ("content-weight", self.content_weight),
-            ("style-weight", self.style_weight),
-            ("tv-weight", self.tv_weight),
-            ("style-scale", self.style_scale),
+        for (field, v) in [
+            (ConfigField::ContentWeight, self.content_weight),
+            (ConfigField::StyleWeight, self.style_weight),
+            (ConfigField::TvWeight, self.tv_weight),
+            (ConfigField::StyleScale, self.style_scale),
         ] {
             if !v.is_finite() || v < 0.0 {
-                return bad(format!("--{name} must be a finite number ≥ 0, got {v}"));
+                return bad(field, format!("must be a finite number ≥ 0, got {v}"));
             }
         }
         if self.style_scale <= 0.0 {
-            return bad("--style-scale must be > 0".into());
+            return bad(ConfigField::StyleScale, "must be > 0".into());
         }
         if self.scales == 0 || self.scales > 8 {
-            return bad(format!("--scales must be 1..=8, got {}", self.scales));
+            return bad(
+                ConfigField::Scales,
+                format!("must be 1..=8, got {}", self.scales),
+            );
         }
         match self.optimizer {
-            Optimizer::Lbfgs { history: 0 } => bad("--lbfgs-history must be ≥ 1".into()),
+            Optimizer::Lbfgs { history: 0 } => bad(ConfigField::LbfgsHistory, "must be ≥ 1".into()),
             Optimizer::Adam { learning_rate }
                 if !(learning_rate > 0.0 && learning_rate.is_finite()) =>
             {
-                bad(format!("--learning-rate must be > 0, got {learning_rate}"))
+                bad(
+                    ConfigField::LearningRate,
+                    format!("must be > 0, got {learning_rate}"),
+                )
             }
             _ => Ok(()),
         }
@@ -405,5 +421,61 @@ pub fn reference_config() -> StyleTransferConfig {
         style_weight: 1e-2,
         tv_weight: 10.0,
         ..StyleTransferConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_the_field_in_library_words() {
+        let check = |cfg: StyleTransferConfig, n: usize, field: ConfigField| match cfg
+            .validate(n)
+            .unwrap_err()
+        {
+            Error::Config(e) => {
+                assert_eq!(e.field, field);
+                assert!(e.to_string().starts_with(field.name()), "{e}");
+                assert!(!e.to_string().contains("--"), "{e}");
+            }
+            e => panic!("not a config error: {e}"),
+        };
+        let d = StyleTransferConfig::default;
+        d().validate(1).unwrap();
+        check(
+            StyleTransferConfig { size_px: 4, ..d() },
+            1,
+            ConfigField::SizePx,
+        );
+        check(d(), 0, ConfigField::StyleImages);
+        check(
+            StyleTransferConfig {
+                style_blend_weights: vec![1.0],
+                ..d()
+            },
+            2,
+            ConfigField::StyleBlendWeights,
+        );
+        check(
+            StyleTransferConfig {
+                tv_weight: f64::NAN,
+                ..d()
+            },
+            1,
+            ConfigField::TvWeight,
+        );
+        check(
+            StyleTransferConfig {
+                optimizer: Optimizer::Lbfgs { history: 0 },
+                ..d()
+            },
+            1,
+            ConfigField::LbfgsHistory,
+        );
+        let e = StyleTransferConfig { scales: 9, ..d() }
+            .validate(1)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "scales must be 1..=8, got 9");
     }
 }

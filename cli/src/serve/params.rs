@@ -5,6 +5,7 @@ use crate::common::{resolve_device, DeviceChoiceError};
 use nst::engine::Device;
 use nst::loss::StyleLossKind;
 use nst::transfer::{Init, Optimizer, StyleTransferConfig};
+use nst::ConfigField;
 use serde::{Deserialize, Serialize};
 
 /// The settings of one job. Defaults are `nst-cli transfer`'s, except `scales` (1) and
@@ -93,6 +94,40 @@ fn finite(field: &str, v: &str) -> Result<f64, String> {
         ));
     }
     Ok(x)
+}
+
+/// The API field that sets a configuration field (the library's name for those the API does
+/// not expose).
+pub fn json_field(field: ConfigField) -> &'static str {
+    match field {
+        ConfigField::SizePx => "size",
+        ConfigField::StyleScale => "style_scale",
+        ConfigField::ContentLayers => "content_layers",
+        ConfigField::StyleLayers => "style_layers",
+        ConfigField::StyleLayerWeights => "style_layer_weights",
+        ConfigField::ContentWeight => "content_weight",
+        ConfigField::StyleWeight => "style_weight",
+        ConfigField::TvWeight => "tv_weight",
+        ConfigField::StyleBlendWeights => "style_weights",
+        ConfigField::StyleLoss => "style_loss",
+        ConfigField::Optimizer => "optimizer",
+        ConfigField::LbfgsHistory => "lbfgs_history",
+        ConfigField::LearningRate => "learning_rate",
+        ConfigField::Iterations => "iterations",
+        ConfigField::Init => "init",
+        ConfigField::Seed => "seed",
+        ConfigField::OriginalColors => "original_colors",
+        ConfigField::Scales => "scales",
+        ConfigField::StyleImages => "style",
+    }
+}
+
+/// A library error in the API's words: a configuration error names the JSON field.
+pub fn in_field_words(e: nst::Error) -> String {
+    match e {
+        nst::Error::Config(c) => format!("{} {}", json_field(c.field), c.reason),
+        e => e.to_string(),
+    }
 }
 
 impl Params {
@@ -220,7 +255,7 @@ impl Params {
             scales: self.scales,
             ..d
         };
-        cfg.validate(n_styles).map_err(|e| e.to_string())?;
+        cfg.validate(n_styles).map_err(in_field_words)?;
         Ok(cfg)
     }
 }
@@ -284,5 +319,11 @@ mod tests {
             .config(2, &limits())
             .unwrap_err()
             .contains("style_weights"));
+        // The library's checks are reported with the API's field names, never a CLI flag.
+        p.style_weights = vec![];
+        p.style_scale = 0.0;
+        let e = p.config(1, &limits()).unwrap_err();
+        assert!(e.starts_with("style_scale "), "{e}");
+        assert!(!e.contains("--"), "{e}");
     }
 }
