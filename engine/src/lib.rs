@@ -18,8 +18,9 @@ mod tensor;
 pub mod testing;
 
 pub use autograd::{is_grad_enabled, no_grad, no_grad_guard};
-pub use device::{DType, Device};
+pub use device::{DType, Device, DeviceChoice, DeviceChoiceError};
 pub use error::{EngineError, Result};
+pub use kernels::ParseOptionError;
 pub use ops::conv_algo::{
     conv_algorithm, cpu_has_bf16_dot, cpu_precision, set_conv_algorithm, set_cpu_precision,
     ConvAlgorithm, Precision,

@@ -6,5 +6,7 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod options;
 
 pub use cpu::Float;
+pub use options::ParseOptionError;

@@ -21,6 +21,60 @@ pub enum Optimizer {
     Adam { learning_rate: f64 },
 }
 
+impl Optimizer {
+    /// Which optimiser this is.
+    pub fn kind(&self) -> OptimizerKind {
+        match self {
+            Optimizer::Lbfgs { .. } => OptimizerKind::Lbfgs,
+            Optimizer::Adam { .. } => OptimizerKind::Adam,
+        }
+    }
+}
+
+/// The optimiser without its settings: what a user names (`lbfgs`, `adam`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OptimizerKind {
+    #[default]
+    Lbfgs,
+    Adam,
+}
+
+impl OptimizerKind {
+    /// The optimiser with its settings: `history` for L-BFGS, `learning_rate` for Adam (the
+    /// other is ignored).
+    pub fn with(self, history: usize, learning_rate: f64) -> Optimizer {
+        match self {
+            OptimizerKind::Lbfgs => Optimizer::Lbfgs { history },
+            OptimizerKind::Adam => Optimizer::Adam { learning_rate },
+        }
+    }
+}
+
+impl std::str::FromStr for OptimizerKind {
+    type Err = engine::ParseOptionError;
+    /// `lbfgs` (also `l-bfgs`) or `adam`; any case.
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "lbfgs" | "l-bfgs" => Ok(OptimizerKind::Lbfgs),
+            "adam" => Ok(OptimizerKind::Adam),
+            _ => Err(engine::ParseOptionError::new(
+                "optimizer",
+                s,
+                "lbfgs or adam",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OptimizerKind::Lbfgs => "lbfgs",
+            OptimizerKind::Adam => "adam",
+        })
+    }
+}
+
 /// The image the optimisation starts from (at the first scale).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Init {
@@ -32,6 +86,36 @@ pub enum Init {
     Style,
     /// A given image, resized to the output size.
     Image(RgbImage),
+}
+
+impl std::str::FromStr for Init {
+    type Err = engine::ParseOptionError;
+    /// `content`, `noise` (also `random`) or `style`, any case; an [`Init::Image`] is built
+    /// from an image, not parsed.
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "content" => Ok(Init::Content),
+            "noise" | "random" => Ok(Init::Noise),
+            "style" => Ok(Init::Style),
+            _ => Err(engine::ParseOptionError::new(
+                "init",
+                s,
+                "content, noise or style",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Init {
+    /// `content`, `noise`, `style`, or `image` for a given image.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Init::Content => "content",
+            Init::Noise => "noise",
+            Init::Style => "style",
+            Init::Image(_) => "image",
+        })
+    }
 }
 
 /// Everything a run needs besides the images and the network. `Default` gives the CLI's
@@ -477,5 +561,101 @@ mod tests {
             .validate(1)
             .unwrap_err();
         assert_eq!(e.to_string(), "scales must be 1..=8, got 9");
+    }
+
+    /// Every option type's spellings parse (any case), its Display parses back to itself, and
+    /// an unknown value names the option and the accepted values.
+    #[test]
+    fn option_types_parse_their_spellings_and_display_round_trips() {
+        use crate::loss::StyleLossKind;
+        use crate::vgg19::Pooling;
+        use engine::{ConvAlgorithm, Device, DeviceChoice, Precision};
+        use std::fmt::Display;
+        use std::str::FromStr;
+        fn check<T>(spellings: &[(&str, T)], bad: &str, needle: &str)
+        where
+            T: FromStr<Err = engine::ParseOptionError> + Display + PartialEq + std::fmt::Debug,
+        {
+            for (s, v) in spellings {
+                assert_eq!(&s.parse::<T>().unwrap(), v, "{s}");
+                assert_eq!(&s.to_ascii_uppercase().parse::<T>().unwrap(), v, "{s}");
+                assert_eq!(&v.to_string().parse::<T>().unwrap(), v);
+            }
+            let e = bad.parse::<T>().unwrap_err();
+            assert!(e.to_string().contains(needle), "{e}");
+            assert!(e.named("--flag").starts_with("--flag \""), "{e}");
+        }
+        use OptimizerKind::*;
+        check(
+            &[("lbfgs", Lbfgs), ("l-bfgs", Lbfgs), ("adam", Adam)],
+            "sgd",
+            "lbfgs or adam",
+        );
+        check(
+            &[
+                ("content", Init::Content),
+                ("noise", Init::Noise),
+                ("random", Init::Noise),
+                ("style", Init::Style),
+            ],
+            "x.png",
+            "content, noise or style",
+        );
+        check(
+            &[
+                ("max", Pooling::Max),
+                ("avg", Pooling::Avg),
+                ("average", Pooling::Avg),
+            ],
+            "min",
+            "max or avg",
+        );
+        check(
+            &[
+                ("gram", StyleLossKind::Gram),
+                ("mean-std", StyleLossKind::MeanStd),
+                ("meanstd", StyleLossKind::MeanStd),
+                ("adain", StyleLossKind::MeanStd),
+            ],
+            "l1",
+            "gram or mean-std",
+        );
+        check(
+            &[("f32", Precision::F32), ("bf16", Precision::Bf16)],
+            "fp8",
+            "f32 or bf16",
+        );
+        check(
+            &[
+                ("auto", ConvAlgorithm::Auto),
+                ("im2col", ConvAlgorithm::Im2col),
+                ("winograd-f2", ConvAlgorithm::WinogradF2),
+                ("winograd-f4", ConvAlgorithm::WinogradF4),
+            ],
+            "fft",
+            "winograd-f4",
+        );
+        check(
+            &[
+                ("cpu", Device::Cpu),
+                ("cuda", Device::Cuda(0)),
+                ("cuda:3", Device::Cuda(3)),
+            ],
+            "tpu",
+            "cuda:N",
+        );
+        check(
+            &[
+                ("auto", DeviceChoice::Auto),
+                ("cpu", DeviceChoice::Exact(Device::Cpu)),
+                ("cuda:1", DeviceChoice::Exact(Device::Cuda(1))),
+            ],
+            "cuda:x",
+            "cpu, cuda, cuda:N or auto",
+        );
+        assert_eq!(
+            DeviceChoice::default().resolve().unwrap(),
+            (Device::Cpu, false)
+        );
     }
 }

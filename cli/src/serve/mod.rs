@@ -67,7 +67,7 @@ pub struct ServeArgs {
 
 /// Run the server until the process is stopped.
 pub fn run(args: ServeArgs) -> Result<()> {
-    let pooling: Pooling = args.pooling.parse()?;
+    let pooling: Pooling = crate::common::parse_flag("--pooling", &args.pooling)?;
     crate::common::set_precision(&args.precision, nst::engine::Device::Cpu)?;
     let addrs: Vec<SocketAddr> = (args.host.as_str(), args.port)
         .to_socket_addrs()

@@ -1,12 +1,12 @@
 //! A job's settings as the API takes them (multipart text fields) and as job.json keeps them, and
 //! their translation into an [`nst::transfer::StyleTransferConfig`].
 
-use crate::common::{resolve_device, DeviceChoiceError};
-use nst::engine::Device;
+use nst::engine::{Device, DeviceChoice, DeviceChoiceError};
 use nst::loss::StyleLossKind;
-use nst::transfer::{Init, Optimizer, StyleTransferConfig};
-use nst::ConfigField;
+use nst::transfer::{Init, OptimizerKind, StyleTransferConfig};
+use nst::{ConfigField, ParseOptionError};
 use serde::{Deserialize, Serialize};
+use std::str::FromStr;
 
 /// The settings of one job. Defaults are `nst-cli transfer`'s, except `scales` (1) and
 /// `iterations` (200), which keep a first run short.
@@ -84,6 +84,12 @@ fn num<T: std::str::FromStr>(field: &str, v: &str) -> Result<T, String> {
     v.trim()
         .parse()
         .map_err(|_| format!("field {field}: {v:?} is not a valid number"))
+}
+
+/// `v` of API field `field` parsed with its option type's `FromStr` (the same spellings as the
+/// CLI's flags); the error names the field.
+fn parse_field<T: FromStr<Err = ParseOptionError>>(field: &str, v: &str) -> Result<T, String> {
+    v.parse().map_err(|e: ParseOptionError| e.named(field))
 }
 
 fn finite(field: &str, v: &str) -> Result<f64, String> {
@@ -174,11 +180,8 @@ impl Params {
     /// GPU is usable, why.
     pub fn engine_device(&self) -> Result<Device, String> {
         let d = self.device.as_str();
-        match resolve_device(d) {
+        match parse_field::<DeviceChoice>("device", d)?.resolve() {
             Ok((device, _)) => Ok(device),
-            Err(DeviceChoiceError::Unknown) => {
-                Err(format!("device {d:?}: expected cpu, cuda, cuda:N or auto"))
-            }
             Err(DeviceChoiceError::NoGpu(why)) => Err(format!(
                 "device {d}: no CUDA device on this server ({why}); use cpu"
             )),
@@ -221,24 +224,15 @@ impl Params {
                 return Err("style_weights: at least one must be > 0".into());
             }
         }
-        let optimizer = match self.optimizer.as_str() {
-            "lbfgs" | "l-bfgs" => Optimizer::Lbfgs { history: 10 },
-            "adam" => Optimizer::Adam {
-                learning_rate: self.learning_rate,
-            },
-            o => return Err(format!("optimizer {o:?}: expected lbfgs or adam")),
-        };
-        let init = match self.init.as_str() {
-            "content" => Init::Content,
-            "noise" | "random" => Init::Noise,
-            "style" => Init::Style,
-            i => return Err(format!("init {i:?}: expected content, noise or style")),
-        };
-        let style_loss: StyleLossKind = self
-            .style_loss
-            .parse()
-            .map_err(|e| format!("style_loss: {e}"))?;
         let d = StyleTransferConfig::default();
+        let history = match d.optimizer {
+            nst::transfer::Optimizer::Lbfgs { history } => history,
+            _ => 10,
+        };
+        let optimizer = parse_field::<OptimizerKind>("optimizer", &self.optimizer)?
+            .with(history, self.learning_rate);
+        let init: Init = parse_field("init", &self.init)?;
+        let style_loss: StyleLossKind = parse_field("style_loss", &self.style_loss)?;
         let cfg = StyleTransferConfig {
             size_px: self.size,
             style_scale: self.style_scale,
@@ -290,7 +284,10 @@ mod tests {
         let cfg = p.config(2, &limits()).unwrap();
         assert_eq!(cfg.size_px, 48);
         assert_eq!(cfg.iterations, 7);
-        assert_eq!(cfg.optimizer, Optimizer::Adam { learning_rate: 2.5 });
+        assert_eq!(
+            cfg.optimizer,
+            nst::transfer::Optimizer::Adam { learning_rate: 2.5 }
+        );
         assert!(cfg.original_colors);
         assert_eq!(cfg.style_blend_weights, vec![1.0, 3.0]);
     }
