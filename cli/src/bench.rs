@@ -3,7 +3,7 @@
 //! weight 1, Gram style relu1_1…relu5_1 weight 1e-2 each, TV weight 10; one warm-up step, then
 //! the median of the timed steps), so the two can be run side by side.
 
-use crate::common::{check_device, load_vgg, parse_precision};
+use crate::common::{check_device, load_vgg, parse_flag, parse_precision};
 use anyhow::Result;
 use clap::Args;
 use nst::engine::{ConvAlgorithm, ConvConfig, Tensor};
@@ -69,18 +69,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .build_global()
             .ok();
     }
-    let algo = match args.conv.as_str() {
-        "auto" => ConvAlgorithm::Auto,
-        "im2col" => ConvAlgorithm::Im2col,
-        "winograd-f2" => ConvAlgorithm::WinogradF2,
-        "winograd-f4" => ConvAlgorithm::WinogradF4,
-        c => anyhow::bail!("--conv {c:?}: expected auto, im2col, winograd-f2 or winograd-f4"),
-    };
+    let algo: ConvAlgorithm = parse_flag("--conv", &args.conv)?;
     let device = check_device(&args.device)?;
+    let precision = parse_precision(&args.precision, device)?;
     let mut cfg = reference_config();
     cfg.conv = ConvConfig {
         algorithm: algo,
-        precision: parse_precision(&args.precision, device)?,
+        precision,
     };
     let vgg = load_vgg(args.weights.as_deref(), Pooling::Max)?.truncated(&cfg.layers())?;
     let vgg = Arc::new(vgg.to_device(device)?);
@@ -121,8 +116,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "{}",
         serde_json::json!({
             "framework": "nst", "version": env!("CARGO_PKG_VERSION"), "device": device.to_string(),
-            "threads": rayon::current_num_threads(), "size": [h, w], "conv": args.conv,
-            "precision": args.precision,
+            "threads": rayon::current_num_threads(), "size": [h, w], "conv": algo.to_string(),
+            "precision": precision.to_string(),
             "iterations": args.iterations, "sec_per_iter_median": median, "final_loss": loss,
             "peak_rss_mb": peak_rss_mib(),
             // Tensor storage only: held between iterations (weights, targets, image, Adam),

@@ -1,10 +1,53 @@
 //! Pieces shared by the CLI commands: loading the weights, device selection, path checks.
 
 use anyhow::{bail, Context, Result};
-use nst::engine::Device;
+use nst::engine::{Device, DeviceChoice, DeviceChoiceError, Precision};
 use nst::vgg19::{Pooling, Vgg19};
 use nst::weights::{default_weights_path, VggWeights};
+use nst::{ConfigField, ParseOptionError};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// The `nst-cli transfer` flag (or argument) that sets a configuration field.
+pub fn flag(field: ConfigField) -> &'static str {
+    match field {
+        ConfigField::SizePx => "--size",
+        ConfigField::StyleScale => "--style-scale",
+        ConfigField::ContentLayers => "--content-layers",
+        ConfigField::StyleLayers => "--style-layers",
+        ConfigField::StyleLayerWeights => "--style-layer-weights",
+        ConfigField::ContentWeight => "--content-weight",
+        ConfigField::StyleWeight => "--style-weight",
+        ConfigField::TvWeight => "--tv-weight",
+        ConfigField::StyleBlendWeights => "--style-blend-weights",
+        ConfigField::StyleLoss => "--style-loss",
+        ConfigField::Optimizer => "--optimizer",
+        ConfigField::LbfgsHistory => "--lbfgs-history",
+        ConfigField::LearningRate => "--learning-rate",
+        ConfigField::Iterations => "--iterations",
+        ConfigField::Init => "--init",
+        ConfigField::Seed => "--seed",
+        ConfigField::OriginalColors => "--original-colors",
+        ConfigField::Scales => "--scales",
+        ConfigField::StyleImages => "STYLE",
+    }
+}
+
+/// A library error in the CLI's words: a configuration error names the flag.
+pub fn in_flag_words(e: nst::Error) -> anyhow::Error {
+    match e {
+        nst::Error::Config(c) => anyhow::anyhow!("{} {}", flag(c.field), c.reason),
+        e => e.into(),
+    }
+}
+
+/// `value` of `flag` parsed with its option type's `FromStr` (the library's one spelling set);
+/// the error names the flag: `--optimizer "sgd": expected lbfgs or adam`.
+pub fn parse_flag<T: FromStr<Err = ParseOptionError>>(flag: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|e: ParseOptionError| anyhow::anyhow!(e.named(flag)))
+}
 
 /// Load VGG-19 from `--weights FILE` or the cache, with a message saying how to get them.
 pub fn load_vgg(weights: Option<&Path>, pooling: Pooling) -> Result<Vgg19> {
@@ -23,58 +66,16 @@ pub fn load_vgg(weights: Option<&Path>, pooling: Pooling) -> Result<Vgg19> {
     Ok(Vgg19::new(&w, pooling)?)
 }
 
-/// Why a device name (`cpu`, `cuda`, `cuda:N`, `auto`) cannot be used here.
-pub enum DeviceChoiceError {
-    /// Not one of the accepted forms.
-    Unknown,
-    /// A GPU was asked for and none is usable; the driver's reason.
-    NoGpu(String),
-    /// `cuda:index` with only `present` GPUs.
-    NoSuchGpu { index: usize, present: usize },
-}
-
-/// `cpu|cuda|cuda:N|auto` → the engine device, checked against the GPUs present. `auto` is
-/// GPU 0 when there is one, else the CPU (the `bool` is true when `auto` fell back to it).
-/// Shared by `--device` and the web server's `device` field, which word the errors their way.
-pub fn resolve_device(name: &str) -> Result<(Device, bool), DeviceChoiceError> {
-    let index = match name {
-        "cpu" => return Ok((Device::Cpu, false)),
-        "auto" => {
-            return Ok(match Device::cuda_devices().first() {
-                Some(&d) => (d, false),
-                None => (Device::Cpu, true),
-            })
-        }
-        "cuda" => 0,
-        d => match d.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(n)) => n,
-            _ => return Err(DeviceChoiceError::Unknown),
-        },
-    };
-    let present = Device::cuda_devices().len();
-    if present == 0 {
-        let reason = Device::cuda_unavailable_reason().unwrap_or_default();
-        return Err(DeviceChoiceError::NoGpu(reason));
-    }
-    if index >= present {
-        return Err(DeviceChoiceError::NoSuchGpu { index, present });
-    }
-    Ok((Device::Cuda(index), false))
-}
-
 /// `--device cpu|cuda[:N]|auto` → the engine device to run on. `cuda`/`cuda:N` fail with one
 /// line when that GPU is not usable here; `auto` takes GPU 0 when there is one, else the CPU
 /// (saying so on stderr).
 pub fn check_device(device: &str) -> Result<Device> {
-    match resolve_device(device) {
+    match parse_flag::<DeviceChoice>("--device", device)?.resolve() {
         Ok((d, fell_back)) => {
             if fell_back {
                 eprintln!("note: no usable CUDA device; running on the CPU");
             }
             Ok(d)
-        }
-        Err(DeviceChoiceError::Unknown) => {
-            bail!("--device {device:?}: expected cpu, cuda, cuda:N or auto")
         }
         Err(DeviceChoiceError::NoGpu(reason)) => {
             bail!("--device {device}: no CUDA device ({reason}); use --device cpu")
@@ -143,13 +144,9 @@ pub fn check_output(output: &Path, inputs: &[&Path], extensions: &[&str]) -> Res
 /// config's `conv`). bf16 is a CPU option: with a CUDA device it is an error rather than
 /// silently ignored. On a CPU without AVX-512-BF16 it still runs (same rounding, at or below
 /// f32 speed) and says so.
-pub fn parse_precision(precision: &str, device: Device) -> Result<nst::engine::Precision> {
-    let p = match precision {
-        "f32" => nst::engine::Precision::F32,
-        "bf16" => nst::engine::Precision::Bf16,
-        other => bail!("--precision {other:?}: expected f32 or bf16"),
-    };
-    if p == nst::engine::Precision::Bf16 {
+pub fn parse_precision(precision: &str, device: Device) -> Result<Precision> {
+    let p: Precision = parse_flag("--precision", precision)?;
+    if p == Precision::Bf16 {
         if device != Device::Cpu {
             bail!("--precision bf16 is implemented for the CPU only; use --device cpu or drop it");
         }

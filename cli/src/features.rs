@@ -1,6 +1,6 @@
 //! `nst-cli features IMAGE --layers relu1_1,relu4_2 [--gram] [--size PX] -o OUT.safetensors`.
 
-use crate::common::{check_output, load_vgg};
+use crate::common::{check_output, load_vgg, parse_flag};
 use anyhow::{Context, Result};
 use clap::Args;
 use nst::image::{RgbImage, DEFAULT_MAX_PIXELS};
@@ -38,7 +38,7 @@ pub struct FeaturesArgs {
 
 pub fn run(args: FeaturesArgs) -> Result<()> {
     check_output(&args.output, &[&args.image], &["safetensors"])?;
-    let pooling: Pooling = args.pooling.parse()?;
+    let pooling: Pooling = parse_flag("--pooling", &args.pooling)?;
     let mut img = RgbImage::load(&args.image, args.max_pixels)?;
     if let Some(s) = args.size {
         img = img.resize_longest(s);

@@ -9,7 +9,7 @@ mod common;
 mod devices;
 mod docs;
 mod features;
-mod serve;
+mod pip;
 mod transfer;
 mod weights;
 
@@ -36,7 +36,7 @@ enum Command {
         cmd: weights::WeightsCmd,
     },
     /// A local web page to upload images, choose styles, watch the picture form and download it.
-    Serve(serve::ServeArgs),
+    Serve(nst_serve::ServeArgs),
     /// List the CUDA GPUs this build can use (name, compute capability, memory).
     Devices,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         Command::Weights { cmd } => weights::run(cmd),
         Command::Features(args) => features::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => nst_serve::run(args, common::load_vgg),
         Command::Devices => devices::run(),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),

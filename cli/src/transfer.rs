@@ -1,13 +1,15 @@
 //! `nst-cli transfer CONTENT STYLE… -o OUT`: Gatys et al. style transfer. Flag names follow
 //! jcjohnson/neural-style where one exists.
 
-use crate::common::{check_device, check_output, load_vgg, parse_precision};
-use anyhow::{bail, Context, Result};
+use crate::common::{
+    check_device, check_output, in_flag_words, load_vgg, parse_flag, parse_precision,
+};
+use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use nst::image::{RgbImage, DEFAULT_MAX_PIXELS};
 use nst::loss::StyleLossKind;
-use nst::transfer::{run, Init, Optimizer, StyleTransferConfig};
+use nst::transfer::{run, Init, OptimizerKind, StyleTransferConfig};
 use nst::vgg19::Pooling;
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -126,22 +128,14 @@ fn save_path(output: &Path, step: usize) -> PathBuf {
 
 impl TransferArgs {
     fn config(&self, n_styles: usize) -> Result<StyleTransferConfig> {
-        let optimizer = match self.optimizer.as_str() {
-            "lbfgs" => Optimizer::Lbfgs {
-                history: self.lbfgs_history,
-            },
-            "adam" => Optimizer::Adam {
-                learning_rate: self.learning_rate,
-            },
-            o => bail!("--optimizer {o:?}: expected lbfgs or adam"),
-        };
-        let init = match self.init.as_str() {
-            "content" => Init::Content,
-            "noise" | "random" => Init::Noise,
-            "style" => Init::Style,
-            file => {
-                Init::Image(RgbImage::load(Path::new(file), self.max_pixels).context("--init")?)
-            }
+        let optimizer = parse_flag::<OptimizerKind>("--optimizer", &self.optimizer)?
+            .with(self.lbfgs_history, self.learning_rate);
+        // A keyword (content, noise, style), else an image file.
+        let init = match self.init.parse::<Init>() {
+            Ok(init) => init,
+            Err(_) => Init::Image(
+                RgbImage::load(Path::new(&self.init), self.max_pixels).context("--init")?,
+            ),
         };
         let cfg = StyleTransferConfig {
             size_px: self.size,
@@ -156,7 +150,7 @@ impl TransferArgs {
             style_weight: self.style_weight,
             tv_weight: self.tv_weight,
             style_blend_weights: self.style_blend_weights.clone().unwrap_or_default(),
-            style_loss: self.style_loss.parse::<StyleLossKind>()?,
+            style_loss: parse_flag::<StyleLossKind>("--style-loss", &self.style_loss)?,
             optimizer,
             iterations: self.iterations,
             init,
@@ -166,7 +160,7 @@ impl TransferArgs {
             // --precision is set by run_transfer, which knows the device.
             conv: Default::default(),
         };
-        cfg.validate(n_styles)?;
+        cfg.validate(n_styles).map_err(in_flag_words)?;
         Ok(cfg)
     }
 }
@@ -184,7 +178,7 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     if let Some(log) = &args.log_json {
         check_output(log, &inputs, &["json", "jsonl", "log", "txt"])?;
     }
-    let pooling: Pooling = args.pooling.parse()?;
+    let pooling: Pooling = parse_flag("--pooling", &args.pooling)?;
     let mut cfg = args.config(args.styles.len())?;
     cfg.conv.precision = precision;
     let content = RgbImage::load(&args.content, args.max_pixels)?;
@@ -294,7 +288,8 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
-    })?;
+    })
+    .map_err(in_flag_words)?;
     bar.finish_and_clear();
     if let Some(w) = log.as_mut() {
         w.flush().context("writing the JSON log")?;

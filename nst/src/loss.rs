@@ -85,15 +85,27 @@ pub enum StyleLossKind {
 }
 
 impl std::str::FromStr for StyleLossKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
+    type Err = engine::ParseOptionError;
+    /// `gram`, or `mean-std` (also `meanstd`, `adain`); any case.
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
             "gram" => Ok(StyleLossKind::Gram),
             "mean-std" | "meanstd" | "adain" => Ok(StyleLossKind::MeanStd),
-            _ => Err(Error::InvalidArgument(format!(
-                "style loss {s:?}: expected gram or mean-std"
-            ))),
+            _ => Err(engine::ParseOptionError::new(
+                "style loss",
+                s,
+                "gram or mean-std",
+            )),
         }
+    }
+}
+
+impl std::fmt::Display for StyleLossKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StyleLossKind::Gram => "gram",
+            StyleLossKind::MeanStd => "mean-std",
+        })
     }
 }
 

@@ -21,15 +21,23 @@ pub enum Pooling {
 }
 
 impl std::str::FromStr for Pooling {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
+    type Err = engine::ParseOptionError;
+    /// `max`, `avg` or `average` (any case).
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
             "max" => Ok(Pooling::Max),
             "avg" | "average" => Ok(Pooling::Avg),
-            _ => Err(Error::InvalidArgument(format!(
-                "pooling {s:?}: expected max or avg"
-            ))),
+            _ => Err(engine::ParseOptionError::new("pooling", s, "max or avg")),
         }
+    }
+}
+
+impl std::fmt::Display for Pooling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Pooling::Max => "max",
+            Pooling::Avg => "avg",
+        })
     }
 }
 

@@ -37,6 +37,35 @@ pub enum ConvAlgorithm {
     WinogradF4,
 }
 
+impl std::str::FromStr for ConvAlgorithm {
+    type Err = kernels::ParseOptionError;
+    /// `auto`, `im2col`, `winograd-f2` or `winograd-f4` (any case).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(ConvAlgorithm::Auto),
+            "im2col" => Ok(ConvAlgorithm::Im2col),
+            "winograd-f2" => Ok(ConvAlgorithm::WinogradF2),
+            "winograd-f4" => Ok(ConvAlgorithm::WinogradF4),
+            _ => Err(kernels::ParseOptionError::new(
+                "conv algorithm",
+                s,
+                "auto, im2col, winograd-f2 or winograd-f4",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ConvAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConvAlgorithm::Auto => "auto",
+            ConvAlgorithm::Im2col => "im2col",
+            ConvAlgorithm::WinogradF2 => "winograd-f2",
+            ConvAlgorithm::WinogradF4 => "winograd-f4",
+        })
+    }
+}
+
 /// Convolutions with fewer input channels than this use im2col (Winograd's transforms cost
 /// more than they save when the GEMMs are that thin).
 pub const WINOGRAD_MIN_CHANNELS: usize = 16;

@@ -27,6 +27,27 @@ pub enum Precision {
     Bf16,
 }
 
+impl std::str::FromStr for Precision {
+    type Err = crate::ParseOptionError;
+    /// `f32` or `bf16` (any case).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            _ => Err(crate::ParseOptionError::new("precision", s, "f32 or bf16")),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        })
+    }
+}
+
 /// How the bf16 products are computed, slowest first. [`kernel`] and [`pack_pairs`] cap the
 /// path they are given at what this CPU has ([`Bf16Path::at`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

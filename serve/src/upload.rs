@@ -2,7 +2,7 @@
 //! new job's directory. Upload file names are shown, never used as paths: the server names the
 //! files (`content.png`, `style-0.jpg`, …) in a directory named by a random id.
 
-use super::api::{ApiError, App};
+use super::app::{ApiError, App};
 use super::assets::gallery;
 use super::decode::{decode_dynamic, probe, DecodeError};
 use super::params::{Limits, Params};

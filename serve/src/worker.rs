@@ -189,7 +189,7 @@ fn run_job(
         }
         ControlFlow::Continue(())
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(super::params::in_field_words)?;
     if let Some(e) = failure {
         return Err(e);
     }

@@ -21,7 +21,7 @@ pub const GALLERY: &[GalleryImage] = &[
         credit: "Stefan van der Walt, scikit-image data (CC0)",
         role: "content",
         mime: "image/png",
-        bytes: include_bytes!("../../../assets/chelsea.png"),
+        bytes: include_bytes!("../../assets/chelsea.png"),
     },
     GalleryImage {
         id: "starry_night",
@@ -29,7 +29,7 @@ pub const GALLERY: &[GalleryImage] = &[
         credit: "Vincent van Gogh, 1889 (public domain)",
         role: "style",
         mime: "image/jpeg",
-        bytes: include_bytes!("../../../assets/starry_night.jpg"),
+        bytes: include_bytes!("../../assets/starry_night.jpg"),
     },
     GalleryImage {
         id: "the_scream",
@@ -37,7 +37,7 @@ pub const GALLERY: &[GalleryImage] = &[
         credit: "Edvard Munch, 1893 (public domain)",
         role: "style",
         mime: "image/jpeg",
-        bytes: include_bytes!("../../../assets/the_scream.jpg"),
+        bytes: include_bytes!("../../assets/the_scream.jpg"),
     },
     GalleryImage {
         id: "shipwreck",
@@ -45,7 +45,7 @@ pub const GALLERY: &[GalleryImage] = &[
         credit: "J. M. W. Turner, 1805 (public domain)",
         role: "style",
         mime: "image/jpeg",
-        bytes: include_bytes!("../../../assets/shipwreck.jpg"),
+        bytes: include_bytes!("../../assets/shipwreck.jpg"),
     },
 ];
 

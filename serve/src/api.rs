@@ -1,9 +1,10 @@
 //! The HTTP API (see docs/API.md): routes, handlers, JSON errors.
 
+use super::app::{ApiError, App};
 use super::assets::{gallery, static_file, GALLERY};
-use super::params::{Limits, Params};
+use super::params::Params;
 use super::record::is_id;
-use super::store::{remove_dir, Refused, Store};
+use super::store::{remove_dir, Refused};
 use super::upload::{create_job, read_form};
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Request, State};
@@ -18,31 +19,6 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
-
-/// What the handlers share.
-pub struct App {
-    pub store: Arc<Store>,
-    pub limits: Limits,
-    /// `Host` header values accepted (None: any). Set when listening on loopback, so that a web
-    /// page elsewhere cannot reach the API through DNS rebinding.
-    pub allowed_hosts: Option<Vec<String>>,
-}
-
-/// An error answered as `{"error": "..."}` with its status code.
-#[derive(Debug)]
-pub struct ApiError(pub StatusCode, pub String);
-
-impl ApiError {
-    pub fn bad_request(msg: impl Into<String>) -> Self {
-        ApiError(StatusCode::BAD_REQUEST, msg.into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
 
 type ApiResult<T> = Result<T, ApiError>;
 

@@ -1,11 +1,12 @@
 //! A job's settings as the API takes them (multipart text fields) and as job.json keeps them, and
 //! their translation into an [`nst::transfer::StyleTransferConfig`].
 
-use crate::common::{resolve_device, DeviceChoiceError};
-use nst::engine::Device;
+use nst::engine::{Device, DeviceChoice, DeviceChoiceError};
 use nst::loss::StyleLossKind;
-use nst::transfer::{Init, Optimizer, StyleTransferConfig};
+use nst::transfer::{Init, OptimizerKind, StyleTransferConfig};
+use nst::{ConfigField, ParseOptionError};
 use serde::{Deserialize, Serialize};
+use std::str::FromStr;
 
 /// The settings of one job. Defaults are `nst-cli transfer`'s, except `scales` (1) and
 /// `iterations` (200), which keep a first run short.
@@ -85,6 +86,12 @@ fn num<T: std::str::FromStr>(field: &str, v: &str) -> Result<T, String> {
         .map_err(|_| format!("field {field}: {v:?} is not a valid number"))
 }
 
+/// `v` of API field `field` parsed with its option type's `FromStr` (the same spellings as the
+/// CLI's flags); the error names the field.
+fn parse_field<T: FromStr<Err = ParseOptionError>>(field: &str, v: &str) -> Result<T, String> {
+    v.parse().map_err(|e: ParseOptionError| e.named(field))
+}
+
 fn finite(field: &str, v: &str) -> Result<f64, String> {
     let x: f64 = num(field, v)?;
     if !x.is_finite() || x < 0.0 {
@@ -93,6 +100,40 @@ fn finite(field: &str, v: &str) -> Result<f64, String> {
         ));
     }
     Ok(x)
+}
+
+/// The API field that sets a configuration field (the library's name for those the API does
+/// not expose).
+pub fn json_field(field: ConfigField) -> &'static str {
+    match field {
+        ConfigField::SizePx => "size",
+        ConfigField::StyleScale => "style_scale",
+        ConfigField::ContentLayers => "content_layers",
+        ConfigField::StyleLayers => "style_layers",
+        ConfigField::StyleLayerWeights => "style_layer_weights",
+        ConfigField::ContentWeight => "content_weight",
+        ConfigField::StyleWeight => "style_weight",
+        ConfigField::TvWeight => "tv_weight",
+        ConfigField::StyleBlendWeights => "style_weights",
+        ConfigField::StyleLoss => "style_loss",
+        ConfigField::Optimizer => "optimizer",
+        ConfigField::LbfgsHistory => "lbfgs_history",
+        ConfigField::LearningRate => "learning_rate",
+        ConfigField::Iterations => "iterations",
+        ConfigField::Init => "init",
+        ConfigField::Seed => "seed",
+        ConfigField::OriginalColors => "original_colors",
+        ConfigField::Scales => "scales",
+        ConfigField::StyleImages => "style",
+    }
+}
+
+/// A library error in the API's words: a configuration error names the JSON field.
+pub fn in_field_words(e: nst::Error) -> String {
+    match e {
+        nst::Error::Config(c) => format!("{} {}", json_field(c.field), c.reason),
+        e => e.to_string(),
+    }
 }
 
 impl Params {
@@ -139,11 +180,8 @@ impl Params {
     /// GPU is usable, why.
     pub fn engine_device(&self) -> Result<Device, String> {
         let d = self.device.as_str();
-        match resolve_device(d) {
+        match parse_field::<DeviceChoice>("device", d)?.resolve() {
             Ok((device, _)) => Ok(device),
-            Err(DeviceChoiceError::Unknown) => {
-                Err(format!("device {d:?}: expected cpu, cuda, cuda:N or auto"))
-            }
             Err(DeviceChoiceError::NoGpu(why)) => Err(format!(
                 "device {d}: no CUDA device on this server ({why}); use cpu"
             )),
@@ -186,24 +224,15 @@ impl Params {
                 return Err("style_weights: at least one must be > 0".into());
             }
         }
-        let optimizer = match self.optimizer.as_str() {
-            "lbfgs" | "l-bfgs" => Optimizer::Lbfgs { history: 10 },
-            "adam" => Optimizer::Adam {
-                learning_rate: self.learning_rate,
-            },
-            o => return Err(format!("optimizer {o:?}: expected lbfgs or adam")),
-        };
-        let init = match self.init.as_str() {
-            "content" => Init::Content,
-            "noise" | "random" => Init::Noise,
-            "style" => Init::Style,
-            i => return Err(format!("init {i:?}: expected content, noise or style")),
-        };
-        let style_loss: StyleLossKind = self
-            .style_loss
-            .parse()
-            .map_err(|e| format!("style_loss: {e}"))?;
         let d = StyleTransferConfig::default();
+        let history = match d.optimizer {
+            nst::transfer::Optimizer::Lbfgs { history } => history,
+            _ => 10,
+        };
+        let optimizer = parse_field::<OptimizerKind>("optimizer", &self.optimizer)?
+            .with(history, self.learning_rate);
+        let init: Init = parse_field("init", &self.init)?;
+        let style_loss: StyleLossKind = parse_field("style_loss", &self.style_loss)?;
         let cfg = StyleTransferConfig {
             size_px: self.size,
             style_scale: self.style_scale,
@@ -220,7 +249,7 @@ impl Params {
             scales: self.scales,
             ..d
         };
-        cfg.validate(n_styles).map_err(|e| e.to_string())?;
+        cfg.validate(n_styles).map_err(in_field_words)?;
         Ok(cfg)
     }
 }
@@ -255,7 +284,10 @@ mod tests {
         let cfg = p.config(2, &limits()).unwrap();
         assert_eq!(cfg.size_px, 48);
         assert_eq!(cfg.iterations, 7);
-        assert_eq!(cfg.optimizer, Optimizer::Adam { learning_rate: 2.5 });
+        assert_eq!(
+            cfg.optimizer,
+            nst::transfer::Optimizer::Adam { learning_rate: 2.5 }
+        );
         assert!(cfg.original_colors);
         assert_eq!(cfg.style_blend_weights, vec![1.0, 3.0]);
     }
@@ -284,5 +316,11 @@ mod tests {
             .config(2, &limits())
             .unwrap_err()
             .contains("style_weights"));
+        // The library's checks are reported with the API's field names, never a CLI flag.
+        p.style_weights = vec![];
+        p.style_scale = 0.0;
+        let e = p.config(1, &limits()).unwrap_err();
+        assert!(e.starts_with("style_scale "), "{e}");
+        assert!(!e.contains("--"), "{e}");
     }
 }
