@@ -1,5 +1,6 @@
 //! Neural style transfer on the nst engine (Gatys, Ecker & Bethge 2015/2016).
 pub use engine;
+pub mod config;
 pub use engine::ParseOptionError;
 pub mod error;
 pub mod fsutil;

@@ -1,0 +1,423 @@
+//! The style-transfer configuration: optimiser, initial image, loss weights and layers, scales,
+//! and how the convolutions run; its validation (typed [`ConfigError`]s that name the field).
+
+use crate::error::{ConfigError, ConfigField, Error, Result};
+use crate::image::RgbImage;
+use crate::loss::StyleLossKind;
+use crate::vgg19::layer_names;
+
+/// The optimiser and its settings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Optimizer {
+    /// L-BFGS with an Armijo line search, keeping `history` curvature pairs.
+    Lbfgs { history: usize },
+    /// Adam; `learning_rate` in preprocessed pixel units (0–255 scale for Caffe weights).
+    Adam { learning_rate: f64 },
+}
+
+impl Optimizer {
+    /// Which optimiser this is.
+    pub fn kind(&self) -> OptimizerKind {
+        match self {
+            Optimizer::Lbfgs { .. } => OptimizerKind::Lbfgs,
+            Optimizer::Adam { .. } => OptimizerKind::Adam,
+        }
+    }
+}
+
+/// The optimiser without its settings: what a user names (`lbfgs`, `adam`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OptimizerKind {
+    #[default]
+    Lbfgs,
+    Adam,
+}
+
+impl OptimizerKind {
+    /// The optimiser with its settings: `history` for L-BFGS, `learning_rate` for Adam (the
+    /// other is ignored).
+    pub fn with(self, history: usize, learning_rate: f64) -> Optimizer {
+        match self {
+            OptimizerKind::Lbfgs => Optimizer::Lbfgs { history },
+            OptimizerKind::Adam => Optimizer::Adam { learning_rate },
+        }
+    }
+}
+
+impl std::str::FromStr for OptimizerKind {
+    type Err = engine::ParseOptionError;
+    /// `lbfgs` (also `l-bfgs`) or `adam`; any case.
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "lbfgs" | "l-bfgs" => Ok(OptimizerKind::Lbfgs),
+            "adam" => Ok(OptimizerKind::Adam),
+            _ => Err(engine::ParseOptionError::new(
+                "optimizer",
+                s,
+                "lbfgs or adam",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OptimizerKind::Lbfgs => "lbfgs",
+            OptimizerKind::Adam => "adam",
+        })
+    }
+}
+
+/// The image the optimisation starts from (at the first scale).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    /// The content image.
+    Content,
+    /// Gaussian noise around mid-gray (seeded).
+    Noise,
+    /// The (first) style image, resized to the output size.
+    Style,
+    /// A given image, resized to the output size.
+    Image(RgbImage),
+}
+
+impl std::str::FromStr for Init {
+    type Err = engine::ParseOptionError;
+    /// `content`, `noise` (also `random`) or `style`, any case; an [`Init::Image`] is built
+    /// from an image, not parsed.
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "content" => Ok(Init::Content),
+            "noise" | "random" => Ok(Init::Noise),
+            "style" => Ok(Init::Style),
+            _ => Err(engine::ParseOptionError::new(
+                "init",
+                s,
+                "content, noise or style",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Init {
+    /// `content`, `noise`, `style`, or `image` for a given image.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Init::Content => "content",
+            Init::Noise => "noise",
+            Init::Style => "style",
+            Init::Image(_) => "image",
+        })
+    }
+}
+
+/// Everything a run needs besides the images and the network. `Default` gives the CLI's
+/// defaults (see README, "Defaults").
+#[derive(Clone, Debug)]
+pub struct StyleTransferConfig {
+    /// Longest side of the output, in pixels.
+    pub size_px: usize,
+    /// Style images are resized to `style_scale · size_px` on their longest side.
+    pub style_scale: f64,
+    pub content_layers: Vec<String>,
+    pub style_layers: Vec<String>,
+    /// Per style layer (same length as `style_layers`), multiplied by `style_weight`.
+    pub style_layer_weights: Vec<f64>,
+    pub content_weight: f64,
+    pub style_weight: f64,
+    pub tv_weight: f64,
+    /// One weight per style image (normalised to sum 1).
+    pub style_blend_weights: Vec<f64>,
+    pub style_loss: StyleLossKind,
+    pub optimizer: Optimizer,
+    /// Iterations at each scale (L-BFGS: steps; Adam: updates).
+    pub iterations: usize,
+    pub init: Init,
+    pub seed: u64,
+    /// Keep the content's colours (luminance-only transfer).
+    pub original_colors: bool,
+    /// Number of scales, coarse to fine; each halves the previous side (never below 64 px).
+    pub scales: usize,
+    /// How the network's convolutions run on the CPU: algorithm and input-gradient precision
+    /// (bf16 input gradients: faster on CPUs with AVX-512-BF16, loss within 0.2% of f32's).
+    pub conv: engine::ConvConfig,
+}
+
+impl Default for StyleTransferConfig {
+    fn default() -> Self {
+        StyleTransferConfig {
+            size_px: 512,
+            style_scale: 1.0,
+            content_layers: vec!["relu4_2".into()],
+            style_layers: ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+                .map(String::from)
+                .to_vec(),
+            style_layer_weights: vec![1.0; 5],
+            content_weight: 5.0,
+            style_weight: 100.0,
+            tv_weight: 10.0,
+            style_blend_weights: vec![],
+            style_loss: StyleLossKind::Gram,
+            optimizer: Optimizer::Lbfgs { history: 10 },
+            iterations: 200,
+            init: Init::Content,
+            seed: 0,
+            original_colors: false,
+            scales: 2,
+            conv: engine::ConvConfig::default(),
+        }
+    }
+}
+
+impl StyleTransferConfig {
+    /// The VGG-19 layers the objective reads: the content layers, then the style layers (for
+    /// [`crate::vgg19::Vgg19::truncated`]).
+    pub fn layers(&self) -> Vec<&str> {
+        self.content_layers
+            .iter()
+            .chain(&self.style_layers)
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Check option values. Errors: `UnknownLayer`, or [`Error::Config`] naming the field.
+    pub fn validate(&self, n_styles: usize) -> Result<()> {
+        let bad =
+            |field: ConfigField, reason: String| Err(Error::Config(ConfigError { field, reason }));
+        let known = layer_names();
+        for l in self.layers() {
+            if !known.iter().any(|k| k == l) {
+                return Err(Error::UnknownLayer {
+                    name: l.to_string(),
+                    known: known.join(", "),
+                });
+            }
+        }
+        if self.size_px < 16 {
+            return bad(
+                ConfigField::SizePx,
+                format!("{} is too small (at least 16 px)", self.size_px),
+            );
+        }
+        if self.style_layer_weights.len() != self.style_layers.len() {
+            return bad(
+                ConfigField::StyleLayerWeights,
+                format!(
+                    "has {} values for {} style layers",
+                    self.style_layer_weights.len(),
+                    self.style_layers.len()
+                ),
+            );
+        }
+        if n_styles == 0 {
+            return bad(
+                ConfigField::StyleImages,
+                "missing: at least one style image is needed".into(),
+            );
+        }
+        if !self.style_blend_weights.is_empty() && self.style_blend_weights.len() != n_styles {
+            return bad(
+                ConfigField::StyleBlendWeights,
+                format!(
+                    "has {} values for {n_styles} style images",
+                    self.style_blend_weights.len()
+                ),
+            );
+        }
+        for (field, v) in [
+            (ConfigField::ContentWeight, self.content_weight),
+            (ConfigField::StyleWeight, self.style_weight),
+            (ConfigField::TvWeight, self.tv_weight),
+            (ConfigField::StyleScale, self.style_scale),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return bad(field, format!("must be a finite number ≥ 0, got {v}"));
+            }
+        }
+        if self.style_scale <= 0.0 {
+            return bad(ConfigField::StyleScale, "must be > 0".into());
+        }
+        if self.scales == 0 || self.scales > 8 {
+            return bad(
+                ConfigField::Scales,
+                format!("must be 1..=8, got {}", self.scales),
+            );
+        }
+        match self.optimizer {
+            Optimizer::Lbfgs { history: 0 } => bad(ConfigField::LbfgsHistory, "must be ≥ 1".into()),
+            Optimizer::Adam { learning_rate }
+                if !(learning_rate > 0.0 && learning_rate.is_finite()) =>
+            {
+                bad(
+                    ConfigField::LearningRate,
+                    format!("must be > 0, got {learning_rate}"),
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The reference objective of tests/data (make_reference.py) and of the PyTorch speed anchor:
+/// content relu4_2 ×1, Gram style relu1_1…relu5_1 ×1e-2 each, TV ×10 (the defaults otherwise).
+pub fn reference_config() -> StyleTransferConfig {
+    StyleTransferConfig {
+        content_weight: 1.0,
+        style_weight: 1e-2,
+        tv_weight: 10.0,
+        ..StyleTransferConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_the_field_in_library_words() {
+        let check = |cfg: StyleTransferConfig, n: usize, field: ConfigField| match cfg
+            .validate(n)
+            .unwrap_err()
+        {
+            Error::Config(e) => {
+                assert_eq!(e.field, field);
+                assert!(e.to_string().starts_with(field.name()), "{e}");
+                assert!(!e.to_string().contains("--"), "{e}");
+            }
+            e => panic!("not a config error: {e}"),
+        };
+        let d = StyleTransferConfig::default;
+        d().validate(1).unwrap();
+        check(
+            StyleTransferConfig { size_px: 4, ..d() },
+            1,
+            ConfigField::SizePx,
+        );
+        check(d(), 0, ConfigField::StyleImages);
+        check(
+            StyleTransferConfig {
+                style_blend_weights: vec![1.0],
+                ..d()
+            },
+            2,
+            ConfigField::StyleBlendWeights,
+        );
+        check(
+            StyleTransferConfig {
+                tv_weight: f64::NAN,
+                ..d()
+            },
+            1,
+            ConfigField::TvWeight,
+        );
+        check(
+            StyleTransferConfig {
+                optimizer: Optimizer::Lbfgs { history: 0 },
+                ..d()
+            },
+            1,
+            ConfigField::LbfgsHistory,
+        );
+        let e = StyleTransferConfig { scales: 9, ..d() }
+            .validate(1)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "scales must be 1..=8, got 9");
+    }
+
+    /// Every option type's spellings parse (any case), its Display parses back to itself, and
+    /// an unknown value names the option and the accepted values.
+    #[test]
+    fn option_types_parse_their_spellings_and_display_round_trips() {
+        use crate::loss::StyleLossKind;
+        use crate::vgg19::Pooling;
+        use engine::{ConvAlgorithm, Device, DeviceChoice, Precision};
+        use std::fmt::Display;
+        use std::str::FromStr;
+        fn check<T>(spellings: &[(&str, T)], bad: &str, needle: &str)
+        where
+            T: FromStr<Err = engine::ParseOptionError> + Display + PartialEq + std::fmt::Debug,
+        {
+            for (s, v) in spellings {
+                assert_eq!(&s.parse::<T>().unwrap(), v, "{s}");
+                assert_eq!(&s.to_ascii_uppercase().parse::<T>().unwrap(), v, "{s}");
+                assert_eq!(&v.to_string().parse::<T>().unwrap(), v);
+            }
+            let e = bad.parse::<T>().unwrap_err();
+            assert!(e.to_string().contains(needle), "{e}");
+            assert!(e.named("--flag").starts_with("--flag \""), "{e}");
+        }
+        use OptimizerKind::*;
+        check(
+            &[("lbfgs", Lbfgs), ("l-bfgs", Lbfgs), ("adam", Adam)],
+            "sgd",
+            "lbfgs or adam",
+        );
+        check(
+            &[
+                ("content", Init::Content),
+                ("noise", Init::Noise),
+                ("random", Init::Noise),
+                ("style", Init::Style),
+            ],
+            "x.png",
+            "content, noise or style",
+        );
+        check(
+            &[
+                ("max", Pooling::Max),
+                ("avg", Pooling::Avg),
+                ("average", Pooling::Avg),
+            ],
+            "min",
+            "max or avg",
+        );
+        check(
+            &[
+                ("gram", StyleLossKind::Gram),
+                ("mean-std", StyleLossKind::MeanStd),
+                ("meanstd", StyleLossKind::MeanStd),
+                ("adain", StyleLossKind::MeanStd),
+            ],
+            "l1",
+            "gram or mean-std",
+        );
+        check(
+            &[("f32", Precision::F32), ("bf16", Precision::Bf16)],
+            "fp8",
+            "f32 or bf16",
+        );
+        check(
+            &[
+                ("auto", ConvAlgorithm::Auto),
+                ("im2col", ConvAlgorithm::Im2col),
+                ("winograd-f2", ConvAlgorithm::WinogradF2),
+                ("winograd-f4", ConvAlgorithm::WinogradF4),
+            ],
+            "fft",
+            "winograd-f4",
+        );
+        check(
+            &[
+                ("cpu", Device::Cpu),
+                ("cuda", Device::Cuda(0)),
+                ("cuda:3", Device::Cuda(3)),
+            ],
+            "tpu",
+            "cuda:N",
+        );
+        check(
+            &[
+                ("auto", DeviceChoice::Auto),
+                ("cpu", DeviceChoice::Exact(Device::Cpu)),
+                ("cuda:1", DeviceChoice::Exact(Device::Cuda(1))),
+            ],
+            "cuda:x",
+            "cpu, cuda, cuda:N or auto",
+        );
+        assert_eq!(
+            DeviceChoice::default().resolve().unwrap(),
+            (Device::Cpu, false)
+        );
+    }
+}
