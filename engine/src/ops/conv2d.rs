@@ -7,7 +7,7 @@ use super::cuda::{self as dev_ops, device_of};
 use super::record;
 use crate::{dispatch_float, EngineError, Result, Tensor};
 use kernels::cpu::conv2d::{self as k, Conv2dParams};
-use kernels::cuda::conv as cu;
+use kernels::cuda::conv2d as cu;
 use kernels::Float as _;
 
 /// Stride and zero padding of a conv2d, per spatial axis (height, width), and how it runs on

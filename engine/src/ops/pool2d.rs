@@ -4,7 +4,7 @@ use super::cuda::{self as dev_ops, device_of};
 use super::record;
 use crate::{dispatch_float, EngineError, Result, Tensor};
 use kernels::cpu::pool2d::{self as k, Pool2dParams};
-use kernels::cuda::pool as cu;
+use kernels::cuda::pool2d as cu;
 use kernels::cuda::CudaSlice;
 use kernels::Float as _;
 

@@ -234,11 +234,11 @@ where
             |col, (img, chunk)| f(img, chunk, col),
         );
     } else {
-        let mut col = super::pool::zeroed::<T>(col_len);
+        let mut col = super::buffers::zeroed::<T>(col_len);
         for (img, chunk) in data.chunks_mut(per_image).enumerate() {
             f(img, chunk, &mut col);
         }
-        super::pool::recycle(col);
+        super::buffers::recycle(col);
     }
 }
 
@@ -508,12 +508,12 @@ fn backward_weight_impl<T: Float>(
             });
         grad_w.copy_from_slice(&total.expect("n > 1 images"));
     } else {
-        let mut col = super::pool::zeroed::<T>(g.col_len());
+        let mut col = super::buffers::zeroed::<T>(g.col_len());
         for img in 0..p.n {
             let beta = if img == 0 { T::ZERO } else { T::ONE };
             one_image(img, grad_w, &mut col, beta);
         }
-        super::pool::recycle(col);
+        super::buffers::recycle(col);
     }
 }
 

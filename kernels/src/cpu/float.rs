@@ -7,7 +7,7 @@ use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 /// A floating-point scalar the kernels are generic over: `f32` (the working precision) and
 /// `f64` (finite-difference gradient checks and references).
 pub trait Float:
-    super::pool::Pooled
+    super::buffers::Pooled
     + Copy
     + Send
     + Sync

@@ -2,13 +2,13 @@
 //! Parallel with rayon; inner loops written so that they auto-vectorise.
 
 pub mod bf16;
+pub mod buffers;
 pub mod conv2d;
 pub mod elementwise;
 pub mod float;
 pub mod gemm;
 pub mod gram;
 pub mod packed_gemm;
-pub mod pool;
 pub mod pool2d;
 pub mod simd;
 pub mod winograd;

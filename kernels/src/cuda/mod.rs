@@ -10,7 +10,7 @@
 //!   compiled once per process and architecture with NVRTC, for the device's compute capability.
 //! - [`CudaBuffer`]: a device allocation of f32 or f64 elements.
 //! - launch wrappers, one file per op family: [`gemm`] (cuBLAS, row-major by operand swap),
-//!   [`conv`] (im2col/col2im + GEMM), [`pool`], [`elementwise`], [`reduce`] (deterministic
+//!   [`conv2d`] (im2col/col2im + GEMM), [`pool2d`], [`elementwise`], [`reduce`] (deterministic
 //!   two-pass sums), [`adam`] (fused update).
 //!
 //! Every wrapper takes the [`CudaDevice`] to run on and device buffers, allocates its outputs
@@ -19,13 +19,13 @@
 
 pub mod adam;
 mod buffer;
-pub mod conv;
+pub mod conv2d;
 pub mod device;
 pub mod elementwise;
 pub mod gemm;
 mod launch;
 pub mod nvrtc;
-pub mod pool;
+pub mod pool2d;
 pub mod reduce;
 
 pub use adam::{adam_step, adam_update, AdamStep};

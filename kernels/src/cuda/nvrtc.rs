@@ -20,8 +20,8 @@ const COMMON: &str = include_str!("kernels/common.cuh");
 pub enum Module {
     Elementwise,
     Reduce,
-    Conv,
-    Pool,
+    Conv2d,
+    Pool2d,
     Adam,
 }
 
@@ -29,8 +29,8 @@ impl Module {
     pub const ALL: [Module; 5] = [
         Module::Elementwise,
         Module::Reduce,
-        Module::Conv,
-        Module::Pool,
+        Module::Conv2d,
+        Module::Pool2d,
         Module::Adam,
     ];
 
@@ -39,8 +39,8 @@ impl Module {
         match self {
             Module::Elementwise => "elementwise",
             Module::Reduce => "reduce",
-            Module::Conv => "conv",
-            Module::Pool => "pool",
+            Module::Conv2d => "conv2d",
+            Module::Pool2d => "pool2d",
             Module::Adam => "adam",
         }
     }
@@ -49,8 +49,8 @@ impl Module {
         match self {
             Module::Elementwise => include_str!("kernels/elementwise.cu"),
             Module::Reduce => include_str!("kernels/reduce.cu"),
-            Module::Conv => include_str!("kernels/conv.cu"),
-            Module::Pool => include_str!("kernels/pool.cu"),
+            Module::Conv2d => include_str!("kernels/conv2d.cu"),
+            Module::Pool2d => include_str!("kernels/pool2d.cu"),
             Module::Adam => include_str!("kernels/adam.cu"),
         }
     }
@@ -70,8 +70,8 @@ impl Module {
         let templated: &[&str] = match self {
             Module::Elementwise => &["unary", "binary", "binary_strided", "copy_strided"],
             Module::Reduce => &["sum_partial", "sum_rows", "sum_axis"],
-            Module::Conv => &["im2col", "col2im", "bias_add", "bias_grad"],
-            Module::Pool => &[
+            Module::Conv2d => &["im2col", "col2im", "bias_add", "bias_grad"],
+            Module::Pool2d => &[
                 "max_pool_fwd",
                 "max_pool_bwd",
                 "avg_pool_fwd",

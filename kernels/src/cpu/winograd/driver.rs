@@ -122,9 +122,9 @@ pub(super) fn winograd_impl<T: Float>(
     let (path, c2) = (Bf16Path::at(level), c.div_ceil(2));
     let v_len = if bf { 0 } else { a * a * c * pb };
     let vb_len = if bf { a * a * c2 * pb } else { 0 };
-    let mut v_buf = crate::cpu::pool::scratch::<T>(v_len);
-    let mut vb_buf = crate::cpu::pool::scratch::<u32>(vb_len);
-    let mut mm_buf = crate::cpu::pool::scratch::<T>(a * a * kp * pb);
+    let mut v_buf = crate::cpu::buffers::scratch::<T>(v_len);
+    let mut vb_buf = crate::cpu::buffers::scratch::<u32>(vb_len);
+    let mut mm_buf = crate::cpu::buffers::scratch::<T>(a * a * kp * pb);
     let v = &mut v_buf[..v_len];
     let vb = &mut vb_buf[..vb_len];
     let mm = &mut mm_buf[..a * a * kp * pb];
@@ -251,9 +251,9 @@ pub(super) fn winograd_impl<T: Float>(
             );
         }
     }
-    crate::cpu::pool::recycle(v_buf);
-    crate::cpu::pool::recycle(vb_buf);
-    crate::cpu::pool::recycle(mm_buf);
+    crate::cpu::buffers::recycle(v_buf);
+    crate::cpu::buffers::recycle(vb_buf);
+    crate::cpu::buffers::recycle(mm_buf);
 }
 
 /// `f(ξ, kb, grp, panel, out)` for every transform point ξ (in parallel over ξ), row panel

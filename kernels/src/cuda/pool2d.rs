@@ -1,4 +1,4 @@
-//! 2-D max/avg pooling launch wrappers (`kernels/pool.cu`), with the semantics of
+//! 2-D max/avg pooling launch wrappers (`kernels/pool2d.cu`), with the semantics of
 //! [`crate::cpu::pool2d`]: max pooling saves the argmax (index `y·W + x` within the input plane,
 //! `u32::MAX` for a window over padding only) for its backward; the backward kernels gather, so
 //! they are deterministic and need no atomics.
@@ -10,7 +10,7 @@ use crate::cpu::pool2d::Pool2dParams;
 use crate::window::WindowError;
 use cudarc::driver::{CudaFunction, CudaSlice, DeviceRepr, PushKernelArg};
 
-/// Pooling geometry, as `PoolGeom` in pool.cu (field for field).
+/// Pooling geometry, as `PoolGeom` in pool2d.cu (field for field).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 struct PoolGeom {
@@ -94,7 +94,7 @@ pub fn max_pool2d_forward<T: CudaElem>(
     // SAFETY: both written whole by the kernel.
     let (out, argmax) = unsafe { (dev.alloc::<T>(n)?, dev.alloc::<u32>(n)?) };
     if n > 0 {
-        let f = typed(dev, Module::Pool, "max_pool_fwd", T::SUFFIX)?;
+        let f = typed(dev, Module::Pool2d, "max_pool_fwd", T::SUFFIX)?;
         let ptrs = [dev.ptr(x, 0), dev.ptr(&out, 0), dev.ptr(&argmax, 0)];
         // SAFETY: `max_pool_fwd_<t>(const T*, T*, unsigned*, PoolGeom)`; sizes checked.
         unsafe { run(dev, "max_pool_fwd", &f, &ptrs, &g, n) }?;
@@ -126,7 +126,7 @@ pub fn max_pool2d_backward<T: CudaElem>(
     // SAFETY: written whole by the kernel.
     let gin = unsafe { dev.alloc::<T>(n) }?;
     if n > 0 {
-        let f = typed(dev, Module::Pool, "max_pool_bwd", T::SUFFIX)?;
+        let f = typed(dev, Module::Pool2d, "max_pool_bwd", T::SUFFIX)?;
         let ptrs = [dev.ptr(grad_out, 0), dev.ptr(argmax, 0), dev.ptr(&gin, 0)];
         // SAFETY: `max_pool_bwd_<t>(const T*, const unsigned*, T*, PoolGeom)`; sizes checked.
         unsafe { run(dev, "max_pool_bwd", &f, &ptrs, &g, n) }?;
@@ -146,7 +146,7 @@ pub fn avg_pool2d_forward<T: CudaElem>(
     // SAFETY: written whole by the kernel.
     let out = unsafe { dev.alloc::<T>(n) }?;
     if n > 0 {
-        let f = typed(dev, Module::Pool, "avg_pool_fwd", T::SUFFIX)?;
+        let f = typed(dev, Module::Pool2d, "avg_pool_fwd", T::SUFFIX)?;
         let ptrs = [dev.ptr(x, 0), dev.ptr(&out, 0)];
         // SAFETY: `avg_pool_fwd_<t>(const T*, T*, PoolGeom)`; sizes checked.
         unsafe { run(dev, "avg_pool_fwd", &f, &ptrs, &g, n) }?;
@@ -171,7 +171,7 @@ pub fn avg_pool2d_backward<T: CudaElem>(
     // SAFETY: written whole by the kernel.
     let gin = unsafe { dev.alloc::<T>(n) }?;
     if n > 0 {
-        let f = typed(dev, Module::Pool, "avg_pool_bwd", T::SUFFIX)?;
+        let f = typed(dev, Module::Pool2d, "avg_pool_bwd", T::SUFFIX)?;
         let ptrs = [dev.ptr(grad_out, 0), dev.ptr(&gin, 0)];
         // SAFETY: `avg_pool_bwd_<t>(const T*, T*, PoolGeom)`; sizes checked.
         unsafe { run(dev, "avg_pool_bwd", &f, &ptrs, &g, n) }?;

@@ -1,5 +1,5 @@
 //! conv2d on the GPU: im2col + cuBLAS GEMM per image (forward, weight gradient), GEMM + col2im
-//! (input gradient, a gather: deterministic), bias kernels (`kernels/conv.cu`). Shapes and
+//! (input gradient, a gather: deterministic), bias kernels (`kernels/conv2d.cu`). Shapes and
 //! semantics are those of [`crate::cpu::conv2d`] (cross-correlation, NCHW input, OIHW weight).
 //! A 1×1 convolution with stride 1 and no padding skips im2col: the image is the matrix.
 //!
@@ -12,7 +12,7 @@ use super::{CudaDevice, CudaElem, CudaError};
 use crate::cpu::conv2d::Conv2dParams;
 use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 
-/// Geometry of one image's convolution, as `ConvGeom` in conv.cu (field for field).
+/// Geometry of one image's convolution, as `ConvGeom` in conv2d.cu (field for field).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 struct ConvGeom {
@@ -88,7 +88,7 @@ fn im2col<T: CudaElem>(
     cols: &mut CudaSlice<T>,
 ) -> Result<(), CudaError> {
     let (ckk, ohw, chw, _) = dims(p);
-    let f = typed(dev, Module::Conv, "im2col", T::SUFFIX)?;
+    let f = typed(dev, Module::Conv2d, "im2col", T::SUFFIX)?;
     let (px, pc, g) = (dev.ptr(x, b * chw), dev.ptr(cols, 0), ConvGeom::new(p));
     let mut l = dev.stream().launch_builder(&f);
     l.arg(&px).arg(&pc).arg(&g);
@@ -142,7 +142,7 @@ pub fn conv2d_forward<T: CudaElem>(
         }
     }
     if let Some(bias) = bias {
-        let f = typed(dev, Module::Conv, "bias_add", T::SUFFIX)?;
+        let f = typed(dev, Module::Conv2d, "bias_add", T::SUFFIX)?;
         let n = p.output_len();
         let (po, pb) = (dev.ptr(&out, 0), dev.ptr(bias, 0));
         let (n64, c64, plane) = (n as i64, p.c_out as i64, ohw as i64);
@@ -190,7 +190,7 @@ pub fn conv2d_backward_input<T: CudaElem>(
     // SAFETY: written whole by each GEMM (beta 0) before col2im reads it.
     let mut cols = unsafe { dev.alloc::<T>(ckk * ohw) }?;
     let cd = MatDesc::row_major(0, ckk, ohw);
-    let f = typed(dev, Module::Conv, "col2im", T::SUFFIX)?;
+    let f = typed(dev, Module::Conv2d, "col2im", T::SUFFIX)?;
     for b in 0..p.n {
         let gd = MatDesc::row_major(b * ochw, p.c_out, ohw);
         gemm(dev, 1, T::ONE, w, wt, grad_out, gd, T::ZERO, &mut cols, cd)?;
@@ -274,7 +274,7 @@ pub fn conv2d_backward_bias<T: CudaElem>(
     if p.c_out == 0 {
         return Ok(gb);
     }
-    let f = typed(dev, Module::Conv, "bias_grad", T::SUFFIX)?;
+    let f = typed(dev, Module::Conv2d, "bias_grad", T::SUFFIX)?;
     let (pg, pb) = (dev.ptr(grad_out, 0), dev.ptr(&gb, 0));
     let (n, c, plane) = (p.n as i64, p.c_out as i64, ohw as i64);
     let mut l = dev.stream().launch_builder(&f);
