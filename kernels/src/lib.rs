@@ -6,7 +6,9 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod ops;
 pub mod window;
 
 pub use cpu::Float;
+pub use ops::{BinaryOp, UnaryOp};
 pub use window::Window2d;
