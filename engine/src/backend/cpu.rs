@@ -299,12 +299,15 @@ impl Backend for Cpu {
         p: &Pool2dParams,
         argmax: &Argmax,
     ) -> Result<Tensor> {
-        let Argmax::Host(argmax) = argmax else {
-            return Err(EngineError::DeviceMismatch {
-                op,
-                lhs: g.device(),
-                rhs: crate::Device::Cuda(0),
-            });
+        let argmax = match argmax {
+            Argmax::Host(a) => a,
+            Argmax::Device(on, _) => {
+                return Err(EngineError::DeviceMismatch {
+                    op,
+                    lhs: g.device(),
+                    rhs: *on,
+                })
+            }
         };
         dispatch_float!(op, g.dtype(), T => {
             let gd = g.contiguous_data::<T>(op)?;

@@ -346,7 +346,7 @@ impl Backend for Cuda {
         dispatch_float!(op, x.dtype(), T => {
             let xd = self.data::<T>(op, x)?;
             let (o, a) = cu::pool::max_pool2d_forward(dev, p, &xd).map_err(err(op, dev))?;
-            Ok((wrap(o, &[p.n, p.c, p.out_h(), p.out_w()]), keep_argmax.then_some(Argmax::Device(a))))
+            Ok((wrap(o, &[p.n, p.c, p.out_h(), p.out_w()]), keep_argmax.then_some(Argmax::Device(x.device(), a))))
         })
     }
 
@@ -357,7 +357,7 @@ impl Backend for Cuda {
         p: &Pool2dParams,
         argmax: &Argmax,
     ) -> Result<Tensor> {
-        let Argmax::Device(argmax) = argmax else {
+        let Argmax::Device(_, argmax) = argmax else {
             return Err(EngineError::DeviceMismatch {
                 op,
                 lhs: g.device(),

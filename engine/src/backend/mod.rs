@@ -44,10 +44,10 @@ pub(crate) fn to_device(op: &'static str, t: &Tensor, device: Device) -> Result<
 }
 
 /// Max pooling's argmax (flat index into each input plane per output), on the device of the
-/// pooling that made it.
+/// pooling that made it (a GPU's: with that GPU).
 pub(crate) enum Argmax {
     Host(Vec<u32>),
-    Device(CudaSlice<u32>),
+    Device(Device, CudaSlice<u32>),
 }
 
 /// A convolution's geometry and how it runs: `cfg` (algorithm, input-gradient precision; the
