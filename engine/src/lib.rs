@@ -10,6 +10,7 @@
 //! ```
 
 pub mod autograd;
+mod backend;
 mod device;
 mod error;
 pub mod ops;

@@ -253,7 +253,7 @@ impl Tensor {
             return self.contiguous_data::<T>(op);
         };
         let dev = kernels::cuda::device(n).map_err(|e| EngineError::from_cuda(op, n, e))?;
-        let data = crate::ops::cuda::contiguous::<T>(op, &dev, self)?;
+        let data = crate::backend::cuda::contiguous::<T>(op, &dev, self)?;
         let v = dev
             .dtoh(&data, self.numel())
             .map_err(|e| EngineError::from_cuda(op, n, e))?;

@@ -260,54 +260,65 @@ fn dot_accumulates_in_f64_and_checks_shapes() {
     assert!(a.dot(&d).is_err());
 }
 
-#[test]
-fn fused_conv2d_relu_matches_conv2d_then_relu() {
-    // Frozen weights (the fused path): values and input gradients equal the two ops', for the
-    // Winograd shapes (3×3, ≥16 channels) and im2col ones, in f64 and f32.
+test_device!(fused_conv2d_relu_matches_conv2d_then_relu, |dev| {
+    // Frozen weights (the fused path: one tape node on every device): values and input
+    // gradients equal the two ops', for the CPU's Winograd shapes (3×3, ≥16 channels) and
+    // im2col ones, in f64 and f32, through Tensor::conv2d_relu and FrozenConv2d.
     for &(c, k, h, w, winograd_ok) in &[(16, 8, 9, 7, true), (3, 5, 6, 5, false)] {
         for dtype in [DType::F64, DType::F32] {
-            let x = Tensor::randn(&[2, c, h, w], 1.0, 11, dtype).unwrap();
-            let wt = Tensor::randn(&[k, c, 3, 3], 0.3, 12, dtype).unwrap();
-            let b = Tensor::randn(&[k], 0.5, 13, dtype).unwrap();
+            let on = |t: Tensor| t.to_device(dev).unwrap();
+            let x = on(Tensor::randn(&[2, c, h, w], 1.0, 11, dtype).unwrap());
+            let wt = on(Tensor::randn(&[k, c, 3, 3], 0.3, 12, dtype).unwrap());
+            let b = on(Tensor::randn(&[k], 0.5, 13, dtype).unwrap());
+            let frozen = engine::FrozenConv2d::new(wt.clone(), Some(b.clone())).unwrap();
             let o = Conv2dOptions::new(1, 1);
-            let run = |fused: bool| {
+            let run = |fused: u8| {
                 let xl = x.detach().requires_grad_();
-                let y = if fused {
-                    xl.conv2d_relu(&wt, Some(&b), o).unwrap()
-                } else {
-                    xl.conv2d(&wt, Some(&b), o).unwrap().relu().unwrap()
+                let y = match fused {
+                    0 => xl.conv2d(&wt, Some(&b), o).unwrap().relu().unwrap(),
+                    1 => xl.conv2d_relu(&wt, Some(&b), o).unwrap(),
+                    _ => frozen.forward_relu(&xl, o).unwrap(),
                 };
-                let g = Tensor::randn(y.shape(), 1.0, 14, dtype).unwrap();
+                let g = on(Tensor::randn(y.shape(), 1.0, 14, dtype).unwrap());
                 y.mul(&g).unwrap().sum().unwrap().backward().unwrap();
                 (
                     y.to_vec_f64().unwrap(),
                     xl.grad().unwrap().to_vec_f64().unwrap(),
                 )
             };
-            let ((yf, gf), (yr, gr)) = (run(true), run(false));
-            let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
-            engine::testing::assert_close(
-                &yf,
-                &yr,
-                tol,
-                &format!("fused relu values {c}ch {winograd_ok}"),
-            );
-            engine::testing::assert_close(
-                &gf,
-                &gr,
-                tol,
-                &format!("fused relu grad {c}ch {winograd_ok}"),
-            );
-            assert!(yf.iter().all(|&v| v >= 0.0));
+            let (yr, gr) = run(0);
+            for fused in [1, 2] {
+                let (yf, gf) = run(fused);
+                let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
+                engine::testing::assert_close(
+                    &yf,
+                    &yr,
+                    tol,
+                    &format!("fused relu values {c}ch {winograd_ok} ({fused})"),
+                );
+                engine::testing::assert_close(
+                    &gf,
+                    &gr,
+                    tol,
+                    &format!("fused relu grad {c}ch {winograd_ok} ({fused})"),
+                );
+                assert!(yf.iter().all(|&v| v >= 0.0));
+            }
         }
     }
     // And the finite-difference check of the fused op itself (f64).
-    let wt = Tensor::randn(&[4, 16, 3, 3], 0.3, 21, DType::F64).unwrap();
-    let x = Tensor::randn(&[1, 16, 5, 6], 1.0, 22, DType::F64).unwrap();
+    let wt = Tensor::randn(&[4, 16, 3, 3], 0.3, 21, DType::F64)
+        .unwrap()
+        .to_device(dev)
+        .unwrap();
+    let x = Tensor::randn(&[1, 16, 5, 6], 1.0, 22, DType::F64)
+        .unwrap()
+        .to_device(dev)
+        .unwrap();
     grad_check(
         |t| project(&t[0].conv2d_relu(&wt, None, Conv2dOptions::new(1, 1))?),
         &[x],
         EPS,
         TOL,
     );
-}
+});

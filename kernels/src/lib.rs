@@ -6,9 +6,11 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod ops;
 pub mod options;
 pub mod window;
 
 pub use cpu::Float;
+pub use ops::{BinaryOp, UnaryOp};
 pub use options::ParseOptionError;
 pub use window::Window2d;

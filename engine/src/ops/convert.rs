@@ -2,11 +2,9 @@
 //! and `cast` (f32 ↔ f64). Both are views for the backward schedule: the gradient goes back
 //! the same way.
 
-use super::cuda::device_of;
 use super::record_view;
-use crate::storage::{Element, Storage};
-use crate::{dispatch_float, DType, Device, EngineError, Result, Tensor};
-use kernels::Float as _;
+use crate::backend::{self, backend_of};
+use crate::{DType, Device, Result, Tensor};
 
 impl Tensor {
     /// This tensor on `device`: itself when already there, else a contiguous copy (host → GPU,
@@ -19,24 +17,7 @@ impl Tensor {
         if device == from {
             return Ok(self.clone());
         }
-        let out = match (from, device) {
-            (Device::Cuda(_), Device::Cuda(_)) => {
-                // GPU → GPU: through the host (peer copies are not worth the complexity here).
-                return self.to_device(Device::Cpu)?.to_device(device);
-            }
-            (Device::Cpu, Device::Cuda(n)) => {
-                let op = "to_device";
-                let dev = kernels::cuda::device(n).map_err(|e| EngineError::from_cuda(op, n, e))?;
-                let buf = dispatch_float!(op, self.dtype(), T => {
-                    let data = self.contiguous_data::<T>(op)?;
-                    dev.htod::<T>(&data).map_err(|e| EngineError::from_cuda(op, n, e))?
-                });
-                Tensor::from_storage(Storage::Cuda(buf), self.shape())
-            }
-            (_, Device::Cpu) => dispatch_float!("to_device", self.dtype(), T => {
-                Tensor::from_vec(self.to_vec::<T>()?, self.shape())?
-            }),
-        };
+        let out = backend::to_device("to_device", self, device)?;
         Ok(record_view("to_device", out, self, move |g| {
             Ok(vec![Some(g.to_device(from)?)])
         }))
@@ -48,44 +29,9 @@ impl Tensor {
             return Ok(self.clone());
         }
         let src = self.dtype();
-        let out = if let Some(dev) = device_of("cast", self)? {
-            self.cast_cuda(&dev, dtype)?
-        } else {
-            dispatch_float!("cast", src, S => {
-                let data = self.contiguous_data::<S>("cast")?;
-                dispatch_float!("cast", dtype, D => {
-                    let v: Vec<D> = data.iter().map(|x| D::from_f64(x.to_f64())).collect();
-                    Tensor::from_storage(D::into_storage(v), self.shape())
-                })
-            })
-        };
+        let out = backend_of("cast", self)?.cast("cast", self, dtype)?;
         Ok(record_view("cast", out, self, move |g| {
             Ok(vec![Some(g.cast(src)?)])
         }))
-    }
-}
-
-impl Tensor {
-    /// f32 ↔ f64 on the GPU.
-    fn cast_cuda(&self, dev: &kernels::cuda::CudaDevice, dtype: DType) -> Result<Tensor> {
-        use super::cuda::{contiguous, err, wrap};
-        use kernels::cuda::elementwise as ew;
-        let n = self.numel();
-        match (self.dtype(), dtype) {
-            (DType::F32, DType::F64) => {
-                let x = contiguous::<f32>("cast", dev, self)?;
-                let y = ew::cast_f32_to_f64(dev, &x, n).map_err(err("cast", dev))?;
-                Ok(wrap(y, self.shape()))
-            }
-            (DType::F64, DType::F32) => {
-                let x = contiguous::<f64>("cast", dev, self)?;
-                let y = ew::cast_f64_to_f32(dev, &x, n).map_err(err("cast", dev))?;
-                Ok(wrap(y, self.shape()))
-            }
-            (_, other) => Err(EngineError::UnsupportedDType {
-                op: "cast",
-                dtype: other,
-            }),
-        }
     }
 }

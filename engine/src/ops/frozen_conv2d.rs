@@ -2,7 +2,7 @@
 //! bias and prepared CPU forms (Winograd transforms, built on first use), so repeated calls
 //! transform the weights once and nothing is cached process-wide.
 
-use super::conv2d::{cpu_forward, params, record_frozen_cpu};
+use super::conv2d::frozen;
 use super::conv_algo::Prepared;
 use super::{check_same, Conv2dOptions};
 use crate::{Device, EngineError, Result, Tensor};
@@ -96,17 +96,8 @@ impl FrozenConv2d {
     }
 
     fn run(&self, x: &Tensor, opts: Conv2dOptions, relu: bool) -> Result<Tensor> {
-        let (w, b) = (&self.weight, self.bias.as_ref());
-        if x.device() != Device::Cpu {
-            let y = x.conv2d(w, b, opts)?;
-            return if relu { y.relu() } else { Ok(y) };
-        }
         let op = if relu { "conv2d_relu" } else { "conv2d" };
-        check_same(op, x, w)?;
-        let p = params(x, w, b, opts)?;
-        let (cfg, prepared) = (opts.config, Some(&*self.prepared));
-        let out = cpu_forward(op, x, w, b, &p, relu, cfg, prepared)?;
-        let prepared = Some(self.prepared.clone());
-        Ok(record_frozen_cpu(op, out, x, w, p, cfg, prepared, relu))
+        let (w, b) = (&self.weight, self.bias.as_ref());
+        frozen(op, x, w, b, opts, Some(self.prepared.clone()), relu)
     }
 }

@@ -1,9 +1,8 @@
 //! The style-transfer objective's building blocks: Gram matrix, mean squared error, total
 //! variation (formulas as in tests/data/README.md).
 
-use crate::{dispatch_float, EngineError, Result, Tensor};
-use kernels::cpu::gram as k;
-use kernels::Float as _;
+use crate::backend::backend_of;
+use crate::{EngineError, Result, Tensor};
 
 impl Tensor {
     /// Gram matrix `G = F Fᵀ / (C·H·W)` of a 1×C×H×W feature map, F seen as C×(H·W); returns
@@ -31,36 +30,14 @@ impl Tensor {
         // of matmul's two (dG·F and Fᵀ·dG, the second transposed and added elementwise).
         // On the CPU both products read F in place (kernels::cpu::gram: no packed copies of
         // F, the upper triangle of G only); on a GPU they are cuBLAS matmuls.
-        let cpu = self.device() == crate::Device::Cpu;
-        let g = crate::no_grad(|| -> Result<Tensor> {
-            if !cpu {
-                return f.matmul(&f.transpose(1, 2)?)?.mul_scalar(scale);
-            }
-            dispatch_float!("gram_matrix", f.dtype(), T => {
-                let fd = f.contiguous_data::<T>("gram_matrix")?;
-                let mut out = vec![T::ZERO; n * c * c];
-                for (fb, gb) in fd.chunks(c * hw).zip(out.chunks_mut(c * c)) {
-                    k::gram(fb, c, hw, T::from_f64(scale), gb);
-                }
-                Tensor::from_vec(out, &[n, c, c])
-            })
-        })?;
+        let op = "gram_matrix";
         let f_saved = f.detach();
-        let g = super::record("gram_matrix", g, &[&f], move |dg| {
+        let g = backend_of(op, &f)?.gram(op, &f_saved, scale)?;
+        let g = super::record(op, g, &[&f], move |dg| {
             let sym = dg.add(&dg.transpose(1, 2)?)?.mul_scalar(scale)?;
-            if !cpu {
-                return Ok(vec![Some(sym.matmul(&f_saved)?)]);
-            }
-            let df = dispatch_float!("gram_matrix", sym.dtype(), T => {
-                let sd = sym.contiguous_data::<T>("gram_matrix")?;
-                let fd = f_saved.contiguous_data::<T>("gram_matrix")?;
-                let mut out = vec![T::ZERO; n * c * hw];
-                for ((sb, fb), ob) in sd.chunks(c * c).zip(fd.chunks(c * hw)).zip(out.chunks_mut(c * hw)) {
-                    k::gram_backward(sb, fb, c, hw, ob);
-                }
-                Tensor::from_vec(out, &[n, c, hw])?
-            });
-            Ok(vec![Some(df)])
+            Ok(vec![Some(
+                backend_of(op, &sym)?.gram_backward(op, &sym, &f_saved)?,
+            )])
         });
         if n == 1 {
             g.reshape(&[c, c])

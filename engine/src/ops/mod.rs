@@ -1,11 +1,11 @@
-//! Ops: forward (dispatched on device and dtype) plus backward, recorded on the tape when an
-//! input requires grad. One file per op family.
+//! Ops: validate, one call into the device's backend (`crate::backend`), and a backward
+//! recorded on the tape (when an input requires grad) that calls named backend methods.
+//! One file per op family.
 
 pub mod activation;
 pub mod conv2d;
 pub mod conv_algo;
 mod convert;
-pub(crate) mod cuda;
 pub mod elementwise;
 mod frozen_conv2d;
 pub mod loss;

@@ -1,10 +1,8 @@
 //! Optimiser updates as single ops on tensors (no autodiff): Adam, fused into one kernel on a GPU.
 
 use super::check_same;
-use super::cuda::{self as dev_ops, device_of};
-use crate::storage::Element;
-use crate::{dispatch_float, EngineError, Result, Tensor};
-use kernels::cuda::AdamStep;
+use crate::backend::backend_of;
+use crate::{EngineError, Result, Tensor};
 
 /// One Adam step's hyper-parameters (PyTorch's `torch.optim.Adam` without weight decay).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -50,55 +48,6 @@ impl Tensor {
                 shape: self.shape().to_vec(),
             });
         }
-        let hp = AdamStep {
-            learning_rate: p.learning_rate,
-            beta1: p.beta1,
-            beta2: p.beta2,
-            eps: p.eps,
-            t: p.t,
-        };
-        let shape = self.shape();
-        if let Some(dev) = device_of(op, self)? {
-            return dispatch_float!(op, self.dtype(), T => {
-                let x = dev_ops::contiguous::<T>(op, &dev, self)?;
-                let g = dev_ops::contiguous::<T>(op, &dev, grad)?;
-                let m = dev_ops::contiguous::<T>(op, &dev, m)?;
-                let v = dev_ops::contiguous::<T>(op, &dev, v)?;
-                let (x, m, v) = kernels::cuda::adam_update(&dev, &x, &g, &m, &v, self.numel(), &hp)
-                    .map_err(dev_ops::err(op, &dev))?;
-                Ok((dev_ops::wrap(x, shape), dev_ops::wrap(m, shape), dev_ops::wrap(v, shape)))
-            });
-        }
-        dispatch_float!(op, self.dtype(), T => cpu_adam::<T>(self, grad, m, v, p))
+        backend_of(op, self)?.adam_step(op, self, grad, m, v, &p)
     }
-}
-
-/// The CPU update, with nst's Adam arithmetic (constants in f64, cast once).
-fn cpu_adam<T: Element>(
-    x: &Tensor,
-    g: &Tensor,
-    m: &Tensor,
-    v: &Tensor,
-    p: AdamParams,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    let op = "adam_step";
-    let (mut xs, gs) = (x.to_vec::<T>()?, g.contiguous_data::<T>(op)?);
-    let (mut ms, mut vs) = (m.to_vec::<T>()?, v.to_vec::<T>()?);
-    let bc1 = 1.0 - p.beta1.powi(p.t);
-    let bc2 = 1.0 - p.beta2.powi(p.t);
-    let f = T::from_f64;
-    let (b1, b2, c1, c2) = (f(p.beta1), f(p.beta2), f(1.0 - p.beta1), f(1.0 - p.beta2));
-    let (step, bc2_sqrt, eps) = (f(p.learning_rate / bc1), f(bc2.sqrt()), f(p.eps));
-    for i in 0..xs.len() {
-        let gi = gs[i];
-        ms[i] = b1 * ms[i] + c1 * gi;
-        vs[i] = b2 * vs[i] + c2 * gi * gi;
-        xs[i] -= step * ms[i] / (vs[i].sqrt() / bc2_sqrt + eps);
-    }
-    let s = x.shape();
-    Ok((
-        Tensor::from_vec(xs, s)?,
-        Tensor::from_vec(ms, s)?,
-        Tensor::from_vec(vs, s)?,
-    ))
 }

@@ -1,12 +1,9 @@
 //! 2-D pooling on NCHW: max (saves argmax indices for its backward) and average.
 
-use super::cuda::{self as dev_ops, device_of};
 use super::record;
-use crate::{dispatch_float, EngineError, Result, Tensor};
-use kernels::cpu::pool2d::{self as k, Pool2dParams};
-use kernels::cuda::pool2d as cu;
-use kernels::cuda::CudaSlice;
-use kernels::Float as _;
+use crate::backend::backend_of;
+use crate::{EngineError, Result, Tensor};
+use kernels::cpu::pool2d::Pool2dParams;
 
 /// Window, stride and zero padding of a pooling, per axis (height, width).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,30 +78,16 @@ impl Tensor {
     /// Errors: `InvalidArgument` (rank, zero kernel/stride, padding over half the kernel,
     /// window larger than the input), `Empty`.
     pub fn max_pool2d(&self, opts: Pool2dOptions) -> Result<Tensor> {
-        let p = params("max_pool2d", self, opts)?;
-        let out_shape = [p.n, p.c, p.out_h(), p.out_w()];
-        if let Some(dev) = device_of("max_pool2d", self)? {
-            return self.max_pool2d_cuda(&dev, p, &out_shape);
-        }
-        let mut argmax = vec![0u32; p.output_len()];
-        let out = dispatch_float!("max_pool2d", self.dtype(), T => {
-            let x = self.contiguous_data::<T>("max_pool2d")?;
-            let mut o = vec![T::ZERO; p.output_len()];
-            k::max_pool2d_forward(&p, &x, &mut o, &mut argmax);
-            Tensor::from_vec(o, &out_shape)?
-        });
-        let argmax = if self.requires_grad() {
-            argmax
-        } else {
-            Vec::new()
-        };
-        Ok(record("max_pool2d", out, &[self], move |g| {
-            dispatch_float!("max_pool2d_backward", g.dtype(), T => {
-                let gd = g.contiguous_data::<T>("max_pool2d_backward")?;
-                let mut gi = vec![T::ZERO; p.input_len()];
-                k::max_pool2d_backward(&p, &gd, &argmax, &mut gi);
-                Ok(vec![Some(Tensor::from_vec(gi, &[p.n, p.c, p.h, p.w])?)])
-            })
+        let op = "max_pool2d";
+        let p = params(op, self, opts)?;
+        let (out, argmax) = backend_of(op, self)?.max_pool2d(op, self, &p, self.requires_grad())?;
+        Ok(record(op, out, &[self], move |g| {
+            let op = "max_pool2d_backward";
+            // Present: a backward runs only when the input required grad.
+            let argmax = argmax.as_ref().ok_or(EngineError::GraphFreed)?;
+            Ok(vec![Some(
+                backend_of(op, g)?.max_pool2d_backward(op, g, &p, argmax)?,
+            )])
         }))
     }
 
@@ -112,74 +95,12 @@ impl Tensor {
     /// Errors as [`Tensor::max_pool2d`].
     pub fn avg_pool2d(&self, opts: Pool2dOptions) -> Result<Tensor> {
         let p = params("avg_pool2d", self, opts)?;
-        let out_shape = [p.n, p.c, p.out_h(), p.out_w()];
-        let out = if let Some(dev) = device_of("avg_pool2d", self)? {
-            dispatch_float!("avg_pool2d", self.dtype(), T => {
-                let x = dev_ops::contiguous::<T>("avg_pool2d", &dev, self)?;
-                let o = cu::avg_pool2d_forward(&dev, &p, &x)
-                    .map_err(dev_ops::err("avg_pool2d", &dev))?;
-                dev_ops::wrap(o, &out_shape)
-            })
-        } else {
-            dispatch_float!("avg_pool2d", self.dtype(), T => {
-                let x = self.contiguous_data::<T>("avg_pool2d")?;
-                let mut o = vec![T::ZERO; p.output_len()];
-                k::avg_pool2d_forward(&p, &x, &mut o);
-                Tensor::from_vec(o, &out_shape)?
-            })
-        };
+        let out = backend_of("avg_pool2d", self)?.avg_pool2d("avg_pool2d", self, &p)?;
         Ok(record("avg_pool2d", out, &[self], move |g| {
-            if let Some(dev) = device_of("avg_pool2d_backward", g)? {
-                let op = "avg_pool2d_backward";
-                return dispatch_float!(op, g.dtype(), T => {
-                    let gd = dev_ops::contiguous::<T>(op, &dev, g)?;
-                    let gi = cu::avg_pool2d_backward(&dev, &p, &gd).map_err(dev_ops::err(op, &dev))?;
-                    Ok(vec![Some(dev_ops::wrap(gi, &[p.n, p.c, p.h, p.w]))])
-                });
-            }
-            dispatch_float!("avg_pool2d_backward", g.dtype(), T => {
-                let gd = g.contiguous_data::<T>("avg_pool2d_backward")?;
-                let mut gi = vec![T::ZERO; p.input_len()];
-                k::avg_pool2d_backward(&p, &gd, &mut gi);
-                Ok(vec![Some(Tensor::from_vec(gi, &[p.n, p.c, p.h, p.w])?)])
-            })
-        }))
-    }
-
-    /// Max pooling on the GPU: the argmax stays on the device, kept only when a backward may
-    /// need it.
-    fn max_pool2d_cuda(
-        &self,
-        dev: &kernels::cuda::CudaDevice,
-        p: Pool2dParams,
-        out_shape: &[usize],
-    ) -> Result<Tensor> {
-        let op = "max_pool2d";
-        let (out, argmax): (Tensor, CudaSlice<u32>) = dispatch_float!(op, self.dtype(), T => {
-            let x = dev_ops::contiguous::<T>(op, dev, self)?;
-            let (o, a) = cu::max_pool2d_forward(dev, &p, &x).map_err(dev_ops::err(op, dev))?;
-            (dev_ops::wrap(o, out_shape), a)
-        });
-        let argmax = self.requires_grad().then_some(argmax);
-        let on = self.device();
-        Ok(record(op, out, &[self], move |g| {
-            let op = "max_pool2d_backward";
-            let Some(dev) = device_of(op, g)? else {
-                // `record` moves the gradient to the output's device, so this is a GPU tensor.
-                return Err(EngineError::DeviceMismatch {
-                    op,
-                    lhs: g.device(),
-                    rhs: on,
-                });
-            };
-            // Present: a backward runs only when the input required grad.
-            let argmax = argmax.as_ref().ok_or(EngineError::GraphFreed)?;
-            dispatch_float!(op, g.dtype(), T => {
-                let gd = dev_ops::contiguous::<T>(op, &dev, g)?;
-                let gi = cu::max_pool2d_backward(&dev, &p, &gd, argmax)
-                    .map_err(dev_ops::err(op, &dev))?;
-                Ok(vec![Some(dev_ops::wrap(gi, &[p.n, p.c, p.h, p.w]))])
-            })
+            let op = "avg_pool2d_backward";
+            Ok(vec![Some(
+                backend_of(op, g)?.avg_pool2d_backward(op, g, &p)?,
+            )])
         }))
     }
 }

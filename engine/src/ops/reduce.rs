@@ -1,28 +1,14 @@
 //! Reductions: sum and mean over the whole tensor or along one axis, and `sum_to_shape`
 //! (the adjoint of broadcasting).
 
-use super::cuda::{self as dev_ops, device_of};
 use super::record;
-use crate::{dispatch_float, EngineError, Result, Tensor};
-use kernels::cpu::elementwise as k;
-use kernels::cuda::reduce as cu;
-use kernels::Float as _;
+use crate::backend::backend_of;
+use crate::{EngineError, Result, Tensor};
 
 impl Tensor {
     /// Σ of all elements; shape `[]`. Backward broadcasts the gradient.
     pub fn sum(&self) -> Result<Tensor> {
-        let out = if let Some(dev) = device_of("sum", self)? {
-            dispatch_float!("sum", self.dtype(), T => {
-                let d = dev_ops::contiguous::<T>("sum", &dev, self)?;
-                let s = cu::sum_all(&dev, &d, self.numel()).map_err(dev_ops::err("sum", &dev))?;
-                dev_ops::wrap(s, &[])
-            })
-        } else {
-            dispatch_float!("sum", self.dtype(), T => {
-                let d = self.contiguous_data::<T>("sum")?;
-                Tensor::from_vec(vec![k::sum_all(&d)], &[])?
-            })
-        };
+        let out = backend_of("sum", self)?.sum_all("sum", self)?;
         let shape = self.shape().to_vec();
         Ok(record("sum", out, &[self], move |g| {
             Ok(vec![Some(g.expand(&shape)?.contiguous()?)])
@@ -51,29 +37,13 @@ impl Tensor {
             });
         }
         let s = self.shape();
-        let outer: usize = s[..axis].iter().product();
-        let inner: usize = s[axis + 1..].iter().product();
         let mut out_shape = s.to_vec();
         if keepdim {
             out_shape[axis] = 1;
         } else {
             out_shape.remove(axis);
         }
-        let out = if let Some(dev) = device_of("sum_axis", self)? {
-            dispatch_float!("sum_axis", self.dtype(), T => {
-                let d = dev_ops::contiguous::<T>("sum_axis", &dev, self)?;
-                let o = cu::sum_axis(&dev, &d, outer, s[axis], inner)
-                    .map_err(dev_ops::err("sum_axis", &dev))?;
-                dev_ops::wrap(o, &out_shape)
-            })
-        } else {
-            dispatch_float!("sum_axis", self.dtype(), T => {
-                let d = self.contiguous_data::<T>("sum_axis")?;
-                let mut o = vec![T::ZERO; outer * inner];
-                k::sum_axis(&d, outer, s[axis], inner, &mut o);
-                Tensor::from_vec(o, &out_shape)?
-            })
-        };
+        let out = backend_of("sum_axis", self)?.sum_axis("sum_axis", self, axis, &out_shape)?;
         let in_shape = s.to_vec();
         Ok(record("sum_axis", out, &[self], move |g| {
             let mut kept = in_shape.clone();
@@ -147,25 +117,6 @@ impl Tensor {
                 detail: "dot needs two tensors of one shape".into(),
             });
         }
-        if self.device() != crate::Device::Cpu {
-            // f64 on the device, then one deterministic tree reduction.
-            return crate::no_grad(|| {
-                let a = self.cast(crate::DType::F64)?;
-                let b = other.cast(crate::DType::F64)?;
-                a.mul(&b)?.sum()?.item()
-            });
-        }
-        dispatch_float!(op, self.dtype(), T => {
-            let a = self.contiguous_data::<T>(op)?;
-            let b = other.contiguous_data::<T>(op)?;
-            // Fixed-size chunks, summed in order: the same bits for any thread count.
-            use rayon::prelude::*;
-            let partial: Vec<f64> = a
-                .par_chunks(1 << 14)
-                .zip(b.par_chunks(1 << 14))
-                .map(|(x, y)| x.iter().zip(y).map(|(&p, &q)| p.to_f64() * q.to_f64()).sum())
-                .collect();
-            Ok(partial.iter().sum())
-        })
+        backend_of(op, self)?.dot(op, self, other)
     }
 }

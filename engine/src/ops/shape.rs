@@ -1,11 +1,10 @@
 //! Shape ops: reshape, permute/transpose, expand (broadcast view), narrow (slice), contiguous.
 //! Views share storage; their backward maps the gradient back to the input's shape.
 
-use super::cuda::{self as dev_ops, device_of, DevData};
 use super::record_view;
+use crate::backend::backend_of;
 use crate::tensor::contiguous_strides;
-use crate::{dispatch_float, EngineError, Result, Tensor};
-use kernels::Float as _;
+use crate::{EngineError, Result, Tensor};
 use std::sync::Arc;
 
 impl Tensor {
@@ -18,18 +17,7 @@ impl Tensor {
         if self.is_contiguous() {
             return Ok(self.clone());
         }
-        let out = if let Some(dev) = device_of("contiguous", self)? {
-            dispatch_float!("contiguous", self.dtype(), T => {
-                match dev_ops::contiguous::<T>("contiguous", &dev, self)? {
-                    DevData::Owned(s) => dev_ops::wrap(s, self.shape()),
-                    DevData::Borrowed(_) => self.detach(), // not reached: checked above
-                }
-            })
-        } else {
-            dispatch_float!("contiguous", self.dtype(), T => {
-                Tensor::from_vec(self.contiguous_data::<T>("contiguous")?.into_owned(), self.shape())?
-            })
-        };
+        let out = backend_of("contiguous", self)?.contiguous("contiguous", self)?;
         Ok(record_view("contiguous", out, self, |g| {
             Ok(vec![Some(g.clone())])
         }))
@@ -134,38 +122,15 @@ impl Tensor {
         let mut shape = self.shape().to_vec();
         shape[dim] = len;
         let offset = self.offset() + start * self.strides()[dim];
-        let out = self.view_as(shape.clone(), self.strides().to_vec(), offset);
+        let out = self.view_as(shape, self.strides().to_vec(), offset);
         let in_shape = self.shape().to_vec();
         Ok(record_view("narrow", out, self, move |g| {
             // Scatter the gradient into zeros of the input's shape.
-            if let Some(dev) = device_of("narrow_backward", g)? {
-                let gi = dispatch_float!("narrow_backward", g.dtype(), T => {
-                    let op = "narrow_backward";
-                    let strides = contiguous_strides(&in_shape);
-                    let mut full = dev
-                        .alloc_zeros::<T>(in_shape.iter().product())
-                        .map_err(dev_ops::err(op, &dev))?;
-                    let src = dev_ops::storage_slice::<T>(op, g)?;
-                    kernels::cuda::elementwise::copy_into_strided(
-                        &dev,
-                        src,
-                        (g.strides(), g.offset()),
-                        &mut full,
-                        (&strides, start * strides[dim]),
-                        &shape,
-                    )
-                    .map_err(dev_ops::err(op, &dev))?;
-                    dev_ops::wrap(full, &in_shape)
-                });
-                return Ok(vec![Some(gi)]);
-            }
-            let gi = dispatch_float!("narrow_backward", g.dtype(), T => {
-                let mut full = vec![T::ZERO; in_shape.iter().product()];
-                let strides = contiguous_strides(&in_shape);
-                let gd = g.contiguous_data::<T>("narrow")?;
-                kernels::cpu::elementwise::copy_to_strided(&gd, &mut full, &shape, &strides, start * strides[dim]);
-                Tensor::from_vec(full, &in_shape)?
-            });
+            let (op, offset) = (
+                "narrow_backward",
+                start * contiguous_strides(&in_shape)[dim],
+            );
+            let gi = backend_of(op, g)?.embed(op, g, &in_shape, offset)?;
             Ok(vec![Some(gi)])
         }))
     }

@@ -2,6 +2,7 @@
 //! sizes. Inner loops run over contiguous runs so that they auto-vectorise.
 
 use super::Float;
+use crate::ops::{BinaryOp, UnaryOp};
 use rayon::prelude::*;
 
 /// Elements per rayon task; below this a loop stays on the calling thread.
@@ -183,6 +184,99 @@ pub fn binary_strided<T: Float, F: Fn(T, T) -> T + Sync>(
             .zip(oa.par_iter().zip(ob.par_iter()))
             .for_each(row);
     }
+}
+
+/// Runs `$call` with `$o` bound to `$op` re-built per variant, so that each variant's loop is
+/// compiled on its own (the `match` in `apply` folds away, and the loop vectorises).
+macro_rules! per_variant {
+    (unary $op:expr, $o:ident => $call:expr) => {
+        match $op {
+            UnaryOp::Neg => {
+                let $o = UnaryOp::Neg;
+                $call
+            }
+            UnaryOp::AddScalar(s) => {
+                let $o = UnaryOp::AddScalar(s);
+                $call
+            }
+            UnaryOp::MulScalar(s) => {
+                let $o = UnaryOp::MulScalar(s);
+                $call
+            }
+            UnaryOp::Square => {
+                let $o = UnaryOp::Square;
+                $call
+            }
+            UnaryOp::Sqrt => {
+                let $o = UnaryOp::Sqrt;
+                $call
+            }
+            UnaryOp::Abs => {
+                let $o = UnaryOp::Abs;
+                $call
+            }
+            UnaryOp::Relu => {
+                let $o = UnaryOp::Relu;
+                $call
+            }
+        }
+    };
+    (binary $op:expr, $o:ident => $call:expr) => {
+        match $op {
+            BinaryOp::Add => {
+                let $o = BinaryOp::Add;
+                $call
+            }
+            BinaryOp::Sub => {
+                let $o = BinaryOp::Sub;
+                $call
+            }
+            BinaryOp::Mul => {
+                let $o = BinaryOp::Mul;
+                $call
+            }
+            BinaryOp::Div => {
+                let $o = BinaryOp::Div;
+                $call
+            }
+            BinaryOp::ReluGrad => {
+                let $o = BinaryOp::ReluGrad;
+                $call
+            }
+            BinaryOp::AbsGrad => {
+                let $o = BinaryOp::AbsGrad;
+                $call
+            }
+        }
+    };
+}
+
+/// `out[i] = op(x[i])` ([`UnaryOp::apply`]).
+pub fn unary_op<T: Float>(op: UnaryOp, x: &[T], out: &mut [T]) {
+    per_variant!(unary op, o => unary(x, out, move |v| o.apply(v)))
+}
+
+/// `out[i] = op(a[i], b[i])` ([`BinaryOp::apply`]) for equal-length contiguous inputs.
+pub fn binary_op<T: Float>(op: BinaryOp, a: &[T], b: &[T], out: &mut [T]) {
+    per_variant!(binary op, o => binary(a, b, out, move |p, q| o.apply(p, q)))
+}
+
+/// [`binary_strided`] with `f` = `op` ([`BinaryOp::apply`]).
+#[allow(clippy::too_many_arguments)]
+pub fn binary_strided_op<T: Float>(
+    op: BinaryOp,
+    shape: &[usize],
+    a: &[T],
+    a_strides: &[usize],
+    a_offset: usize,
+    b: &[T],
+    b_strides: &[usize],
+    b_offset: usize,
+    out: &mut [T],
+) {
+    per_variant!(binary op, o => binary_strided(
+        shape, a, a_strides, a_offset, b, b_strides, b_offset, out, move |p, q| o.apply(p, q)
+    ))
 }
 
 /// Sum of all elements, in chunks (pairwise across chunks) for accuracy and parallelism.

@@ -4,49 +4,35 @@
 use super::launch::{self, check_len, typed};
 use super::nvrtc::Module;
 use super::{CudaDevice, CudaElem, CudaError};
+use crate::ops::{BinaryOp, UnaryOp};
 use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 
 /// Maximum rank of a strided operand (`MAX_DIMS` in common.cuh).
 pub const MAX_DIMS: usize = 8;
 
-/// Unary maps; the discriminants are the op codes of `unary_*` in elementwise.cu.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
-    Neg,
-    AddScalar(f64),
-    MulScalar(f64),
-    Square,
-    Sqrt,
-    Abs,
-    Relu,
-}
-
-impl UnaryOp {
-    fn code(self) -> (i32, f64) {
-        match self {
-            UnaryOp::Neg => (0, 0.0),
-            UnaryOp::AddScalar(s) => (1, s),
-            UnaryOp::MulScalar(s) => (2, s),
-            UnaryOp::Square => (3, 0.0),
-            UnaryOp::Sqrt => (4, 0.0),
-            UnaryOp::Abs => (5, 0.0),
-            UnaryOp::Relu => (6, 0.0),
-        }
+/// The op code and scalar of `unary_*` in elementwise.cu (`U_*`) for `op`.
+fn unary_code(op: UnaryOp) -> (i32, f64) {
+    match op {
+        UnaryOp::Neg => (0, 0.0),
+        UnaryOp::AddScalar(s) => (1, s),
+        UnaryOp::MulScalar(s) => (2, s),
+        UnaryOp::Square => (3, 0.0),
+        UnaryOp::Sqrt => (4, 0.0),
+        UnaryOp::Abs => (5, 0.0),
+        UnaryOp::Relu => (6, 0.0),
     }
 }
 
-/// Binary maps `f(a, b)`; the discriminants are the op codes of `binary_*` in elementwise.cu.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i32)]
-pub enum BinaryOp {
-    Add = 0,
-    Sub = 1,
-    Mul = 2,
-    Div = 3,
-    /// ReLU backward: `b > 0 ? a : 0` with a the upstream gradient, b the ReLU output.
-    ReluGrad = 4,
-    /// |x| backward: `sign(b)·a` with a the upstream gradient, b the input.
-    AbsGrad = 5,
+/// The op code of `binary_*` in elementwise.cu (`B_*`) for `op`.
+fn binary_code(op: BinaryOp) -> i32 {
+    match op {
+        BinaryOp::Add => 0,
+        BinaryOp::Sub => 1,
+        BinaryOp::Mul => 2,
+        BinaryOp::Div => 3,
+        BinaryOp::ReluGrad => 4,
+        BinaryOp::AbsGrad => 5,
+    }
 }
 
 /// Shape and two sets of strides, as `StridedMeta` in common.cuh (field for field).
@@ -135,7 +121,7 @@ pub fn unary<T: CudaElem>(
     }
     let f = typed(dev, Module::Elementwise, "unary", T::SUFFIX)?;
     let (px, po, n64) = (dev.ptr(x, 0), dev.ptr(&out, 0), n as i64);
-    let (code, scalar) = op.code();
+    let (code, scalar) = unary_code(op);
     let mut b = dev.stream().launch_builder(&f);
     b.arg(&px).arg(&po).arg(&n64).arg(&code).arg(&scalar);
     // SAFETY: matches `unary_<t>(const T*, T*, i64, int, double)`; both buffers hold n elements.
@@ -164,7 +150,7 @@ pub fn binary<T: CudaElem>(
         dev.ptr(b, 0),
         dev.ptr(&out, 0),
         n as i64,
-        op as i32,
+        binary_code(op),
     );
     let mut l = dev.stream().launch_builder(&f);
     l.arg(&pa).arg(&pb).arg(&po).arg(&n64).arg(&code);
@@ -217,7 +203,7 @@ pub fn binary_strided<T: CudaElem>(
         dev.ptr(b, 0),
         dev.ptr(&out, 0),
         n as i64,
-        op as i32,
+        binary_code(op),
     );
     let mut l = dev.stream().launch_builder(&f);
     l.arg(&pa).arg(&pb).arg(&po).arg(&n64).arg(&code).arg(&meta);

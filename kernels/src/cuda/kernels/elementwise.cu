@@ -1,7 +1,7 @@
 // Elementwise maps: unary ops, binary ops (contiguous and strided/broadcast), strided copies
 // (gather to contiguous and scatter into a strided view), dtype casts.
 
-// Unary op codes: must match `UnaryOp` in kernels/src/cuda/elementwise.rs.
+// Unary op codes: must match `unary_code` in kernels/src/cuda/elementwise.rs.
 #define U_NEG 0
 #define U_ADD_SCALAR 1
 #define U_MUL_SCALAR 2
@@ -10,7 +10,7 @@
 #define U_ABS 5
 #define U_RELU 6
 
-// Binary op codes: must match `BinaryOp` in kernels/src/cuda/elementwise.rs.
+// Binary op codes: must match `binary_code` in kernels/src/cuda/elementwise.rs.
 #define B_ADD 0
 #define B_SUB 1
 #define B_MUL 2

@@ -1,0 +1,389 @@
+//! The CPU backend: `kernels::cpu` on host vectors (and `ops/conv_algo.rs` for convolutions:
+//! Winograd or im2col, prepared weight transforms, fused ReLU).
+
+use super::{Argmax, Backend, ConvCall};
+use crate::ops::broadcast_strides;
+use crate::ops::conv_algo;
+use crate::ops::optim::AdamParams;
+use crate::storage::Element;
+use crate::tensor::contiguous_strides;
+use crate::{dispatch_float, DType, EngineError, Result, Tensor};
+use kernels::cpu::conv2d::{self as conv, Conv2dParams};
+use kernels::cpu::elementwise as ew;
+use kernels::cpu::gemm::{gemm, MatLayout};
+use kernels::cpu::gram;
+use kernels::cpu::pool2d::{self as pool, Pool2dParams};
+use kernels::{BinaryOp, Float as _, UnaryOp};
+
+/// The host.
+pub(crate) struct Cpu;
+
+/// Layout of the matrices of a 2-D or 3-D tensor (the last two dims).
+fn layout(t: &Tensor) -> MatLayout {
+    let nd = t.ndim();
+    MatLayout {
+        rows: t.shape()[nd - 2],
+        cols: t.shape()[nd - 1],
+        rs: t.strides()[nd - 2],
+        cs: t.strides()[nd - 1],
+    }
+}
+
+fn matmul<T: Element>(a: &Tensor, b: &Tensor, batch: usize, m: usize, n: usize) -> Result<Vec<T>> {
+    let (ad, bd) = (
+        a.storage_slice::<T>("matmul")?,
+        b.storage_slice::<T>("matmul")?,
+    );
+    let (la, lb) = (layout(a), layout(b));
+    let a_bs = if a.ndim() == 3 { a.strides()[0] } else { 0 };
+    let b_bs = if b.ndim() == 3 { b.strides()[0] } else { 0 };
+    let mut out = vec![T::ZERO; batch * m * n];
+    for i in 0..batch {
+        gemm(
+            T::ONE,
+            &ad[a.offset() + i * a_bs..],
+            la,
+            &bd[b.offset() + i * b_bs..],
+            lb,
+            T::ZERO,
+            &mut out[i * m * n..(i + 1) * m * n],
+            MatLayout::row_major(m, n),
+        );
+    }
+    Ok(out)
+}
+
+/// The update with nst's Adam arithmetic (constants in f64, cast once).
+fn adam<T: Element>(
+    x: &Tensor,
+    g: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    p: &AdamParams,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = "adam_step";
+    let (mut xs, gs) = (x.to_vec::<T>()?, g.contiguous_data::<T>(op)?);
+    let (mut ms, mut vs) = (m.to_vec::<T>()?, v.to_vec::<T>()?);
+    let bc1 = 1.0 - p.beta1.powi(p.t);
+    let bc2 = 1.0 - p.beta2.powi(p.t);
+    let f = T::from_f64;
+    let (b1, b2, c1, c2) = (f(p.beta1), f(p.beta2), f(1.0 - p.beta1), f(1.0 - p.beta2));
+    let (step, bc2_sqrt, eps) = (f(p.learning_rate / bc1), f(bc2.sqrt()), f(p.eps));
+    for i in 0..xs.len() {
+        let gi = gs[i];
+        ms[i] = b1 * ms[i] + c1 * gi;
+        vs[i] = b2 * vs[i] + c2 * gi * gi;
+        xs[i] -= step * ms[i] / (vs[i].sqrt() / bc2_sqrt + eps);
+    }
+    let s = x.shape();
+    Ok((
+        Tensor::from_vec(xs, s)?,
+        Tensor::from_vec(ms, s)?,
+        Tensor::from_vec(vs, s)?,
+    ))
+}
+
+impl Backend for Cpu {
+    fn unary(&self, op: &'static str, f: UnaryOp, x: &Tensor) -> Result<Tensor> {
+        dispatch_float!(op, x.dtype(), T => {
+            let data = x.contiguous_data::<T>(op)?;
+            let mut out = vec![T::ZERO; data.len()];
+            ew::unary_op(f, &data, &mut out);
+            Tensor::from_vec(out, x.shape())
+        })
+    }
+
+    fn binary(
+        &self,
+        op: &'static str,
+        f: BinaryOp,
+        a: &Tensor,
+        b: &Tensor,
+        shape: &[usize],
+    ) -> Result<Tensor> {
+        dispatch_float!(op, a.dtype(), T => {
+            let mut out = vec![T::ZERO; shape.iter().product()];
+            if a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous() {
+                let (x, y) = (a.storage_slice::<T>(op)?, b.storage_slice::<T>(op)?);
+                ew::binary_op(f, x, y, &mut out);
+            } else {
+                let (sa, sb) = (broadcast_strides(a, shape), broadcast_strides(b, shape));
+                let (x, y) = (a.storage_slice::<T>(op)?, b.storage_slice::<T>(op)?);
+                let (oa, ob) = (a.offset(), b.offset());
+                ew::binary_strided_op(f, shape, x, &sa, oa, y, &sb, ob, &mut out);
+            }
+            Tensor::from_vec(out, shape)
+        })
+    }
+
+    fn relu_backward(&self, op: &'static str, g: &Tensor, y: &Tensor) -> Result<Tensor> {
+        dispatch_float!(op, y.dtype(), T => {
+            let (gv, yv) = (g.contiguous_data::<T>(op)?, y.contiguous_data::<T>(op)?);
+            let mut o = vec![T::ZERO; gv.len()];
+            ew::relu_backward(&gv, &yv, &mut o);
+            Tensor::from_vec(o, y.shape())
+        })
+    }
+
+    fn contiguous(&self, op: &'static str, x: &Tensor) -> Result<Tensor> {
+        dispatch_float!(op, x.dtype(), T => {
+            Tensor::from_vec(x.contiguous_data::<T>(op)?.into_owned(), x.shape())
+        })
+    }
+
+    fn embed(
+        &self,
+        op: &'static str,
+        src: &Tensor,
+        shape: &[usize],
+        offset: usize,
+    ) -> Result<Tensor> {
+        dispatch_float!(op, src.dtype(), T => {
+            let mut full = vec![T::ZERO; shape.iter().product()];
+            let strides = contiguous_strides(shape);
+            let sd = src.contiguous_data::<T>(op)?;
+            ew::copy_to_strided(&sd, &mut full, src.shape(), &strides, offset);
+            Tensor::from_vec(full, shape)
+        })
+    }
+
+    fn sum_all(&self, op: &'static str, x: &Tensor) -> Result<Tensor> {
+        dispatch_float!(op, x.dtype(), T => {
+            let d = x.contiguous_data::<T>(op)?;
+            Tensor::from_vec(vec![ew::sum_all(&d)], &[])
+        })
+    }
+
+    fn sum_axis(
+        &self,
+        op: &'static str,
+        x: &Tensor,
+        axis: usize,
+        out_shape: &[usize],
+    ) -> Result<Tensor> {
+        let s = x.shape();
+        let (outer, inner) = (
+            s[..axis].iter().product(),
+            s[axis + 1..].iter().product::<usize>(),
+        );
+        dispatch_float!(op, x.dtype(), T => {
+            let d = x.contiguous_data::<T>(op)?;
+            let mut o = vec![T::ZERO; outer * inner];
+            ew::sum_axis(&d, outer, s[axis], inner, &mut o);
+            Tensor::from_vec(o, out_shape)
+        })
+    }
+
+    fn dot(&self, op: &'static str, a: &Tensor, b: &Tensor) -> Result<f64> {
+        dispatch_float!(op, a.dtype(), T => {
+            let a = a.contiguous_data::<T>(op)?;
+            let b = b.contiguous_data::<T>(op)?;
+            // Fixed-size chunks, summed in order: the same bits for any thread count.
+            use rayon::prelude::*;
+            let partial: Vec<f64> = a
+                .par_chunks(1 << 14)
+                .zip(b.par_chunks(1 << 14))
+                .map(|(x, y)| x.iter().zip(y).map(|(&p, &q)| p.to_f64() * q.to_f64()).sum())
+                .collect();
+            Ok(partial.iter().sum())
+        })
+    }
+
+    fn matmul(
+        &self,
+        op: &'static str,
+        a: &Tensor,
+        b: &Tensor,
+        batch: usize,
+        out_shape: &[usize],
+    ) -> Result<Tensor> {
+        let (m, n) = (a.shape()[a.ndim() - 2], b.shape()[b.ndim() - 1]);
+        dispatch_float!(op, a.dtype(), T => {
+            Tensor::from_vec(matmul::<T>(a, b, batch, m, n)?, out_shape)
+        })
+    }
+
+    fn conv2d(
+        &self,
+        op: &'static str,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        c: ConvCall<'_>,
+        relu: bool,
+    ) -> Result<Tensor> {
+        let p = c.p;
+        dispatch_float!(op, x.dtype(), T => {
+            let (xd, wd) = (x.contiguous_data::<T>(op)?, w.contiguous_data::<T>(op)?);
+            let b = b.map(|b| b.contiguous_data::<T>(op)).transpose()?;
+            let mut o = vec![T::ZERO; p.output_len()];
+            conv_algo::forward(p, c.cfg, c.prepared, &xd, &wd, b.as_deref(), &mut o, relu);
+            Tensor::from_vec(o, &[p.n, p.c_out, p.out_h(), p.out_w()])
+        })
+    }
+
+    fn conv2d_backward_input(
+        &self,
+        op: &'static str,
+        g: &Tensor,
+        w: &Tensor,
+        c: ConvCall<'_>,
+        relu_out: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let p = c.p;
+        dispatch_float!(op, g.dtype(), T => {
+            let gv = g.contiguous_data::<T>(op)?;
+            let wd = w.contiguous_data::<T>(op)?;
+            let mut gx = vec![T::ZERO; p.input_len()];
+            match relu_out {
+                Some(y) => {
+                    let yv = y.contiguous_data::<T>(op)?;
+                    conv_algo::backward_input_relu(p, c.cfg, c.prepared, &gv, &yv, &wd, &mut gx)
+                }
+                None => conv_algo::backward_input(p, c.cfg, c.prepared, &gv, &wd, &mut gx),
+            }
+            Tensor::from_vec(gx, &[p.n, p.c_in, p.h, p.w])
+        })
+    }
+
+    fn conv2d_backward_weight(
+        &self,
+        op: &'static str,
+        x: &Tensor,
+        g: &Tensor,
+        p: &Conv2dParams,
+    ) -> Result<Tensor> {
+        dispatch_float!(op, g.dtype(), T => {
+            let (xd, gd) = (x.contiguous_data::<T>(op)?, g.contiguous_data::<T>(op)?);
+            let mut o = vec![T::ZERO; p.weight_len()];
+            conv::conv2d_backward_weight(p, &xd, &gd, &mut o);
+            Tensor::from_vec(o, &[p.c_out, p.c_in, p.kh, p.kw])
+        })
+    }
+
+    fn conv2d_backward_bias(
+        &self,
+        op: &'static str,
+        g: &Tensor,
+        p: &Conv2dParams,
+    ) -> Result<Tensor> {
+        dispatch_float!(op, g.dtype(), T => {
+            let gd = g.contiguous_data::<T>(op)?;
+            let mut o = vec![T::ZERO; p.c_out];
+            conv::conv2d_backward_bias(p, &gd, &mut o);
+            Tensor::from_vec(o, &[p.c_out])
+        })
+    }
+
+    fn max_pool2d(
+        &self,
+        op: &'static str,
+        x: &Tensor,
+        p: &Pool2dParams,
+        keep_argmax: bool,
+    ) -> Result<(Tensor, Option<Argmax>)> {
+        let mut argmax = vec![0u32; p.output_len()];
+        let out = dispatch_float!(op, x.dtype(), T => {
+            let xd = x.contiguous_data::<T>(op)?;
+            let mut o = vec![T::ZERO; p.output_len()];
+            pool::max_pool2d_forward(p, &xd, &mut o, &mut argmax);
+            Tensor::from_vec(o, &[p.n, p.c, p.out_h(), p.out_w()])?
+        });
+        Ok((out, keep_argmax.then_some(Argmax::Host(argmax))))
+    }
+
+    fn max_pool2d_backward(
+        &self,
+        op: &'static str,
+        g: &Tensor,
+        p: &Pool2dParams,
+        argmax: &Argmax,
+    ) -> Result<Tensor> {
+        let argmax = match argmax {
+            Argmax::Host(a) => a,
+            Argmax::Device(on, _) => {
+                return Err(EngineError::DeviceMismatch {
+                    op,
+                    lhs: g.device(),
+                    rhs: *on,
+                })
+            }
+        };
+        dispatch_float!(op, g.dtype(), T => {
+            let gd = g.contiguous_data::<T>(op)?;
+            let mut gi = vec![T::ZERO; p.input_len()];
+            pool::max_pool2d_backward(p, &gd, argmax, &mut gi);
+            Tensor::from_vec(gi, &[p.n, p.c, p.h, p.w])
+        })
+    }
+
+    fn avg_pool2d(&self, op: &'static str, x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
+        dispatch_float!(op, x.dtype(), T => {
+            let xd = x.contiguous_data::<T>(op)?;
+            let mut o = vec![T::ZERO; p.output_len()];
+            pool::avg_pool2d_forward(p, &xd, &mut o);
+            Tensor::from_vec(o, &[p.n, p.c, p.out_h(), p.out_w()])
+        })
+    }
+
+    fn avg_pool2d_backward(
+        &self,
+        op: &'static str,
+        g: &Tensor,
+        p: &Pool2dParams,
+    ) -> Result<Tensor> {
+        dispatch_float!(op, g.dtype(), T => {
+            let gd = g.contiguous_data::<T>(op)?;
+            let mut gi = vec![T::ZERO; p.input_len()];
+            pool::avg_pool2d_backward(p, &gd, &mut gi);
+            Tensor::from_vec(gi, &[p.n, p.c, p.h, p.w])
+        })
+    }
+
+    fn gram(&self, op: &'static str, f: &Tensor, scale: f64) -> Result<Tensor> {
+        let (n, c, hw) = (f.shape()[0], f.shape()[1], f.shape()[2]);
+        dispatch_float!(op, f.dtype(), T => {
+            let fd = f.contiguous_data::<T>(op)?;
+            let mut out = vec![T::ZERO; n * c * c];
+            for (fb, gb) in fd.chunks(c * hw).zip(out.chunks_mut(c * c)) {
+                gram::gram(fb, c, hw, T::from_f64(scale), gb);
+            }
+            Tensor::from_vec(out, &[n, c, c])
+        })
+    }
+
+    fn gram_backward(&self, op: &'static str, s: &Tensor, f: &Tensor) -> Result<Tensor> {
+        let (n, c, hw) = (f.shape()[0], f.shape()[1], f.shape()[2]);
+        dispatch_float!(op, s.dtype(), T => {
+            let sd = s.contiguous_data::<T>(op)?;
+            let fd = f.contiguous_data::<T>(op)?;
+            let mut out = vec![T::ZERO; n * c * hw];
+            for ((sb, fb), ob) in sd.chunks(c * c).zip(fd.chunks(c * hw)).zip(out.chunks_mut(c * hw)) {
+                gram::gram_backward(sb, fb, c, hw, ob);
+            }
+            Tensor::from_vec(out, &[n, c, hw])
+        })
+    }
+
+    fn adam_step(
+        &self,
+        op: &'static str,
+        x: &Tensor,
+        g: &Tensor,
+        m: &Tensor,
+        v: &Tensor,
+        p: &AdamParams,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        dispatch_float!(op, x.dtype(), T => adam::<T>(x, g, m, v, p))
+    }
+
+    fn cast(&self, op: &'static str, x: &Tensor, dtype: DType) -> Result<Tensor> {
+        dispatch_float!(op, x.dtype(), S => {
+            let data = x.contiguous_data::<S>(op)?;
+            dispatch_float!(op, dtype, D => {
+                let v: Vec<D> = data.iter().map(|x| D::from_f64(x.to_f64())).collect();
+                Ok(Tensor::from_storage(D::into_storage(v), x.shape()))
+            })
+        })
+    }
+}
