@@ -8,6 +8,7 @@
 //! same); gemm: 2·m·k·n. Run with `cargo bench -p nst-benches --bench kernels` (see ../README.md).
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use kernels::cpu::buffers::BufferPool;
 use kernels::cpu::conv2d::{conv2d_backward_input, conv2d_forward, Conv2dParams};
 use kernels::cpu::gemm::gemm_rm;
 use std::hint::black_box;
@@ -56,6 +57,7 @@ fn conv_flops(p: &Conv2dParams) -> u64 {
 }
 
 fn bench_conv2d(c: &mut Criterion) {
+    let pool = BufferPool::new();
     let mut group = c.benchmark_group("conv2d_3x3_s1_p1_f32");
     group.sampling_mode(SamplingMode::Flat);
     for (c_in, c_out, size_px) in VGG19_SHAPES_256 {
@@ -69,10 +71,10 @@ fn bench_conv2d(c: &mut Criterion) {
         group.throughput(Throughput::Elements(conv_flops(&p)));
         let shape = format!("{c_in}to{c_out}_{size_px}px");
         group.bench_function(format!("forward/{shape}"), |b| {
-            b.iter(|| conv2d_forward(&p, black_box(&input), &weight, Some(&bias), &mut out))
+            b.iter(|| conv2d_forward(&pool, &p, black_box(&input), &weight, Some(&bias), &mut out))
         });
         group.bench_function(format!("backward_input/{shape}"), |b| {
-            b.iter(|| conv2d_backward_input(&p, black_box(&grad_out), &weight, &mut grad_in))
+            b.iter(|| conv2d_backward_input(&pool, &p, black_box(&grad_out), &weight, &mut grad_in))
         });
         black_box((&out, &grad_in));
     }

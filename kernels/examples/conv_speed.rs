@@ -4,6 +4,7 @@
 //! conv1, default 256). Prints GFLOP/s counted as direct-convolution FLOPs (2·K·C·9·H·W).
 
 use kernels::cpu::bf16::Precision;
+use kernels::cpu::buffers::BufferPool;
 use kernels::cpu::conv2d::{conv2d_forward, Conv2dParams};
 use kernels::cpu::winograd::{
     conv3x3_winograd, conv3x3_winograd_input_grad, WinogradTile, WinogradWeights,
@@ -23,6 +24,8 @@ fn time(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
+    // One work-buffer pool for every call, as the engine's CPU backend keeps one.
+    let pool = BufferPool::new();
     let side: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
@@ -56,19 +59,21 @@ fn main() {
             .collect();
         let mut out = vec![0.0f32; p.output_len()];
         let flops = 2.0 * (k * c * 9 * hw * hw) as f64;
-        let t_im2col = time(|| conv2d_forward(&p, &x, &w, None, &mut out));
+        let t_im2col = time(|| conv2d_forward(&pool, &p, &x, &w, None, &mut out));
         let w2 = WinogradWeights::new(WinogradTile::F2, &w, k, c);
-        let t_f2 = time(|| conv3x3_winograd(&w2, &x, None, 1, hw, hw, &mut out));
+        let t_f2 = time(|| conv3x3_winograd(&pool, &w2, &x, None, 1, hw, hw, &mut out));
         let w4 = WinogradWeights::new(WinogradTile::F4, &w, k, c);
-        let t_f4 = time(|| conv3x3_winograd(&w4, &x, None, 1, hw, hw, &mut out));
+        let t_f4 = time(|| conv3x3_winograd(&pool, &w4, &x, None, 1, hw, hw, &mut out));
         // The input gradient from the forward's weights (where K, C are multiples of 8).
         // And with bf16 GEMM operands (`--precision bf16`).
         let (t_gi, t_gb) = if w4.shares_input_grad() {
             let mut gi = vec![0.0f32; p.input_len()];
-            let t = time(|| conv3x3_winograd_input_grad(&w4, &out, None, 1, hw, hw, &mut gi));
+            let t =
+                time(|| conv3x3_winograd_input_grad(&pool, &w4, &out, None, 1, hw, hw, &mut gi));
             let wb = WinogradWeights::new(WinogradTile::F4, &w, k, c)
                 .with_precision(Precision::F32, Precision::Bf16);
-            let tb = time(|| conv3x3_winograd_input_grad(&wb, &out, None, 1, hw, hw, &mut gi));
+            let tb =
+                time(|| conv3x3_winograd_input_grad(&pool, &wb, &out, None, 1, hw, hw, &mut gi));
             (t, tb)
         } else {
             (f64::NAN, f64::NAN)

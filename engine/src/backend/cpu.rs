@@ -8,6 +8,7 @@ use crate::ops::optim::AdamParams;
 use crate::storage::Element;
 use crate::tensor::contiguous_strides;
 use crate::{dispatch_float, DType, EngineError, Result, Tensor};
+use kernels::cpu::buffers::BufferPool;
 use kernels::cpu::conv2d::{self as conv, Conv2dParams};
 use kernels::cpu::elementwise as ew;
 use kernels::cpu::gemm::{gemm, MatLayout};
@@ -15,8 +16,24 @@ use kernels::cpu::gram;
 use kernels::cpu::pool2d::{self as pool, Pool2dParams};
 use kernels::{BinaryOp, Float as _, UnaryOp};
 
-/// The host.
-pub(crate) struct Cpu;
+/// The host, with its work-buffer pool (im2col columns and Winograd tiles reused from one call
+/// to the next: see `kernels::cpu::buffers`).
+pub(crate) struct Cpu {
+    buffers: &'static BufferPool,
+}
+
+/// The host's work buffers: one pool for the host device, owned here and lent to the kernels
+/// through [`Cpu`] (the kernels hold no pool of their own).
+static HOST_BUFFERS: BufferPool = BufferPool::new();
+
+impl Cpu {
+    /// The backend of the host device.
+    pub(crate) fn host() -> Cpu {
+        Cpu {
+            buffers: &HOST_BUFFERS,
+        }
+    }
+}
 
 /// Layout of the matrices of a 2-D or 3-D tensor (the last two dims).
 fn layout(t: &Tensor) -> MatLayout {
@@ -217,7 +234,7 @@ impl Backend for Cpu {
             let (xd, wd) = (x.contiguous_data::<T>(op)?, w.contiguous_data::<T>(op)?);
             let b = b.map(|b| b.contiguous_data::<T>(op)).transpose()?;
             let mut o = vec![T::ZERO; p.output_len()];
-            conv_algo::forward(p, c.cfg, c.prepared, &xd, &wd, b.as_deref(), &mut o, relu);
+            conv_algo::forward(self.buffers, p, c.cfg, c.prepared, &xd, &wd, b.as_deref(), &mut o, relu);
             Tensor::from_vec(o, &[p.n, p.c_out, p.out_h(), p.out_w()])
         })
     }
@@ -238,9 +255,9 @@ impl Backend for Cpu {
             match relu_out {
                 Some(y) => {
                     let yv = y.contiguous_data::<T>(op)?;
-                    conv_algo::backward_input_relu(p, c.cfg, c.prepared, &gv, &yv, &wd, &mut gx)
+                    conv_algo::backward_input_relu(self.buffers, p, c.cfg, c.prepared, &gv, &yv, &wd, &mut gx)
                 }
-                None => conv_algo::backward_input(p, c.cfg, c.prepared, &gv, &wd, &mut gx),
+                None => conv_algo::backward_input(self.buffers, p, c.cfg, c.prepared, &gv, &wd, &mut gx),
             }
             Tensor::from_vec(gx, &[p.n, p.c_in, p.h, p.w])
         })
@@ -256,7 +273,7 @@ impl Backend for Cpu {
         dispatch_float!(op, g.dtype(), T => {
             let (xd, gd) = (x.contiguous_data::<T>(op)?, g.contiguous_data::<T>(op)?);
             let mut o = vec![T::ZERO; p.weight_len()];
-            conv::conv2d_backward_weight(p, &xd, &gd, &mut o);
+            conv::conv2d_backward_weight(self.buffers, p, &xd, &gd, &mut o);
             Tensor::from_vec(o, &[p.c_out, p.c_in, p.kh, p.kw])
         })
     }

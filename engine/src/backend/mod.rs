@@ -26,7 +26,7 @@ use kernels::{BinaryOp, UnaryOp};
 /// Errors: `DeviceUnavailable` when `t`'s GPU cannot be opened.
 pub(crate) fn backend_of(op: &'static str, t: &Tensor) -> Result<Box<dyn Backend>> {
     Ok(match t.device() {
-        Device::Cpu => Box::new(cpu::Cpu),
+        Device::Cpu => Box::new(cpu::Cpu::host()),
         Device::Cuda(n) => Box::new(cuda::Cuda::open(op, n)?),
     })
 }

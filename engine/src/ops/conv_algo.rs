@@ -15,6 +15,7 @@
 
 use crate::storage::Element;
 pub use kernels::cpu::bf16::Precision;
+use kernels::cpu::buffers::BufferPool;
 use kernels::cpu::conv2d::{self as k, Conv2dParams};
 use kernels::cpu::winograd::{
     conv3x3_winograd, conv3x3_winograd_input_grad, conv3x3_winograd_masked, conv3x3_winograd_relu,
@@ -190,6 +191,7 @@ fn transformed<T: Element>(
 /// when `relu` (inside Winograd's output transform, else one pass over `out`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward<T: Element>(
+    pool: &BufferPool,
     p: &Conv2dParams,
     cfg: ConvConfig,
     prepared: Option<&Prepared>,
@@ -203,13 +205,13 @@ pub(crate) fn forward<T: Element>(
         Some(tile) => {
             let ww = transformed(prepared, w, p, tile, false, cfg.precision);
             if relu {
-                conv3x3_winograd_relu(&ww, x, b, p.n, p.h, p.w, out)
+                conv3x3_winograd_relu(pool, &ww, x, b, p.n, p.h, p.w, out)
             } else {
-                conv3x3_winograd(&ww, x, b, p.n, p.h, p.w, out)
+                conv3x3_winograd(pool, &ww, x, b, p.n, p.h, p.w, out)
             }
         }
         None => {
-            k::conv2d_forward(p, x, w, b, out);
+            k::conv2d_forward(pool, p, x, w, b, out);
             if relu {
                 use rayon::prelude::*;
                 out.par_chunks_mut(1 << 16)
@@ -223,6 +225,7 @@ pub(crate) fn forward<T: Element>(
 /// forward's transformed weights when their channels allow, else from input-gradient ones.
 #[allow(clippy::too_many_arguments)]
 fn input_grad_winograd<T: Element>(
+    pool: &BufferPool,
     p: &Conv2dParams,
     tile: WinogradTile,
     precision: Precision,
@@ -234,12 +237,12 @@ fn input_grad_winograd<T: Element>(
 ) {
     if shares_input_grad(p.c_out, p.c_in) {
         let ww = transformed(prepared, w, p, tile, false, precision);
-        return conv3x3_winograd_input_grad(&ww, grad_out, mask, p.n, p.h, p.w, grad_in);
+        return conv3x3_winograd_input_grad(pool, &ww, grad_out, mask, p.n, p.h, p.w, grad_in);
     }
     let wg = transformed(prepared, w, p, tile, true, precision);
     match mask {
-        Some(y) => conv3x3_winograd_masked(&wg, grad_out, y, None, p.n, p.h, p.w, grad_in),
-        None => conv3x3_winograd(&wg, grad_out, None, p.n, p.h, p.w, grad_in),
+        Some(y) => conv3x3_winograd_masked(pool, &wg, grad_out, y, None, p.n, p.h, p.w, grad_in),
+        None => conv3x3_winograd(pool, &wg, grad_out, None, p.n, p.h, p.w, grad_in),
     }
 }
 
@@ -248,6 +251,7 @@ fn input_grad_winograd<T: Element>(
 /// masked copy) where Winograd applies.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_input_relu<T: Element>(
+    pool: &BufferPool,
     p: &Conv2dParams,
     cfg: ConvConfig,
     prepared: Option<&Prepared>,
@@ -259,18 +263,19 @@ pub(crate) fn backward_input_relu<T: Element>(
     match winograd_tile(p, p.c_out, cfg.algorithm) {
         Some(tile) => {
             let pr = cfg.precision;
-            input_grad_winograd(p, tile, pr, prepared, w, grad_out, Some(y), grad_in)
+            input_grad_winograd(pool, p, tile, pr, prepared, w, grad_out, Some(y), grad_in)
         }
         None => {
             let mut gm = vec![T::ZERO; grad_out.len()];
             kernels::cpu::elementwise::relu_backward(grad_out, y, &mut gm);
-            k::conv2d_backward_input(p, &gm, w, grad_in)
+            k::conv2d_backward_input(pool, p, &gm, w, grad_in)
         }
     }
 }
 
 /// conv2d input gradient on the CPU with the chosen algorithm (`grad_in` overwritten).
 pub(crate) fn backward_input<T: Element>(
+    pool: &BufferPool,
     p: &Conv2dParams,
     cfg: ConvConfig,
     prepared: Option<&Prepared>,
@@ -282,8 +287,8 @@ pub(crate) fn backward_input<T: Element>(
     match winograd_tile(p, p.c_out, cfg.algorithm) {
         Some(tile) => {
             let pr = cfg.precision;
-            input_grad_winograd(p, tile, pr, prepared, w, grad_out, None, grad_in)
+            input_grad_winograd(pool, p, tile, pr, prepared, w, grad_out, None, grad_in)
         }
-        None => k::conv2d_backward_input(p, grad_out, w, grad_in),
+        None => k::conv2d_backward_input(pool, p, grad_out, w, grad_in),
     }
 }

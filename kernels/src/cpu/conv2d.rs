@@ -1,6 +1,7 @@
 //! conv2d on NCHW input and OIHW weights: forward, input-gradient, weight-gradient.
 //! (Cross-correlation, as in PyTorch/Caffe.) Implemented with im2col/col2im + gemm, parallel with rayon.
 
+use super::buffers::BufferPool;
 use super::gemm::{gemm, MatLayout};
 use super::Float;
 use crate::window::Window2d;
@@ -223,7 +224,7 @@ fn col2im_add<T: Float>(
 /// Runs `f(image index, that image's chunk of `per_image` elements of `data`, im2col buffer)` for
 /// every image: in parallel over the batch (one buffer per rayon task) when N > 1, else on the
 /// calling thread with one buffer (the kernels inside are parallel themselves).
-fn per_image<T, F>(data: &mut [T], per_image: usize, col_len: usize, f: F)
+fn per_image<T, F>(pool: &BufferPool, data: &mut [T], per_image: usize, col_len: usize, f: F)
 where
     T: Float,
     F: Fn(usize, &mut [T], &mut [T]) + Sync + Send,
@@ -234,11 +235,11 @@ where
             |col, (img, chunk)| f(img, chunk, col),
         );
     } else {
-        let mut col = super::buffers::zeroed::<T>(col_len);
+        let mut col = pool.zeroed::<T>(col_len);
         for (img, chunk) in data.chunks_mut(per_image).enumerate() {
             f(img, chunk, &mut col);
         }
-        super::buffers::recycle(col);
+        pool.recycle(col);
     }
 }
 
@@ -279,16 +280,18 @@ fn sum_lanes<T: Float>(x: &[T]) -> T {
 /// `out[n,o,y,x] = bias[o] + Σ_{c,i,j} input[n,c,y·s_h+i−p_h, x·s_w+j−p_w] · weight[o,c,i,j]`
 /// (zero outside the input). `out` is overwritten.
 pub fn conv2d_forward<T: Float>(
+    pool: &BufferPool,
     p: &Conv2dParams,
     input: &[T],
     weight: &[T],
     bias: Option<&[T]>,
     out: &mut [T],
 ) {
-    forward_impl(p, input, weight, bias, out, COL_BUDGET)
+    forward_impl(pool, p, input, weight, bias, out, COL_BUDGET)
 }
 
 fn forward_impl<T: Float>(
+    pool: &BufferPool,
     p: &Conv2dParams,
     input: &[T],
     weight: &[T],
@@ -312,7 +315,7 @@ fn forward_impl<T: Float>(
         return;
     }
     let lw = MatLayout::row_major(p.c_out, g.k);
-    per_image(out, out_per, g.col_len(), |img, out_n, col| {
+    per_image(pool, out, out_per, g.col_len(), |img, out_n, col| {
         let x = &input[img * in_per..(img + 1) * in_per];
         let beta = match bias {
             Some(b) => {
@@ -360,15 +363,17 @@ fn forward_impl<T: Float>(
 
 /// Input gradient: `grad_in = ∂L/∂input` given `grad_out = ∂L/∂out`. `grad_in` is overwritten.
 pub fn conv2d_backward_input<T: Float>(
+    pool: &BufferPool,
     p: &Conv2dParams,
     grad_out: &[T],
     weight: &[T],
     grad_in: &mut [T],
 ) {
-    backward_input_impl(p, grad_out, weight, grad_in, COL_BUDGET)
+    backward_input_impl(pool, p, grad_out, weight, grad_in, COL_BUDGET)
 }
 
 fn backward_input_impl<T: Float>(
+    pool: &BufferPool,
     p: &Conv2dParams,
     grad_out: &[T],
     weight: &[T],
@@ -391,7 +396,7 @@ fn backward_input_impl<T: Float>(
     }
     // grad_col (K × cols) = Wᵀ (K × C_out) · grad_out band (C_out × cols).
     let lwt = MatLayout::row_major(p.c_out, g.k).t();
-    per_image(grad_in, in_per, g.col_len(), |img, gin, col| {
+    per_image(pool, grad_in, in_per, g.col_len(), |img, gin, col| {
         let go = &grad_out[img * out_per..(img + 1) * out_per];
         if g.pointwise {
             let lgo = MatLayout::row_major(p.c_out, g.ohw());
@@ -429,15 +434,17 @@ fn backward_input_impl<T: Float>(
 
 /// Weight gradient: `grad_w = ∂L/∂weight` (C_out×C_in×KH×KW). `grad_w` is overwritten.
 pub fn conv2d_backward_weight<T: Float>(
+    pool: &BufferPool,
     p: &Conv2dParams,
     input: &[T],
     grad_out: &[T],
     grad_w: &mut [T],
 ) {
-    backward_weight_impl(p, input, grad_out, grad_w, COL_BUDGET)
+    backward_weight_impl(pool, p, input, grad_out, grad_w, COL_BUDGET)
 }
 
 fn backward_weight_impl<T: Float>(
+    pool: &BufferPool,
     p: &Conv2dParams,
     input: &[T],
     grad_out: &[T],
@@ -508,12 +515,12 @@ fn backward_weight_impl<T: Float>(
             });
         grad_w.copy_from_slice(&total.expect("n > 1 images"));
     } else {
-        let mut col = super::buffers::zeroed::<T>(g.col_len());
+        let mut col = pool.zeroed::<T>(g.col_len());
         for img in 0..p.n {
             let beta = if img == 0 { T::ZERO } else { T::ONE };
             one_image(img, grad_w, &mut col, beta);
         }
-        super::buffers::recycle(col);
+        pool.recycle(col);
     }
 }
 

@@ -164,12 +164,13 @@ fn forward_matches_naive_f64_and_f32() {
             for budget in budgets(&p) {
                 let what = format!("forward {p:?} bias={} budget={budget}", bias.is_some());
                 let mut out = vec![f64::NAN; p.output_len()];
-                forward_impl(&p, &x, &w, bias, &mut out, budget);
+                forward_impl(&BufferPool::new(), &p, &x, &w, bias, &mut out, budget);
                 assert_close(&out, &want, 1e-13 * terms, &what);
 
                 let b32 = bias.map(to_f32);
                 let mut out32 = vec![f32::NAN; p.output_len()];
                 forward_impl(
+                    &BufferPool::new(),
                     &p,
                     &to_f32(&x),
                     &to_f32(&w),
@@ -189,7 +190,14 @@ fn forward_public_entry_matches_naive_on_a_hand_computed_case() {
     let p = params(1, 1, 3, 3, 1, (2, 2), (1, 1), (0, 0));
     let x: Vec<f64> = (1..=9).map(f64::from).collect();
     let mut out = vec![f64::NAN; 4];
-    conv2d_forward(&p, &x, &[1.0; 4], Some(&[0.5]), &mut out);
+    conv2d_forward(
+        &BufferPool::new(),
+        &p,
+        &x,
+        &[1.0; 4],
+        Some(&[0.5]),
+        &mut out,
+    );
     assert_eq!(out, vec![12.5, 16.5, 24.5, 28.5]);
 }
 
@@ -204,11 +212,18 @@ fn backward_input_matches_naive_adjoint_f64_and_f32() {
         for budget in budgets(&p) {
             let what = format!("backward_input {p:?} budget={budget}");
             let mut gi = vec![f64::NAN; p.input_len()];
-            backward_input_impl(&p, &go, &w, &mut gi, budget);
+            backward_input_impl(&BufferPool::new(), &p, &go, &w, &mut gi, budget);
             assert_close(&gi, &want, 1e-13 * terms, &what);
 
             let mut gi32 = vec![f32::NAN; p.input_len()];
-            backward_input_impl(&p, &to_f32(&go), &to_f32(&w), &mut gi32, budget);
+            backward_input_impl(
+                &BufferPool::new(),
+                &p,
+                &to_f32(&go),
+                &to_f32(&w),
+                &mut gi32,
+                budget,
+            );
             assert_close(&gi32, &want, 2e-6 * terms, &what);
         }
     }
@@ -225,11 +240,18 @@ fn backward_weight_matches_naive_adjoint_f64_and_f32() {
         for budget in budgets(&p) {
             let what = format!("backward_weight {p:?} budget={budget}");
             let mut gw = vec![f64::NAN; p.weight_len()];
-            backward_weight_impl(&p, &x, &go, &mut gw, budget);
+            backward_weight_impl(&BufferPool::new(), &p, &x, &go, &mut gw, budget);
             assert_close(&gw, &want, 1e-13 * terms, &what);
 
             let mut gw32 = vec![f32::NAN; p.weight_len()];
-            backward_weight_impl(&p, &to_f32(&x), &to_f32(&go), &mut gw32, budget);
+            backward_weight_impl(
+                &BufferPool::new(),
+                &p,
+                &to_f32(&x),
+                &to_f32(&go),
+                &mut gw32,
+                budget,
+            );
             assert_close(&gw32, &want, 2e-6 * terms, &what);
         }
     }
@@ -251,7 +273,7 @@ fn backward_weight_single_thread_sums_the_batch() {
         let go = random(&mut rng, p.output_len());
         let want = naive_backward_weight(&p, &x, &go);
         let mut gw = vec![f64::NAN; p.weight_len()];
-        pool.install(|| backward_weight_impl(&p, &x, &go, &mut gw, 1));
+        pool.install(|| backward_weight_impl(&BufferPool::new(), &p, &x, &go, &mut gw, 1));
         assert_close(&gw, &want, 1e-11, &format!("serial backward_weight {p:?}"));
     }
 }
@@ -291,7 +313,7 @@ fn gradients_match_finite_differences_f64() {
         let r = random(&mut rng, p.output_len());
         let loss = |x: &[f64], w: &[f64], b: &[f64]| {
             let mut out = vec![0.0; p.output_len()];
-            conv2d_forward(&p, x, w, Some(b), &mut out);
+            conv2d_forward(&BufferPool::new(), &p, x, w, Some(b), &mut out);
             out.iter().zip(&r).map(|(o, r)| o * r).sum::<f64>()
         };
         let fd = |v: &[f64], at: &dyn Fn(&[f64]) -> f64| -> Vec<f64> {
@@ -306,7 +328,7 @@ fn gradients_match_finite_differences_f64() {
                 .collect()
         };
         let mut gi = vec![0.0; p.input_len()];
-        conv2d_backward_input(&p, &r, &w, &mut gi);
+        conv2d_backward_input(&BufferPool::new(), &p, &r, &w, &mut gi);
         assert_close(
             &gi,
             &fd(&x, &|x| loss(x, &w, &b)),
@@ -314,7 +336,7 @@ fn gradients_match_finite_differences_f64() {
             &format!("fd input {p:?}"),
         );
         let mut gw = vec![0.0; p.weight_len()];
-        conv2d_backward_weight(&p, &x, &r, &mut gw);
+        conv2d_backward_weight(&BufferPool::new(), &p, &x, &r, &mut gw);
         assert_close(
             &gw,
             &fd(&w, &|w| loss(&x, w, &b)),

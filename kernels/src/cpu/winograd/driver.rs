@@ -6,6 +6,7 @@ use super::matrices::{mats, sparse_rows};
 use super::transform::{input_transform, output_transform, Epilogue};
 use super::WinogradWeights;
 use crate::cpu::bf16::{self, Bf16Path, Precision};
+use crate::cpu::buffers::BufferPool;
 use crate::cpu::packed_gemm::{self, MR, NR};
 use crate::cpu::simd::SimdLevel;
 use crate::cpu::{is_f32, Float, SendPtr};
@@ -54,7 +55,9 @@ impl<T> Opts<'_, T> {
 }
 
 /// The convolution at instruction-set `level` (capped at what this CPU has), as `o` says.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn winograd_impl<T: Float>(
+    pool: &BufferPool,
     level: SimdLevel,
     ww: &WinogradWeights<T>,
     input: &[T],
@@ -122,9 +125,9 @@ pub(super) fn winograd_impl<T: Float>(
     let (path, c2) = (Bf16Path::at(level), c.div_ceil(2));
     let v_len = if bf { 0 } else { a * a * c * pb };
     let vb_len = if bf { a * a * c2 * pb } else { 0 };
-    let mut v_buf = crate::cpu::buffers::scratch::<T>(v_len);
-    let mut vb_buf = crate::cpu::buffers::scratch::<u32>(vb_len);
-    let mut mm_buf = crate::cpu::buffers::scratch::<T>(a * a * kp * pb);
+    let mut v_buf = pool.scratch::<T>(v_len);
+    let mut vb_buf = pool.scratch::<u32>(vb_len);
+    let mut mm_buf = pool.scratch::<T>(a * a * kp * pb);
     let v = &mut v_buf[..v_len];
     let vb = &mut vb_buf[..vb_len];
     let mm = &mut mm_buf[..a * a * kp * pb];
@@ -251,9 +254,9 @@ pub(super) fn winograd_impl<T: Float>(
             );
         }
     }
-    crate::cpu::buffers::recycle(v_buf);
-    crate::cpu::buffers::recycle(vb_buf);
-    crate::cpu::buffers::recycle(mm_buf);
+    pool.recycle(v_buf);
+    pool.recycle(vb_buf);
+    pool.recycle(mm_buf);
 }
 
 /// `f(ξ, kb, grp, panel, out)` for every transform point ξ (in parallel over ξ), row panel

@@ -24,6 +24,7 @@ mod weights;
 
 pub use weights::WinogradWeights;
 
+use super::buffers::BufferPool;
 use super::packed_gemm::MR;
 use super::simd::SimdLevel;
 use super::Float;
@@ -47,11 +48,14 @@ pub fn shares_input_grad(k: usize, c: usize) -> bool {
 /// `out (N×K×H×W) = conv3×3(input (N×C×H×W), stride 1, padding 1) + bias`, by Winograd.
 /// `out` is overwritten. Blocks of tiles run one after another; inside a block the input
 /// transform is parallel over input channels, the GEMMs over transform points and the output
-/// transform over output channels. Uses the best instruction set of this CPU.
+/// transform over output channels. Uses the best instruction set of this CPU; work buffers come
+/// from `pool`.
 ///
 /// # Panics
 /// On buffer lengths that do not match `n, h, w` and the weights' K, C.
+#[allow(clippy::too_many_arguments)]
 pub fn conv3x3_winograd<T: Float>(
+    pool: &BufferPool,
     ww: &WinogradWeights<T>,
     input: &[T],
     bias: Option<&[T]>,
@@ -61,7 +65,7 @@ pub fn conv3x3_winograd<T: Float>(
     out: &mut [T],
 ) {
     let (level, dims) = (SimdLevel::current(), (n, h, w));
-    winograd_impl(level, ww, input, bias, dims, out, Opts::plain())
+    winograd_impl(pool, level, ww, input, bias, dims, out, Opts::plain())
 }
 
 /// [`conv3x3_winograd`] of `input · [mask > 0]` (elementwise; `mask` has the input's shape):
@@ -69,6 +73,7 @@ pub fn conv3x3_winograd<T: Float>(
 /// gathered, so the masked gradient is never stored.
 #[allow(clippy::too_many_arguments)]
 pub fn conv3x3_winograd_masked<T: Float>(
+    pool: &BufferPool,
     ww: &WinogradWeights<T>,
     input: &[T],
     mask: &[T],
@@ -83,12 +88,14 @@ pub fn conv3x3_winograd_masked<T: Float>(
         mask: Some(mask),
         ..Opts::plain()
     };
-    winograd_impl(level, ww, input, bias, dims, out, o)
+    winograd_impl(pool, level, ww, input, bias, dims, out, o)
 }
 
 /// [`conv3x3_winograd`] followed by ReLU, fused into the output transform:
 /// `out = max(conv3×3(input) + bias, 0)`.
+#[allow(clippy::too_many_arguments)]
 pub fn conv3x3_winograd_relu<T: Float>(
+    pool: &BufferPool,
     ww: &WinogradWeights<T>,
     input: &[T],
     bias: Option<&[T]>,
@@ -102,7 +109,7 @@ pub fn conv3x3_winograd_relu<T: Float>(
         relu: true,
         ..Opts::plain()
     };
-    winograd_impl(level, ww, input, bias, dims, out, o)
+    winograd_impl(pool, level, ww, input, bias, dims, out, o)
 }
 
 /// The input gradient of the convolution with the *forward* weights `ww` (K×C):
@@ -117,6 +124,7 @@ pub fn conv3x3_winograd_relu<T: Float>(
 /// [`WinogradWeights::new_input_grad`] then), or on lengths that do not match.
 #[allow(clippy::too_many_arguments)]
 pub fn conv3x3_winograd_input_grad<T: Float>(
+    pool: &BufferPool,
     ww: &WinogradWeights<T>,
     grad_out: &[T],
     mask: Option<&[T]>,
@@ -131,5 +139,5 @@ pub fn conv3x3_winograd_input_grad<T: Float>(
         input_grad: true,
         ..Opts::plain()
     };
-    winograd_impl(level, ww, grad_out, None, dims, grad_in, o)
+    winograd_impl(pool, level, ww, grad_out, None, dims, grad_in, o)
 }

@@ -1,6 +1,7 @@
 use super::driver::BLOCK_BUDGET;
 use super::*;
 use crate::cpu::bf16::Precision;
+use crate::cpu::buffers::BufferPool;
 use crate::cpu::conv2d::{conv2d_backward_input, conv2d_forward, Conv2dParams};
 use rand::{Rng, SeedableRng};
 
@@ -53,10 +54,10 @@ fn forward_and_input_grad_match_direct_convolution() {
                 .collect();
             let b: Vec<f64> = (0..k).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let mut want = vec![0.0; p.output_len()];
-            conv2d_forward(&p, &x, &wt, Some(&b), &mut want);
+            conv2d_forward(&BufferPool::new(), &p, &x, &wt, Some(&b), &mut want);
             let ww = WinogradWeights::new(tile, &wt, k, c);
             let mut got = vec![0.0; p.output_len()];
-            conv3x3_winograd(&ww, &x, Some(&b), n, h, w, &mut got);
+            conv3x3_winograd(&BufferPool::new(), &ww, &x, Some(&b), n, h, w, &mut got);
             assert!(
                 rel(&got, &want) < 1e-12,
                 "{tile:?} fwd f64 {n}x{c}x{h}x{w}→{k}: {}",
@@ -76,7 +77,16 @@ fn forward_and_input_grad_match_direct_convolution() {
                         ..Opts::plain()
                     };
                     let dims = (n, h, w);
-                    winograd_impl(level, &ww32, &x32, Some(&b32), dims, &mut got32, o);
+                    winograd_impl(
+                        &BufferPool::new(),
+                        level,
+                        &ww32,
+                        &x32,
+                        Some(&b32),
+                        dims,
+                        &mut got32,
+                        o,
+                    );
                     let g64: Vec<f64> = got32.iter().map(|&v| v as f64).collect();
                     let tol = if tile == WinogradTile::F2 { 1e-6 } else { 1e-5 };
                     assert!(
@@ -88,7 +98,16 @@ fn forward_and_input_grad_match_direct_convolution() {
             }
             // fused ReLU
             let mut gr = vec![0.0f32; p.output_len()];
-            conv3x3_winograd_relu(&ww32, &x32, Some(&b32), n, h, w, &mut gr);
+            conv3x3_winograd_relu(
+                &BufferPool::new(),
+                &ww32,
+                &x32,
+                Some(&b32),
+                n,
+                h,
+                w,
+                &mut gr,
+            );
             let gr64: Vec<f64> = gr.iter().map(|&v| v as f64).collect();
             let want_r: Vec<f64> = want.iter().map(|v| v.max(0.0)).collect();
             assert!(
@@ -114,19 +133,19 @@ fn forward_and_input_grad_match_direct_convolution() {
                 .map(|(&v, &m)| if m > 0.0 { v } else { 0.0 })
                 .collect();
             let (mut a, mut bm) = (vec![0.0f32; p.output_len()], vec![0.0f32; p.output_len()]);
-            conv3x3_winograd(&ww32, &xm, None, n, h, w, &mut a);
-            conv3x3_winograd_masked(&ww32, &x32, &mk, None, n, h, w, &mut bm);
+            conv3x3_winograd(&BufferPool::new(), &ww32, &xm, None, n, h, w, &mut a);
+            conv3x3_winograd_masked(&BufferPool::new(), &ww32, &x32, &mk, None, n, h, w, &mut bm);
             assert_eq!(a, bm, "{tile:?} masked input");
             // input gradient
             let go: Vec<f64> = (0..p.output_len())
                 .map(|_| rng.gen_range(-1.0..1.0))
                 .collect();
             let mut want_gi = vec![0.0; p.input_len()];
-            conv2d_backward_input(&p, &go, &wt, &mut want_gi);
+            conv2d_backward_input(&BufferPool::new(), &p, &go, &wt, &mut want_gi);
             let wg = WinogradWeights::new_input_grad(tile, &wt, k, c);
             assert_eq!((wg.out_channels(), wg.in_channels()), (c, k));
             let mut gi = vec![0.0; p.input_len()];
-            conv3x3_winograd(&wg, &go, None, n, h, w, &mut gi);
+            conv3x3_winograd(&BufferPool::new(), &wg, &go, None, n, h, w, &mut gi);
             assert!(
                 rel(&gi, &want_gi) < 1e-12,
                 "{tile:?} input grad: {}",
@@ -138,7 +157,7 @@ fn forward_and_input_grad_match_direct_convolution() {
                 continue;
             }
             let mut gs = vec![0.0; p.input_len()];
-            conv3x3_winograd_input_grad(&ww, &go, None, n, h, w, &mut gs);
+            conv3x3_winograd_input_grad(&BufferPool::new(), &ww, &go, None, n, h, w, &mut gs);
             assert!(
                 rel(&gs, &want_gi) < 1e-12,
                 "{tile:?} shared input grad f64 {n}x{c}x{h}x{w}→{k}: {}",
@@ -154,7 +173,7 @@ fn forward_and_input_grad_match_direct_convolution() {
                 .map(|(&v, &m)| if m > 0.0 { v } else { 0.0 })
                 .collect();
             let mut want_m = vec![0.0; p.input_len()];
-            conv2d_backward_input(&p, &go_m, &wt, &mut want_m);
+            conv2d_backward_input(&BufferPool::new(), &p, &go_m, &wt, &mut want_m);
             for level in SimdLevel::available() {
                 for budget in [BLOCK_BUDGET, 1] {
                     for mask in [None, Some(&mko[..])] {
@@ -165,7 +184,16 @@ fn forward_and_input_grad_match_direct_convolution() {
                             input_grad: true,
                             ..Opts::plain()
                         };
-                        winograd_impl(level, &ww32, &go32, None, (n, h, w), &mut g32, o);
+                        winograd_impl(
+                            &BufferPool::new(),
+                            level,
+                            &ww32,
+                            &go32,
+                            None,
+                            (n, h, w),
+                            &mut g32,
+                            o,
+                        );
                         let g64: Vec<f64> = g32.iter().map(|&v| v as f64).collect();
                         let want = if mask.is_some() { &want_m } else { &want_gi };
                         let tol = if tile == WinogradTile::F2 { 1e-6 } else { 1e-5 };
@@ -206,9 +234,9 @@ fn bf16_forward_and_input_grad_stay_within_bf16_rounding_of_direct_convolution()
             .map(|_| rng.gen_range(-1.0..1.0))
             .collect();
         let mut want = vec![0.0; p.output_len()];
-        conv2d_forward(&p, &x, &wt, Some(&b), &mut want);
+        conv2d_forward(&BufferPool::new(), &p, &x, &wt, Some(&b), &mut want);
         let mut want_gi = vec![0.0; p.input_len()];
-        conv2d_backward_input(&p, &go, &wt, &mut want_gi);
+        conv2d_backward_input(&BufferPool::new(), &p, &go, &wt, &mut want_gi);
         let f32s = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
         let (x32, w32, b32, go32) = (f32s(&x), f32s(&wt), f32s(&b), f32s(&go));
         for tile in [WinogradTile::F2, WinogradTile::F4] {
@@ -221,8 +249,26 @@ fn bf16_forward_and_input_grad_stay_within_bf16_rounding_of_direct_convolution()
             // Only the input gradient in bf16: the forward is exactly the f32 one.
             let wg_only = WinogradWeights::new(tile, &w32, k, c).with_precision(F32, Bf16);
             let (mut y0, mut y1) = (vec![0f32; p.output_len()], vec![0f32; p.output_len()]);
-            conv3x3_winograd(&w_f32, &x32, Some(&b32), n, h, w, &mut y0);
-            conv3x3_winograd(&wg_only, &x32, Some(&b32), n, h, w, &mut y1);
+            conv3x3_winograd(
+                &BufferPool::new(),
+                &w_f32,
+                &x32,
+                Some(&b32),
+                n,
+                h,
+                w,
+                &mut y0,
+            );
+            conv3x3_winograd(
+                &BufferPool::new(),
+                &wg_only,
+                &x32,
+                Some(&b32),
+                n,
+                h,
+                w,
+                &mut y1,
+            );
             assert_eq!(
                 y0, y1,
                 "{tile:?} forward of input-gradient-only bf16 weights"
@@ -239,7 +285,16 @@ fn bf16_forward_and_input_grad_stay_within_bf16_rounding_of_direct_convolution()
                         budget,
                         ..Opts::plain()
                     };
-                    winograd_impl(level, &ww, &x32, Some(&b32), (n, h, w), &mut got, o);
+                    winograd_impl(
+                        &BufferPool::new(),
+                        level,
+                        &ww,
+                        &x32,
+                        Some(&b32),
+                        (n, h, w),
+                        &mut got,
+                        o,
+                    );
                     let e = rel(&got.iter().map(|&v| v as f64).collect::<Vec<_>>(), &want);
                     assert!(
                         lo < e && e < hi,
@@ -255,7 +310,7 @@ fn bf16_forward_and_input_grad_stay_within_bf16_rounding_of_direct_convolution()
                 let mko: Vec<f32> = (0..go.len()).map(|i| (i % 5 != 1) as u8 as f32).collect();
                 let go_m: Vec<f64> = go.iter().zip(&mko).map(|(&v, &m)| v * m as f64).collect();
                 let mut want_m = vec![0.0; p.input_len()];
-                conv2d_backward_input(&p, &go_m, &wt, &mut want_m);
+                conv2d_backward_input(&BufferPool::new(), &p, &go_m, &wt, &mut want_m);
                 for level in SimdLevel::available() {
                     for (ws, budget, mask) in [
                         (&ww, BLOCK_BUDGET, None),
@@ -269,7 +324,16 @@ fn bf16_forward_and_input_grad_stay_within_bf16_rounding_of_direct_convolution()
                             input_grad: true,
                             ..Opts::plain()
                         };
-                        winograd_impl(level, ws, &go32, None, (n, h, w), &mut gi, o);
+                        winograd_impl(
+                            &BufferPool::new(),
+                            level,
+                            ws,
+                            &go32,
+                            None,
+                            (n, h, w),
+                            &mut gi,
+                            o,
+                        );
                         let want = if mask.is_some() { &want_m } else { &want_gi };
                         let e = rel(&gi.iter().map(|&v| v as f64).collect::<Vec<_>>(), want);
                         let masked = mask.is_some();
@@ -282,7 +346,7 @@ fn bf16_forward_and_input_grad_stay_within_bf16_rounding_of_direct_convolution()
             } else {
                 let wg =
                     WinogradWeights::new_input_grad(tile, &w32, k, c).with_precision(Bf16, Bf16);
-                conv3x3_winograd(&wg, &go32, None, n, h, w, &mut gi);
+                conv3x3_winograd(&BufferPool::new(), &wg, &go32, None, n, h, w, &mut gi);
                 let e = rel(&gi.iter().map(|&v| v as f64).collect::<Vec<_>>(), &want_gi);
                 assert!(lo < e && e < hi, "{tile:?} bf16 input grad: {e}");
             }
