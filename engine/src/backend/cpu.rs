@@ -14,6 +14,7 @@ use kernels::cpu::elementwise as ew;
 use kernels::cpu::gemm::{gemm, MatLayout};
 use kernels::cpu::gram;
 use kernels::cpu::pool2d::{self as pool, Pool2dParams};
+use kernels::cpu::{adam as adam_kernel, reduce};
 use kernels::{BinaryOp, Float as _, UnaryOp};
 
 /// The host, with its work-buffer pool (im2col columns and Winograd tiles reused from one call
@@ -70,7 +71,7 @@ fn matmul<T: Element>(a: &Tensor, b: &Tensor, batch: usize, m: usize, n: usize) 
     Ok(out)
 }
 
-/// The update with nst's Adam arithmetic (constants in f64, cast once).
+/// The update with nst's Adam arithmetic (`kernels::cpu::adam`), as new tensors.
 fn adam<T: Element>(
     x: &Tensor,
     g: &Tensor,
@@ -81,17 +82,14 @@ fn adam<T: Element>(
     let op = "adam_step";
     let (mut xs, gs) = (x.to_vec::<T>()?, g.contiguous_data::<T>(op)?);
     let (mut ms, mut vs) = (m.to_vec::<T>()?, v.to_vec::<T>()?);
-    let bc1 = 1.0 - p.beta1.powi(p.t);
-    let bc2 = 1.0 - p.beta2.powi(p.t);
-    let f = T::from_f64;
-    let (b1, b2, c1, c2) = (f(p.beta1), f(p.beta2), f(1.0 - p.beta1), f(1.0 - p.beta2));
-    let (step, bc2_sqrt, eps) = (f(p.learning_rate / bc1), f(bc2.sqrt()), f(p.eps));
-    for i in 0..xs.len() {
-        let gi = gs[i];
-        ms[i] = b1 * ms[i] + c1 * gi;
-        vs[i] = b2 * vs[i] + c2 * gi * gi;
-        xs[i] -= step * ms[i] / (vs[i].sqrt() / bc2_sqrt + eps);
-    }
+    let hp = adam_kernel::AdamHyper {
+        learning_rate: p.learning_rate,
+        beta1: p.beta1,
+        beta2: p.beta2,
+        eps: p.eps,
+        t: p.t,
+    };
+    adam_kernel::adam_step(&mut xs, &gs, &mut ms, &mut vs, hp);
     let s = x.shape();
     Ok((
         Tensor::from_vec(xs, s)?,
@@ -167,7 +165,7 @@ impl Backend for Cpu {
     fn sum_all(&self, op: &'static str, x: &Tensor) -> Result<Tensor> {
         dispatch_float!(op, x.dtype(), T => {
             let d = x.contiguous_data::<T>(op)?;
-            Tensor::from_vec(vec![ew::sum_all(&d)], &[])
+            Tensor::from_vec(vec![reduce::sum_all(&d)], &[])
         })
     }
 
@@ -186,7 +184,7 @@ impl Backend for Cpu {
         dispatch_float!(op, x.dtype(), T => {
             let d = x.contiguous_data::<T>(op)?;
             let mut o = vec![T::ZERO; outer * inner];
-            ew::sum_axis(&d, outer, s[axis], inner, &mut o);
+            reduce::sum_axis(&d, outer, s[axis], inner, &mut o);
             Tensor::from_vec(o, out_shape)
         })
     }

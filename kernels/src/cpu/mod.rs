@@ -1,6 +1,7 @@
 //! CPU kernels: gemm (matrixmultiply), conv2d (im2col + gemm), pooling, elementwise, reductions.
 //! Parallel with rayon; inner loops written so that they auto-vectorise.
 
+pub mod adam;
 pub mod bf16;
 pub mod buffers;
 pub mod conv2d;
@@ -10,6 +11,7 @@ pub mod gemm;
 pub mod gram;
 pub mod packed_gemm;
 pub mod pool2d;
+pub mod reduce;
 pub mod simd;
 pub mod winograd;
 
