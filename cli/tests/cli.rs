@@ -225,6 +225,53 @@ fn bad_outputs_and_flags_give_one_clear_line() {
 }
 
 #[test]
+fn sizes_too_small_and_bad_numbers_are_refused_before_any_work() {
+    let d = tmp("toosmall");
+    let out = d.join("out.png").display().to_string();
+    let (c, s) = (content(), style());
+    let transfer = |extra: &[&str]| {
+        let mut args = vec!["transfer", &c, &s, "-o", &out];
+        args.extend_from_slice(extra);
+        nst(&args)
+    };
+    for (extra, needle) in [
+        (&["--iterations", "0"][..], "--iterations must be ≥ 1"),
+        (
+            &["--style-layer-weights", "nan,1,1,1,1"],
+            "--style-layer-weights must be finite",
+        ),
+        (
+            &["--style-layer-weights=-1,1,1,1,1"],
+            "--style-layer-weights must be finite",
+        ),
+        (
+            &["--style-blend-weights", "0"],
+            "--style-blend-weights must not all be 0",
+        ),
+    ] {
+        assert_one_line_error(&transfer(extra), needle);
+    }
+    // Sizes are checked once the network's layers are known, before the first iteration.
+    if nst_tests::weights_or_skip().is_some() {
+        // chelsea is 451×300: at 16 px it is 16×11, under relu5_1's 16.
+        assert_one_line_error(&transfer(&["--size", "16"]), "use at least 24");
+        assert_one_line_error(
+            &transfer(&["--size", "256", "--style-scale", "0.01"]),
+            "--style-scale 0.01 makes style image 1",
+        );
+        let f = d.join("f.safetensors").display().to_string();
+        assert_one_line_error(
+            &nst(&[
+                "features", &c, "--layers", "relu5_1", "--size", "12", "-o", &f,
+            ]),
+            "too small for VGG-19's relu5_1",
+        );
+        assert!(!d.join("f.safetensors").exists());
+    }
+    assert!(!d.join("out.png").exists());
+}
+
+#[test]
 fn help_lists_every_option_with_defaults() {
     let o = nst(&["transfer", "--help"]);
     assert!(o.status.success());

@@ -210,6 +210,19 @@ impl StyleTransferConfig {
                 ),
             );
         }
+        if let Some(w) = self
+            .style_layer_weights
+            .iter()
+            .find(|w| !w.is_finite() || **w < 0.0)
+        {
+            return bad(
+                ConfigField::StyleLayerWeights,
+                format!("must be finite numbers ≥ 0, got {w}"),
+            );
+        }
+        if self.iterations == 0 {
+            return bad(ConfigField::Iterations, "must be ≥ 1".into());
+        }
         if n_styles == 0 {
             return bad(
                 ConfigField::StyleImages,
@@ -224,6 +237,21 @@ impl StyleTransferConfig {
                     self.style_blend_weights.len()
                 ),
             );
+        }
+        if let Some(w) = self
+            .style_blend_weights
+            .iter()
+            .find(|w| !w.is_finite() || **w < 0.0)
+        {
+            return bad(
+                ConfigField::StyleBlendWeights,
+                format!("must be finite numbers ≥ 0, got {w}"),
+            );
+        }
+        if !self.style_blend_weights.is_empty()
+            && self.style_blend_weights.iter().sum::<f64>() <= 0.0
+        {
+            return bad(ConfigField::StyleBlendWeights, "must not all be 0".into());
         }
         for (field, v) in [
             (ConfigField::ContentWeight, self.content_weight),
@@ -318,6 +346,41 @@ mod tests {
             },
             1,
             ConfigField::LbfgsHistory,
+        );
+        // Bad numbers that used to run (to a NaN picture, or to the resized content).
+        check(
+            StyleTransferConfig {
+                iterations: 0,
+                ..d()
+            },
+            1,
+            ConfigField::Iterations,
+        );
+        for bad in [f64::NAN, -1.0, f64::INFINITY] {
+            check(
+                StyleTransferConfig {
+                    style_layer_weights: vec![1.0, bad, 1.0, 1.0, 1.0],
+                    ..d()
+                },
+                1,
+                ConfigField::StyleLayerWeights,
+            );
+            check(
+                StyleTransferConfig {
+                    style_blend_weights: vec![1.0, bad],
+                    ..d()
+                },
+                2,
+                ConfigField::StyleBlendWeights,
+            );
+        }
+        check(
+            StyleTransferConfig {
+                style_blend_weights: vec![0.0, 0.0],
+                ..d()
+            },
+            2,
+            ConfigField::StyleBlendWeights,
         );
         let e = StyleTransferConfig { scales: 9, ..d() }
             .validate(1)

@@ -166,6 +166,23 @@ pub enum Error {
         known: String,
     },
 
+    /// An image too small for the deepest layer asked for: every pooling before it halves the
+    /// height and width (rounding down), so both must be at least `min_px`.
+    #[error(
+        "{what} is {width}×{height} px, too small for VGG-19's {layer}: both sides must be at \
+         least {min_px} px"
+    )]
+    InputTooSmall {
+        /// Which image (e.g. "the input", "the content image at scale 1 of 2").
+        what: String,
+        width: usize,
+        height: usize,
+        /// The smallest side that reaches `layer`.
+        min_px: usize,
+        /// The deepest layer the run reads.
+        layer: String,
+    },
+
     /// A [`crate::transfer::StyleTransferConfig`] field with a bad value.
     #[error(transparent)]
     Config(#[from] ConfigError),

@@ -54,6 +54,35 @@ pub fn layer_names() -> Vec<String> {
     names
 }
 
+/// The smallest height and width (px) of an input that reaches the deepest of `layers`, and
+/// that layer's name: each pooling before it (and the layer itself, if a pool) halves the
+/// sides, rounding down, so relu5_1 (after four) needs 16 px, pool5 32, relu1_1 1.
+/// Errors: `UnknownLayer`.
+pub fn min_input_side(layers: &[&str]) -> Result<(usize, String)> {
+    let names = layer_names();
+    let deepest = deepest_layer(&names, layers)?;
+    let pools = names[..=deepest]
+        .iter()
+        .filter(|n| n.starts_with("pool"))
+        .count();
+    Ok((1 << pools, names[deepest].clone()))
+}
+
+/// `InputTooSmall` unless a `width`×`height` image reaches the deepest of `layers`.
+pub fn check_input_size(what: &str, width: usize, height: usize, layers: &[&str]) -> Result<()> {
+    let (min_px, layer) = min_input_side(layers)?;
+    if width < min_px || height < min_px {
+        return Err(Error::InputTooSmall {
+            what: what.to_string(),
+            width,
+            height,
+            min_px,
+            layer,
+        });
+    }
+    Ok(())
+}
+
 /// The index in `names` ([`layer_names`]) of the deepest of `layers` (0 when empty).
 /// Errors: `UnknownLayer`.
 fn deepest_layer(names: &[String], layers: &[&str]) -> Result<usize> {
@@ -170,6 +199,10 @@ impl Vgg19 {
         if taps.is_empty() {
             return Ok(out);
         }
+        let s = x.shape();
+        if s.len() == 4 {
+            check_input_size("the input", s[3], s[2], taps)?;
+        }
         let mut h = x.clone();
         let mut convs = self.convs.iter();
         let conv_opts = Conv2dOptions::new(1, 1).with_config(conv);
@@ -270,6 +303,24 @@ pub fn deprocess(p: Preprocessing, x: &Tensor) -> Result<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_smallest_input_halves_once_per_pooling() {
+        let side = |l: &[&str]| min_input_side(l).unwrap();
+        assert_eq!(side(&["relu1_1"]), (1, "relu1_1".into()));
+        assert_eq!(side(&["pool1"]), (2, "pool1".into()));
+        assert_eq!(side(&["conv2_1", "relu1_2"]), (2, "conv2_1".into()));
+        assert_eq!(side(&["relu4_2", "relu5_1"]), (16, "relu5_1".into()));
+        assert_eq!(side(&["pool5"]), (32, "pool5".into()));
+        assert!(min_input_side(&["fc7"]).is_err());
+        // 16×15 misses relu5_1 by one row (15 → 7 → 3 → 1 → 0).
+        let e = check_input_size("x", 16, 15, &["relu5_1"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "x is 16×15 px, too small for VGG-19's relu5_1: both sides must be at least 16 px"
+        );
+        check_input_size("x", 16, 16, &["relu5_1"]).unwrap();
+    }
     use crate::weights::testutil::synthetic_vgg;
 
     #[test]
