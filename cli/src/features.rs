@@ -37,7 +37,16 @@ pub struct FeaturesArgs {
 }
 
 pub fn run(args: FeaturesArgs) -> Result<()> {
-    check_output(&args.output, &[&args.image], &["safetensors"])?;
+    // The weights are read too: --weights, or the cache's file.
+    let weights = match &args.weights {
+        Some(w) => w.clone(),
+        None => nst::weights::default_weights_path()?,
+    };
+    check_output(
+        &args.output,
+        &[args.image.as_path(), &weights],
+        &["safetensors"],
+    )?;
     let pooling: Pooling = parse_flag("--pooling", &args.pooling)?;
     let mut img = RgbImage::load(&args.image, args.max_pixels)?;
     if let Some(s) = args.size {

@@ -4,7 +4,7 @@
 use crate::common::{
     check_device, check_output, in_flag_words, load_vgg, parse_flag, parse_precision,
 };
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use nst::image::{RgbImage, DEFAULT_MAX_PIXELS};
@@ -174,9 +174,25 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     if let Some(f) = args.weights.as_deref() {
         inputs.push(f);
     }
+    // An --init image is read too (anything but the keywords is a file).
+    let init_file = Path::new(&args.init);
+    if args.init.parse::<Init>().is_err() {
+        inputs.push(init_file);
+    }
     check_output(&args.output, &inputs, &["png", "jpg", "jpeg"])?;
     if let Some(log) = &args.log_json {
         check_output(log, &inputs, &["json", "jsonl", "log", "txt"])?;
+    }
+    // Snapshots (--save-every) never write over an input either: check every name a run of
+    // `iterations` × `scales` steps can use.
+    if args.save_every > 0 {
+        let steps = args.iterations.saturating_mul(args.scales.max(1));
+        for step in (args.save_every..=steps).step_by(args.save_every) {
+            let path = save_path(&args.output, step);
+            if let Err(e) = check_output(&path, &inputs, &["png", "jpg", "jpeg"]) {
+                bail!("--save-every: snapshot {e}");
+            }
+        }
     }
     let pooling: Pooling = parse_flag("--pooling", &args.pooling)?;
     let mut cfg = args.config(args.styles.len())?;

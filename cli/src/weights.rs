@@ -95,7 +95,11 @@ fn run_import(
     preprocessing: Option<Preprocessing>,
 ) -> anyhow::Result<()> {
     let output = match output {
-        Some(o) => o,
+        // An explicit output: an existing directory, a .safetensors name, never the input.
+        Some(o) => {
+            crate::common::check_output(&o, &[file], &["safetensors"])?;
+            o
+        }
         None => default_weights_path()?,
     };
     let w = weights::convert_file(file, &output, preprocessing)

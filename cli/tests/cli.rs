@@ -225,6 +225,81 @@ fn bad_outputs_and_flags_give_one_clear_line() {
 }
 
 #[test]
+fn no_command_writes_over_a_file_it_reads() {
+    let d = tmp("overwrite");
+    let p = |n: &str| d.join(n).display().to_string();
+    for n in ["c.png", "init.png", "out_0002.png"] {
+        std::fs::copy(image("chelsea.png"), d.join(n)).unwrap();
+    }
+    let w = d.join("w.safetensors");
+    std::fs::write(&w, b"not really weights").unwrap();
+    let snapshot = |n: &str| std::fs::read(d.join(n)).unwrap();
+    let before: Vec<Vec<u8>> = ["c.png", "init.png", "out_0002.png", "w.safetensors"]
+        .map(snapshot)
+        .to_vec();
+    let s = style();
+    // -o equal to the --init image.
+    assert_one_line_error(
+        &nst(&[
+            "transfer",
+            &p("c.png"),
+            &s,
+            "-o",
+            &p("init.png"),
+            "--init",
+            &p("init.png"),
+        ]),
+        "also an input",
+    );
+    // A --save-every snapshot name equal to an input.
+    assert_one_line_error(
+        &nst(&[
+            "transfer",
+            &p("out_0002.png"),
+            &s,
+            "-o",
+            &p("out.png"),
+            "--save-every",
+            "2",
+        ]),
+        "--save-every: snapshot output",
+    );
+    // features -o equal to --weights.
+    let wp = w.display().to_string();
+    assert_one_line_error(
+        &nst(&[
+            "features",
+            &p("c.png"),
+            "--layers",
+            "relu1_1",
+            "-o",
+            &wp,
+            "--weights",
+            &wp,
+        ]),
+        "also an input",
+    );
+    // weights import -o: not over the input, not another kind of file, no new directories.
+    assert_one_line_error(
+        &nst(&["weights", "import", &wp, "-o", &wp]),
+        "also an input",
+    );
+    assert_one_line_error(
+        &nst(&["weights", "import", &wp, "-o", &p("photo.jpg")]),
+        "extension",
+    );
+    assert_one_line_error(
+        &nst(&["weights", "import", &wp, "-o", &p("no/dir/w.safetensors")]),
+        "does not exist",
+    );
+    let after: Vec<Vec<u8>> = ["c.png", "init.png", "out_0002.png", "w.safetensors"]
+        .map(snapshot)
+        .to_vec();
+    assert_eq!(before, after, "inputs byte-identical");
+    assert!(!d.join("out.png").exists() && !d.join("no").exists());
+}
+
+#[test]
 fn sizes_too_small_and_bad_numbers_are_refused_before_any_work() {
     let d = tmp("toosmall");
     let out = d.join("out.png").display().to_string();
