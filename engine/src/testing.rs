@@ -1,6 +1,6 @@
 //! Test helpers shared by the engine's and the workspace's tests: relative-error comparison,
-//! a finite-difference gradient check in f64, and `test_device!` to run one test body on every
-//! device present.
+//! a finite-difference gradient check in f64, CPU-vs-GPU parity of an op's values and
+//! gradients, and `test_device!` to run one test body on every device present.
 
 use crate::{DType, Device, Result, Tensor};
 
@@ -104,6 +104,58 @@ pub fn grad_check(
         worst = worst.max(e);
     }
     worst
+}
+
+/// Tolerance of [`parity`]: relative L2 error between CPU and GPU results in f32.
+pub const PARITY_TOL: f64 = 1e-4;
+
+/// Values and input gradients of `f` on `dev`: the inputs are moved there and made leaves; the
+/// loss is Σ y·w for a fixed random w (so every output's gradient matters).
+fn values_and_grads(
+    f: &dyn Fn(&[Tensor]) -> Result<Tensor>,
+    inputs: &[Tensor],
+    dev: Device,
+) -> (Vec<f64>, Vec<Option<Vec<f64>>>) {
+    let leaves: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| t.to_device(dev).unwrap().detach().requires_grad_())
+        .collect();
+    let y = f(&leaves).unwrap();
+    assert_eq!(y.device(), dev, "output on the wrong device");
+    let w = Tensor::randn(y.shape(), 1.0, 4242, y.dtype())
+        .unwrap()
+        .to_device(dev)
+        .unwrap();
+    y.mul(&w).unwrap().sum().unwrap().backward().unwrap();
+    let grads = leaves
+        .iter()
+        .map(|l| {
+            l.grad().map(|g| {
+                assert_eq!(g.device(), dev, "gradient on the wrong device");
+                g.to_vec_f64().unwrap()
+            })
+        })
+        .collect();
+    (y.to_vec_f64().unwrap(), grads)
+}
+
+/// Forward and backward of `f` agree between the CPU and `gpu` (relative error ≤
+/// [`PARITY_TOL`] for the values and each input's gradient; an input has a gradient on both
+/// devices or on neither).
+#[track_caller]
+pub fn parity(what: &str, gpu: Device, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) {
+    let (y_cpu, g_cpu) = values_and_grads(&f, inputs, Device::Cpu);
+    let (y_gpu, g_gpu) = values_and_grads(&f, inputs, gpu);
+    assert_close(&y_gpu, &y_cpu, PARITY_TOL, &format!("{what}: forward"));
+    for (i, (a, b)) in g_gpu.iter().zip(&g_cpu).enumerate() {
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                assert_close(a, b, PARITY_TOL, &format!("{what}: grad of input {i}"))
+            }
+            (None, None) => {}
+            _ => panic!("{what}: input {i} has a gradient on one device only"),
+        }
+    }
 }
 
 /// The devices present in this process: the CPU always, then every usable CUDA device (when a

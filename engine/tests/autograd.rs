@@ -114,28 +114,3 @@ fn errors_name_the_op_and_shapes_and_never_panic() {
     ));
     assert!(a.gram_matrix().is_err() && a.tv_loss().is_err());
 }
-
-#[test]
-fn views_share_storage_and_strided_values_are_right() {
-    let x = Tensor::from_vec((0..24).map(|v| v as f32).collect(), &[2, 3, 4]).unwrap();
-    let p = x.permute(&[2, 0, 1]).unwrap();
-    assert!(p.shares_storage(&x) && !p.is_contiguous());
-    assert_eq!(p.shape(), &[4, 2, 3]);
-    let v = p.to_vec::<f32>().unwrap();
-    // p[i, j, k] = x[j, k, i] = 12j + 4k + i
-    assert_eq!(&v[..6], &[0.0, 4.0, 8.0, 12.0, 16.0, 20.0]);
-    assert_eq!(v[23], 23.0);
-    let n = x.narrow(2, 1, 2).unwrap().narrow(0, 1, 1).unwrap();
-    assert_eq!(
-        n.to_vec::<f32>().unwrap(),
-        vec![13.0, 14.0, 17.0, 18.0, 21.0, 22.0]
-    );
-    // broadcasting against a strided view
-    let s = n
-        .add(&Tensor::from_slice(&[100.0f32, 200.0], &[2]).unwrap())
-        .unwrap();
-    assert_eq!(
-        s.to_vec::<f32>().unwrap(),
-        vec![113.0, 214.0, 117.0, 218.0, 121.0, 222.0]
-    );
-}

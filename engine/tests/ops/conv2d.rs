@@ -1,0 +1,129 @@
+//! Convolution (`engine/src/ops/conv2d.rs`, `frozen_conv2d.rs`): conv2d with and without bias,
+//! every gradient; the fused conv2d_relu and FrozenConv2d against conv2d then relu.
+
+use crate::common::*;
+use engine::{test_device, Conv2dOptions, DType, Tensor};
+
+test_device!(checks, |dev| {
+    // (a) values: the fused conv2d + relu. Frozen weights (the fused path: one tape node on
+    // every device): values and input gradients equal the two ops', for the CPU's Winograd
+    // shapes (3×3, ≥16 channels) and im2col ones, in f64 and f32, through Tensor::conv2d_relu
+    // and FrozenConv2d.
+    for &(c, k, h, w, winograd_ok) in &[(16, 8, 9, 7, true), (3, 5, 6, 5, false)] {
+        for dtype in [DType::F64, DType::F32] {
+            let on = |t: Tensor| t.to_device(dev).unwrap();
+            let x = on(Tensor::randn(&[2, c, h, w], 1.0, 11, dtype).unwrap());
+            let wt = on(Tensor::randn(&[k, c, 3, 3], 0.3, 12, dtype).unwrap());
+            let b = on(Tensor::randn(&[k], 0.5, 13, dtype).unwrap());
+            let frozen = engine::FrozenConv2d::new(wt.clone(), Some(b.clone())).unwrap();
+            let o = Conv2dOptions::new(1, 1);
+            let run = |fused: u8| {
+                let xl = x.detach().requires_grad_();
+                let y = match fused {
+                    0 => xl.conv2d(&wt, Some(&b), o).unwrap().relu().unwrap(),
+                    1 => xl.conv2d_relu(&wt, Some(&b), o).unwrap(),
+                    _ => frozen.forward_relu(&xl, o).unwrap(),
+                };
+                let g = on(Tensor::randn(y.shape(), 1.0, 14, dtype).unwrap());
+                y.mul(&g).unwrap().sum().unwrap().backward().unwrap();
+                (
+                    y.to_vec_f64().unwrap(),
+                    xl.grad().unwrap().to_vec_f64().unwrap(),
+                )
+            };
+            let (yr, gr) = run(0);
+            for fused in [1, 2] {
+                let (yf, gf) = run(fused);
+                let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
+                assert_close(
+                    &yf,
+                    &yr,
+                    tol,
+                    &format!("fused relu values {c}ch {winograd_ok} ({fused})"),
+                );
+                assert_close(
+                    &gf,
+                    &gr,
+                    tol,
+                    &format!("fused relu grad {c}ch {winograd_ok} ({fused})"),
+                );
+                assert!(yf.iter().all(|&v| v >= 0.0));
+            }
+        }
+    }
+
+    // (b) gradients: every input of conv2d
+    // (n, c_in, h, w, c_out, kh, kw, stride, pad)
+    let cases = [
+        (1, 1, 5, 5, 1, 3, 3, 1, 1),
+        (2, 3, 7, 6, 4, 3, 3, 1, 1),
+        (1, 2, 9, 7, 3, 3, 3, 2, 0),
+        (3, 2, 6, 8, 2, 3, 3, 2, 2),
+        (1, 3, 5, 7, 5, 1, 1, 1, 0),
+        (2, 2, 8, 5, 3, 5, 3, 1, 2),
+    ];
+    for (i, &(n, ci, h, w, co, kh, kw, s, p)) in cases.iter().enumerate() {
+        let seed = 300 + 10 * i as u64;
+        let x = randn(&[n, ci, h, w], seed, dev);
+        let wt = randn(&[co, ci, kh, kw], seed + 1, dev);
+        let b = randn(&[co], seed + 2, dev);
+        let opts = Conv2dOptions::new(s, p);
+        grad_check(
+            |t| project(&t[0].conv2d(&t[1], Some(&t[2]), opts)?),
+            &[x.clone(), wt.clone(), b],
+            EPS,
+            TOL,
+        );
+        grad_check(
+            |t| project(&t[0].conv2d(&t[1], None, opts)?),
+            &[x, wt],
+            EPS,
+            TOL,
+        );
+    }
+    // and of the fused op itself (f64)
+    let wt = Tensor::randn(&[4, 16, 3, 3], 0.3, 21, DType::F64)
+        .unwrap()
+        .to_device(dev)
+        .unwrap();
+    let x = Tensor::randn(&[1, 16, 5, 6], 1.0, 22, DType::F64)
+        .unwrap()
+        .to_device(dev)
+        .unwrap();
+    grad_check(
+        |t| project(&t[0].conv2d_relu(&wt, None, Conv2dOptions::new(1, 1))?),
+        &[x],
+        EPS,
+        TOL,
+    );
+
+    // (c) CPU vs GPU
+    if is_gpu(dev) {
+        // (n, c, h, w, o, k, stride, pad, bias)
+        for (i, &(n, c, h, w, o, k, s, p, bias)) in [
+            (1, 3, 8, 8, 4, 3, 1, 1, true),
+            (2, 2, 7, 5, 3, 3, 2, 1, false),
+            (1, 4, 6, 9, 2, 2, 1, 0, true),
+            (2, 3, 9, 7, 5, 3, 2, 2, true),
+            (2, 6, 5, 4, 3, 1, 1, 0, true), // 1×1, stride 1, no padding: the GEMM-only path
+            (1, 16, 20, 24, 8, 3, 1, 1, true),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let x = randn_f32(&[n, c, h, w], 60 + i as u64);
+            let wt = randn_f32(&[o, c, k, k], 70 + i as u64);
+            let opts = Conv2dOptions::new(s, p);
+            if bias {
+                let b = randn_f32(&[o], 80 + i as u64);
+                parity("conv2d+bias", dev, &[x, wt, b], move |t| {
+                    t[0].conv2d(&t[1], Some(&t[2]), opts)
+                });
+            } else {
+                parity("conv2d", dev, &[x, wt], move |t| {
+                    t[0].conv2d(&t[1], None, opts)
+                });
+            }
+        }
+    }
+});

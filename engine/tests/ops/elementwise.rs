@@ -1,0 +1,95 @@
+//! Elementwise ops (`engine/src/ops/elementwise.rs`, `activation.rs`): add, sub, mul, div with
+//! broadcasting; neg, add_scalar, mul_scalar, square, abs, sqrt and relu.
+
+use crate::common::*;
+use engine::test_device;
+
+test_device!(checks, |dev| {
+    // (b) gradients: binary ops with broadcasting
+    let cases: &[(&[usize], &[usize])] = &[
+        (&[3, 4], &[3, 4]),
+        (&[2, 3, 5], &[5]),
+        (&[4, 1], &[1, 3]),
+        (&[2, 1, 3], &[4, 1]),
+        (&[3], &[]),
+    ];
+    for (i, (sa, sb)) in cases.iter().enumerate() {
+        let (a, b) = (randn(sa, i as u64, dev), randn(sb, 100 + i as u64, dev));
+        grad_check(
+            |t| project(&t[0].add(&t[1])?),
+            &[a.clone(), b.clone()],
+            EPS,
+            TOL,
+        );
+        grad_check(
+            |t| project(&t[0].sub(&t[1])?),
+            &[a.clone(), b.clone()],
+            EPS,
+            TOL,
+        );
+        grad_check(
+            |t| project(&t[0].mul(&t[1])?),
+            &[a.clone(), b.clone()],
+            EPS,
+            TOL,
+        );
+        // keep the divisor away from zero
+        let b_pos = b.abs().unwrap().add_scalar(0.5).unwrap();
+        grad_check(
+            |t| project(&t[0].div(&t[1])?),
+            &[a.clone(), b_pos],
+            EPS,
+            TOL,
+        );
+    }
+
+    // (b) gradients: unary and scalar ops
+    let x = randn(&[3, 5, 2], 7, dev);
+    grad_check(|t| project(&t[0].neg()?), &[x.clone()], EPS, TOL);
+    grad_check(|t| project(&t[0].add_scalar(2.5)?), &[x.clone()], EPS, TOL);
+    grad_check(|t| project(&t[0].mul_scalar(-1.5)?), &[x.clone()], EPS, TOL);
+    grad_check(|t| project(&t[0].square()?), &[x.clone()], EPS, TOL);
+    grad_check(|t| project(&t[0].abs()?), &[x.clone()], EPS, TOL);
+    grad_check(|t| project(&t[0].relu()?), &[x.clone()], EPS, TOL);
+    let pos = x.abs().unwrap().add_scalar(0.3).unwrap();
+    grad_check(|t| project(&t[0].sqrt()?), &[pos], EPS, TOL);
+
+    // (c) CPU vs GPU
+    if is_gpu(dev) {
+        let cases: &[(&[usize], &[usize])] = &[
+            (&[3, 4], &[3, 4]),
+            (&[2, 3, 5], &[5]),
+            (&[4, 1], &[1, 3]),
+            (&[2, 1, 3], &[4, 1]),
+            (&[3], &[]),
+            (&[64, 33, 17], &[33, 1]),
+        ];
+        for (i, (sa, sb)) in cases.iter().enumerate() {
+            let (a, b) = (randn_f32(sa, i as u64), randn_f32(sb, 100 + i as u64));
+            let b_pos = b.abs().unwrap().add_scalar(0.5).unwrap();
+            parity("add", dev, &[a.clone(), b.clone()], |t| t[0].add(&t[1]));
+            parity("sub", dev, &[a.clone(), b.clone()], |t| t[0].sub(&t[1]));
+            parity("mul", dev, &[a.clone(), b.clone()], |t| t[0].mul(&t[1]));
+            parity("div", dev, &[a.clone(), b_pos], |t| t[0].div(&t[1]));
+        }
+        // strided operands (a transposed view and a narrowed one)
+        let a = randn_f32(&[5, 7], 7);
+        let b = randn_f32(&[7, 9], 8);
+        parity("add of views", dev, &[a, b], |t| {
+            t[0].transpose(0, 1)?.add(&t[1].narrow(1, 2, 5)?)
+        });
+
+        let x = randn_f32(&[3, 50, 41], 11);
+        let pos = x.abs().unwrap().add_scalar(0.1).unwrap();
+        parity("neg", dev, &[x.clone()], |t| t[0].neg());
+        parity("add_scalar", dev, &[x.clone()], |t| t[0].add_scalar(2.5));
+        parity("mul_scalar", dev, &[x.clone()], |t| t[0].mul_scalar(-1.5));
+        parity("square", dev, &[x.clone()], |t| t[0].square());
+        parity("sqrt", dev, &[pos], |t| t[0].sqrt());
+        parity("abs", dev, &[x.clone()], |t| t[0].abs());
+        parity("relu", dev, &[x.clone()], |t| t[0].relu());
+        parity("relu of a permuted view", dev, &[x], |t| {
+            t[0].permute(&[2, 0, 1])?.relu()
+        });
+    }
+});
