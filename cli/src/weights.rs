@@ -114,7 +114,7 @@ fn run_import(
 }
 
 fn run_info(file: &Path) -> anyhow::Result<()> {
-    let bytes = std::fs::read(file).with_context(|| {
+    let bytes = nst::fsutil::read_regular_file(file).with_context(|| {
         format!(
             "reading {} (run `nst-cli weights fetch` for the default weights)",
             file.display()

@@ -224,6 +224,54 @@ fn bad_outputs_and_flags_give_one_clear_line() {
     assert!(!d.join("out.png").exists());
 }
 
+/// Runs nst-cli, failing (and killing it) if it has not exited after 20 s.
+fn nst_with_deadline(args: &[&str]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("nst-cli {args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn fifos_and_devices_are_refused_not_read_forever() {
+    let d = tmp("fifo");
+    let fifo = d.join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: mkfifo unavailable");
+        return;
+    }
+    let (f, out) = (
+        fifo.display().to_string(),
+        d.join("o.png").display().to_string(),
+    );
+    let (c, s) = (content(), style());
+    for args in [
+        vec!["weights", "info", &f],
+        vec!["transfer", &c, &s, "-o", &out, "--weights", &f],
+        vec!["transfer", &f, &s, "-o", &out],
+        vec!["transfer", &c, "/dev/zero", "-o", &out],
+    ] {
+        let o = nst_with_deadline(&args);
+        assert_one_line_error(&o, "not a regular file");
+        // The cause is printed once, not once per layer of context.
+        let err = stderr(&o);
+        assert_eq!(err.matches("not a regular file").count(), 1, "{err}");
+    }
+    assert!(!d.join("o.png").exists());
+}
+
 #[test]
 fn no_command_writes_over_a_file_it_reads() {
     let d = tmp("overwrite");

@@ -1,4 +1,4 @@
-//! File-system helpers shared by the image and weights writers.
+//! File-system helpers shared by the image and weights readers and writers.
 
 use crate::error::{Error, Result};
 use std::fs::File;
@@ -6,6 +6,32 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Refuses anything but a regular file (following links) before it is opened: reading a FIFO
+/// would block forever and a device (`/dev/zero`) never end. Errors: [`Error::Io`] naming the
+/// file (not found, no permission, or not a regular file).
+pub fn check_regular_file(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::io(
+            path,
+            std::io::Error::other("is a directory, not a file"),
+        ));
+    }
+    if !meta.is_file() {
+        return Err(Error::io(
+            path,
+            std::io::Error::other("not a regular file (a FIFO, device or socket); give a file"),
+        ));
+    }
+    Ok(())
+}
+
+/// The bytes of the regular file `path` ([`check_regular_file`] first). Errors: [`Error::Io`].
+pub fn read_regular_file(path: &Path) -> Result<Vec<u8>> {
+    check_regular_file(path)?;
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
 
 /// Writes a file so that `path` either keeps its old content or gets the complete new one:
 /// `fill` writes a temporary file in the same directory (`.NAME.tmp-PID-N`, unique per process

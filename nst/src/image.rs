@@ -36,6 +36,13 @@ impl RgbImage {
         if meta.is_dir() {
             return Err(img_err(path, "is a directory, not an image"));
         }
+        if !meta.is_file() {
+            // A FIFO would block forever, a device never end.
+            return Err(img_err(
+                path,
+                "not a regular file (a FIFO, device or socket); give an image file",
+            ));
+        }
         if meta.len() == 0 {
             return Err(img_err(path, "empty file"));
         }
@@ -212,7 +219,7 @@ pub fn fit_longest(width: usize, height: usize, size_px: usize) -> (usize, usize
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     crate::fsutil::write_atomic(path, |f| f.write_all(bytes)).map_err(|e| match e {
-        Error::Io { source, .. } => img_err(path, format!("cannot write: {source}")),
+        Error::Io { error, .. } => img_err(path, format!("cannot write: {error}")),
         other => other,
     })
 }

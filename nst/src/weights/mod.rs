@@ -268,7 +268,7 @@ pub fn detect_format(bytes: &[u8]) -> Option<WeightsFormat> {
 
 /// Reads VGG-19 weights from a file of any supported format (see [`import_bytes`]).
 pub fn import_file(path: &Path, preprocessing: Option<Preprocessing>) -> Result<VggWeights> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fsutil::read_regular_file(path)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -70,7 +70,7 @@ pub fn write(w: &VggWeights, path: &Path) -> Result<()> {
 
 /// Reads and validates a safetensors file (ours, or foreign with torchvision/timm names).
 pub fn read(path: &Path) -> Result<VggWeights> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fsutil::read_regular_file(path)?;
     let name = path.display().to_string();
     from_bytes(&bytes, &name, None)
 }
