@@ -30,7 +30,7 @@ pub struct BenchArgs {
     /// Timed iterations (after one warm-up iteration).
     #[arg(long, default_value_t = 10)]
     pub iterations: usize,
-    /// Worker threads [default: all cores].
+    /// Worker threads, at most 4 × the cores [default: all cores].
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// 3×3 convolution algorithm: auto (Winograd F(4,3)), im2col, winograd-f2, winograd-f4.
@@ -63,6 +63,14 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if args.threads > 4 * cores {
+        anyhow::bail!(
+            "--threads {}: at most {} (4 × the {cores} cores here); more only adds overhead",
+            args.threads,
+            4 * cores
+        );
+    }
     if args.threads > 0 {
         rayon::ThreadPoolBuilder::new()
             .num_threads(args.threads)
@@ -103,7 +111,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         loss = step(&mut x)?;
         times.push(t.elapsed().as_secs_f64());
         if args.print_losses {
-            eprintln!("{} {loss}", times.len());
+            note!("{} {loss}", times.len());
         }
     }
     times.sort_by(f64::total_cmp);

@@ -73,7 +73,7 @@ pub fn check_device(device: &str) -> Result<Device> {
     match parse_flag::<DeviceChoice>("--device", device)?.resolve() {
         Ok((d, fell_back)) => {
             if fell_back {
-                eprintln!("note: no usable CUDA device; running on the CPU");
+                note!("note: no usable CUDA device; running on the CPU");
             }
             Ok(d)
         }
@@ -151,7 +151,7 @@ pub fn parse_precision(precision: &str, device: Device) -> Result<Precision> {
             bail!("--precision bf16 is implemented for the CPU only; use --device cpu or drop it");
         }
         if !nst::engine::cpu_has_bf16_dot() {
-            eprintln!(
+            note!(
                 "note: no AVX-512-BF16 here (or NST_SIMD caps it): --precision bf16 rounds as asked but is not faster than f32"
             );
         }

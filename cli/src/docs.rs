@@ -46,7 +46,7 @@ pub fn man(args: ManArgs) -> Result<()> {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             clap_mangen::generate_to(cmd, &dir)
                 .with_context(|| format!("writing man pages into {}", dir.display()))?;
-            eprintln!("wrote man pages into {}", dir.display());
+            note!("wrote man pages into {}", dir.display());
             Ok(())
         }
     }

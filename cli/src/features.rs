@@ -89,7 +89,7 @@ pub fn run(args: FeaturesArgs) -> Result<()> {
     meta.insert("preprocessing".to_string(), vgg.preprocessing().to_string());
     let bytes = safetensors::serialize(views, Some(meta)).context("serialising safetensors")?;
     nst::image::write_atomic(&args.output, &bytes)?;
-    eprintln!(
+    note!(
         "wrote {} layer(s) to {}",
         tensors.len(),
         args.output.display()

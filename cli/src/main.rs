@@ -4,6 +4,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `eprintln!` that never panics: a full stderr (`2>/dev/full`) loses the message, not the run
+/// (std's `eprintln!` panics on a write error).
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod bench;
 mod common;
 mod devices;
@@ -80,7 +89,7 @@ fn main() -> ExitCode {
         // `nst-cli weights info | head`: a closed pipe is not an error.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            note!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

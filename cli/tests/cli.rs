@@ -273,6 +273,44 @@ fn fifos_and_devices_are_refused_not_read_forever() {
 }
 
 #[test]
+fn a_full_stderr_or_stdout_is_an_error_not_a_panic() {
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full");
+    let Ok(dev_full) = full() else {
+        eprintln!("skipped: no /dev/full");
+        return;
+    };
+    // Absurd thread counts are refused instead of started.
+    assert_one_line_error(
+        &nst(&[
+            "bench",
+            "--content",
+            &content(),
+            "--style",
+            &style(),
+            "--threads",
+            "100000",
+        ]),
+        "--threads 100000: at most",
+    );
+    // An error message that cannot be written: exit 1, not a panic's 101.
+    let o = Command::new(BIN)
+        .args(["weights", "info", "/no/such/file"])
+        .stderr(dev_full)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    // stdout full: the one error line says it was standard output.
+    if nst_tests::weights_or_skip().is_some() {
+        let o = Command::new(BIN)
+            .args(["weights", "info"])
+            .stdout(full().unwrap())
+            .output()
+            .unwrap();
+        assert_one_line_error(&o, "writing to standard output");
+    }
+}
+
+#[test]
 fn no_command_writes_over_a_file_it_reads() {
     let d = tmp("overwrite");
     let p = |n: &str| d.join(n).display().to_string();

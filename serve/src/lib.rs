@@ -7,6 +7,15 @@
 //! runs the transfer), `record` and `params` (what a job is), `decode` (images from memory),
 //! `assets` (the page and gallery built into the binary).
 
+/// `eprintln!` that never panics: a full stderr (`2>/dev/full`) loses the message, not the run
+/// (std's `eprintln!` panics on a write error).
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod api;
 mod app;
 mod assets;
@@ -92,7 +101,7 @@ pub fn run(
     };
     let loopback = addrs.iter().all(|a| a.ip().is_loopback());
     if !loopback {
-        eprintln!(
+        note!(
             "warning: --host {} is not a loopback address: anyone who can reach it can upload \
              images and run jobs on this machine (there is no authentication)",
             args.host
@@ -167,7 +176,7 @@ fn parse_precision(precision: &str) -> Result<Precision> {
         .parse()
         .map_err(|e: ParseOptionError| anyhow::anyhow!(e.named("--precision")))?;
     if p == Precision::Bf16 && !nst::engine::cpu_has_bf16_dot() {
-        eprintln!(
+        note!(
             "note: no AVX-512-BF16 here (or NST_SIMD caps it): --precision bf16 rounds as asked but is not faster than f32"
         );
     }
@@ -186,6 +195,6 @@ fn open_browser(url: &str) {
         std::process::Command::new("xdg-open").arg(url).spawn()
     };
     if let Err(e) = cmd {
-        eprintln!("note: could not open a browser ({e}); open {url} yourself");
+        note!("note: could not open a browser ({e}); open {url} yourself");
     }
 }

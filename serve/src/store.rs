@@ -116,11 +116,11 @@ impl Store {
             };
             match serde_json::from_str::<JobRecord>(&text) {
                 Ok(rec) if rec.id == name => recs.push(rec),
-                Ok(_) => eprintln!(
+                Ok(_) => note!(
                     "warning: {}: id does not match its directory; skipped",
                     path.display()
                 ),
-                Err(e) => eprintln!("warning: {}: {e}; skipped", path.display()),
+                Err(e) => note!("warning: {}: {e}; skipped", path.display()),
             }
         }
         recs.sort_by(|a, b| a.created.total_cmp(&b.created).then(a.id.cmp(&b.id)));
@@ -198,7 +198,7 @@ impl Store {
             .map_err(|e| e.to_string())
             .and_then(|t| nst::image::write_atomic(&path, &t).map_err(|e| e.to_string()));
         if let Err(e) = result {
-            eprintln!("warning: writing {}: {e}", path.display());
+            note!("warning: writing {}: {e}", path.display());
         }
     }
 
@@ -433,7 +433,7 @@ fn remove_stale_temporaries(dir: &Path) {
 pub fn remove_dir(dir: &Path) {
     if let Err(e) = std::fs::remove_dir_all(dir) {
         if e.kind() != std::io::ErrorKind::NotFound {
-            eprintln!("warning: removing {}: {e}", dir.display());
+            note!("warning: removing {}: {e}", dir.display());
         }
     }
 }
