@@ -210,7 +210,8 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let flag = interrupted.clone();
-        // A second Ctrl-C while saving is ignored; the first one stops after the iteration.
+        // Ctrl-C, SIGTERM or SIGHUP (ctrlc's "termination" feature) stops after the current
+        // iteration and saves; a second one while saving is ignored.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
     let mut log = match &args.log_json {

@@ -577,50 +577,53 @@ fn ctrl_c_saves_the_current_image() {
     if nst_tests::weights_or_skip().is_none() {
         return;
     }
-    let d = tmp("sigint");
-    let out = d.join("out.png");
-    let log = d.join("log.jsonl");
-    let child = Command::new(BIN)
-        .args([
-            "transfer",
-            &content(),
-            &style(),
-            "-o",
-            &out.display().to_string(),
-            "--size",
-            "64",
-            "--scales",
-            "1",
-        ])
-        .args([
-            "--iterations",
-            "100000",
-            "--log-json",
-            &log.display().to_string(),
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until a few iterations have run.
-    let start = std::time::Instant::now();
-    while std::fs::read_to_string(&log)
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
-        < 3
-    {
-        assert!(start.elapsed().as_secs() < 120, "no progress");
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    // SIGINT (Ctrl-C), SIGTERM (timeout, systemd) and SIGHUP (a closed terminal) alike.
+    for signal in ["INT", "TERM", "HUP"] {
+        let d = tmp(&format!("sig{signal}"));
+        let out = d.join("out.png");
+        let log = d.join("log.jsonl");
+        let child = Command::new(BIN)
+            .args([
+                "transfer",
+                &content(),
+                &style(),
+                "-o",
+                &out.display().to_string(),
+                "--size",
+                "64",
+                "--scales",
+                "1",
+            ])
+            .args([
+                "--iterations",
+                "100000",
+                "--log-json",
+                &log.display().to_string(),
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until a few iterations have run.
+        let start = std::time::Instant::now();
+        while std::fs::read_to_string(&log)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+            < 3
+        {
+            assert!(start.elapsed().as_secs() < 120, "no progress");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let st = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(130), "SIG{signal}: {}", stderr(&o));
+        assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+        let img = image::open(&out).unwrap();
+        assert_eq!(img.width(), 64, "SIG{signal}");
     }
-    let st = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
-    assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
-    let img = image::open(&out).unwrap();
-    assert_eq!(img.width(), 64);
 }
 
 #[test]

@@ -34,7 +34,8 @@ pub fn read_regular_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Writes a file so that `path` either keeps its old content or gets the complete new one:
-/// `fill` writes a temporary file in the same directory (`.NAME.tmp-PID-N`, unique per process
+/// `fill` writes a temporary file in the same directory (`.NAME.tmp-PID-N`, NAME cut to 200
+/// bytes, unique per process
 /// and call, created with `create_new`), which is fsynced, renamed over `path`, and the
 /// directory fsynced. On any error the temporary file is removed and `path` is untouched.
 /// The directory must exist. Errors: [`Error::Io`] naming the file that failed.
@@ -49,9 +50,16 @@ pub fn write_atomic(
     let file_name = path
         .file_name()
         .ok_or_else(|| Error::io(path, std::io::Error::other("not a file path")))?;
+    // The temporary name keeps at most 200 bytes of the file name, so that any legal name
+    // (up to 255 bytes) still has a legal temporary name beside it.
+    let name = file_name.to_string_lossy();
+    let mut keep = name.len().min(200);
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
     let tmp = dir.join(format!(
         ".{}.tmp-{}-{}",
-        file_name.to_string_lossy(),
+        &name[..keep],
         std::process::id(),
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
@@ -75,4 +83,32 @@ pub fn write_atomic(
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_file_name_of_the_longest_legal_length_is_written_atomically() {
+        let dir = std::env::temp_dir().join(format!("nst-fsutil-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // 251 bytes + ".png" = 255, the usual NAME_MAX; multi-byte characters at the cut.
+        let name = format!("{}é{}.png", "a".repeat(199), "b".repeat(50));
+        assert_eq!(name.len(), 255);
+        let path = dir.join(&name);
+        write_atomic(&path, |f| f.write_all(b"picture")).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"picture");
+        // Nothing else is left in the directory.
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(left.len(), 1);
+        // The written file is a regular file; a directory is refused.
+        check_regular_file(&path).unwrap();
+        assert!(check_regular_file(&dir)
+            .unwrap_err()
+            .to_string()
+            .contains("is a directory"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
