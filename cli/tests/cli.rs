@@ -414,6 +414,13 @@ fn sizes_too_small_and_bad_numbers_are_refused_before_any_work() {
     }
     // Sizes are checked once the network's layers are known, before the first iteration.
     if nst_tests::weights_or_skip().is_some() {
+        // Sizes that cannot fit in memory are refused before anything is allocated (they used
+        // to abort the process on a failed 10 GB allocation).
+        assert_one_line_error(&transfer(&["--size", "100000"]), "GB of memory");
+        assert_one_line_error(
+            &transfer(&["--size", "1024", "--style-scale", "1000"]),
+            "--style-scale 1000 needs about",
+        );
         // chelsea is 451×300: at 16 px it is 16×11, under relu5_1's 16.
         assert_one_line_error(&transfer(&["--size", "16"]), "use at least 24");
         assert_one_line_error(

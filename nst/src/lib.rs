@@ -7,6 +7,7 @@ pub mod fsutil;
 pub mod image;
 pub mod loss;
 pub mod optim;
+pub mod plan;
 pub mod transfer;
 pub mod vgg19;
 pub mod weights;

@@ -3,11 +3,11 @@
 //! or several scales (coarse to fine), calling back after every iteration.
 
 pub use crate::config::{reference_config, Init, Optimizer, OptimizerKind, StyleTransferConfig};
-use crate::error::{ConfigError, ConfigField, Error, Result};
+use crate::error::Result;
 use crate::image::{fit_longest, original_colors, RgbImage};
 use crate::loss::{ContentLoss, Evaluation, Loss, Objective, StyleLoss, TvLoss};
 use crate::optim::{Adam, Lbfgs};
-use crate::vgg19::{min_input_side, Vgg19};
+use crate::vgg19::Vgg19;
 use engine::{DType, Tensor};
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -99,7 +99,7 @@ pub fn run(
     cfg.validate(styles.len())?;
     let start = Instant::now();
     let sizes = scale_sizes(content, cfg.size_px, cfg.scales);
-    check_sizes(styles, cfg, &sizes)?;
+    crate::plan::check(styles, cfg, &sizes)?;
     let blend = if cfg.style_blend_weights.is_empty() {
         vec![1.0; styles.len()]
     } else {
@@ -187,56 +187,6 @@ pub fn run(
 }
 
 /// Content, style and TV losses for one scale.
-/// The side (px) the style images are resized to (longest side) for a scale whose content
-/// picture has `side_px` as its longest side.
-fn style_side(cfg: &StyleTransferConfig, side_px: usize) -> usize {
-    ((side_px as f64 * cfg.style_scale).round() as usize).max(16)
-}
-
-/// Before any work: every scale's content picture and every style image, as resized for it,
-/// must reach the deepest layer the objective reads. Errors: [`Error::Config`] naming
-/// `size_px` (content) or `style_scale` (styles), with the size that would do.
-fn check_sizes(
-    styles: &[RgbImage],
-    cfg: &StyleTransferConfig,
-    sizes: &[(usize, usize)],
-) -> Result<()> {
-    let (min_px, layer) = min_input_side(&cfg.layers())?;
-    let n = sizes.len();
-    for (i, &(w, h)) in sizes.iter().enumerate() {
-        let halvings = 1usize << (n - 1 - i);
-        if w.min(h) < min_px {
-            let needed = (min_px * w.max(h)).div_ceil(w.min(h).max(1)) * halvings;
-            return Err(Error::Config(ConfigError {
-                field: ConfigField::SizePx,
-                reason: format!(
-                    "{} makes the picture {w}×{h} px at scale {} of {n}, too small for {layer} \
-                     (both sides ≥ {min_px} px): use at least {needed}",
-                    cfg.size_px,
-                    i + 1
-                ),
-            }));
-        }
-        let side = style_side(cfg, w.max(h));
-        for (k, st) in styles.iter().enumerate() {
-            let (sw, sh) = fit_longest(st.width, st.height, side);
-            if sw.min(sh) < min_px {
-                return Err(Error::Config(ConfigError {
-                    field: ConfigField::StyleScale,
-                    reason: format!(
-                        "{} makes style image {} {sw}×{sh} px at scale {} of {n}, too small for \
-                         {layer} (both sides ≥ {min_px} px)",
-                        cfg.style_scale,
-                        k + 1,
-                        i + 1
-                    ),
-                }));
-            }
-        }
-    }
-    Ok(())
-}
-
 fn build_objective(
     vgg: Arc<Vgg19>,
     content_t: &Tensor,
@@ -245,7 +195,7 @@ fn build_objective(
     cfg: &StyleTransferConfig,
     side_px: usize,
 ) -> Result<Objective> {
-    let side = style_side(cfg, side_px);
+    let side = crate::plan::style_side(cfg, side_px);
     let mut style_ts = Vec::with_capacity(styles.len());
     for s in styles {
         let (sw, sh) = fit_longest(s.width, s.height, side);
