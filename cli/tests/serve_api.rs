@@ -655,6 +655,29 @@ fn bad_requests_get_json_errors_with_the_right_status() {
 }
 
 #[test]
+fn an_oversized_job_fails_alone_and_the_server_lives_on() {
+    let Some(weights) = weights() else { return };
+    let home = tmp("oversized");
+    let server = Server::start(&home, &weights, &[]);
+    let port = server.port;
+    // style_scale 1000 resizes the style image to 48 000 px: hundreds of GB. It used to abort
+    // the whole server on the failed allocation; now the job fails before allocating.
+    let big = create(port, small_job(2).text("style_scale", "1000"));
+    let id = big["id"].as_str().unwrap().to_string();
+    let done = follow(port, &id).pop().unwrap().1;
+    assert_eq!(done["status"], "failed", "{done}");
+    let err = done["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("style_scale") && err.contains("GB of memory"),
+        "{err}"
+    );
+    // The next job runs on the same server.
+    let ok = create(port, small_job(2));
+    let done = follow(port, ok["id"].as_str().unwrap()).pop().unwrap().1;
+    assert_eq!(done["status"], "done", "{done}");
+}
+
+#[test]
 fn queue_positions_cancel_and_delete() {
     let Some(weights) = weights() else { return };
     let home = tmp("queue");
