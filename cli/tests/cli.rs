@@ -62,6 +62,9 @@ fn bad_images_give_one_clear_line() {
     std::fs::write(d.join("text.jpg"), b"this is not an image at all").unwrap();
     let png = std::fs::read(image("chelsea.png")).unwrap();
     std::fs::write(d.join("cut.png"), &png[..png.len() / 3]).unwrap();
+    // A JPEG cut at 3/4: the decoder alone would fill the rest with grey and succeed.
+    let jpg = std::fs::read(image("the_scream.jpg")).unwrap();
+    std::fs::write(d.join("cut.jpg"), &jpg[..jpg.len() * 3 / 4]).unwrap();
     let p = |n: &str| d.join(n).display().to_string();
     // Image errors come before the weights are needed, so these run without weights too.
     for (input, needle) in [
@@ -69,6 +72,7 @@ fn bad_images_give_one_clear_line() {
         (&p("empty.png"), "empty file"),
         (&p("text.jpg"), "not an image"),
         (&p("cut.png"), "corrupt"),
+        (&p("cut.jpg"), "truncated JPEG"),
     ] {
         assert_one_line_error(&nst(&["transfer", input, &style(), "-o", &out]), needle);
         assert_one_line_error(&nst(&["transfer", &content(), input, "-o", &out]), needle);

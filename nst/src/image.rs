@@ -24,6 +24,22 @@ fn img_err(path: &Path, msg: impl Into<String>) -> Error {
     }
 }
 
+/// Why a JPEG is incomplete, or `None`: its image data (the last start-of-scan marker,
+/// `FF DA`) must be followed by the end-of-image marker (`FF D9`). The decoder would otherwise
+/// fill a cut-off file's missing rows with grey and report success. (`FF DA` and `FF D9` cannot
+/// occur inside entropy-coded data, where `FF` is stuffed as `FF 00`; an EXIF thumbnail's own
+/// markers come before the main image's scan.)
+pub fn jpeg_truncation(bytes: &[u8]) -> Option<&'static str> {
+    let find_last = |m: [u8; 2]| bytes.windows(2).rposition(|w| w == m);
+    match find_last([0xFF, 0xDA]) {
+        None => Some("corrupt JPEG: no image data (no start-of-scan marker)"),
+        Some(sos) if !bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9]) => Some(
+            "truncated JPEG: the file ends before its image data does (no end-of-image marker)",
+        ),
+        Some(_) => None,
+    }
+}
+
 impl RgbImage {
     /// Decode an image file. Errors (one clear message each): missing or unreadable file, empty
     /// file, not an image / unsupported format, corrupt data, more than `max_pixels` pixels
@@ -82,6 +98,12 @@ impl RgbImage {
                 path,
                 format!("{w}×{h} = {pixels} pixels is over the limit of {max_pixels} (raise it with --max-pixels)"),
             ));
+        }
+        if image::guess_format(head).ok() == Some(image::ImageFormat::Jpeg) {
+            let bytes = crate::fsutil::read_regular_file(path)?;
+            if let Some(why) = jpeg_truncation(&bytes) {
+                return Err(img_err(path, why));
+            }
         }
         let mut reader = open()?;
         reader.no_limits();
@@ -267,6 +289,23 @@ pub fn original_colors(stylised: &RgbImage, content: &RgbImage) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_jpeg_is_named_truncated_and_a_whole_one_is_not() {
+        // SOI, an APP1 holding a thumbnail's own SOS/EOI, the main scan, EOI.
+        let mut whole = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x08, 0xFF, 0xDA, 0xFF, 0xD9];
+        whole.extend([
+            0xFF, 0xDA, 0x00, 0x0C, 0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56,
+        ]);
+        whole.extend([0xFF, 0xD9]);
+        assert_eq!(jpeg_truncation(&whole), None);
+        // Cut inside the main scan: the thumbnail's EOI comes before the last SOS.
+        let cut = &whole[..whole.len() - 4];
+        assert!(jpeg_truncation(cut).unwrap().starts_with("truncated JPEG"));
+        assert!(jpeg_truncation(&[0xFF, 0xD8, 0xFF, 0xD9])
+            .unwrap()
+            .contains("no image data"));
+    }
     use std::path::PathBuf;
 
     fn tmpdir(name: &str) -> PathBuf {

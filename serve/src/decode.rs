@@ -26,6 +26,11 @@ pub fn probe(bytes: &[u8], max_pixels: u64) -> Result<(ImageFormat, u32, u32), D
         DecodeError::NotImage("not an image (PNG, JPEG, WebP, TIFF, BMP and GIF are read)".into())
     };
     let format = image::guess_format(bytes).map_err(|_| not_image())?;
+    if format == ImageFormat::Jpeg {
+        if let Some(why) = nst::image::jpeg_truncation(bytes) {
+            return Err(DecodeError::Corrupt(why.into()));
+        }
+    }
     let reader = ImageReader::with_format(Cursor::new(bytes), format);
     let (w, h) = reader.into_dimensions().map_err(|e| match e {
         image::ImageError::Unsupported(_) => not_image(),
@@ -111,5 +116,17 @@ mod tests {
             probe(&bytes[..20], 6),
             Err(DecodeError::Corrupt(_))
         ));
+        // A JPEG upload cut short is refused, not decoded with grey fill.
+        let mut jpeg = Vec::new();
+        image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(64, 48, |x, y| {
+            image::Rgb([(x * 4) as u8, (y * 5) as u8, 90])
+        }))
+        .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+        .unwrap();
+        assert_eq!(probe(&jpeg, 1 << 20).unwrap().1, 64);
+        match probe(&jpeg[..jpeg.len() * 3 / 4], 1 << 20) {
+            Err(DecodeError::Corrupt(m)) => assert!(m.starts_with("truncated JPEG"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 }
