@@ -655,6 +655,25 @@ fn bad_requests_get_json_errors_with_the_right_status() {
 }
 
 #[test]
+fn a_second_server_on_the_same_jobs_dir_is_refused() {
+    let Some(weights) = weights() else { return };
+    let home = tmp("twoservers");
+    let first = Server::start(&home, &weights, &[]);
+    let o = Command::new(BIN)
+        .args(["serve", "--port", "0", "--weights"])
+        .arg(&weights)
+        .env("NST_HOME", &home)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("is in use by another nst-cli serve"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // The first one still serves.
+    assert_eq!(get(first.port, "/api/jobs").status, 200);
+}
+
+#[test]
 fn an_oversized_job_fails_alone_and_the_server_lives_on() {
     let Some(weights) = weights() else { return };
     let home = tmp("oversized");

@@ -57,9 +57,10 @@ pub fn write_atomic(
     while !name.is_char_boundary(keep) {
         keep -= 1;
     }
+    let prefix = format!(".{}.tmp-", &name[..keep]);
+    remove_dead_temporaries(&dir, &prefix);
     let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        &name[..keep],
+        "{prefix}{}-{}",
         std::process::id(),
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
@@ -83,6 +84,33 @@ pub fn write_atomic(
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Removes `PREFIX<pid>-<n>` files in `dir` left by processes that no longer exist (a writer
+/// killed between creating its temporary file and renaming it). Only where /proc tells which
+/// processes exist (Linux); elsewhere nothing is removed.
+fn remove_dead_temporaries(dir: &Path, prefix: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split_once('-')
+            .and_then(|(p, _)| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -109,6 +137,28 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("is a directory"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporaries_of_dead_writers_are_removed_and_live_ones_kept() {
+        let dir = std::env::temp_dir().join(format!("nst-fsutil-tmp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A PID above the kernel's maximum (4 194 304) never exists; ours does.
+        let dead = dir.join(".out.png.tmp-4999999-0");
+        let alive = dir.join(format!(".out.png.tmp-{}-999", std::process::id()));
+        let other = dir.join(".other.png.tmp-4999999-0");
+        for p in [&dead, &alive, &other] {
+            std::fs::write(p, b"partial").unwrap();
+        }
+        write_atomic(&dir.join("out.png"), |f| f.write_all(b"x")).unwrap();
+        if Path::new("/proc/self").exists() {
+            assert!(!dead.exists(), "a dead writer's temporary is removed");
+        }
+        assert!(
+            alive.exists() && other.exists(),
+            "a live one and other files stay"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

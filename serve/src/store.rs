@@ -39,6 +39,10 @@ struct Inner {
 /// The job store. Cheap to share (`Arc`).
 pub struct Store {
     dir: PathBuf,
+    /// `DIR/.lock`, held (an exclusive advisory lock) while this store is open: a second server
+    /// on the same jobs directory would run the same queued jobs and mark this one's running
+    /// job failed.
+    _lock: std::fs::File,
     inner: Mutex<Inner>,
     wake: Condvar,
     /// Serialises job.json writes (they share a temporary-file name per job).
@@ -102,6 +106,20 @@ impl Store {
     /// queued again, oldest first.
     pub fn open(dir: &Path) -> Result<Arc<Store>> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lock_path = dir.join(".lock");
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        if let Err(e) = lock.try_lock() {
+            anyhow::bail!(
+                "jobs directory {} is in use by another nst-cli serve ({e}); stop it or give \
+                 another --jobs-dir",
+                dir.display()
+            );
+        }
         let mut recs = Vec::new();
         for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
             let entry = entry?;
@@ -126,6 +144,7 @@ impl Store {
         recs.sort_by(|a, b| a.created.total_cmp(&b.created).then(a.id.cmp(&b.id)));
         let store = Arc::new(Store {
             dir: dir.to_path_buf(),
+            _lock: lock,
             inner: Mutex::new(Inner::default()),
             wake: Condvar::new(),
             persist_lock: Mutex::new(()),
