@@ -223,6 +223,9 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
         .iter()
         .map(|s| RgbImage::load(s, args.max_pixels))
         .collect::<Result<Vec<_>, _>>()?;
+    // Sizes and memory first (run checks them too), so a refused run prints only its error.
+    let sizes = nst::transfer::scale_sizes(&content, cfg.size_px, cfg.scales);
+    nst::plan::check(&styles, &cfg, &sizes).map_err(in_flag_words)?;
     warn_if_slow(&content, &cfg, device);
     // Only the layers the objective reads are kept (conv5_2–5_4 are never used by default).
     let vgg = load_vgg(args.weights.as_deref(), pooling)?.truncated(&cfg.layers())?;
