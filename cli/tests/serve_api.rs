@@ -655,6 +655,36 @@ fn bad_requests_get_json_errors_with_the_right_status() {
 }
 
 #[test]
+fn half_sent_headers_are_cut_off_and_other_clients_are_served() {
+    let Some(weights) = weights() else { return };
+    let home = tmp("slowheaders");
+    let server = Server::start(&home, &weights, &[]);
+    let port = server.port;
+    // Twenty connections that never finish their headers.
+    let mut slow: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.write_all(b"GET /api/jobs HTTP/1.1\r\nHost: 127.0.0.1")
+                .unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            c
+        })
+        .collect();
+    // Meanwhile a normal request is answered.
+    assert_eq!(get(port, "/api/jobs").status, 200);
+    // Each half-sent request is closed by the server (the header timeout is 10 s): the read
+    // ends (EOF, or a 408 first) well before our 30 s read timeout.
+    let start = Instant::now();
+    for c in &mut slow {
+        let mut buf = Vec::new();
+        let r = c.read_to_end(&mut buf);
+        assert!(r.is_ok(), "connection not closed by the server: {r:?}");
+    }
+    let waited = start.elapsed();
+    assert!(waited < Duration::from_secs(25), "took {waited:?}");
+}
+
+#[test]
 fn a_second_server_on_the_same_jobs_dir_is_refused() {
     let Some(weights) = weights() else { return };
     let home = tmp("twoservers");

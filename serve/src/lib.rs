@@ -164,10 +164,42 @@ pub fn run(
             };
             open_browser(&shown);
         }
-        axum::serve(listener, api::router(app))
-            .await
-            .context("serving HTTP")
+        serve_http(listener, api::router(app)).await
     })
+}
+
+/// How long a client may take to send a request's headers before its connection is closed:
+/// half-sent requests must not hold connections open forever.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `router` on `listener` over HTTP/1.1, one task per connection, each with
+/// [`HEADER_READ_TIMEOUT`] (what `axum::serve` does, plus that timeout).
+async fn serve_http(listener: tokio::net::TcpListener, router: axum::Router) -> Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(c) => c,
+            // Out of file descriptors and the like: wait a moment instead of spinning.
+            Err(e) => {
+                note!("warning: accepting a connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            // A client that goes away mid-request is not the server's error.
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
 }
 
 /// `--precision f32|bf16` for CPU jobs, saying so when bf16 will not be faster here.
