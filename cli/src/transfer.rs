@@ -167,11 +167,8 @@ impl TransferArgs {
 
 /// A note when the finest scale will take long on a CPU: a rough time from this project's 2-core
 /// measurement (≈ 0.45 s per L-BFGS iteration at 512×341, growing with the pixel count).
-fn warn_if_slow(content: &RgbImage, cfg: &StyleTransferConfig, device: nst::engine::Device) {
-    if device != nst::engine::Device::Cpu {
-        return;
-    }
-    let Some(&(w, h)) = nst::transfer::scale_sizes(content, cfg.size_px, cfg.scales).last() else {
+fn warn_if_slow(sizes: &[(usize, usize)], cfg: &StyleTransferConfig, device: nst::engine::Device) {
+    let (Some(&(w, h)), nst::engine::Device::Cpu) = (sizes.last(), device) else {
         return;
     };
     let secs_per_it = 0.45 * (w * h) as f64 / (512.0 * 341.0);
@@ -226,7 +223,7 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     // Sizes and memory first (run checks them too), so a refused run prints only its error.
     let sizes = nst::transfer::scale_sizes(&content, cfg.size_px, cfg.scales);
     nst::plan::check(&styles, &cfg, &sizes).map_err(in_flag_words)?;
-    warn_if_slow(&content, &cfg, device);
+    warn_if_slow(&sizes, &cfg, device);
     // Only the layers the objective reads are kept (conv5_2–5_4 are never used by default).
     let vgg = load_vgg(args.weights.as_deref(), pooling)?.truncated(&cfg.layers())?;
     let vgg = Arc::new(vgg.to_device(device)?);

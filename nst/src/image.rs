@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use image::{DynamicImage, ImageDecoder, ImageReader, Rgb32FImage};
+use std::io::{BufRead, Cursor, Seek};
 use std::path::Path;
 
 /// Default cap on input pixels (width × height), checked from the header before decoding.
@@ -38,6 +39,25 @@ pub fn jpeg_truncation(bytes: &[u8]) -> Option<&'static str> {
         ),
         Some(_) => None,
     }
+}
+
+/// Decodes without the `image` crate's memory limits (the caller checked the pixel count) and
+/// applies the EXIF orientation.
+fn decode_oriented<R: BufRead + Seek>(
+    mut reader: ImageReader<R>,
+    path: &Path,
+) -> Result<DynamicImage> {
+    reader.no_limits();
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| img_err(path, format!("corrupt or unsupported image: {e}")))?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder)
+        .map_err(|e| img_err(path, format!("corrupt image: {e}")))?;
+    img.apply_orientation(orientation);
+    Ok(img)
 }
 
 impl RgbImage {
@@ -99,23 +119,18 @@ impl RgbImage {
                 format!("{w}×{h} = {pixels} pixels is over the limit of {max_pixels} (raise it with --max-pixels)"),
             ));
         }
-        if image::guess_format(head).ok() == Some(image::ImageFormat::Jpeg) {
-            let bytes = crate::fsutil::read_regular_file(path)?;
+        // A JPEG is read whole once: checked for truncation, then decoded from those bytes.
+        let img = if image::guess_format(head).ok() == Some(image::ImageFormat::Jpeg) {
+            let bytes =
+                std::fs::read(path).map_err(|e| img_err(path, format!("cannot read: {e}")))?;
             if let Some(why) = jpeg_truncation(&bytes) {
                 return Err(img_err(path, why));
             }
-        }
-        let mut reader = open()?;
-        reader.no_limits();
-        let mut decoder = reader
-            .into_decoder()
-            .map_err(|e| img_err(path, format!("corrupt or unsupported image: {e}")))?;
-        let orientation = decoder
-            .orientation()
-            .unwrap_or(image::metadata::Orientation::NoTransforms);
-        let mut img = DynamicImage::from_decoder(decoder)
-            .map_err(|e| img_err(path, format!("corrupt image: {e}")))?;
-        img.apply_orientation(orientation);
+            let reader = ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Jpeg);
+            decode_oriented(reader, path)?
+        } else {
+            decode_oriented(open()?, path)?
+        };
         Ok(RgbImage::from_dynamic(&img))
     }
 

@@ -7,6 +7,7 @@ use super::record;
 use crate::backend::{backend_of, ConvCall};
 use crate::{EngineError, Result, Tensor};
 use kernels::cpu::conv2d::Conv2dParams;
+use kernels::window::{Window2d, WindowError};
 use std::sync::Arc;
 
 /// Stride and zero padding of a conv2d, per spatial axis (height, width), and how it runs on
@@ -82,18 +83,27 @@ pub(super) fn params(
             shape: if x.numel() == 0 { xs } else { ws }.to_vec(),
         });
     }
-    if o.stride.0 == 0 || o.stride.1 == 0 {
-        return Err(EngineError::InvalidArgument {
-            op: "conv2d",
-            msg: format!("stride {:?} must be ≥ 1", o.stride),
-            shape: xs.to_vec(),
-        });
-    }
-    if xs[2] + 2 * o.padding.0 < ws[2] || xs[3] + 2 * o.padding.1 < ws[3] {
-        return Err(bad(format!(
-            "kernel larger than the padded input (padding {:?})",
-            o.padding
-        )));
+    let window = Window2d {
+        kernel: (ws[2], ws[3]),
+        stride: o.stride,
+        padding: o.padding,
+    };
+    match window.check(xs[2], xs[3]) {
+        Ok(()) => {}
+        // A zero kernel is an empty weight, refused above.
+        Err(WindowError::ZeroKernel | WindowError::ZeroStride) => {
+            return Err(EngineError::InvalidArgument {
+                op: "conv2d",
+                msg: format!("stride {:?} must be ≥ 1", o.stride),
+                shape: xs.to_vec(),
+            })
+        }
+        Err(WindowError::KernelTooLarge) => {
+            return Err(bad(format!(
+                "kernel larger than the padded input (padding {:?})",
+                o.padding
+            )))
+        }
     }
     Ok(Conv2dParams {
         n: xs[0],

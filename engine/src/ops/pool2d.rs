@@ -4,6 +4,7 @@ use super::record;
 use crate::backend::backend_of;
 use crate::{EngineError, Result, Tensor};
 use kernels::cpu::pool2d::Pool2dParams;
+use kernels::window::{Window2d, WindowError};
 
 /// Window, stride and zero padding of a pooling, per axis (height, width).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,22 +41,31 @@ fn params(op: &'static str, x: &Tensor, o: Pool2dOptions) -> Result<Pool2dParams
             shape: s.to_vec(),
         });
     }
-    if o.kernel.0 == 0 || o.kernel.1 == 0 || o.stride.0 == 0 || o.stride.1 == 0 {
-        return Err(bad(format!(
-            "kernel {:?} and stride {:?} must be ≥ 1",
-            o.kernel, o.stride
-        )));
+    let window = Window2d {
+        kernel: o.kernel,
+        stride: o.stride,
+        padding: o.padding,
+    };
+    match window.check(s[2], s[3]) {
+        Ok(()) => {}
+        Err(WindowError::ZeroKernel | WindowError::ZeroStride) => {
+            return Err(bad(format!(
+                "kernel {:?} and stride {:?} must be ≥ 1",
+                o.kernel, o.stride
+            )))
+        }
+        Err(WindowError::KernelTooLarge) => {
+            return Err(bad(format!(
+                "kernel {:?} larger than the padded input",
+                o.kernel
+            )))
+        }
     }
+    // Pooling only (PyTorch's rule); with it the window above can never be too large.
     if 2 * o.padding.0 > o.kernel.0 || 2 * o.padding.1 > o.kernel.1 {
         return Err(bad(format!(
             "padding {:?} must be at most half the kernel {:?}",
             o.padding, o.kernel
-        )));
-    }
-    if s[2] + 2 * o.padding.0 < o.kernel.0 || s[3] + 2 * o.padding.1 < o.kernel.1 {
-        return Err(bad(format!(
-            "kernel {:?} larger than the padded input",
-            o.kernel
         )));
     }
     Ok(Pool2dParams {
