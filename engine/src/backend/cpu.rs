@@ -82,14 +82,7 @@ fn adam<T: Element>(
     let op = "adam_step";
     let (mut xs, gs) = (x.to_vec::<T>()?, g.contiguous_data::<T>(op)?);
     let (mut ms, mut vs) = (m.to_vec::<T>()?, v.to_vec::<T>()?);
-    let hp = adam_kernel::AdamHyper {
-        learning_rate: p.learning_rate,
-        beta1: p.beta1,
-        beta2: p.beta2,
-        eps: p.eps,
-        t: p.t,
-    };
-    adam_kernel::adam_step(&mut xs, &gs, &mut ms, &mut vs, hp);
+    adam_kernel::adam_step(&mut xs, &gs, &mut ms, &mut vs, p);
     let s = x.shape();
     Ok((
         Tensor::from_vec(xs, s)?,

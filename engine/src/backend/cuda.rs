@@ -12,7 +12,7 @@ use crate::{dispatch_float, DType, EngineError, Result, Tensor};
 use kernels::cpu::conv2d::Conv2dParams;
 use kernels::cpu::pool2d::Pool2dParams;
 use kernels::cuda::gemm::MatDesc;
-use kernels::cuda::{self as cu, AdamStep, CudaBuffer, CudaDevice, CudaError, CudaSlice};
+use kernels::cuda::{self as cu, CudaBuffer, CudaDevice, CudaError, CudaSlice};
 use kernels::{BinaryOp, Float as _, UnaryOp};
 use std::ops::Deref;
 use std::sync::Arc;
@@ -419,17 +419,10 @@ impl Backend for Cuda {
         p: &AdamParams,
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let (dev, shape) = (&self.dev, x.shape());
-        let hp = AdamStep {
-            learning_rate: p.learning_rate,
-            beta1: p.beta1,
-            beta2: p.beta2,
-            eps: p.eps,
-            t: p.t,
-        };
         dispatch_float!(op, x.dtype(), T => {
             let (xd, gd) = (self.data::<T>(op, x)?, self.data::<T>(op, g)?);
             let (md, vd) = (self.data::<T>(op, m)?, self.data::<T>(op, v)?);
-            let (x, m, v) = cu::adam_update(dev, &xd, &gd, &md, &vd, x.numel(), &hp).map_err(err(op, dev))?;
+            let (x, m, v) = cu::adam_update(dev, &xd, &gd, &md, &vd, x.numel(), p).map_err(err(op, dev))?;
             Ok((wrap(x, shape), wrap(m, shape), wrap(v, shape)))
         })
     }

@@ -4,16 +4,9 @@ use super::check_same;
 use crate::backend::backend_of;
 use crate::{EngineError, Result, Tensor};
 
-/// One Adam step's hyper-parameters (PyTorch's `torch.optim.Adam` without weight decay).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamParams {
-    pub learning_rate: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    /// Step number, 1 for the first update.
-    pub t: i32,
-}
+/// One Adam step's hyper-parameters (PyTorch's `torch.optim.Adam` without weight decay):
+/// the kernels' own [`kernels::ops::AdamStep`], passed to either backend as is.
+pub type AdamParams = kernels::ops::AdamStep;
 
 impl Tensor {
     /// One Adam step of the parameter `self` from `grad`, with moment estimates `m`, `v` (zeros

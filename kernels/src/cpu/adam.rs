@@ -3,25 +3,16 @@
 //! CPU backend.
 
 use super::Float;
-
-/// Adam's hyperparameters and the step number `t` (from 1): the bias corrections use it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamHyper {
-    pub learning_rate: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub t: i32,
-}
+pub use crate::ops::AdamStep;
 
 /// One Adam step in place, elementwise over equal-length slices:
 /// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
 /// `x ← x − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)`. The constants are computed in f64 and
-/// cast once (so f32 runs match the CUDA kernel's rounding).
+/// cast once ([`AdamStep::constants`], as the CUDA kernel does).
 ///
 /// # Panics
 /// If the slices' lengths differ.
-pub fn adam_step<T: Float>(x: &mut [T], g: &[T], m: &mut [T], v: &mut [T], hp: AdamHyper) {
+pub fn adam_step<T: Float>(x: &mut [T], g: &[T], m: &mut [T], v: &mut [T], hp: &AdamStep) {
     let n = x.len();
     assert!(
         g.len() == n && m.len() == n && v.len() == n,
@@ -30,16 +21,7 @@ pub fn adam_step<T: Float>(x: &mut [T], g: &[T], m: &mut [T], v: &mut [T], hp: A
         m.len(),
         v.len()
     );
-    let bc1 = 1.0 - hp.beta1.powi(hp.t);
-    let bc2 = 1.0 - hp.beta2.powi(hp.t);
-    let f = T::from_f64;
-    let (b1, b2, c1, c2) = (
-        f(hp.beta1),
-        f(hp.beta2),
-        f(1.0 - hp.beta1),
-        f(1.0 - hp.beta2),
-    );
-    let (step, bc2_sqrt, eps) = (f(hp.learning_rate / bc1), f(bc2.sqrt()), f(hp.eps));
+    let [b1, b2, c1, c2, step, bc2_sqrt, eps] = hp.constants::<T>();
     for i in 0..n {
         let gi = g[i];
         m[i] = b1 * m[i] + c1 * gi;
@@ -62,14 +44,14 @@ mod tests {
         let (mut xr, mut mr, mut vr) = (x.clone(), m.clone(), v.clone());
         for t in 1..=5i32 {
             let g: Vec<f64> = (0..4).map(|i| ((i * 3 + t) as f64).sin() * 2.0).collect();
-            let hp = AdamHyper {
+            let hp = AdamStep {
                 learning_rate: lr,
                 beta1: b1,
                 beta2: b2,
                 eps,
                 t,
             };
-            adam_step(&mut x, &g, &mut m, &mut v, hp);
+            adam_step(&mut x, &g, &mut m, &mut v, &hp);
             for i in 0..4 {
                 mr[i] = b1 * mr[i] + (1.0 - b1) * g[i];
                 vr[i] = b2 * vr[i] + (1.0 - b2) * g[i] * g[i];
@@ -84,14 +66,14 @@ mod tests {
         // With a constant gradient each bias-corrected step moves x by ≈ lr·sign(g).
         let (mut x1, mut m1, mut v1) = ([0.0f32], [0.0f32], [0.0f32]);
         for t in 1..=3 {
-            let hp = AdamHyper {
+            let hp = AdamStep {
                 learning_rate: 0.25,
                 beta1: b1,
                 beta2: b2,
                 eps,
                 t,
             };
-            adam_step(&mut x1, &[-3.0], &mut m1, &mut v1, hp);
+            adam_step(&mut x1, &[-3.0], &mut m1, &mut v1, &hp);
         }
         assert!((x1[0] - 0.75).abs() < 1e-5, "{}", x1[0]);
     }

@@ -7,36 +7,7 @@ use super::nvrtc::Module;
 use super::{CudaDevice, CudaElem, CudaError};
 use cudarc::driver::{CudaSlice, PushKernelArg};
 
-/// Hyper-parameters of step `t` (from 1): `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
-/// `x ← x − lr·(m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε)`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamStep {
-    pub learning_rate: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    /// Step number, 1 for the first update.
-    pub t: i32,
-}
-
-impl AdamStep {
-    /// The kernel's constants (b1, b2, c1, c2, step, √(1−β₂ᵗ), ε), computed in f64 and cast
-    /// once, exactly as the CPU optimiser does.
-    fn constants<T: CudaElem>(&self) -> [T; 7] {
-        let (b1, b2) = (self.beta1, self.beta2);
-        let bc1 = 1.0 - b1.powi(self.t);
-        let bc2 = 1.0 - b2.powi(self.t);
-        [
-            T::from_f64(b1),
-            T::from_f64(b2),
-            T::from_f64(1.0 - b1),
-            T::from_f64(1.0 - b2),
-            T::from_f64(self.learning_rate / bc1),
-            T::from_f64(bc2.sqrt()),
-            T::from_f64(self.eps),
-        ]
-    }
-}
+pub use crate::ops::AdamStep;
 
 /// # Safety
 /// All seven addresses must hold `n` elements of `T`.
@@ -165,17 +136,6 @@ mod tests {
         assert_eq!(c[5], (1.0 - 0.999f64.powi(3)).sqrt() as f32);
     }
 
-    /// nst's CPU Adam step, verbatim arithmetic (the reference for the fused kernel).
-    fn cpu_step(hp: &AdamStep, x: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-        let c = hp.constants::<f32>();
-        let (b1, b2, c1, c2, step, bc2_sqrt, eps) = (c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
-        for i in 0..x.len() {
-            m[i] = b1 * m[i] + c1 * g[i];
-            v[i] = b2 * v[i] + c2 * g[i] * g[i];
-            x[i] -= step * m[i] / (v[i].sqrt() / bc2_sqrt + eps);
-        }
-    }
-
     #[test]
     fn fused_update_matches_the_cpu_optimiser_on_a_gpu() {
         if !crate::cuda::is_available() {
@@ -199,7 +159,8 @@ mod tests {
                 eps: 1e-8,
                 t: t as i32,
             };
-            cpu_step(&hp, &mut x, &g, &mut m, &mut v);
+            // The CPU kernel is the reference for the fused one.
+            crate::cpu::adam::adam_step(&mut x, &g, &mut m, &mut v, &hp);
             let (sx, sm, sv) = (
                 dx.slice_mut::<f32>().unwrap(),
                 dm.slice_mut::<f32>().unwrap(),
