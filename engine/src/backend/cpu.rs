@@ -243,13 +243,9 @@ impl Backend for Cpu {
             let gv = g.contiguous_data::<T>(op)?;
             let wd = w.contiguous_data::<T>(op)?;
             let mut gx = vec![T::ZERO; p.input_len()];
-            match relu_out {
-                Some(y) => {
-                    let yv = y.contiguous_data::<T>(op)?;
-                    conv_algo::backward_input_relu(self.buffers, p, c.cfg, c.prepared, &gv, &yv, &wd, &mut gx)
-                }
-                None => conv_algo::backward_input(self.buffers, p, c.cfg, c.prepared, &gv, &wd, &mut gx),
-            }
+            let y = relu_out.map(|y| y.contiguous_data::<T>(op)).transpose()?;
+            let (pool, cfg, prepared) = (self.buffers, c.cfg, c.prepared);
+            conv_algo::backward_input(pool, p, cfg, prepared, &gv, y.as_deref(), &wd, &mut gx);
             Tensor::from_vec(gx, &[p.n, p.c_in, p.h, p.w])
         })
     }

@@ -246,49 +246,31 @@ fn input_grad_winograd<T: Element>(
     }
 }
 
-/// The input gradient of `relu(conv2d(x))` from the gradient `grad_out` of its output `y`:
-/// `backward_input` of `grad_out · [y > 0]`, the mask applied inside Winograd's gather (no
-/// masked copy) where Winograd applies.
+/// conv2d input gradient on the CPU with the chosen algorithm (`grad_in` overwritten), of
+/// `grad_out · [relu_out > 0]` when `relu_out` (the output of a fused conv + ReLU) is given:
+/// the mask is applied inside Winograd's gather (no masked copy) where Winograd applies.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn backward_input_relu<T: Element>(
-    pool: &BufferPool,
-    p: &Conv2dParams,
-    cfg: ConvConfig,
-    prepared: Option<&Prepared>,
-    grad_out: &[T],
-    y: &[T],
-    w: &[T],
-    grad_in: &mut [T],
-) {
-    match winograd_tile(p, p.c_out, cfg.algorithm) {
-        Some(tile) => {
-            let pr = cfg.precision;
-            input_grad_winograd(pool, p, tile, pr, prepared, w, grad_out, Some(y), grad_in)
-        }
-        None => {
-            let mut gm = vec![T::ZERO; grad_out.len()];
-            kernels::cpu::elementwise::relu_backward(grad_out, y, &mut gm);
-            k::conv2d_backward_input(pool, p, &gm, w, grad_in)
-        }
-    }
-}
-
-/// conv2d input gradient on the CPU with the chosen algorithm (`grad_in` overwritten).
 pub(crate) fn backward_input<T: Element>(
     pool: &BufferPool,
     p: &Conv2dParams,
     cfg: ConvConfig,
     prepared: Option<&Prepared>,
     grad_out: &[T],
+    relu_out: Option<&[T]>,
     w: &[T],
     grad_in: &mut [T],
 ) {
     // The input gradient is a convolution over C_out channels.
-    match winograd_tile(p, p.c_out, cfg.algorithm) {
-        Some(tile) => {
+    match (winograd_tile(p, p.c_out, cfg.algorithm), relu_out) {
+        (Some(tile), mask) => {
             let pr = cfg.precision;
-            input_grad_winograd(pool, p, tile, pr, prepared, w, grad_out, None, grad_in)
+            input_grad_winograd(pool, p, tile, pr, prepared, w, grad_out, mask, grad_in)
         }
-        None => k::conv2d_backward_input(pool, p, grad_out, w, grad_in),
+        (None, Some(y)) => {
+            let mut gm = vec![T::ZERO; grad_out.len()];
+            kernels::cpu::elementwise::relu_backward(grad_out, y, &mut gm);
+            k::conv2d_backward_input(pool, p, &gm, w, grad_in)
+        }
+        (None, None) => k::conv2d_backward_input(pool, p, grad_out, w, grad_in),
     }
 }
