@@ -122,7 +122,7 @@ pub fn available_memory_bytes() -> Option<u64> {
 
 /// The side (px) the style images are resized to (longest side) for a scale whose content
 /// picture has `side_px` as its longest side.
-pub(crate) fn style_side(cfg: &StyleTransferConfig, side_px: usize) -> usize {
+pub fn style_side(cfg: &StyleTransferConfig, side_px: usize) -> usize {
     ((side_px as f64 * cfg.style_scale).round() as usize).max(16)
 }
 

@@ -61,23 +61,40 @@ pub fn layer_names() -> Vec<String> {
 pub fn min_input_side(layers: &[&str]) -> Result<(usize, String)> {
     let names = layer_names();
     let deepest = deepest_layer(&names, layers)?;
-    let pools = names[..=deepest]
-        .iter()
-        .filter(|n| n.starts_with("pool"))
-        .count();
-    Ok((1 << pools, names[deepest].clone()))
+    Ok((side_for(&names, deepest), names[deepest].clone()))
 }
 
 /// `InputTooSmall` unless a `width`×`height` image reaches the deepest of `layers`.
 pub fn check_input_size(what: &str, width: usize, height: usize, layers: &[&str]) -> Result<()> {
-    let (min_px, layer) = min_input_side(layers)?;
+    let names = layer_names();
+    let deepest = deepest_layer(&names, layers)?;
+    check_size_at(what, width, height, &names, deepest)
+}
+
+/// [`min_input_side`] of `names[deepest]`: 2 to the number of pools up to it.
+fn side_for(names: &[String], deepest: usize) -> usize {
+    1 << names[..=deepest]
+        .iter()
+        .filter(|n| n.starts_with("pool"))
+        .count()
+}
+
+/// [`check_input_size`] for a deepest layer already looked up in `names`.
+fn check_size_at(
+    what: &str,
+    width: usize,
+    height: usize,
+    names: &[String],
+    deepest: usize,
+) -> Result<()> {
+    let min_px = side_for(names, deepest);
     if width < min_px || height < min_px {
         return Err(Error::InputTooSmall {
             what: what.to_string(),
             width,
             height,
             min_px,
-            layer,
+            layer: names[deepest].clone(),
         });
     }
     Ok(())
@@ -201,7 +218,7 @@ impl Vgg19 {
         }
         let s = x.shape();
         if s.len() == 4 {
-            check_input_size("the input", s[3], s[2], taps)?;
+            check_size_at("the input", s[3], s[2], &names, deepest)?;
         }
         let mut h = x.clone();
         let mut convs = self.convs.iter();

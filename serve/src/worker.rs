@@ -129,7 +129,7 @@ fn run_job(
     // Inputs larger than needed are shrunk once here: the transfer resizes them to the size of
     // each scale anyway, and this keeps a 25-megapixel upload from costing gigabytes.
     let content = load_input(store, id, &rec.content, limits, cfg.size_px)?;
-    let style_side = ((cfg.size_px as f64 * cfg.style_scale).round() as usize).max(16);
+    let style_side = nst::plan::style_side(&cfg, cfg.size_px);
     let styles = rec
         .styles
         .iter()
