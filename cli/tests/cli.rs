@@ -672,7 +672,7 @@ fn features_command_matches_the_reference() {
             .collect();
         let (want, wshape) = r.tensor(&format!("content_features.{layer}"));
         assert_eq!(t.shape(), &wshape[..]);
-        engine_close(&got, &want, layer);
+        nst::engine::testing::assert_close(&got, &want, 1e-4, layer);
     }
     // --gram gives C×C matrices
     let out2 = d.join("g.safetensors");
@@ -706,20 +706,5 @@ fn features_command_matches_the_reference() {
             &out2.display().to_string(),
         ]),
         "fc7",
-    );
-}
-
-fn engine_close(got: &[f64], want: &[f64], what: &str) {
-    let diff: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b) * (a - b))
-        .sum::<f64>()
-        .sqrt();
-    let norm: f64 = want.iter().map(|b| b * b).sum::<f64>().sqrt();
-    assert!(
-        diff / norm <= 1e-4,
-        "{what}: relative error {}",
-        diff / norm
     );
 }

@@ -49,11 +49,6 @@ impl Reference {
             .unwrap_or_else(|e| panic!("reference {}: {e}", self.name))
     }
 
-    /// Whether the file stores `key` (the files keep only the layers the tests read).
-    pub fn has(&self, key: &str) -> bool {
-        self.tensors().names().contains(&key)
-    }
-
     /// The keys under `prefix.` (e.g. `content_features`), without the prefix, sorted.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
         let mut keys: Vec<String> = self
