@@ -124,15 +124,6 @@ impl Backend for Cpu {
         })
     }
 
-    fn relu_backward(&self, op: &'static str, g: &Tensor, y: &Tensor) -> Result<Tensor> {
-        dispatch_float!(op, y.dtype(), T => {
-            let (gv, yv) = (g.contiguous_data::<T>(op)?, y.contiguous_data::<T>(op)?);
-            let mut o = vec![T::ZERO; gv.len()];
-            ew::relu_backward(&gv, &yv, &mut o);
-            Tensor::from_vec(o, y.shape())
-        })
-    }
-
     fn contiguous(&self, op: &'static str, x: &Tensor) -> Result<Tensor> {
         dispatch_float!(op, x.dtype(), T => {
             Tensor::from_vec(x.contiguous_data::<T>(op)?.into_owned(), x.shape())

@@ -138,10 +138,6 @@ impl Backend for Cuda {
         })
     }
 
-    fn relu_backward(&self, op: &'static str, g: &Tensor, y: &Tensor) -> Result<Tensor> {
-        self.binary(op, BinaryOp::ReluGrad, g, y, y.shape())
-    }
-
     fn contiguous(&self, op: &'static str, x: &Tensor) -> Result<Tensor> {
         dispatch_float!(op, x.dtype(), T => {
             let s = storage_slice::<T>(op, x)?;
@@ -297,7 +293,9 @@ impl Backend for Cuda {
         relu_out: Option<&Tensor>,
     ) -> Result<Tensor> {
         let (dev, p) = (&self.dev, c.p);
-        let masked = relu_out.map(|y| self.relu_backward(op, g, y)).transpose()?;
+        let masked = relu_out
+            .map(|y| self.binary(op, BinaryOp::ReluGrad, g, y, y.shape()))
+            .transpose()?;
         let g = masked.as_ref().unwrap_or(g);
         dispatch_float!(op, g.dtype(), T => {
             let (gd, wd) = (self.data::<T>(op, g)?, self.data::<T>(op, w)?);

@@ -72,8 +72,6 @@ pub(crate) trait Backend {
         b: &Tensor,
         shape: &[usize],
     ) -> Result<Tensor>;
-    /// ReLU's backward from its output `y`: `g` where `y > 0`, else 0.
-    fn relu_backward(&self, op: &'static str, g: &Tensor, y: &Tensor) -> Result<Tensor>;
     /// A contiguous copy of the (strided) view `x`.
     fn contiguous(&self, op: &'static str, x: &Tensor) -> Result<Tensor>;
     /// Zeros of the contiguous `shape` with `src` written into the view of it that has

@@ -4,7 +4,7 @@ use super::elementwise::unary_raw;
 use super::record;
 use crate::backend::backend_of;
 use crate::{Result, Tensor};
-use kernels::UnaryOp;
+use kernels::{BinaryOp, UnaryOp};
 
 impl Tensor {
     /// `max(x, 0)` elementwise. Backward: the gradient where the output is positive, else 0
@@ -14,7 +14,15 @@ impl Tensor {
         let y = out.clone();
         Ok(record("relu", out, &[self], move |g| {
             let op = "relu_backward";
-            Ok(vec![Some(backend_of(op, &y)?.relu_backward(op, g, &y)?)])
+            // g where y > 0, else 0 (kernels::ops::BinaryOp::ReluGrad).
+            let be = backend_of(op, &y)?;
+            Ok(vec![Some(be.binary(
+                op,
+                BinaryOp::ReluGrad,
+                g,
+                &y,
+                y.shape(),
+            )?)])
         }))
     }
 }
