@@ -46,12 +46,19 @@ impl Conv2dOptions {
     }
 }
 
-pub(super) fn params(
+/// The kernel parameters of `x ⋆ w (+ bias)` after every check: dtypes and devices agree
+/// (named `op`), shapes, stride and window fit.
+fn params(
+    op: &'static str,
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
     o: Conv2dOptions,
 ) -> Result<Conv2dParams> {
+    check_same(op, x, w)?;
+    if let Some(b) = bias {
+        check_same(op, x, b)?;
+    }
     let bad = |detail: String| EngineError::ShapeMismatch {
         op: "conv2d",
         lhs: x.shape().to_vec(),
@@ -131,11 +138,7 @@ impl Tensor {
         bias: Option<&Tensor>,
         opts: Conv2dOptions,
     ) -> Result<Tensor> {
-        check_same("conv2d", self, weight)?;
-        if let Some(b) = bias {
-            check_same("conv2d", self, b)?;
-        }
-        let p = params(self, weight, bias, opts)?;
+        let p = params("conv2d", self, weight, bias, opts)?;
         let op = "conv2d";
         let cfg = opts.config;
         let call = ConvCall {
@@ -197,11 +200,7 @@ pub(super) fn frozen(
     prepared: Option<Arc<Prepared>>,
     relu: bool,
 ) -> Result<Tensor> {
-    check_same(op, x, weight)?;
-    if let Some(b) = bias {
-        check_same(op, x, b)?;
-    }
-    let p = params(x, weight, bias, opts)?;
+    let p = params(op, x, weight, bias, opts)?;
     let cfg = opts.config;
     let call = ConvCall {
         p: &p,
