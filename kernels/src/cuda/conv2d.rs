@@ -57,15 +57,12 @@ fn dims(p: &Conv2dParams) -> (usize, usize, usize, usize) {
     (ckk, ohw, p.c_in * p.h * p.w, p.c_out * ohw)
 }
 
-/// True when the image itself is the column matrix (1×1 kernel, stride 1, no padding).
-fn is_pointwise(p: &Conv2dParams) -> bool {
-    p.window().is_pointwise()
-}
-
-fn check_shapes<T>(
+/// The geometry first, then each buffer's length (`bufs` is called only for a valid geometry:
+/// the lengths of outputs divide by the stride).
+fn check_shapes<'a, T: 'a>(
     op: &'static str,
     p: &Conv2dParams,
-    bufs: &[(&str, &CudaSlice<T>, usize)],
+    bufs: impl FnOnce() -> [(&'static str, &'a CudaSlice<T>, usize); 2],
 ) -> Result<(), CudaError> {
     if p.window().check(p.h, p.w).is_err() {
         return Err(CudaError::InvalidArgument {
@@ -73,7 +70,7 @@ fn check_shapes<T>(
             msg: format!("invalid geometry {p:?}"),
         });
     }
-    for &(what, s, need) in bufs {
+    for (what, s, need) in bufs() {
         check_len(op, what, s.len(), need)?;
     }
     Ok(())
@@ -105,12 +102,11 @@ pub fn conv2d_forward<T: CudaElem>(
     w: &CudaSlice<T>,
     bias: Option<&CudaSlice<T>>,
 ) -> Result<CudaSlice<T>, CudaError> {
+    check_shapes("conv2d_forward", p, || {
+        [("x", x, p.input_len()), ("w", w, p.weight_len())]
+    })?;
+    // Sized once the geometry is known to be valid (a zero stride would divide by 0).
     let (ckk, ohw, chw, ochw) = dims(p);
-    check_shapes(
-        "conv2d_forward",
-        p,
-        &[("x", x, p.input_len()), ("w", w, p.weight_len())],
-    )?;
     if let Some(b) = bias {
         check_len("conv2d_forward", "bias", b.len(), p.c_out)?;
     }
@@ -120,7 +116,7 @@ pub fn conv2d_forward<T: CudaElem>(
         return Ok(out);
     }
     let wd = MatDesc::row_major(0, p.c_out, ckk);
-    let pointwise = is_pointwise(p);
+    let pointwise = p.window().is_pointwise();
     let mut cols = if pointwise {
         None
     } else {
@@ -161,15 +157,14 @@ pub fn conv2d_backward_input<T: CudaElem>(
     grad_out: &CudaSlice<T>,
     w: &CudaSlice<T>,
 ) -> Result<CudaSlice<T>, CudaError> {
-    let (ckk, ohw, chw, ochw) = dims(p);
-    check_shapes(
-        "conv2d_backward_input",
-        p,
-        &[
+    check_shapes("conv2d_backward_input", p, || {
+        [
             ("grad_out", grad_out, p.output_len()),
             ("w", w, p.weight_len()),
-        ],
-    )?;
+        ]
+    })?;
+    // Sized once the geometry is known to be valid (a zero stride would divide by 0).
+    let (ckk, ohw, chw, ochw) = dims(p);
     if ohw == 0 {
         return dev.alloc_zeros::<T>(p.input_len());
     }
@@ -179,7 +174,7 @@ pub fn conv2d_backward_input<T: CudaElem>(
         return Ok(gx);
     }
     let wt = MatDesc::row_major(0, p.c_out, ckk).t();
-    if is_pointwise(p) {
+    if p.window().is_pointwise() {
         for b in 0..p.n {
             let gd = MatDesc::row_major(b * ochw, p.c_out, ohw);
             let xd = MatDesc::row_major(b * chw, ckk, ohw);
@@ -210,15 +205,14 @@ pub fn conv2d_backward_weight<T: CudaElem>(
     x: &CudaSlice<T>,
     grad_out: &CudaSlice<T>,
 ) -> Result<CudaSlice<T>, CudaError> {
-    let (ckk, ohw, chw, ochw) = dims(p);
-    check_shapes(
-        "conv2d_backward_weight",
-        p,
-        &[
+    check_shapes("conv2d_backward_weight", p, || {
+        [
             ("x", x, p.input_len()),
             ("grad_out", grad_out, p.output_len()),
-        ],
-    )?;
+        ]
+    })?;
+    // Sized once the geometry is known to be valid (a zero stride would divide by 0).
+    let (ckk, ohw, chw, ochw) = dims(p);
     if p.n == 0 || ohw == 0 {
         return dev.alloc_zeros::<T>(p.weight_len());
     }
@@ -228,7 +222,7 @@ pub fn conv2d_backward_weight<T: CudaElem>(
         return Ok(gw);
     }
     let wd = MatDesc::row_major(0, p.c_out, ckk);
-    let pointwise = is_pointwise(p);
+    let pointwise = p.window().is_pointwise();
     let mut cols = if pointwise {
         None
     } else {
