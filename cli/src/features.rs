@@ -28,6 +28,9 @@ pub struct FeaturesArgs {
     /// Output .safetensors file (f32, one tensor per layer, keyed by layer name).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Replace an existing -o file even if nst did not write it.
+    #[arg(long)]
+    pub overwrite: bool,
     /// VGG-19 weights [default: the cache].
     #[arg(long)]
     pub weights: Option<PathBuf>,
@@ -46,15 +49,31 @@ pub fn run(args: FeaturesArgs) -> Result<()> {
         &args.output,
         &[args.image.as_path(), &weights],
         &["safetensors"],
+        args.overwrite,
     )?;
     let pooling: Pooling = parse_flag("--pooling", &args.pooling)?;
+    let taps: Vec<&str> = args.layers.iter().map(String::as_str).collect();
+    // Layers, size and image before the weights: a bad request is refused before any work.
+    nst::vgg19::min_input_side(&taps)?;
+    if args.size == Some(0) {
+        anyhow::bail!("--size must be ≥ 1 px");
+    }
     let mut img = RgbImage::load(&args.image, args.max_pixels)?;
     if let Some(s) = args.size {
         img = img.resize_longest(s);
     }
+    nst::vgg19::check_input_size("the image", img.width, img.height, &taps).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}{}",
+            if args.size.is_some() {
+                " (raise --size)"
+            } else {
+                ""
+            }
+        )
+    })?;
     let vgg = load_vgg(args.weights.as_deref(), pooling)?;
     let x = vgg.preprocess(&img.data, img.width, img.height)?;
-    let taps: Vec<&str> = args.layers.iter().map(String::as_str).collect();
     let feats = nst::engine::no_grad(|| vgg.forward(&x, &taps))?;
     let mut tensors: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for (name, f) in feats {
@@ -80,6 +99,8 @@ pub fn run(args: FeaturesArgs) -> Result<()> {
         })
         .collect::<Result<_, safetensors::SafeTensorError>>()?;
     let mut meta = std::collections::HashMap::new();
+    // The mark of nst's files (`nst::provenance`): a later run may replace this file.
+    meta.insert("format".to_string(), "nst-features".to_string());
     meta.insert("image".to_string(), args.image.display().to_string());
     meta.insert("size".to_string(), format!("{}x{}", img.width, img.height));
     meta.insert(

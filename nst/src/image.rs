@@ -200,6 +200,11 @@ impl RgbImage {
         self.resize(w, h)
     }
 
+    /// (width, height) in pixels.
+    pub fn size(&self) -> (usize, usize) {
+        (self.width, self.height)
+    }
+
     /// 8-bit RGB pixels (rounded, clamped).
     pub fn to_u8(&self) -> Vec<u8> {
         self.data
@@ -209,7 +214,8 @@ impl RgbImage {
     }
 
     /// Write as PNG or JPEG (quality 95), chosen by the extension, atomically: a temporary file
-    /// in the same directory, fsync, rename. Errors: unknown extension, I/O failures.
+    /// in the same directory, fsync, rename. The file carries nst's mark
+    /// ([`crate::provenance`]). Errors: unknown extension, I/O failures.
     pub fn save(&self, path: &Path) -> Result<()> {
         let ext = path
             .extension()
@@ -231,7 +237,12 @@ impl RgbImage {
             _ => buf.write_to(&mut bytes, format),
         }
         .map_err(|e| img_err(path, format!("encoding failed: {e}")))?;
-        write_atomic(path, bytes.get_ref())
+        let mut bytes = bytes.into_inner();
+        match format {
+            image::ImageFormat::Jpeg => crate::provenance::mark_jpeg(&mut bytes),
+            _ => crate::provenance::mark_png(&mut bytes),
+        }
+        write_atomic(path, &bytes)
     }
 }
 

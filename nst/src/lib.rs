@@ -8,6 +8,7 @@ pub mod image;
 pub mod loss;
 pub mod optim;
 pub mod plan;
+pub mod provenance;
 pub mod transfer;
 pub mod vgg19;
 pub mod weights;

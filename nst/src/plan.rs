@@ -5,7 +5,7 @@
 
 use crate::config::StyleTransferConfig;
 use crate::error::{ConfigError, ConfigField, Error, Result};
-use crate::image::{fit_longest, RgbImage};
+use crate::image::fit_longest;
 use crate::vgg19::min_input_side;
 
 /// Fixed part of a run's peak memory: the VGG-19 weights up to relu5_1, their Winograd
@@ -21,11 +21,13 @@ const BYTES_PER_PICTURE_PX: f64 = 1700.0;
 /// up from the fit above.
 const BYTES_PER_STYLE_PX: f64 = 400.0;
 
-/// Checks a run before it starts: [`check_sizes`], then [`estimate_peak_bytes`] against
+/// Checks a run before it starts, from the images' sizes alone (width, height in pixels: the
+/// style images as given, `sizes` from [`crate::transfer::scale_sizes`] of the content's), so a
+/// server can refuse a request before decoding anything: [`check_sizes`], then [`estimate_peak_bytes`] against
 /// [`available_memory_bytes`] (where the OS says). Errors: [`Error::Config`] naming `size_px`
 /// or `style_scale`, with a size that would do.
 pub fn check(
-    styles: &[RgbImage],
+    styles: &[(usize, usize)],
     cfg: &StyleTransferConfig,
     sizes: &[(usize, usize)],
 ) -> Result<()> {
@@ -91,7 +93,7 @@ impl MemoryEstimate {
 /// [`crate::transfer::scale_sizes`]): the largest scale dominates. A model fitted to
 /// measurements (see [`BASE_BYTES`]): 4–8% above this machine's measured peaks.
 pub fn estimate_peak_bytes(
-    styles: &[RgbImage],
+    styles: &[(usize, usize)],
     cfg: &StyleTransferConfig,
     sizes: &[(usize, usize)],
 ) -> MemoryEstimate {
@@ -99,8 +101,8 @@ pub fn estimate_peak_bytes(
     let side = style_side(cfg, w.max(h));
     let style_px: usize = styles
         .iter()
-        .map(|s| {
-            let (sw, sh) = fit_longest(s.width, s.height, side);
+        .map(|&(width, height)| {
+            let (sw, sh) = fit_longest(width, height, side);
             sw.saturating_mul(sh)
         })
         .fold(0, usize::saturating_add);
@@ -130,7 +132,7 @@ pub fn style_side(cfg: &StyleTransferConfig, side_px: usize) -> usize {
 /// must reach the deepest layer the objective reads. Errors: [`Error::Config`] naming
 /// `size_px` (content) or `style_scale` (styles), with the size that would do.
 fn check_sizes(
-    styles: &[RgbImage],
+    styles: &[(usize, usize)],
     cfg: &StyleTransferConfig,
     sizes: &[(usize, usize)],
 ) -> Result<()> {
@@ -151,8 +153,8 @@ fn check_sizes(
             }));
         }
         let side = style_side(cfg, w.max(h));
-        for (k, st) in styles.iter().enumerate() {
-            let (sw, sh) = fit_longest(st.width, st.height, side);
+        for (k, &(width, height)) in styles.iter().enumerate() {
+            let (sw, sh) = fit_longest(width, height, side);
             if sw.min(sh) < min_px {
                 return Err(Error::Config(ConfigError {
                     field: ConfigField::StyleScale,
@@ -175,18 +177,10 @@ mod tests {
     use super::*;
     use crate::transfer::scale_sizes;
 
-    fn image(w: usize, h: usize) -> RgbImage {
-        RgbImage {
-            width: w,
-            height: h,
-            data: vec![0.5; w * h * 3],
-        }
-    }
-
     #[test]
     fn the_estimate_follows_the_measured_runs_and_the_largest_scale() {
-        let content = image(451, 300);
-        let style = [image(400, 317)];
+        let content = (451, 300);
+        let style = [(400, 317)];
         let cfg = |size_px: usize, scales: usize| StyleTransferConfig {
             size_px,
             scales,
@@ -195,22 +189,22 @@ mod tests {
         // Measured peak RSS (1 scale): 380 MB at 256 px, 633 MB at 512, 1065 MB at 768.
         for (size, measured) in [(256, 380e6), (512, 633e6), (768, 1065e6)] {
             let c = cfg(size, 1);
-            let est = estimate_peak_bytes(&style, &c, &scale_sizes(&content, size, 1)).total();
+            let est = estimate_peak_bytes(&style, &c, &scale_sizes(content, size, 1)).total();
             assert!(
                 est >= measured && est < 1.25 * measured,
                 "{size}: {est} vs {measured}"
             );
         }
         // Two scales: the estimate is the finer one's.
-        let one = estimate_peak_bytes(&style, &cfg(512, 1), &scale_sizes(&content, 512, 1));
-        let two = estimate_peak_bytes(&style, &cfg(512, 2), &scale_sizes(&content, 512, 2));
+        let one = estimate_peak_bytes(&style, &cfg(512, 1), &scale_sizes(content, 512, 1));
+        let two = estimate_peak_bytes(&style, &cfg(512, 2), &scale_sizes(content, 512, 2));
         assert_eq!(one.total(), two.total());
         // Style images grow with style_scale².
         let big = StyleTransferConfig {
             style_scale: 2.0,
             ..cfg(512, 1)
         };
-        let b = estimate_peak_bytes(&style, &big, &scale_sizes(&content, 512, 1));
+        let b = estimate_peak_bytes(&style, &big, &scale_sizes(content, 512, 1));
         assert!(
             (b.styles / one.styles - 4.0).abs() < 0.1,
             "{}",
@@ -220,14 +214,14 @@ mod tests {
 
     #[test]
     fn a_run_too_big_for_memory_names_a_size_that_fits() {
-        let content = image(451, 300);
-        let style = [image(400, 317)];
+        let content = (451, 300);
+        let style = [(400, 317)];
         let cfg = StyleTransferConfig {
             size_px: 200_000,
             scales: 1,
             ..StyleTransferConfig::default()
         };
-        let sizes = scale_sizes(&content, cfg.size_px, 1);
+        let sizes = scale_sizes(content, cfg.size_px, 1);
         match check(&style, &cfg, &sizes) {
             // No /proc/meminfo here: nothing to check against.
             Ok(()) => assert!(available_memory_bytes().is_none()),
@@ -250,7 +244,7 @@ mod tests {
                     size_px: fit,
                     ..cfg.clone()
                 };
-                let need = estimate_peak_bytes(&style, &ok, &scale_sizes(&content, fit, 1));
+                let need = estimate_peak_bytes(&style, &ok, &scale_sizes(content, fit, 1));
                 assert!(need.total() <= available_memory_bytes().unwrap() as f64 * 1.01);
             }
             Err(e) => panic!("{e}"),

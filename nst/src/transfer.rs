@@ -75,14 +75,14 @@ fn to_image(
 }
 
 /// Sizes (w, h) of each scale, coarse to fine, for an output of `size_px` on the longest side.
-pub fn scale_sizes(content: &RgbImage, size_px: usize, scales: usize) -> Vec<(usize, usize)> {
+pub fn scale_sizes(content: (usize, usize), size_px: usize, scales: usize) -> Vec<(usize, usize)> {
     let mut sides: Vec<usize> = (0..scales.max(1))
         .map(|i| (size_px >> (scales.max(1) - 1 - i)).max(64.min(size_px)))
         .collect();
     sides.dedup();
     sides
         .into_iter()
-        .map(|s| fit_longest(content.width, content.height, s))
+        .map(|s| fit_longest(content.0, content.1, s))
         .collect()
 }
 
@@ -98,8 +98,9 @@ pub fn run(
 ) -> Result<RgbImage> {
     cfg.validate(styles.len())?;
     let start = Instant::now();
-    let sizes = scale_sizes(content, cfg.size_px, cfg.scales);
-    crate::plan::check(styles, cfg, &sizes)?;
+    let sizes = scale_sizes(content.size(), cfg.size_px, cfg.scales);
+    let style_sizes: Vec<_> = styles.iter().map(RgbImage::size).collect();
+    crate::plan::check(&style_sizes, cfg, &sizes)?;
     let blend = if cfg.style_blend_weights.is_empty() {
         vec![1.0; styles.len()]
     } else {

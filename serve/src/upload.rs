@@ -5,7 +5,7 @@
 use super::app::{ApiError, App};
 use super::assets::gallery;
 use super::decode::{decode_dynamic, probe, DecodeError};
-use super::params::{Limits, Params};
+use super::params::{in_field_words, Limits, Params};
 use super::record::{new_id, now, InputImage, JobRecord, Status};
 use super::store::remove_dir;
 use axum::body::Bytes;
@@ -203,9 +203,16 @@ pub fn create_job(app: &App, parts: Vec<Part>) -> Result<Value, ApiError> {
             "no style image: upload one or more as `style` or name gallery images in `style_gallery`",
         ));
     }
-    params
+    let cfg = params
         .config(styles.len(), limits)
         .map_err(ApiError::bad_request)?;
+    // Sizes and memory now, from the images' headers: a job that cannot run is refused here
+    // (it used to be accepted and fail, or abort the server, when it started).
+    let wh = |i: &InputImage| (i.width as usize, i.height as usize);
+    let sizes = nst::transfer::scale_sizes(wh(&content.image), cfg.size_px, cfg.scales);
+    let style_sizes: Vec<_> = styles.iter().map(|s| wh(&s.image)).collect();
+    nst::plan::check(&style_sizes, &cfg, &sizes)
+        .map_err(|e| ApiError::bad_request(in_field_words(e)))?;
 
     let id = loop {
         let id = new_id();

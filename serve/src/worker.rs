@@ -135,7 +135,7 @@ fn run_job(
         .iter()
         .map(|s| load_input(store, id, s, limits, style_side))
         .collect::<Result<Vec<_>, _>>()?;
-    let sizes = scale_sizes(&content, cfg.size_px, cfg.scales);
+    let sizes = scale_sizes(content.size(), cfg.size_px, cfg.scales);
     let pixels: Vec<f64> = sizes.iter().map(|&(w, h)| (w * h) as f64).collect();
     let iterations = cfg.iterations as f64;
     let total_work = pixels.iter().sum::<f64>() * iterations;
