@@ -708,3 +708,50 @@ fn features_command_matches_the_reference() {
         "fc7",
     );
 }
+
+#[test]
+fn nst_replaces_its_own_outputs_only_and_a_failing_log_keeps_the_picture() {
+    if nst_tests::weights_or_skip().is_none() {
+        return;
+    }
+    let d = tmp("replace");
+    // A second run over the first run's output (it carries nst's mark) just replaces it.
+    for format in ["png", "jpg"] {
+        let name = format!("out.{format}");
+        let (o, out) = small_run(&d, &name, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(nst::provenance::written_by_nst(&out));
+        let (o, _) = small_run(&d, &name, &["--seed", "1", "--init", "noise"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    // The user's own picture of that name: refused, then replaced with --overwrite.
+    std::fs::copy(image("chelsea.png"), d.join("theirs.png")).unwrap();
+    let before = std::fs::read(d.join("theirs.png")).unwrap();
+    let (o, _) = small_run(&d, "theirs.png", &[]);
+    assert_one_line_error(&o, "exists and was not written by nst");
+    assert_eq!(std::fs::read(d.join("theirs.png")).unwrap(), before);
+    let (o, out) = small_run(&d, "theirs.png", &["--overwrite"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(nst::provenance::written_by_nst(&out));
+    // A log that cannot be written (a full disk: /dev/full): the run goes on, the picture is
+    // saved, a warning says so once and the one error line ends with exit 1.
+    if Path::new("/dev/full").exists() {
+        let log = d.join("log.json");
+        std::os::unix::fs::symlink("/dev/full", &log).unwrap();
+        let log = log.display().to_string();
+        let (o, out) = small_run(&d, "logged.png", &["--log-json", &log, "--overwrite"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        let lines: Vec<&str> = err.trim().lines().collect();
+        assert_eq!(lines.len(), 2, "{err}");
+        assert!(lines[0].starts_with("warning: --log-json") && lines[0].contains("iteration 1"));
+        assert!(
+            lines[1].starts_with("error: --log-json")
+                && lines[1].contains("the picture was written to"),
+            "{err}"
+        );
+        let img = image::open(&out).unwrap();
+        assert_eq!((img.width(), img.height()), (48, 32));
+    }
+}
