@@ -569,6 +569,13 @@ fn bad_requests_get_json_errors_with_the_right_status() {
         .text("style_gallery", "shipwreck")
         .post(port)
         .assert_error(400, "cut.png");
+    // A JPEG cut at 3/4 would decode to grey fill; it is refused as truncated.
+    let jpg = nst_tests::asset_bytes("the_scream.jpg");
+    Form::new()
+        .text("content_gallery", "chelsea")
+        .file("style", "cut.jpg", &jpg[..jpg.len() * 3 / 4])
+        .post(port)
+        .assert_error(400, "truncated JPEG");
     Form::new()
         .text("content_gallery", "chelsea")
         .post(port)
