@@ -6,7 +6,7 @@ pub use crate::config::{reference_config, Init, Optimizer, OptimizerKind, StyleT
 use crate::error::Result;
 use crate::image::{fit_longest, original_colors, RgbImage};
 use crate::loss::{ContentLoss, Evaluation, Loss, Objective, StyleLoss, TvLoss};
-use crate::optim::{Adam, Lbfgs};
+use crate::optim::{Adam, Bounds, Lbfgs};
 use crate::vgg19::Vgg19;
 use engine::{DType, Tensor};
 use std::ops::ControlFlow;
@@ -107,6 +107,12 @@ pub fn run(
         cfg.style_blend_weights.clone()
     };
     let device = vgg.device();
+    // The optimisation stays inside the valid pixels (0..1 before preprocessing): the picture
+    // written is the optimum found, not a clamped copy of an unconstrained one.
+    let bounds = Bounds {
+        lower: vgg.preprocess(&[0.0; 3], 1, 1)?.to_device(device)?,
+        upper: vgg.preprocess(&[1.0; 3], 1, 1)?.to_device(device)?,
+    };
     let mut x = Tensor::zeros(&[1, 3, 1, 1], DType::F32)?;
     let mut prev_size = (0, 0);
     for (scale, &(w, h)) in sizes.iter().enumerate() {
@@ -143,13 +149,14 @@ pub fn run(
             _ => None,
         };
         let mut lbfgs = match cfg.optimizer {
-            Optimizer::Lbfgs { history } => Some(Lbfgs::new(history)),
+            Optimizer::Lbfgs { history } => Some(Lbfgs::new(history).with_bounds(bounds.clone())),
             _ => None,
         };
         for it in 1..=cfg.iterations {
             let eval = if let Some(adam) = adam.as_mut() {
                 let e = evaluate(&x)?;
                 adam.step(&mut x, &e.grad)?;
+                x = bounds.project(&x)?;
                 e
             } else {
                 let opt = lbfgs.as_mut().expect("one optimiser");

@@ -6,4 +6,4 @@ mod adam;
 mod lbfgs;
 
 pub use adam::Adam;
-pub use lbfgs::{Lbfgs, LbfgsStep};
+pub use lbfgs::{Bounds, Lbfgs, LbfgsStep};
