@@ -62,6 +62,16 @@ pub enum Error {
         offset: u64,
     },
 
+    /// An ONNX file that is well-formed byte-wise up to `offset` but not what the reader
+    /// accepts there (bad varint, wrong wire type, dims that disagree with the data, …).
+    #[error("onnx: {reason} (at byte {offset})")]
+    Onnx {
+        /// What is wrong.
+        reason: String,
+        /// Offset of the field or message that failed.
+        offset: u64,
+    },
+
     /// A PyTorch checkpoint whose framing is wrong: bad magic, missing storage, sizes that disagree.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
