@@ -131,6 +131,17 @@ pub enum Error {
         key: String,
     },
 
+    /// Weights of a feed-forward style network (`nst::fast`) that do not fit its architecture
+    /// table: a tensor missing, extra, of the wrong shape or non-finite, or an ONNX graph whose
+    /// layers disagree with the table.
+    #[error("{net} weights: {reason}")]
+    NetworkWeights {
+        /// The network (`multistyle26`, `arbitrary_predict`, `arbitrary_transform`).
+        net: String,
+        /// What is wrong, naming the tensor or node.
+        reason: String,
+    },
+
     /// A safetensors file the `safetensors` crate rejects, or whose metadata is wrong.
     #[error("safetensors: {0}")]
     Safetensors(String),
