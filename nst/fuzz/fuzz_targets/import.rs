@@ -5,6 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use nst::fast::{convert::convert, FastNet};
 use nst::weights::{detect_format, import_bytes, onnx, pickle::Pickle, torch};
 
 fuzz_target!(|data: &[u8]| {
@@ -12,5 +13,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = import_bytes(data, "fuzz", None);
     let _ = Pickle::parse(data, 0);
     let _ = torch::read_legacy(data, &|_| true);
-    let _ = onnx::parse(data);
+    if let Ok(model) = onnx::parse(data) {
+        for net in FastNet::ALL {
+            let _ = convert(&model, net, "fuzz", "");
+        }
+    }
+    let _ = FastNet::detect(data);
 });
