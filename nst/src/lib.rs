@@ -3,6 +3,7 @@ pub use engine;
 pub mod config;
 pub use engine::ParseOptionError;
 pub mod error;
+pub mod fast;
 pub mod fsutil;
 pub mod image;
 pub mod loss;

@@ -123,10 +123,10 @@ pub fn convert_bin(bin: &[u8]) -> Result<VggWeights> {
 }
 
 /// A download directory inside the cache directory, removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn create(parent: &Path) -> Result<TempDir> {
+    pub(crate) fn create(parent: &Path) -> Result<TempDir> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -135,7 +135,7 @@ impl TempDir {
         std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
         Ok(TempDir(p))
     }
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use crate::error::{Error, Result};
 
 pub mod fetch;
+pub mod onnx;
 pub mod pastiche;
 pub mod pickle;
 pub mod safetensors_io;

@@ -13,7 +13,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use super::pickle::DType;
 use super::torch::{RawTensor, TensorMap};
-use super::{from_tensor_map, Preprocessing, VggWeights};
+use super::{from_tensor_map, Preprocessing, VggWeights, WeightTensor};
 use crate::error::{Error, Result};
 
 /// `__metadata__["format"]` of our files.
@@ -35,10 +35,19 @@ pub fn to_bytes(w: &VggWeights) -> Result<Vec<u8>> {
     ]
     .into_iter()
     .collect();
+    tensors_to_bytes(&meta, &w.tensors)
+}
+
+/// Serialises f32 tensors with `meta` as `__metadata__`: header keys sorted, tensors in key
+/// order, header padded with spaces to a multiple of 8 bytes (so the data is aligned).
+pub fn tensors_to_bytes(
+    meta: &BTreeMap<&str, &str>,
+    tensors: &BTreeMap<String, WeightTensor>,
+) -> Result<Vec<u8>> {
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".into(), serde_json::json!(meta));
     let mut offset = 0usize;
-    for (key, t) in &w.tensors {
+    for (key, t) in tensors {
         let end = offset + t.data.len() * 4;
         header.insert(
             key.clone(),
@@ -54,7 +63,7 @@ pub fn to_bytes(w: &VggWeights) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(8 + json.len() + offset);
     out.extend_from_slice(&(json.len() as u64).to_le_bytes());
     out.extend_from_slice(&json);
-    for t in w.tensors.values() {
+    for t in tensors.values() {
         for x in &t.data {
             out.extend_from_slice(&x.to_le_bytes());
         }
