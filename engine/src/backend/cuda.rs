@@ -69,7 +69,7 @@ pub(crate) fn contiguous<'a, T: Element>(
 }
 
 /// A new contiguous tensor over a kernel's result (`shape`'s element count of it).
-fn wrap<T: Element>(s: CudaSlice<T>, shape: &[usize]) -> Tensor {
+pub(super) fn wrap<T: Element>(s: CudaSlice<T>, shape: &[usize]) -> Tensor {
     let n = shape.iter().product();
     Tensor::from_storage(Storage::Cuda(CudaBuffer::from_slice(s, n)), shape)
 }
@@ -90,8 +90,18 @@ impl Cuda {
         Ok(Tensor::from_storage(Storage::Cuda(buf), t.shape()))
     }
 
-    fn data<'a, T: Element>(&self, op: &'static str, t: &'a Tensor) -> Result<DevData<'a, T>> {
+    /// `t`'s elements on this GPU, contiguous (borrowed or gathered).
+    pub(super) fn data<'a, T: Element>(
+        &self,
+        op: &'static str,
+        t: &'a Tensor,
+    ) -> Result<DevData<'a, T>> {
         contiguous::<T>(op, &self.dev, t)
+    }
+
+    /// This backend's GPU.
+    pub(super) fn device(&self) -> &CudaDevice {
+        &self.dev
     }
 
     fn zeros<T: Element>(&self, op: &'static str, shape: &[usize]) -> Result<CudaSlice<T>> {

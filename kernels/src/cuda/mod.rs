@@ -24,9 +24,11 @@ pub mod device;
 pub mod elementwise;
 pub mod gemm;
 mod launch;
+pub mod norm;
 pub mod nvrtc;
 pub mod pool2d;
 pub mod reduce;
+pub mod spatial;
 
 pub use adam::{adam_step, adam_update, AdamStep};
 pub use buffer::CudaBuffer;
