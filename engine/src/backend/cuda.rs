@@ -325,7 +325,7 @@ impl Backend for Cuda {
         dispatch_float!(op, g.dtype(), T => {
             let (xd, gd) = (self.data::<T>(op, x)?, self.data::<T>(op, g)?);
             let o = cu::conv2d::conv2d_backward_weight(dev, p, &xd, &gd).map_err(err(op, dev))?;
-            Ok(wrap(o, &[p.c_out, p.c_in, p.kh, p.kw]))
+            Ok(wrap(o, &[p.c_out, p.c_in_per_group(), p.kh, p.kw]))
         })
     }
 

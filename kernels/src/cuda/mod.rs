@@ -23,6 +23,7 @@ pub mod conv2d;
 pub mod device;
 pub mod elementwise;
 pub mod gemm;
+pub mod grouped_conv;
 mod launch;
 pub mod norm;
 pub mod nvrtc;

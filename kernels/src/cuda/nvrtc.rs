@@ -25,10 +25,11 @@ pub enum Module {
     Adam,
     Spatial,
     Norm,
+    GroupedConv,
 }
 
 impl Module {
-    pub const ALL: [Module; 7] = [
+    pub const ALL: [Module; 8] = [
         Module::Elementwise,
         Module::Reduce,
         Module::Conv2d,
@@ -36,6 +37,7 @@ impl Module {
         Module::Adam,
         Module::Spatial,
         Module::Norm,
+        Module::GroupedConv,
     ];
 
     /// File stem: `elementwise` for `kernels/elementwise.cu`.
@@ -48,6 +50,7 @@ impl Module {
             Module::Adam => "adam",
             Module::Spatial => "spatial",
             Module::Norm => "norm",
+            Module::GroupedConv => "grouped_conv",
         }
     }
 
@@ -60,6 +63,7 @@ impl Module {
             Module::Adam => include_str!("kernels/adam.cu"),
             Module::Spatial => include_str!("kernels/spatial.cu"),
             Module::Norm => include_str!("kernels/norm.cu"),
+            Module::GroupedConv => include_str!("kernels/grouped_conv.cu"),
         }
     }
 
@@ -88,6 +92,7 @@ impl Module {
             Module::Adam => &["adam"],
             Module::Spatial => &["pad_fwd", "pad_bwd", "upsample_fwd", "upsample_bwd"],
             Module::Norm => &["inorm_fwd", "inorm_bwd"],
+            Module::GroupedConv => &["gconv_fwd", "gconv_bwd_input", "gconv_bwd_weight"],
         };
         let mut names: Vec<String> = templated
             .iter()
