@@ -1,7 +1,8 @@
 //! conv2d on NCHW input and OIHW weights: forward, input-gradient, weight-gradient.
 //! (Cross-correlation, as in PyTorch/Caffe.) Implemented with im2col/col2im + gemm, parallel with rayon.
 //! Grouped convolutions (`groups > 1`) run per group through the same code (`grouped.rs`), and
-//! depthwise ones (groups = C_in = C_out) through a direct kernel (`depthwise.rs`).
+//! depthwise ones (groups = C_in = C_out) through a direct kernel (`depthwise.rs`); forwards
+//! with at most 4 output channels, stride 1 and no padding are direct too (`direct.rs`).
 
 use super::buffers::BufferPool;
 use super::gemm::{gemm, MatLayout};
@@ -327,6 +328,9 @@ fn forward_impl<T: Float>(
             ("bias", bias.map_or(p.c_out, |b| b.len()), p.c_out),
         ],
     );
+    if direct::applies(p) {
+        return direct::forward(p, input, weight, bias, out);
+    }
     let g = Geom::new(p, budget);
     let (in_per, out_per) = (p.c_in * p.h * p.w, p.c_out * g.ohw());
     if out_per == 0 {
@@ -568,6 +572,7 @@ pub fn conv2d_backward_bias<T: Float>(p: &Conv2dParams, grad_out: &[T], grad_b: 
 }
 
 mod depthwise;
+mod direct;
 mod grouped;
 
 #[cfg(test)]

@@ -47,6 +47,11 @@ fn shapes() -> Vec<Conv2dParams> {
         params(3, 1, 6, 6, 2, (1, 1), (1, 1), (1, 1)),
         params(1, 1, 1, 1, 1, (1, 1), (1, 1), (0, 0)),
         params(1, 19, 17, 23, 12, (3, 3), (1, 1), (1, 1)),
+        // ≤ 4 output channels, stride 1, no padding, OW ≥ 64: the direct forward (`direct.rs`;
+        // OW not a multiple of its 64-pixel blocks).
+        params(2, 5, 4, 70, 3, (3, 3), (1, 1), (0, 0)),
+        params(1, 3, 11, 80, 4, (9, 9), (1, 1), (0, 0)),
+        params(1, 2, 3, 64, 1, (1, 1), (1, 1), (0, 0)),
     ]
 }
 
