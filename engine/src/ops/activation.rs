@@ -43,8 +43,7 @@ impl Tensor {
     /// `min ≤ x ≤ max`, else 0 (the bounds pass it, as PyTorch's clamp); saves the input.
     /// Errors: `InvalidArgument` when `min > max` or either is NaN.
     pub fn clamp(&self, min: f64, max: f64) -> Result<Tensor> {
-        // `!(min <= max)` is also true for NaN.
-        if !(min <= max) {
+        if min.is_nan() || max.is_nan() || min > max {
             return Err(EngineError::InvalidArgument {
                 op: "clamp",
                 msg: format!("min {min} must be ≤ max {max}"),

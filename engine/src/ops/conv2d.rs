@@ -83,7 +83,7 @@ fn params(
         return Err(bad("input must be N×C×H×W and weight O×I×KH×KW".into()));
     }
     let g = o.groups;
-    if g == 0 || xs[1] % g != 0 || ws[0] % g != 0 {
+    if g == 0 || !xs[1].is_multiple_of(g) || !ws[0].is_multiple_of(g) {
         return Err(EngineError::InvalidArgument {
             op: "conv2d",
             msg: format!(

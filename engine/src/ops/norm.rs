@@ -43,8 +43,7 @@ impl Tensor {
         if s.len() != 4 {
             return Err(bad("input must be N×C×H×W".into()));
         }
-        // `!(eps > 0)` is also true for NaN.
-        if !(eps > 0.0) {
+        if eps.is_nan() || eps <= 0.0 {
             return Err(bad(format!("eps {eps} must be > 0")));
         }
         if self.numel() == 0 {

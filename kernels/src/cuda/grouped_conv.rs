@@ -36,7 +36,7 @@ unsafe impl DeviceRepr for GConvGeom {}
 /// The geometry of a checked `p` (valid window), or `InvalidArgument` when `groups` does not
 /// divide both channel counts.
 fn geom(op: &'static str, p: &Conv2dParams) -> Result<GConvGeom, CudaError> {
-    if p.groups == 0 || p.c_in % p.groups != 0 || p.c_out % p.groups != 0 {
+    if p.groups == 0 || !p.c_in.is_multiple_of(p.groups) || !p.c_out.is_multiple_of(p.groups) {
         return Err(CudaError::InvalidArgument {
             op,
             msg: format!("groups {} must divide C_in and C_out in {p:?}", p.groups),

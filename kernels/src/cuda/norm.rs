@@ -9,6 +9,7 @@ use cudarc::driver::{CudaSlice, PushKernelArg};
 
 /// Forward over `planes` planes of `hw` elements with one γ, β per plane: (output, stats)
 /// where stats holds (μ, 1/√(σ² + eps)) per plane when `keep_stats`.
+#[allow(clippy::too_many_arguments)]
 pub fn instance_norm_forward<T: CudaElem>(
     dev: &CudaDevice,
     planes: usize,
