@@ -49,6 +49,7 @@ fn conv_params(c_in: usize, c_out: usize, size_px: usize) -> Conv2dParams {
         stride_w: 1,
         pad_h: 1,
         pad_w: 1,
+        groups: 1,
     }
 }
 

@@ -23,7 +23,10 @@ pub use device::{DType, Device, DeviceChoice, DeviceChoiceError};
 pub use error::{EngineError, Result};
 pub use kernels::ParseOptionError;
 pub use ops::conv_algo::cpu_has_bf16_dot;
-pub use ops::{Conv2dOptions, ConvAlgorithm, ConvConfig, FrozenConv2d, Pool2dOptions, Precision};
+pub use ops::{
+    Conv2dOptions, ConvAlgorithm, ConvConfig, FrozenConv2d, Pad2d, PadMode, Pool2dOptions,
+    Precision,
+};
 pub use storage::{
     live_buffers, live_bytes, peak_live_bytes, reset_peak_live_bytes, Element, Storage,
 };

@@ -94,6 +94,32 @@ fn errors_name_the_op_and_shapes_and_never_panic() {
     assert!(img.max_pool2d(Pool2dOptions::new(5, 1, 0)).is_err());
     assert!(img.max_pool2d(Pool2dOptions::new(2, 1, 2)).is_err());
     assert!(img.avg_pool2d(Pool2dOptions::new(2, 0, 0)).is_err());
+    // The feed-forward networks' layers.
+    let e = img
+        .conv2d(&w3, None, Conv2dOptions::new(1, 1).with_groups(2))
+        .unwrap_err();
+    assert!(e.to_string().contains("groups 2"), "{e}");
+    let e = img
+        .pad2d(engine::Pad2d::uniform(4), engine::PadMode::Reflect)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("pad2d") && e.to_string().contains("reflect"),
+        "{e}"
+    );
+    assert!(a
+        .pad2d(engine::Pad2d::uniform(1), engine::PadMode::Zero)
+        .is_err());
+    assert!(img.upsample_nearest(0).is_err() && a.upsample_nearest(2).is_err());
+    let gamma = t(&[1.0; 3], &[3]);
+    let e = img
+        .instance_norm(&t(&[1.0; 2], &[2]), &gamma, 1e-5)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("instance_norm") && e.to_string().contains("gamma"),
+        "{e}"
+    );
+    assert!(img.instance_norm(&gamma, &gamma, -1.0).is_err());
+    assert!(a.clamp(2.0, 1.0).is_err() && a.global_avg_pool2d().is_err());
     let empty = Tensor::zeros(&[1, 3, 0, 4], DType::F32).unwrap();
     assert!(matches!(
         empty.conv2d(&w3, None, Conv2dOptions::new(1, 1)),

@@ -50,6 +50,7 @@ fn main() {
             stride_w: 1,
             pad_h: 1,
             pad_w: 1,
+            groups: 1,
         };
         let x: Vec<f32> = (0..p.input_len())
             .map(|i| ((i * 7919) % 1000) as f32 * 1e-3)

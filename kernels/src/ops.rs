@@ -14,6 +14,19 @@ pub enum UnaryOp {
     Sqrt,
     Abs,
     Relu,
+    /// `1 / (1 + e^(−v))`.
+    Sigmoid,
+    /// `min(max(v, min), max)` (`torch.clamp`; ReLU6 is `Clamp { min: 0, max: 6 }`).
+    Clamp {
+        min: f64,
+        max: f64,
+    },
+    /// The derivative of [`UnaryOp::Clamp`] at `v`: 1 where `min ≤ v ≤ max`, else 0 (the
+    /// bounds pass the gradient, as `torch.clamp`'s backward).
+    ClampGrad {
+        min: f64,
+        max: f64,
+    },
 }
 
 impl UnaryOp {
@@ -34,6 +47,15 @@ impl UnaryOp {
                     T::ZERO
                 }
             }
+            UnaryOp::Sigmoid => T::ONE / (T::ONE + (-v).exp()),
+            UnaryOp::Clamp { min, max } => v.max(T::from_f64(min)).min(T::from_f64(max)),
+            UnaryOp::ClampGrad { min, max } => {
+                if v >= T::from_f64(min) && v <= T::from_f64(max) {
+                    T::ONE
+                } else {
+                    T::ZERO
+                }
+            }
         }
     }
 }
@@ -49,6 +71,8 @@ pub enum BinaryOp {
     ReluGrad,
     /// |x| backward: `sign(b)·a` with a the upstream gradient, b the input (0 at 0).
     AbsGrad,
+    /// sigmoid backward: `a·b·(1 − b)` with a the upstream gradient, b the sigmoid output.
+    SigmoidGrad,
 }
 
 impl BinaryOp {
@@ -76,6 +100,7 @@ impl BinaryOp {
                     T::ZERO
                 }
             }
+            BinaryOp::SigmoidGrad => a * b * (T::ONE - b),
         }
     }
 }
@@ -93,6 +118,17 @@ mod tests {
         assert_eq!(BinaryOp::AbsGrad.apply(3.0f32, 0.0), 0.0);
         assert_eq!(BinaryOp::ReluGrad.apply(3.0f64, 1.0), 3.0);
         assert_eq!(BinaryOp::Div.apply(3.0f64, 2.0), 1.5);
+        assert_eq!(UnaryOp::Sigmoid.apply(0.0f64), 0.5);
+        assert!((UnaryOp::Sigmoid.apply(2.0f64) - 0.8807970779778823).abs() < 1e-15);
+        assert_eq!(UnaryOp::Sigmoid.apply(-200.0f32), 0.0);
+        let relu6 = UnaryOp::Clamp { min: 0.0, max: 6.0 };
+        assert_eq!([-1.0f32, 3.0, 7.0].map(|v| relu6.apply(v)), [0.0, 3.0, 6.0]);
+        let d = UnaryOp::ClampGrad { min: 0.0, max: 6.0 };
+        assert_eq!(
+            [-1.0f64, 0.0, 3.0, 6.0, 7.0].map(|v| d.apply(v)),
+            [0.0, 1.0, 1.0, 1.0, 0.0]
+        );
+        assert_eq!(BinaryOp::SigmoidGrad.apply(2.0f64, 0.25), 0.375);
     }
 }
 

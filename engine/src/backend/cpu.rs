@@ -252,7 +252,7 @@ impl Backend for Cpu {
             let (xd, gd) = (x.contiguous_data::<T>(op)?, g.contiguous_data::<T>(op)?);
             let mut o = vec![T::ZERO; p.weight_len()];
             conv::conv2d_backward_weight(self.buffers, p, &xd, &gd, &mut o);
-            Tensor::from_vec(o, &[p.c_out, p.c_in, p.kh, p.kw])
+            Tensor::from_vec(o, &[p.c_out, p.c_in_per_group(), p.kh, p.kw])
         })
     }
 

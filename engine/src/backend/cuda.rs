@@ -69,7 +69,7 @@ pub(crate) fn contiguous<'a, T: Element>(
 }
 
 /// A new contiguous tensor over a kernel's result (`shape`'s element count of it).
-fn wrap<T: Element>(s: CudaSlice<T>, shape: &[usize]) -> Tensor {
+pub(super) fn wrap<T: Element>(s: CudaSlice<T>, shape: &[usize]) -> Tensor {
     let n = shape.iter().product();
     Tensor::from_storage(Storage::Cuda(CudaBuffer::from_slice(s, n)), shape)
 }
@@ -90,8 +90,18 @@ impl Cuda {
         Ok(Tensor::from_storage(Storage::Cuda(buf), t.shape()))
     }
 
-    fn data<'a, T: Element>(&self, op: &'static str, t: &'a Tensor) -> Result<DevData<'a, T>> {
+    /// `t`'s elements on this GPU, contiguous (borrowed or gathered).
+    pub(super) fn data<'a, T: Element>(
+        &self,
+        op: &'static str,
+        t: &'a Tensor,
+    ) -> Result<DevData<'a, T>> {
         contiguous::<T>(op, &self.dev, t)
+    }
+
+    /// This backend's GPU.
+    pub(super) fn device(&self) -> &CudaDevice {
+        &self.dev
     }
 
     fn zeros<T: Element>(&self, op: &'static str, shape: &[usize]) -> Result<CudaSlice<T>> {
@@ -315,7 +325,7 @@ impl Backend for Cuda {
         dispatch_float!(op, g.dtype(), T => {
             let (xd, gd) = (self.data::<T>(op, x)?, self.data::<T>(op, g)?);
             let o = cu::conv2d::conv2d_backward_weight(dev, p, &xd, &gd).map_err(err(op, dev))?;
-            Ok(wrap(o, &[p.c_out, p.c_in, p.kh, p.kw]))
+            Ok(wrap(o, &[p.c_out, p.c_in_per_group(), p.kh, p.kw]))
         })
     }
 

@@ -12,7 +12,12 @@
 //! strided views (each method reads them through their strides or gathers them).
 
 pub(crate) mod cpu;
+mod cpu_layers;
 pub(crate) mod cuda;
+mod cuda_layers;
+mod layers;
+
+pub(crate) use layers::{LayerBackend, NormArgs};
 
 use crate::ops::conv_algo::{ConvConfig, Prepared};
 use crate::ops::optim::AdamParams;
@@ -59,8 +64,9 @@ pub(crate) struct ConvCall<'a> {
     pub prepared: Option<&'a Prepared>,
 }
 
-/// One method per kernel family; see the module docs for the conventions.
-pub(crate) trait Backend {
+/// One method per kernel family; see the module docs for the conventions. The layer kernels
+/// of the feed-forward networks are the supertrait [`LayerBackend`].
+pub(crate) trait Backend: LayerBackend {
     /// `f(x)` elementwise, shape of `x`.
     fn unary(&self, op: &'static str, f: UnaryOp, x: &Tensor) -> Result<Tensor>;
     /// `f(a, b)` elementwise, `a` and `b` broadcast (NumPy) to `shape`.

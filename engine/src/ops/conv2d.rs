@@ -1,5 +1,6 @@
-//! conv2d (cross-correlation) on NCHW input with OIHW weights, optional bias; gradients for
-//! input, weight and bias, each its own kernel.
+//! conv2d (cross-correlation) on NCHW input with OIHW weights, optional bias, optional channel
+//! groups (grouped and depthwise convolutions); gradients for input, weight and bias, each its
+//! own kernel.
 
 use super::check_same;
 use super::conv_algo::{ConvConfig, Prepared};
@@ -10,12 +11,17 @@ use kernels::cpu::conv2d::Conv2dParams;
 use kernels::window::{Window2d, WindowError};
 use std::sync::Arc;
 
-/// Stride and zero padding of a conv2d, per spatial axis (height, width), and how it runs on
-/// the CPU ([`ConvConfig`]: algorithm, input-gradient precision; per call).
+/// Stride and zero padding of a conv2d, per spatial axis (height, width), channel groups, and
+/// how it runs on the CPU ([`ConvConfig`]: algorithm, input-gradient precision; per call).
+/// With `groups` g the weight is O×(C/g)×KH×KW and output channel group k sees input channel
+/// group k only (PyTorch's `groups`); g = C = O is a depthwise convolution. Asymmetric padding
+/// (TF "SAME" with stride 2) is [`Tensor::pad2d`] followed by a convolution without padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dOptions {
     pub stride: (usize, usize),
     pub padding: (usize, usize),
+    /// Channel groups, ≥ 1 (1: an ordinary convolution).
+    pub groups: usize,
     pub config: ConvConfig,
 }
 
@@ -25,19 +31,26 @@ impl Default for Conv2dOptions {
         Conv2dOptions {
             stride: (1, 1),
             padding: (0, 0),
+            groups: 1,
             config: ConvConfig::default(),
         }
     }
 }
 
 impl Conv2dOptions {
-    /// Same stride `s` and padding `p` on both axes, the default [`ConvConfig`].
+    /// Same stride `s` and padding `p` on both axes, one group, the default [`ConvConfig`].
     pub fn new(stride: usize, padding: usize) -> Self {
         Conv2dOptions {
             stride: (stride, stride),
             padding: (padding, padding),
+            groups: 1,
             config: ConvConfig::default(),
         }
+    }
+
+    /// These options with `groups` channel groups (C for a depthwise convolution).
+    pub fn with_groups(self, groups: usize) -> Self {
+        Conv2dOptions { groups, ..self }
     }
 
     /// These options with `config` (CPU algorithm and input-gradient precision).
@@ -69,10 +82,23 @@ fn params(
     if xs.len() != 4 || ws.len() != 4 {
         return Err(bad("input must be N×C×H×W and weight O×I×KH×KW".into()));
     }
-    if xs[1] != ws[1] {
+    let g = o.groups;
+    if g == 0 || !xs[1].is_multiple_of(g) || !ws[0].is_multiple_of(g) {
+        return Err(EngineError::InvalidArgument {
+            op: "conv2d",
+            msg: format!(
+                "groups {g} must be ≥ 1 and divide the {} input and {} output channels",
+                xs[1], ws[0]
+            ),
+            shape: xs.to_vec(),
+        });
+    }
+    if xs[1] != ws[1] * g {
         return Err(bad(format!(
-            "input has {} channels, weight expects {}",
-            xs[1], ws[1]
+            "input has {} channels, weight expects {} ({} per group × {g} groups)",
+            xs[1],
+            ws[1] * g,
+            ws[1]
         )));
     }
     if let Some(b) = bias {
@@ -124,14 +150,18 @@ fn params(
         stride_w: o.stride.1,
         pad_h: o.padding.0,
         pad_w: o.padding.1,
+        groups: g,
     })
 }
 
 impl Tensor {
-    /// 2-D convolution (cross-correlation, as PyTorch/Caffe): input N×C×H×W, weight O×C×KH×KW,
-    /// optional bias [O]; output N×O×OH×OW with `OH = (H + 2·pad − KH)/stride + 1`.
-    /// Errors: `ShapeMismatch` (ranks, channels, bias, kernel larger than the padded input),
-    /// `InvalidArgument` (stride 0), `Empty`, `DTypeMismatch`.
+    /// 2-D convolution (cross-correlation, as PyTorch/Caffe): input N×C×H×W, weight
+    /// O×(C/groups)×KH×KW, optional bias [O]; output N×O×OH×OW with
+    /// `OH = (H + 2·pad − KH)/stride + 1`. Grouped convolutions run per group on the CPU
+    /// (im2col + GEMM), depthwise ones (groups = C = O) as a direct kernel; on a GPU both as
+    /// direct kernels. Errors: `ShapeMismatch` (ranks, channels, bias, kernel larger than the
+    /// padded input), `InvalidArgument` (stride 0, groups 0 or not dividing C and O), `Empty`,
+    /// `DTypeMismatch`.
     pub fn conv2d(
         &self,
         weight: &Tensor,

@@ -107,7 +107,8 @@ fn winograd_tile(
     in_channels: usize,
     algo: ConvAlgorithm,
 ) -> Option<WinogradTile> {
-    let fits = p.kh == 3
+    let fits = p.groups == 1
+        && p.kh == 3
         && p.kw == 3
         && p.stride_h == 1
         && p.stride_w == 1

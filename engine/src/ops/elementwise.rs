@@ -32,7 +32,7 @@ fn binary(op_name: &'static str, op: BinaryOp, a: &Tensor, b: &Tensor) -> Result
                     .transpose()?,
             ),
             // Backward maps, never recorded with a gradient of their own.
-            BinaryOp::ReluGrad | BinaryOp::AbsGrad => (None, None),
+            BinaryOp::ReluGrad | BinaryOp::AbsGrad | BinaryOp::SigmoidGrad => (None, None),
         };
         Ok(vec![
             ga.map(|g| g.sum_to_shape(&sa)).transpose()?,

@@ -10,10 +10,12 @@ pub mod elementwise;
 mod frozen_conv2d;
 pub mod loss;
 pub mod matmul;
+pub mod norm;
 pub mod optim;
 pub mod pool2d;
 pub mod reduce;
 pub mod shape;
+pub mod spatial;
 
 use crate::{EngineError, Result, Tensor};
 
@@ -21,6 +23,7 @@ pub use conv2d::Conv2dOptions;
 pub use conv_algo::{ConvAlgorithm, ConvConfig, Precision};
 pub use frozen_conv2d::FrozenConv2d;
 pub use pool2d::Pool2dOptions;
+pub use spatial::{Pad2d, PadMode};
 
 pub(crate) use crate::autograd::{record, record_view};
 

@@ -1,4 +1,5 @@
-//! 2-D pooling on NCHW: max (saves argmax indices for its backward) and average.
+//! 2-D pooling on NCHW: max (saves argmax indices for its backward), average, and global
+//! average.
 
 use super::record;
 use crate::backend::backend_of;
@@ -112,5 +113,31 @@ impl Tensor {
                 backend_of(op, g)?.avg_pool2d_backward(op, g, &p)?,
             )])
         }))
+    }
+
+    /// Global average pooling: N×C×H×W → N×C×1×1, the mean of each plane (MobileNetV2's
+    /// head; ONNX `GlobalAveragePool`). Composed of `reshape` and `mean_axis` (one axis sum
+    /// per plane), whose backward spreads g/(H·W) over the plane. Errors: `InvalidArgument`
+    /// (rank), `Empty`.
+    pub fn global_avg_pool2d(&self) -> Result<Tensor> {
+        let op = "global_avg_pool2d";
+        let s = self.shape();
+        if s.len() != 4 {
+            return Err(EngineError::InvalidArgument {
+                op,
+                msg: "input must be N×C×H×W".into(),
+                shape: s.to_vec(),
+            });
+        }
+        if self.numel() == 0 {
+            return Err(EngineError::Empty {
+                op,
+                shape: s.to_vec(),
+            });
+        }
+        let (n, c) = (s[0], s[1]);
+        self.reshape(&[n, c, s[2] * s[3]])?
+            .mean_axis(2, false)?
+            .reshape(&[n, c, 1, 1])
     }
 }

@@ -1,10 +1,120 @@
 //! Convolution (`engine/src/ops/conv2d.rs`, `frozen_conv2d.rs`): conv2d with and without bias,
-//! every gradient; the fused conv2d_relu and FrozenConv2d against conv2d then relu.
+//! every gradient; the fused conv2d_relu and FrozenConv2d against conv2d then relu; grouped and
+//! depthwise convolutions (`grouped`), and TF "SAME" stride-2 convolutions as pad2d + conv2d.
 
 use crate::common::*;
-use engine::{test_device, Conv2dOptions, DType, Tensor};
+use engine::{test_device, Conv2dOptions, DType, Device, Pad2d, PadMode, Tensor};
+
+/// The grouped convolution written as `groups` ordinary ones on channel slices, concatenated
+/// (the reference for values).
+fn per_group_reference(x: &Tensor, w: &Tensor, b: &Tensor, o: Conv2dOptions) -> Vec<f64> {
+    let g = o.groups;
+    let (cg, og) = (x.shape()[1] / g, w.shape()[0] / g);
+    let one = Conv2dOptions { groups: 1, ..o };
+    let parts: Vec<Vec<f64>> = (0..g)
+        .map(|k| {
+            let xk = x.narrow(1, k * cg, cg).unwrap();
+            let wk = w.narrow(0, k * og, og).unwrap();
+            let bk = b.narrow(0, k * og, og).unwrap();
+            xk.conv2d(&wk, Some(&bk), one)
+                .unwrap()
+                .to_vec_f64()
+                .unwrap()
+        })
+        .collect();
+    // Interleave back to N×O×OH×OW: image by image, group by group.
+    let n = x.shape()[0];
+    let per = parts[0].len() / n;
+    (0..n)
+        .flat_map(|i| {
+            parts
+                .iter()
+                .flat_map(move |p| p[i * per..(i + 1) * per].to_vec())
+        })
+        .collect()
+}
+
+/// Grouped and depthwise convolutions: values against per-group convolutions, gradients for
+/// input, weight and bias, errors, and CPU-vs-GPU parity.
+fn grouped(dev: Device) {
+    // (n, c, h, w, o, groups, k, stride, pad): depthwise 3×3 s1/s2, a channel multiplier,
+    // general groups, 1×1 grouped.
+    let cases = [
+        (1, 4, 9, 7, 4, 4, 3, 1, 1),
+        (2, 6, 8, 9, 6, 6, 3, 2, 1),
+        (1, 3, 7, 6, 6, 3, 3, 1, 1),
+        (2, 4, 6, 7, 6, 2, 3, 2, 0),
+        (1, 6, 5, 5, 4, 2, 1, 1, 0),
+    ];
+    for (i, &(n, c, h, w, o, g, k, s, p)) in cases.iter().enumerate() {
+        let seed = 500 + 10 * i as u64;
+        let x = randn(&[n, c, h, w], seed, dev);
+        let wt = randn(&[o, c / g, k, k], seed + 1, dev);
+        let b = randn(&[o], seed + 2, dev);
+        let opts = Conv2dOptions::new(s, p).with_groups(g);
+        let y = x.conv2d(&wt, Some(&b), opts).unwrap();
+        let want = per_group_reference(&x, &wt, &b, opts);
+        assert_close(
+            &y.to_vec_f64().unwrap(),
+            &want,
+            1e-13,
+            &format!("grouped {i}"),
+        );
+        grad_check(
+            |t| project(&t[0].conv2d(&t[1], Some(&t[2]), opts)?),
+            &[x.clone(), wt.clone(), b.clone()],
+            EPS,
+            TOL,
+        );
+    }
+    // TF "SAME" with stride 2 on an even size: pad bottom/right by 1, then no padding.
+    let x = randn(&[1, 3, 8, 6], 600, dev);
+    let wt = randn(&[3, 1, 3, 3], 601, dev);
+    let same = |t: &[Tensor]| {
+        t[0].pad2d(Pad2d::new(0, 1, 0, 1), PadMode::Zero)?.conv2d(
+            &t[1],
+            None,
+            Conv2dOptions::new(2, 0).with_groups(3),
+        )
+    };
+    assert_eq!(
+        same(&[x.clone(), wt.clone()]).unwrap().shape(),
+        [1, 3, 4, 3]
+    );
+    grad_check(|t| project(&same(t)?), &[x.clone(), wt.clone()], EPS, TOL);
+    // Errors: groups 0, not dividing, weight channels not C/groups.
+    for (g, wshape) in [(0, [3, 1, 3, 3]), (2, [3, 1, 3, 3]), (3, [3, 3, 3, 3])] {
+        let wt = randn(&wshape, 602, dev);
+        let opts = Conv2dOptions::new(1, 1).with_groups(g);
+        assert!(
+            x.conv2d(&wt, None, opts).is_err(),
+            "groups {g}, weight {wshape:?}"
+        );
+    }
+
+    if is_gpu(dev) {
+        for (i, &(n, c, h, w, o, g, k, s, p)) in [
+            (1, 32, 64, 48, 32, 32, 3, 1, 1),
+            (1, 144, 32, 32, 144, 144, 3, 2, 1),
+            (2, 8, 17, 13, 16, 4, 3, 2, 0),
+            (1, 6, 9, 9, 4, 2, 1, 1, 0),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let x = randn_f32(&[n, c, h, w], 700 + i as u64);
+            let wt = randn_f32(&[o, c / g, k, k], 710 + i as u64);
+            let b = randn_f32(&[o], 720 + i as u64);
+            let opts = Conv2dOptions::new(s, p).with_groups(g);
+            parity("grouped conv2d", dev, &[x, wt, b], move |t| {
+                t[0].conv2d(&t[1], Some(&t[2]), opts)
+            });
+        }
+    }
+}
 
 test_device!(checks, |dev| {
+    grouped(dev);
     // (a) values: the fused conv2d + relu. Frozen weights (the fused path: one tape node on
     // every device): values and input gradients equal the two ops', for the CPU's Winograd
     // shapes (3×3, ≥16 channels) and im2col ones, in f64 and f32, through Tensor::conv2d_relu

@@ -1,5 +1,6 @@
 //! Elementwise ops (`engine/src/ops/elementwise.rs`, `activation.rs`): add, sub, mul, div with
-//! broadcasting; neg, add_scalar, mul_scalar, square, abs, sqrt and relu.
+//! broadcasting; neg, add_scalar, mul_scalar, square, abs, sqrt, relu,
+//! sigmoid and clamp/relu6.
 
 use crate::common::*;
 use engine::test_device;
@@ -53,6 +54,35 @@ test_device!(checks, |dev| {
     grad_check(|t| project(&t[0].relu()?), &[x.clone()], EPS, TOL);
     let pos = x.abs().unwrap().add_scalar(0.3).unwrap();
     grad_check(|t| project(&t[0].sqrt()?), &[pos], EPS, TOL);
+    grad_check(|t| project(&t[0].sigmoid()?), &[x.clone()], EPS, TOL);
+    // Scaled so that values sit on both sides of both bounds (none within EPS of one).
+    let wide = x.mul_scalar(4.0).unwrap();
+    grad_check(
+        |t| project(&t[0].clamp(-1.0, 2.5)?),
+        &[wide.clone()],
+        EPS,
+        TOL,
+    );
+    grad_check(|t| project(&t[0].relu6()?), &[wide.clone()], EPS, TOL);
+
+    // (a) values of sigmoid and clamp against f64 formulas
+    let xs = wide.to_vec_f64().unwrap();
+    let sig: Vec<f64> = xs.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect();
+    assert_close(
+        &wide.sigmoid().unwrap().to_vec_f64().unwrap(),
+        &sig,
+        1e-15,
+        "sigmoid",
+    );
+    let six: Vec<f64> = xs.iter().map(|v| v.clamp(0.0, 6.0)).collect();
+    assert_eq!(wide.relu6().unwrap().to_vec_f64().unwrap(), six, "relu6");
+    let big = engine::Tensor::from_vec(vec![-100.0f32, 100.0], &[2])
+        .unwrap()
+        .to_device(dev)
+        .unwrap();
+    assert_eq!(big.sigmoid().unwrap().to_vec_f32().unwrap(), [0.0, 1.0]);
+    assert!(x.clamp(1.0, -1.0).is_err(), "clamp with min > max");
+    assert!(x.clamp(f64::NAN, 1.0).is_err(), "clamp with a NaN bound");
 
     // (c) CPU vs GPU
     if is_gpu(dev) {
@@ -88,6 +118,10 @@ test_device!(checks, |dev| {
         parity("sqrt", dev, &[pos], |t| t[0].sqrt());
         parity("abs", dev, &[x.clone()], |t| t[0].abs());
         parity("relu", dev, &[x.clone()], |t| t[0].relu());
+        let wide = x.mul_scalar(4.0).unwrap();
+        parity("sigmoid", dev, &[wide.clone()], |t| t[0].sigmoid());
+        parity("clamp", dev, &[wide.clone()], |t| t[0].clamp(-1.0, 2.5));
+        parity("relu6", dev, &[wide], |t| t[0].relu6());
         parity("relu of a permuted view", dev, &[x], |t| {
             t[0].permute(&[2, 0, 1])?.relu()
         });

@@ -1,5 +1,8 @@
 //! conv2d on NCHW input and OIHW weights: forward, input-gradient, weight-gradient.
 //! (Cross-correlation, as in PyTorch/Caffe.) Implemented with im2col/col2im + gemm, parallel with rayon.
+//! Grouped convolutions (`groups > 1`) run per group through the same code (`grouped.rs`), and
+//! depthwise ones (groups = C_in = C_out) through a direct kernel (`depthwise.rs`); forwards
+//! with at most 4 output channels, stride 1 and no padding are direct too (`direct.rs`).
 
 use super::buffers::BufferPool;
 use super::gemm::{gemm, MatLayout};
@@ -7,9 +10,11 @@ use super::Float;
 use crate::window::Window2d;
 use rayon::prelude::*;
 
-/// Shapes of one conv2d: input N×C_in×H×W, weight C_out×C_in×KH×KW, output N×C_out×OH×OW with
-/// `OH = (H + 2·pad_h − KH) / stride_h + 1` (likewise OW; the [`Window2d`] of
-/// [`Conv2dParams::window`]).
+/// Shapes of one conv2d: input N×C_in×H×W, weight C_out×(C_in/groups)×KH×KW, output
+/// N×C_out×OH×OW with `OH = (H + 2·pad_h − KH) / stride_h + 1` (likewise OW; the [`Window2d`]
+/// of [`Conv2dParams::window`]). With `groups` g > 1 (PyTorch's `groups`), output channels
+/// `[k·C_out/g, (k+1)·C_out/g)` see only input channels `[k·C_in/g, (k+1)·C_in/g)`; g must
+/// divide both channel counts (the engine checks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dParams {
     pub n: usize,
@@ -23,9 +28,20 @@ pub struct Conv2dParams {
     pub stride_w: usize,
     pub pad_h: usize,
     pub pad_w: usize,
+    /// Channel groups (1: an ordinary convolution; C_in = C_out: depthwise).
+    pub groups: usize,
 }
 
 impl Conv2dParams {
+    /// Input channels each output channel sees: C_in / groups.
+    pub fn c_in_per_group(&self) -> usize {
+        self.c_in / self.groups.max(1)
+    }
+    /// Whether this is a depthwise convolution with one filter per channel (groups = C_in =
+    /// C_out), which runs as a direct kernel.
+    pub fn is_depthwise(&self) -> bool {
+        self.groups > 1 && self.groups == self.c_in && self.groups == self.c_out
+    }
     /// The kernel window: KH×KW, stride, padding.
     pub fn window(&self) -> Window2d {
         Window2d {
@@ -46,7 +62,7 @@ impl Conv2dParams {
         self.n * self.c_in * self.h * self.w
     }
     pub fn weight_len(&self) -> usize {
-        self.c_out * self.c_in * self.kh * self.kw
+        self.c_out * self.c_in_per_group() * self.kh * self.kw
     }
     pub fn output_len(&self) -> usize {
         self.n * self.c_out * self.out_h() * self.out_w()
@@ -287,6 +303,9 @@ pub fn conv2d_forward<T: Float>(
     bias: Option<&[T]>,
     out: &mut [T],
 ) {
+    if p.groups > 1 {
+        return grouped::forward(pool, p, input, weight, bias, out);
+    }
     forward_impl(pool, p, input, weight, bias, out, COL_BUDGET)
 }
 
@@ -309,6 +328,9 @@ fn forward_impl<T: Float>(
             ("bias", bias.map_or(p.c_out, |b| b.len()), p.c_out),
         ],
     );
+    if direct::applies(p) {
+        return direct::forward(p, input, weight, bias, out);
+    }
     let g = Geom::new(p, budget);
     let (in_per, out_per) = (p.c_in * p.h * p.w, p.c_out * g.ohw());
     if out_per == 0 {
@@ -369,6 +391,9 @@ pub fn conv2d_backward_input<T: Float>(
     weight: &[T],
     grad_in: &mut [T],
 ) {
+    if p.groups > 1 {
+        return grouped::backward_input(pool, p, grad_out, weight, grad_in);
+    }
     backward_input_impl(pool, p, grad_out, weight, grad_in, COL_BUDGET)
 }
 
@@ -432,7 +457,8 @@ fn backward_input_impl<T: Float>(
     });
 }
 
-/// Weight gradient: `grad_w = ∂L/∂weight` (C_out×C_in×KH×KW). `grad_w` is overwritten.
+/// Weight gradient: `grad_w = ∂L/∂weight` (C_out×(C_in/groups)×KH×KW). `grad_w` is
+/// overwritten.
 pub fn conv2d_backward_weight<T: Float>(
     pool: &BufferPool,
     p: &Conv2dParams,
@@ -440,6 +466,9 @@ pub fn conv2d_backward_weight<T: Float>(
     grad_out: &[T],
     grad_w: &mut [T],
 ) {
+    if p.groups > 1 {
+        return grouped::backward_weight(pool, p, input, grad_out, grad_w);
+    }
     backward_weight_impl(pool, p, input, grad_out, grad_w, COL_BUDGET)
 }
 
@@ -541,6 +570,10 @@ pub fn conv2d_backward_bias<T: Float>(p: &Conv2dParams, grad_out: &[T], grad_b: 
             .sum();
     });
 }
+
+mod depthwise;
+mod direct;
+mod grouped;
 
 #[cfg(test)]
 mod tests;

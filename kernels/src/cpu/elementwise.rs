@@ -219,6 +219,18 @@ macro_rules! per_variant {
                 let $o = UnaryOp::Relu;
                 $call
             }
+            UnaryOp::Sigmoid => {
+                let $o = UnaryOp::Sigmoid;
+                $call
+            }
+            UnaryOp::Clamp { min, max } => {
+                let $o = UnaryOp::Clamp { min, max };
+                $call
+            }
+            UnaryOp::ClampGrad { min, max } => {
+                let $o = UnaryOp::ClampGrad { min, max };
+                $call
+            }
         }
     };
     (binary $op:expr, $o:ident => $call:expr) => {
@@ -245,6 +257,10 @@ macro_rules! per_variant {
             }
             BinaryOp::AbsGrad => {
                 let $o = BinaryOp::AbsGrad;
+                $call
+            }
+            BinaryOp::SigmoidGrad => {
+                let $o = BinaryOp::SigmoidGrad;
                 $call
             }
         }

@@ -33,6 +33,8 @@ pub trait Float:
     fn sqrt(self) -> Self;
     fn abs(self) -> Self;
     fn max(self, other: Self) -> Self;
+    fn min(self, other: Self) -> Self;
+    fn exp(self) -> Self;
     /// `C = alpha * A·B + beta * C` for general strides (row stride, column stride), single-threaded.
     ///
     /// # Safety
@@ -81,6 +83,14 @@ macro_rules! impl_float {
             #[inline(always)]
             fn max(self, other: Self) -> Self {
                 <$t>::max(self, other)
+            }
+            #[inline(always)]
+            fn min(self, other: Self) -> Self {
+                <$t>::min(self, other)
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                <$t>::exp(self)
             }
             unsafe fn gemm_raw(
                 m: usize,

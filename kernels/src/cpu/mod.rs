@@ -9,10 +9,12 @@ pub mod elementwise;
 pub mod float;
 pub mod gemm;
 pub mod gram;
+pub mod norm;
 pub mod packed_gemm;
 pub mod pool2d;
 pub mod reduce;
 pub mod simd;
+pub mod spatial;
 pub mod winograd;
 
 pub use float::Float;

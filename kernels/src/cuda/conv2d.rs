@@ -3,7 +3,8 @@
 //! semantics are those of [`crate::cpu::conv2d`] (cross-correlation, NCHW input, OIHW weight).
 //! A 1×1 convolution with stride 1 and no padding skips im2col: the image is the matrix.
 //!
-//! Memory: one `(C·KH·KW) × (OH·OW)` column matrix is allocated per call.
+//! Memory: one `(C·KH·KW) × (OH·OW)` column matrix is allocated per call. Grouped convolutions
+//! (`groups > 1`) go to the direct kernels of [`super::grouped_conv`] after the same checks.
 
 use super::gemm::{gemm, MatDesc};
 use super::launch::{self, check_len, typed};
@@ -105,6 +106,12 @@ pub fn conv2d_forward<T: CudaElem>(
     check_shapes("conv2d_forward", p, || {
         [("x", x, p.input_len()), ("w", w, p.weight_len())]
     })?;
+    if p.groups > 1 {
+        if let Some(b) = bias {
+            check_len("conv2d_forward", "bias", b.len(), p.c_out)?;
+        }
+        return super::grouped_conv::forward(dev, p, x, w, bias);
+    }
     // Sized once the geometry is known to be valid (a zero stride would divide by 0).
     let (ckk, ohw, chw, ochw) = dims(p);
     if let Some(b) = bias {
@@ -163,6 +170,9 @@ pub fn conv2d_backward_input<T: CudaElem>(
             ("w", w, p.weight_len()),
         ]
     })?;
+    if p.groups > 1 {
+        return super::grouped_conv::backward_input(dev, p, grad_out, w);
+    }
     // Sized once the geometry is known to be valid (a zero stride would divide by 0).
     let (ckk, ohw, chw, ochw) = dims(p);
     if ohw == 0 {
@@ -211,6 +221,9 @@ pub fn conv2d_backward_weight<T: CudaElem>(
             ("grad_out", grad_out, p.output_len()),
         ]
     })?;
+    if p.groups > 1 {
+        return super::grouped_conv::backward_weight(dev, p, x, grad_out);
+    }
     // Sized once the geometry is known to be valid (a zero stride would divide by 0).
     let (ckk, ohw, chw, ochw) = dims(p);
     if p.n == 0 || ohw == 0 {

@@ -10,16 +10,19 @@ use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 /// Maximum rank of a strided operand (`MAX_DIMS` in common.cuh).
 pub const MAX_DIMS: usize = 8;
 
-/// The op code and scalar of `unary_*` in elementwise.cu (`U_*`) for `op`.
-fn unary_code(op: UnaryOp) -> (i32, f64) {
+/// The op code and two scalars of `unary_*` in elementwise.cu (`U_*`) for `op`.
+fn unary_code(op: UnaryOp) -> (i32, f64, f64) {
     match op {
-        UnaryOp::Neg => (0, 0.0),
-        UnaryOp::AddScalar(s) => (1, s),
-        UnaryOp::MulScalar(s) => (2, s),
-        UnaryOp::Square => (3, 0.0),
-        UnaryOp::Sqrt => (4, 0.0),
-        UnaryOp::Abs => (5, 0.0),
-        UnaryOp::Relu => (6, 0.0),
+        UnaryOp::Neg => (0, 0.0, 0.0),
+        UnaryOp::AddScalar(s) => (1, s, 0.0),
+        UnaryOp::MulScalar(s) => (2, s, 0.0),
+        UnaryOp::Square => (3, 0.0, 0.0),
+        UnaryOp::Sqrt => (4, 0.0, 0.0),
+        UnaryOp::Abs => (5, 0.0, 0.0),
+        UnaryOp::Relu => (6, 0.0, 0.0),
+        UnaryOp::Sigmoid => (7, 0.0, 0.0),
+        UnaryOp::Clamp { min, max } => (8, min, max),
+        UnaryOp::ClampGrad { min, max } => (9, min, max),
     }
 }
 
@@ -32,6 +35,7 @@ fn binary_code(op: BinaryOp) -> i32 {
         BinaryOp::Div => 3,
         BinaryOp::ReluGrad => 4,
         BinaryOp::AbsGrad => 5,
+        BinaryOp::SigmoidGrad => 6,
     }
 }
 
@@ -121,10 +125,11 @@ pub fn unary<T: CudaElem>(
     }
     let f = typed(dev, Module::Elementwise, "unary", T::SUFFIX)?;
     let (px, po, n64) = (dev.ptr(x, 0), dev.ptr(&out, 0), n as i64);
-    let (code, scalar) = unary_code(op);
+    let (code, s0, s1) = unary_code(op);
     let mut b = dev.stream().launch_builder(&f);
-    b.arg(&px).arg(&po).arg(&n64).arg(&code).arg(&scalar);
-    // SAFETY: matches `unary_<t>(const T*, T*, i64, int, double)`; both buffers hold n elements.
+    b.arg(&px).arg(&po).arg(&n64).arg(&code).arg(&s0).arg(&s1);
+    // SAFETY: matches `unary_<t>(const T*, T*, i64, int, double, double)`; both buffers hold
+    // n elements.
     unsafe { launch::launch(dev, "unary", b, launch::elementwise(n)) }?;
     Ok(out)
 }

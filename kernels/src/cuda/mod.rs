@@ -23,10 +23,13 @@ pub mod conv2d;
 pub mod device;
 pub mod elementwise;
 pub mod gemm;
+pub mod grouped_conv;
 mod launch;
+pub mod norm;
 pub mod nvrtc;
 pub mod pool2d;
 pub mod reduce;
+pub mod spatial;
 
 pub use adam::{adam_step, adam_update, AdamStep};
 pub use buffer::CudaBuffer;

@@ -23,15 +23,21 @@ pub enum Module {
     Conv2d,
     Pool2d,
     Adam,
+    Spatial,
+    Norm,
+    GroupedConv,
 }
 
 impl Module {
-    pub const ALL: [Module; 5] = [
+    pub const ALL: [Module; 8] = [
         Module::Elementwise,
         Module::Reduce,
         Module::Conv2d,
         Module::Pool2d,
         Module::Adam,
+        Module::Spatial,
+        Module::Norm,
+        Module::GroupedConv,
     ];
 
     /// File stem: `elementwise` for `kernels/elementwise.cu`.
@@ -42,6 +48,9 @@ impl Module {
             Module::Conv2d => "conv2d",
             Module::Pool2d => "pool2d",
             Module::Adam => "adam",
+            Module::Spatial => "spatial",
+            Module::Norm => "norm",
+            Module::GroupedConv => "grouped_conv",
         }
     }
 
@@ -52,6 +61,9 @@ impl Module {
             Module::Conv2d => include_str!("kernels/conv2d.cu"),
             Module::Pool2d => include_str!("kernels/pool2d.cu"),
             Module::Adam => include_str!("kernels/adam.cu"),
+            Module::Spatial => include_str!("kernels/spatial.cu"),
+            Module::Norm => include_str!("kernels/norm.cu"),
+            Module::GroupedConv => include_str!("kernels/grouped_conv.cu"),
         }
     }
 
@@ -78,6 +90,9 @@ impl Module {
                 "avg_pool_bwd",
             ],
             Module::Adam => &["adam"],
+            Module::Spatial => &["pad_fwd", "pad_bwd", "upsample_fwd", "upsample_bwd"],
+            Module::Norm => &["inorm_fwd", "inorm_bwd"],
+            Module::GroupedConv => &["gconv_fwd", "gconv_bwd_input", "gconv_bwd_weight"],
         };
         let mut names: Vec<String> = templated
             .iter()

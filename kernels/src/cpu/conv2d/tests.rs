@@ -26,6 +26,7 @@ fn params(
         stride_w,
         pad_h,
         pad_w,
+        groups: 1,
     }
 }
 
@@ -46,6 +47,11 @@ fn shapes() -> Vec<Conv2dParams> {
         params(3, 1, 6, 6, 2, (1, 1), (1, 1), (1, 1)),
         params(1, 1, 1, 1, 1, (1, 1), (1, 1), (0, 0)),
         params(1, 19, 17, 23, 12, (3, 3), (1, 1), (1, 1)),
+        // ≤ 4 output channels, stride 1, no padding, OW ≥ 64: the direct forward (`direct.rs`;
+        // OW not a multiple of its 64-pixel blocks).
+        params(2, 5, 4, 70, 3, (3, 3), (1, 1), (0, 0)),
+        params(1, 3, 11, 80, 4, (9, 9), (1, 1), (0, 0)),
+        params(1, 2, 3, 64, 1, (1, 1), (1, 1), (0, 0)),
     ]
 }
 
@@ -64,13 +70,14 @@ fn to_f32(x: &[f64]) -> Vec<f32> {
 }
 
 /// Calls `f(n, o, c, oy, ox, i, j, iy, ix)` for every (output, tap) pair that reads a real
-/// (non-padding) input cell.
+/// (non-padding) input cell (`c` ranges over output channel `o`'s group).
 fn for_each_tap(p: &Conv2dParams, mut f: impl FnMut([usize; 9])) {
+    let (cg, og) = (p.c_in / p.groups, p.c_out / p.groups);
     for n in 0..p.n {
         for o in 0..p.c_out {
             for oy in 0..p.out_h() {
                 for ox in 0..p.out_w() {
-                    for c in 0..p.c_in {
+                    for c in (o / og) * cg..(o / og + 1) * cg {
                         for i in 0..p.kh {
                             for j in 0..p.kw {
                                 let iy = (oy * p.stride_h + i) as isize - p.pad_h as isize;
@@ -95,7 +102,8 @@ fn idx_out(p: &Conv2dParams, n: usize, o: usize, y: usize, x: usize) -> usize {
     ((n * p.c_out + o) * p.out_h() + y) * p.out_w() + x
 }
 fn idx_w(p: &Conv2dParams, o: usize, c: usize, i: usize, j: usize) -> usize {
-    ((o * p.c_in + c) * p.kh + i) * p.kw + j
+    let cg = p.c_in / p.groups;
+    ((o * cg + c % cg) * p.kh + i) * p.kw + j
 }
 
 fn naive_forward(p: &Conv2dParams, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
@@ -371,5 +379,100 @@ fn valid_range_is_exact() {
                 "{tap} {pad} {stride} {size} {out} @ {o}"
             );
         }
+    }
+}
+
+/// Grouped and depthwise shapes (groups, then the shape): depthwise 3×3 stride 1 and 2 with
+/// pad 1 and TF "SAME"-like pad 0, odd sizes, batch 1 and 2, a channel multiplier, general
+/// groups.
+fn grouped_shapes() -> Vec<Conv2dParams> {
+    let g = |groups, p: Conv2dParams| Conv2dParams { groups, ..p };
+    vec![
+        g(4, params(1, 4, 9, 11, 4, (3, 3), (1, 1), (1, 1))),
+        g(5, params(2, 5, 8, 7, 5, (3, 3), (2, 2), (1, 1))),
+        g(3, params(1, 3, 9, 9, 3, (3, 3), (2, 2), (0, 0))),
+        g(6, params(2, 6, 7, 10, 6, (3, 3), (2, 2), (1, 1))),
+        g(2, params(1, 2, 5, 6, 2, (5, 3), (1, 2), (2, 1))),
+        g(3, params(2, 3, 6, 5, 6, (3, 3), (1, 1), (1, 1))),
+        g(2, params(2, 4, 7, 6, 6, (3, 3), (2, 1), (1, 1))),
+        g(4, params(1, 8, 6, 6, 4, (1, 1), (1, 1), (0, 0))),
+    ]
+}
+
+#[test]
+fn grouped_and_depthwise_match_naive_f64_and_f32() {
+    let mut rng = StdRng::seed_from_u64(14);
+    let pool = BufferPool::new();
+    for p in grouped_shapes() {
+        let x = random(&mut rng, p.input_len());
+        let w = random(&mut rng, p.weight_len());
+        let b = random(&mut rng, p.c_out);
+        let go = random(&mut rng, p.output_len());
+        let (x32, w32, b32, go32) = (to_f32(&x), to_f32(&w), to_f32(&b), to_f32(&go));
+        let terms = (p.c_in * p.kh * p.kw + p.n * p.out_h() * p.out_w()) as f64;
+
+        let want = naive_forward(&p, &x, &w, Some(&b));
+        let mut out = vec![f64::NAN; p.output_len()];
+        conv2d_forward(&pool, &p, &x, &w, Some(&b), &mut out);
+        assert_close(
+            &out,
+            &want,
+            1e-13 * terms,
+            &format!("grouped forward {p:?}"),
+        );
+        let mut out32 = vec![f32::NAN; p.output_len()];
+        conv2d_forward(&pool, &p, &x32, &w32, Some(&b32), &mut out32);
+        assert_close(
+            &out32,
+            &want,
+            2e-6 * terms,
+            &format!("grouped forward f32 {p:?}"),
+        );
+
+        let want = naive_backward_input(&p, &go, &w);
+        let mut gi = vec![f64::NAN; p.input_len()];
+        conv2d_backward_input(&pool, &p, &go, &w, &mut gi);
+        assert_close(
+            &gi,
+            &want,
+            1e-13 * terms,
+            &format!("grouped backward_input {p:?}"),
+        );
+        let mut gi32 = vec![f32::NAN; p.input_len()];
+        conv2d_backward_input(&pool, &p, &go32, &w32, &mut gi32);
+        assert_close(
+            &gi32,
+            &want,
+            2e-6 * terms,
+            &format!("grouped backward_input f32 {p:?}"),
+        );
+
+        let want = naive_backward_weight(&p, &x, &go);
+        let mut gw = vec![f64::NAN; p.weight_len()];
+        conv2d_backward_weight(&pool, &p, &x, &go, &mut gw);
+        assert_close(
+            &gw,
+            &want,
+            1e-13 * terms,
+            &format!("grouped backward_weight {p:?}"),
+        );
+        let mut gw32 = vec![f32::NAN; p.weight_len()];
+        conv2d_backward_weight(&pool, &p, &x32, &go32, &mut gw32);
+        assert_close(
+            &gw32,
+            &want,
+            2e-6 * terms,
+            &format!("grouped backward_weight f32 {p:?}"),
+        );
+
+        let want = naive_backward_bias(&p, &go);
+        let mut gb = vec![f64::NAN; p.c_out];
+        conv2d_backward_bias(&p, &go, &mut gb);
+        assert_close(
+            &gb,
+            &want,
+            1e-13 * terms,
+            &format!("grouped backward_bias {p:?}"),
+        );
     }
 }

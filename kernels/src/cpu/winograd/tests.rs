@@ -18,6 +18,7 @@ fn params(n: usize, c: usize, h: usize, w: usize, k: usize) -> Conv2dParams {
         stride_w: 1,
         pad_h: 1,
         pad_w: 1,
+        groups: 1,
     }
 }
 

@@ -1,0 +1,83 @@
+//! Instance normalisation with external per-channel scale and shift (conditional instance norm,
+//! Dumoulin et al. 2017, "A Learned Representation for Artistic Style"; Ghiasi et al. 2017's
+//! style-prediction network supplies γ and β the same way).
+
+use super::{check_same, record};
+use crate::backend::{backend_of, NormArgs};
+use crate::{autograd, EngineError, Result, Tensor};
+
+/// γ or β as N×C: `[N, C]` as is, `[C]` broadcast over the batch (a view).
+fn per_plane(op: &'static str, x: &Tensor, t: &Tensor, what: &str) -> Result<Tensor> {
+    let (n, c) = (x.shape()[0], x.shape()[1]);
+    match t.shape() {
+        [k] if *k == c => t.reshape(&[1, c])?.expand(&[n, c]),
+        [a, b] if *a == n && *b == c => Ok(t.clone()),
+        _ => Err(EngineError::ShapeMismatch {
+            op,
+            lhs: x.shape().to_vec(),
+            rhs: t.shape().to_vec(),
+            detail: format!("{what} must be [C] or [N, C] = [{n}, {c}]"),
+        }),
+    }
+}
+
+impl Tensor {
+    /// Instance normalisation of an N×C×H×W tensor with per-channel scale `gamma` and shift
+    /// `beta` (each `[C]`, or `[N, C]` for one set per image, as conditional instance norm
+    /// computes them from a style vector): `y = (x − μ)/√(σ² + eps)·γ + β`, with μ and the
+    /// biased variance σ² of each (n, c) plane over H×W (PyTorch `InstanceNorm2d` with
+    /// external affine parameters; the style networks use eps = 1e-5). Statistics are summed in
+    /// f64. Gradients flow to `x`, `gamma` and `beta`; under [`crate::no_grad`] (or when none
+    /// requires grad) nothing is saved. Errors: `InvalidArgument` (rank, eps ≤ 0 or NaN),
+    /// `ShapeMismatch` (γ/β shapes), `Empty`, `DTypeMismatch`/`DeviceMismatch`.
+    pub fn instance_norm(&self, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
+        let op = "instance_norm";
+        check_same(op, self, gamma)?;
+        check_same(op, self, beta)?;
+        let s = self.shape();
+        let bad = |msg: String| EngineError::InvalidArgument {
+            op,
+            msg,
+            shape: s.to_vec(),
+        };
+        if s.len() != 4 {
+            return Err(bad("input must be N×C×H×W".into()));
+        }
+        if eps.is_nan() || eps <= 0.0 {
+            return Err(bad(format!("eps {eps} must be > 0")));
+        }
+        if self.numel() == 0 {
+            return Err(EngineError::Empty {
+                op,
+                shape: s.to_vec(),
+            });
+        }
+        let (g2, b2) = (
+            per_plane(op, self, gamma, "gamma")?,
+            per_plane(op, self, beta, "beta")?,
+        );
+        let inputs = [self, gamma, beta];
+        let need = autograd::is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
+        let args = NormArgs {
+            x: self,
+            gamma: &g2,
+            beta: &b2,
+            eps,
+        };
+        let (out, stats) = backend_of(op, self)?.instance_norm(op, args, need)?;
+        let Some(stats) = stats else {
+            return Ok(out);
+        };
+        let (x, gm) = (self.detach(), g2.detach());
+        let (gs, bs) = (gamma.shape().to_vec(), beta.shape().to_vec());
+        let want = inputs.map(|t| t.requires_grad());
+        Ok(record(op, out, &inputs, move |g| {
+            let op = "instance_norm_backward";
+            let d = backend_of(op, g)?.instance_norm_backward(op, g, &x, &gm, &stats)?;
+            // A [C] parameter's gradient sums its [N, C] one over the batch.
+            let gg = want[1].then(|| d.gamma.sum_to_shape(&gs)).transpose()?;
+            let gb = want[2].then(|| d.beta.sum_to_shape(&bs)).transpose()?;
+            Ok(vec![want[0].then_some(d.x), gg, gb])
+        }))
+    }
+}

@@ -1,0 +1,131 @@
+//! Instance normalisation (`engine/src/ops/norm.rs`) with external γ/β of shape [C] or [N, C].
+
+use crate::common::*;
+use engine::{test_device, DType, Tensor};
+
+/// Naive f64 instance norm: μ, biased σ² per (n, c) plane; γ, β indexed per (n, c).
+fn naive(x: &[f64], shape: [usize; 4], gamma: &[f64], beta: &[f64], eps: f64) -> Vec<f64> {
+    let [n, c, h, w] = shape;
+    let hw = h * w;
+    let mut out = Vec::with_capacity(x.len());
+    for p in 0..n * c {
+        let plane = &x[p * hw..(p + 1) * hw];
+        let mean = plane.iter().sum::<f64>() / hw as f64;
+        let var = plane.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / hw as f64;
+        let (g, b) = if gamma.len() == c {
+            (gamma[p % c], beta[p % c])
+        } else {
+            (gamma[p], beta[p])
+        };
+        out.extend(
+            plane
+                .iter()
+                .map(|v| (v - mean) / (var + eps).sqrt() * g + b),
+        );
+    }
+    out
+}
+
+test_device!(checks, |dev| {
+    // (a) values, f64 and f32 (with a large offset: f32 statistics must not lose it).
+    for (i, &(n, c, h, w, per_image)) in [
+        (1, 3, 5, 7, false),
+        (2, 4, 6, 3, true),
+        (1, 2, 64, 43, false),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let x = randn(&[n, c, h, w], 70 + i as u64, dev)
+            .add_scalar(100.0)
+            .unwrap();
+        let pshape: Vec<usize> = if per_image { vec![n, c] } else { vec![c] };
+        let g = randn(&pshape, 80 + i as u64, dev);
+        let b = randn(&pshape, 90 + i as u64, dev);
+        let (xv, gv, bv) = (
+            x.to_vec_f64().unwrap(),
+            g.to_vec_f64().unwrap(),
+            b.to_vec_f64().unwrap(),
+        );
+        let want = naive(&xv, [n, c, h, w], &gv, &bv, 1e-5);
+        let y = x.instance_norm(&g, &b, 1e-5).unwrap();
+        assert_close(&y.to_vec_f64().unwrap(), &want, 1e-12, "instance_norm f64");
+        let f = |t: &Tensor| t.cast(DType::F32).unwrap();
+        let y32 = f(&x).instance_norm(&f(&g), &f(&b), 1e-5).unwrap();
+        // Against the reference on the f32-rounded input (the rounding of x itself is ~1e-5
+        // of σ at |x| ≈ 100).
+        let xr = f(&x).to_vec_f64().unwrap();
+        let want32 = naive(
+            &xr,
+            [n, c, h, w],
+            &f(&g).to_vec_f64().unwrap(),
+            &f(&b).to_vec_f64().unwrap(),
+            1e-5,
+        );
+        assert_close(
+            &y32.to_vec_f64().unwrap(),
+            &want32,
+            1e-6,
+            "instance_norm f32",
+        );
+    }
+    // Errors: bad γ shape, rank, eps.
+    let x = randn(&[2, 3, 4, 4], 1, dev);
+    let g3 = randn(&[3], 2, dev);
+    assert!(x.instance_norm(&randn(&[4], 3, dev), &g3, 1e-5).is_err());
+    assert!(x.instance_norm(&g3, &randn(&[3, 2], 3, dev), 1e-5).is_err());
+    assert!(x
+        .reshape(&[6, 16])
+        .unwrap()
+        .instance_norm(&g3, &g3, 1e-5)
+        .is_err());
+    assert!(x.instance_norm(&g3, &g3, 0.0).is_err());
+    // Under no_grad nothing is recorded even when inputs require grad.
+    let xl = x.detach().requires_grad_();
+    let y = engine::no_grad(|| xl.instance_norm(&g3, &g3, 1e-5)).unwrap();
+    assert!(!y.requires_grad());
+
+    // (b) gradients for x, γ, β; [C] and [N, C] parameters; a strided input.
+    for (i, &(n, c, h, w, per_image)) in
+        [(1, 2, 3, 4, false), (2, 3, 5, 2, true), (2, 2, 4, 4, false)]
+            .iter()
+            .enumerate()
+    {
+        let x = randn(&[n, c, h, w], 100 + i as u64, dev);
+        let pshape: Vec<usize> = if per_image { vec![n, c] } else { vec![c] };
+        let g = randn(&pshape, 110 + i as u64, dev);
+        let b = randn(&pshape, 120 + i as u64, dev);
+        grad_check(
+            |t| project(&t[0].instance_norm(&t[1], &t[2], 1e-5)?),
+            &[x.clone(), g.clone(), b.clone()],
+            EPS,
+            TOL,
+        );
+        grad_check(
+            |t| project(&t[0].transpose(2, 3)?.instance_norm(&t[1], &t[2], 1e-3)?),
+            &[x, g, b],
+            EPS,
+            TOL,
+        );
+    }
+
+    // (c) CPU vs GPU
+    if is_gpu(dev) {
+        for (i, &(n, c, h, w, per_image)) in [
+            (1, 32, 86, 128, false),
+            (2, 16, 17, 9, true),
+            (1, 3, 683, 1024, false),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let pshape: Vec<usize> = if per_image { vec![n, c] } else { vec![c] };
+            let x = randn_f32(&[n, c, h, w], 130 + i as u64);
+            let g = randn_f32(&pshape, 140 + i as u64);
+            let b = randn_f32(&pshape, 150 + i as u64);
+            parity("instance_norm", dev, &[x, g, b], |t| {
+                t[0].instance_norm(&t[1], &t[2], 1e-5)
+            });
+        }
+    }
+});

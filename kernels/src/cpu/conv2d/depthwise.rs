@@ -1,0 +1,185 @@
+//! Depthwise conv2d (groups = C_in = C_out: one KH×KW filter per channel, MobileNet's 3×3
+//! layers) as a direct kernel. It does KH·KW multiply-adds per output, too few for a GEMM to
+//! pay off, and is memory-bound, so each (n, c) plane is one rayon task: an output row is the
+//! sum over taps of a scaled input row (contiguous, SIMD across the width, `SimdLevel::run`).
+//! For stride s > 1 each input row is first split into its s phases (`x[s·k + r]` for r < s),
+//! so every tap still reads a contiguous run.
+
+use super::{valid_range, Conv2dParams};
+use crate::cpu::simd::SimdLevel;
+use crate::cpu::Float;
+use rayon::prelude::*;
+
+/// `dst[i] += a · src[i]` (vectorises).
+#[inline(always)]
+fn axpy<T: Float>(dst: &mut [T], a: T, src: &[T]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d += a * s;
+    }
+}
+
+/// The input plane laid out for contiguous tap reads: for stride 1 the plane itself (row
+/// length W); otherwise row y's phase r at `(y·s + r)·wp`, `wp = ⌈W/s⌉` (zero-filled tail).
+fn phases<'a, T: Float>(p: &Conv2dParams, plane: &'a [T], buf: &'a mut Vec<T>) -> (&'a [T], usize) {
+    let s = p.stride_w;
+    if s == 1 {
+        return (plane, p.w);
+    }
+    let wp = p.w.div_ceil(s);
+    buf.clear();
+    buf.resize(p.h * s * wp, T::ZERO);
+    for (row, dst) in plane.chunks_exact(p.w).zip(buf.chunks_exact_mut(s * wp)) {
+        for (x, &v) in row.iter().enumerate() {
+            dst[(x % s) * wp + x / s] = v;
+        }
+    }
+    (buf, wp)
+}
+
+/// Where tap column `j` reads in a phase row: (phase r, offset m) with input column
+/// `s·ox + j − pad = s·(ox + m) + r`.
+fn tap_phase(j: usize, pad: usize, s: usize) -> (usize, isize) {
+    let q = j as isize - pad as isize;
+    (q.rem_euclid(s as isize) as usize, q.div_euclid(s as isize))
+}
+
+/// Forward: `out[n,c,y,x] = bias[c] + Σ_{i,j} w[c,0,i,j]·x[n,c,y·s_h+i−p_h, x·s_w+j−p_w]`.
+pub(super) fn forward<T: Float>(
+    p: &Conv2dParams,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+) {
+    let (oh, ow, hw, kk) = (p.out_h(), p.out_w(), p.h * p.w, p.kh * p.kw);
+    if oh * ow == 0 {
+        return;
+    }
+    let s = p.stride_w;
+    let level = SimdLevel::current();
+    out.par_chunks_mut(oh * ow)
+        .enumerate()
+        .for_each_init(Vec::new, |buf, (plane, o)| {
+            let c = plane % p.c_in;
+            let (src, wp) = phases(p, &input[plane * hw..][..hw], buf);
+            let w = &weight[c * kk..][..kk];
+            let b = bias.map_or(T::ZERO, |b| b[c]);
+            level.run(|| {
+                for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
+                    orow.fill(b);
+                    for i in 0..p.kh {
+                        let Some(iy) = (oy * p.stride_h + i).checked_sub(p.pad_h) else {
+                            continue;
+                        };
+                        if iy >= p.h {
+                            continue;
+                        }
+                        for j in 0..p.kw {
+                            let (lo, hi) = valid_range(j, p.pad_w, s, p.w, ow);
+                            let (r, m) = tap_phase(j, p.pad_w, s);
+                            let row = &src[(iy * s + r) * wp..][..wp];
+                            let start = (lo as isize + m) as usize;
+                            axpy(
+                                &mut orow[lo..hi],
+                                w[i * p.kw + j],
+                                &row[start..start + hi - lo],
+                            );
+                        }
+                    }
+                }
+            })
+        });
+}
+
+/// Input gradient: every output gradient scattered back through its taps, one plane per task
+/// (the planes are disjoint, so no conflicts).
+pub(super) fn backward_input<T: Float>(
+    p: &Conv2dParams,
+    grad_out: &[T],
+    weight: &[T],
+    grad_in: &mut [T],
+) {
+    let (oh, ow, hw, kk) = (p.out_h(), p.out_w(), p.h * p.w, p.kh * p.kw);
+    let (sh, sw) = (p.stride_h, p.stride_w);
+    let level = SimdLevel::current();
+    grad_in
+        .par_chunks_mut(hw)
+        .enumerate()
+        .for_each(|(plane, gi)| {
+            gi.fill(T::ZERO);
+            let c = plane % p.c_in;
+            let g = &grad_out[plane * oh * ow..][..oh * ow];
+            let w = &weight[c * kk..][..kk];
+            level.run(|| {
+                for (oy, grow) in g.chunks_exact(ow).enumerate() {
+                    for i in 0..p.kh {
+                        let Some(iy) = (oy * sh + i).checked_sub(p.pad_h) else {
+                            continue;
+                        };
+                        if iy >= p.h {
+                            continue;
+                        }
+                        let dst = &mut gi[iy * p.w..][..p.w];
+                        for j in 0..p.kw {
+                            let (lo, hi) = valid_range(j, p.pad_w, sw, p.w, ow);
+                            let a = w[i * p.kw + j];
+                            if sw == 1 {
+                                let start = lo + j - p.pad_w;
+                                axpy(&mut dst[start..start + hi - lo], a, &grow[lo..hi]);
+                            } else {
+                                for ox in lo..hi {
+                                    dst[ox * sw + j - p.pad_w] += a * grow[ox];
+                                }
+                            }
+                        }
+                    }
+                }
+            })
+        });
+}
+
+/// Weight gradient: `gw[c,0,i,j] = Σ_{n,y,x} g[n,c,y,x]·x[n,c,y·s_h+i−p_h, x·s_w+j−p_w]`,
+/// one channel per task (summed over the batch in image order).
+pub(super) fn backward_weight<T: Float>(
+    p: &Conv2dParams,
+    input: &[T],
+    grad_out: &[T],
+    grad_w: &mut [T],
+) {
+    let (oh, ow, hw, kk) = (p.out_h(), p.out_w(), p.h * p.w, p.kh * p.kw);
+    let s = p.stride_w;
+    grad_w.par_chunks_mut(kk).enumerate().for_each(|(c, gw)| {
+        let mut acc = vec![0.0f64; kk];
+        let mut buf = Vec::new();
+        for img in 0..p.n {
+            let plane = img * p.c_in + c;
+            let (src, wp) = phases(p, &input[plane * hw..][..hw], &mut buf);
+            let g = &grad_out[plane * oh * ow..][..oh * ow];
+            for (oy, grow) in g.chunks_exact(ow).enumerate() {
+                for i in 0..p.kh {
+                    let Some(iy) = (oy * p.stride_h + i).checked_sub(p.pad_h) else {
+                        continue;
+                    };
+                    if iy >= p.h {
+                        continue;
+                    }
+                    for j in 0..p.kw {
+                        let (lo, hi) = valid_range(j, p.pad_w, s, p.w, ow);
+                        let (r, m) = tap_phase(j, p.pad_w, s);
+                        let row = &src[(iy * s + r) * wp..][..wp];
+                        let start = (lo as isize + m) as usize;
+                        let dot: T = grow[lo..hi]
+                            .iter()
+                            .zip(&row[start..start + hi - lo])
+                            .map(|(&a, &b)| a * b)
+                            .sum();
+                        acc[i * p.kw + j] += dot.to_f64();
+                    }
+                }
+            }
+        }
+        for (d, a) in gw.iter_mut().zip(acc) {
+            *d = T::from_f64(a);
+        }
+    });
+}
