@@ -200,6 +200,27 @@ impl RgbImage {
         self.resize(w, h)
     }
 
+    /// The `width`×`height` region whose top-left pixel is (`x`, `y`). Errors: `Image` when the
+    /// region is empty or leaves the image.
+    pub fn crop(&self, x: usize, y: usize, width: usize, height: usize) -> Result<RgbImage> {
+        if width == 0 || height == 0 || x + width > self.width || y + height > self.height {
+            return Err(Error::InvalidArgument(format!(
+                "crop {width}×{height}+{x}+{y} of a {}×{} image",
+                self.width, self.height
+            )));
+        }
+        let mut data = Vec::with_capacity(width * height * 3);
+        for row in y..y + height {
+            let start = (row * self.width + x) * 3;
+            data.extend_from_slice(&self.data[start..start + width * 3]);
+        }
+        Ok(RgbImage {
+            width,
+            height,
+            data,
+        })
+    }
+
     /// (width, height) in pixels.
     pub fn size(&self) -> (usize, usize) {
         (self.width, self.height)

@@ -176,3 +176,27 @@ pub fn weights_or_skip() -> Option<VggWeights> {
     }
     Some(VggWeights::load(&path).unwrap_or_else(|e| panic!("loading {}: {e}", path.display())))
 }
+
+/// A converted feed-forward network's weights from the cache (`nst-cli weights fetch`), through
+/// `load` (e.g. `Multistyle26Weights::load`). In CI a missing file fails the test; elsewhere it
+/// returns None after printing how to fetch them.
+pub fn fast_weights_or_skip<W>(
+    net: nst::fast::FastNet,
+    load: impl FnOnce(&std::path::Path) -> nst::Result<W>,
+) -> Option<W> {
+    let dir = nst::weights::weights_cache_dir().expect("no cache directory: set NST_HOME");
+    let path = dir.join(net.file_name());
+    if !path.exists() {
+        let msg = format!(
+            "{} weights missing at {}: run `nst-cli weights fetch`",
+            net.name(),
+            path.display()
+        );
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("skipped: {msg}");
+        return None;
+    }
+    Some(load(&path).unwrap_or_else(|e| panic!("loading {}: {e}", path.display())))
+}
