@@ -49,6 +49,17 @@ pub fn parse_flag<T: FromStr<Err = ParseOptionError>>(flag: &str, value: &str) -
         .map_err(|e: ParseOptionError| anyhow::anyhow!(e.named(flag)))
 }
 
+/// `value` of `flag` as a number: `--size "abc": invalid digit found in string`.
+pub fn parse_number<T: FromStr>(flag: &str, value: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{flag} {value:?}: {e}"))
+}
+
 /// Load VGG-19 from `--weights FILE` or the cache, with a message saying how to get them.
 pub fn load_vgg(weights: Option<&Path>, pooling: Pooling) -> Result<Vgg19> {
     let path = match weights {

@@ -19,6 +19,7 @@ mod devices;
 mod docs;
 mod features;
 mod pip;
+mod stylize;
 mod transfer;
 mod weights;
 
@@ -34,6 +35,9 @@ pub(crate) struct Cli {
 enum Command {
     /// Style transfer: optimise an image with CONTENT's content in STYLE's style.
     Transfer(Box<transfer::TransferArgs>),
+    /// Instant style transfer with pretrained feed-forward networks: a built-in style (0–25) or
+    /// any painting, in well under a second a picture.
+    Stylize(stylize::StylizeArgs),
     /// Dump VGG-19 activations (or their Gram matrices) of an image as safetensors.
     Features(features::FeaturesArgs),
     /// Seconds per iteration on the reference objective (side by side with PyTorch:
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Weights { cmd } => weights::run(cmd),
         Command::Features(args) => features::run(args),
+        Command::Stylize(args) => stylize::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => nst_serve::run(args, common::load_vgg),
         Command::Devices => devices::run(),

@@ -398,6 +398,22 @@ fn cases(d: &Path) -> Vec<Case> {
             Expect::Refused(needle),
         );
         add(
+            format!("stylize --style-image {img}"),
+            v(&["stylize", &good, "--style-image", &f, "-o", &out]),
+            Expect::Refused(needle),
+        );
+        // A folder is a folder of photos to stylize (this one holds none).
+        let photo_needle = if img == "a-directory.png" {
+            "no images in this folder"
+        } else {
+            needle
+        };
+        add(
+            format!("stylize {img}"),
+            v(&["stylize", &f, "--style", "1", "-o", &out]),
+            Expect::Refused(photo_needle),
+        );
+        add(
             format!("bench content {img}"),
             v(&[
                 "bench",

@@ -82,31 +82,28 @@ impl RgbImage {
         if meta.len() == 0 {
             return Err(img_err(path, "empty file"));
         }
-        let mut head = [0u8; 64];
-        let n = {
-            use std::io::Read;
-            let mut f = std::fs::File::open(path)
-                .map_err(|e| img_err(path, format!("cannot read: {e}")))?;
-            f.read(&mut head)
-                .map_err(|e| img_err(path, format!("cannot read: {e}")))?
+        let bytes = std::fs::read(path).map_err(|e| img_err(path, format!("cannot read: {e}")))?;
+        RgbImage::decode(&bytes, path, max_pixels)
+    }
+
+    /// Decode an image held in memory (e.g. read from standard input); `name` is what errors
+    /// call it. Errors: as [`RgbImage::load`] (empty, not an image, corrupt, truncated JPEG, more
+    /// than `max_pixels` pixels, checked from the header before decoding).
+    pub fn decode(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<RgbImage> {
+        let path = name;
+        if bytes.is_empty() {
+            return Err(img_err(path, "empty file"));
+        }
+        let head = &bytes[..bytes.len().min(64)];
+        // Judge by content, not by the extension: a text file named .jpg is not an image.
+        let Ok(format) = image::guess_format(head) else {
+            return Err(img_err(
+                path,
+                "not an image (unknown format; PNG, JPEG, WebP, TIFF, BMP and GIF are read)",
+            ));
         };
-        let head = &head[..n];
-        let open = || -> Result<ImageReader<std::io::BufReader<std::fs::File>>> {
-            let r =
-                ImageReader::open(path).map_err(|e| img_err(path, format!("cannot read: {e}")))?;
-            let r = r
-                .with_guessed_format()
-                .map_err(|e| img_err(path, format!("cannot read: {e}")))?;
-            // Judge by content, not by the extension: a text file named .jpg is not an image.
-            if r.format().is_none() || image::guess_format(head).is_err() {
-                return Err(img_err(
-                    path,
-                    "not an image (unknown format; PNG, JPEG, WebP, TIFF, BMP and GIF are read)",
-                ));
-            }
-            Ok(r)
-        };
-        let (w, h) = open()?
+        let reader = || ImageReader::with_format(Cursor::new(bytes), format);
+        let (w, h) = reader()
             .into_dimensions()
             .map_err(|e| img_err(path, format!("corrupt or unsupported image: {e}")))?;
         let pixels = w as u64 * h as u64;
@@ -119,18 +116,12 @@ impl RgbImage {
                 format!("{w}×{h} = {pixels} pixels is over the limit of {max_pixels} (raise it with --max-pixels)"),
             ));
         }
-        // A JPEG is read whole once: checked for truncation, then decoded from those bytes.
-        let img = if image::guess_format(head).ok() == Some(image::ImageFormat::Jpeg) {
-            let bytes =
-                std::fs::read(path).map_err(|e| img_err(path, format!("cannot read: {e}")))?;
-            if let Some(why) = jpeg_truncation(&bytes) {
+        if format == image::ImageFormat::Jpeg {
+            if let Some(why) = jpeg_truncation(bytes) {
                 return Err(img_err(path, why));
             }
-            let reader = ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Jpeg);
-            decode_oriented(reader, path)?
-        } else {
-            decode_oriented(open()?, path)?
-        };
+        }
+        let img = decode_oriented(reader(), path)?;
         Ok(RgbImage::from_dynamic(&img))
     }
 
@@ -247,23 +238,34 @@ impl RgbImage {
             Some("jpg" | "jpeg") => image::ImageFormat::Jpeg,
             _ => return Err(img_err(path, "output must end in .png, .jpg or .jpeg")),
         };
+        let bytes = self
+            .encode(format)
+            .map_err(|e| img_err(path, format!("encoding failed: {e}")))?;
+        write_atomic(path, &bytes)
+    }
+
+    /// The picture encoded as PNG or JPEG (quality 95; other formats are written as PNG), with
+    /// nst's mark ([`crate::provenance`]). Errors: the encoder's.
+    pub fn encode(
+        &self,
+        format: image::ImageFormat,
+    ) -> std::result::Result<Vec<u8>, image::ImageError> {
         let buf = image::RgbImage::from_raw(self.width as u32, self.height as u32, self.to_u8())
             .expect("length checked");
         let mut bytes = std::io::Cursor::new(Vec::new());
         match format {
             image::ImageFormat::Jpeg => {
                 let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
-                buf.write_with_encoder(enc)
+                buf.write_with_encoder(enc)?;
             }
-            _ => buf.write_to(&mut bytes, format),
+            _ => buf.write_to(&mut bytes, image::ImageFormat::Png)?,
         }
-        .map_err(|e| img_err(path, format!("encoding failed: {e}")))?;
         let mut bytes = bytes.into_inner();
         match format {
             image::ImageFormat::Jpeg => crate::provenance::mark_jpeg(&mut bytes),
             _ => crate::provenance::mark_png(&mut bytes),
         }
-        write_atomic(path, &bytes)
+        Ok(bytes)
     }
 }
 

