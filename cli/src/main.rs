@@ -19,6 +19,7 @@ mod devices;
 mod docs;
 mod features;
 mod pip;
+mod styles;
 mod stylize;
 mod transfer;
 mod weights;
@@ -38,6 +39,8 @@ enum Command {
     /// Instant style transfer with pretrained feed-forward networks: a built-in style (0–25) or
     /// any painting, in well under a second a picture.
     Stylize(stylize::StylizeArgs),
+    /// A contact sheet of the 26 built-in styles on a photo, each labelled with its number.
+    Styles(styles::StylesArgs),
     /// Dump VGG-19 activations (or their Gram matrices) of an image as safetensors.
     Features(features::FeaturesArgs),
     /// Seconds per iteration on the reference objective (side by side with PyTorch:
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Weights { cmd } => weights::run(cmd),
         Command::Features(args) => features::run(args),
         Command::Stylize(args) => stylize::run(args),
+        Command::Styles(args) => styles::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => nst_serve::run(args, common::load_vgg),
         Command::Devices => devices::run(),

@@ -309,3 +309,42 @@ fn bad_requests_give_one_line() {
         );
     }
 }
+
+#[test]
+fn styles_writes_a_labelled_contact_sheet() {
+    if !have_weights() {
+        return;
+    }
+    let d = tmp("sheet");
+    let content = golden_content(&d);
+    let out = d.join("sheet.png");
+    let o = nst(&[
+        "styles",
+        &content.display().to_string(),
+        "-o",
+        &out.display().to_string(),
+        "--tile",
+        "64",
+        "--columns",
+        "9",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sheet = image::open(&out).unwrap().to_rgb8();
+    // 27 tiles of 64×48 in rows of 9 with 4-px gaps: 9·68 + 4 by 3·52 + 4.
+    assert_eq!(sheet.dimensions(), (616, 160));
+    // The first tile is the photo itself; the second is style 0 with its label's black box.
+    let photo = image::open(&content).unwrap().to_rgb8();
+    assert_eq!(sheet.get_pixel(4 + 30, 4 + 20), photo.get_pixel(30, 20));
+    assert_eq!(sheet.get_pixel(4 + 68, 4).0, [0, 0, 0]);
+    assert_one_line_error(
+        &nst(&[
+            "styles",
+            &content.display().to_string(),
+            "-o",
+            &out.display().to_string(),
+            "--tile",
+            "8",
+        ]),
+        "--tile 8",
+    );
+}
