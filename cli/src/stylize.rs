@@ -111,6 +111,16 @@ fn missing_weights(e: nst::Error) -> anyhow::Error {
     anyhow::anyhow!("{e} (run `nst-cli weights fetch` to get the feed-forward networks)")
 }
 
+/// The style predictor and the transformer from the weights cache, on `device`.
+fn arbitrary_networks(device: Device) -> Result<(StylePredictor, StyleTransformer)> {
+    let predict = PredictWeights::load_cached().map_err(missing_weights)?;
+    let transform = TransformWeights::load_cached().map_err(missing_weights)?;
+    Ok((
+        StylePredictor::new(&predict, device)?,
+        StyleTransformer::new(&transform, device)?,
+    ))
+}
+
 impl Style {
     fn load(args: &StylizeArgs, device: Device) -> Result<Style> {
         if args.style.is_empty() == args.style_image.is_empty() {
@@ -132,14 +142,7 @@ impl Style {
         if total <= 0.0 {
             bail!("--style-image: the weights must not all be 0");
         }
-        let predict = StylePredictor::new(
-            &PredictWeights::load_cached().map_err(missing_weights)?,
-            device,
-        )?;
-        let transform = StyleTransformer::new(
-            &TransformWeights::load_cached().map_err(missing_weights)?,
-            device,
-        )?;
+        let (predict, transform) = arbitrary_networks(device)?;
         let mut v = vec![0.0f32; nst::fast::STYLE_DIM];
         for (p, img, w) in &paintings {
             let pv = predict
@@ -177,6 +180,31 @@ impl Style {
             }
         })
     }
+}
+
+/// The arbitrary-style networks' picture of `photo` in the style of `paintings` (their style
+/// vectors blended by `weights`, normalised; equal when empty): `transfer --init fast`.
+/// Errors: missing weights (saying how to get them), pictures under 32 px, engine errors.
+pub fn fast_picture(
+    photo: &RgbImage,
+    paintings: &[RgbImage],
+    weights: &[f64],
+    device: Device,
+) -> Result<RgbImage> {
+    let (predict, transform) = arbitrary_networks(device)?;
+    let weights: Vec<f64> = if weights.is_empty() {
+        vec![1.0; paintings.len()]
+    } else {
+        weights.to_vec()
+    };
+    let total: f64 = weights.iter().sum();
+    let mut v = vec![0.0f32; nst::fast::STYLE_DIM];
+    for (img, w) in paintings.iter().zip(&weights) {
+        for (a, b) in v.iter_mut().zip(predict.style_vector(img)?) {
+            *a += (w / total) as f32 * b;
+        }
+    }
+    Ok(transform.stylize(photo, &v)?)
 }
 
 /// `s·a + (1 − s)·b` per pixel (same sizes).

@@ -79,7 +79,8 @@ pub struct TransferArgs {
     /// Iterations at each scale.
     #[arg(long, default_value_t = 200)]
     pub iterations: usize,
-    /// Start from: content, noise, style, or an image FILE.
+    /// Start from: content, noise, style, fast (the feed-forward networks' picture of the
+    /// content in the style images' style, as `stylize --style-image`), or an image FILE.
     #[arg(long, default_value = "content")]
     pub init: String,
     /// Random seed (noise init); the same seed and flags give the same output on one machine.
@@ -162,8 +163,9 @@ impl TransferArgs {
     fn config(&self, n_styles: usize) -> Result<StyleTransferConfig> {
         let optimizer = parse_flag::<OptimizerKind>("--optimizer", &self.optimizer)?
             .with(self.lbfgs_history, self.learning_rate);
-        // A keyword (content, noise, style), else an image file.
+        // A keyword (content, noise, style; fast is made by run_transfer), else an image file.
         let init = match self.init.parse::<Init>() {
+            _ if is_fast(&self.init) => Init::Content,
             Ok(init) => init,
             Err(_) => Init::Image(
                 RgbImage::load(Path::new(&self.init), self.max_pixels).context("--init")?,
@@ -214,6 +216,11 @@ fn warn_if_slow(sizes: &[(usize, usize)], cfg: &StyleTransferConfig, device: nst
     }
 }
 
+/// `--init fast`: start from the feed-forward networks' picture.
+fn is_fast(init: &str) -> bool {
+    init.eq_ignore_ascii_case("fast")
+}
+
 /// The words for a `--log-json` write that failed at iteration `step`.
 fn log_error(path: Option<&Path>, step: usize, err: &std::io::Error) -> String {
     let path = path.map(|p| p.display().to_string()).unwrap_or_default();
@@ -231,7 +238,7 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     }
     // An --init image is read too (anything but the keywords is a file).
     let init_file = Path::new(&args.init);
-    if args.init.parse::<Init>().is_err() {
+    if args.init.parse::<Init>().is_err() && !is_fast(&args.init) {
         inputs.push(init_file);
     }
     let ow = args.overwrite;
@@ -264,6 +271,14 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     let style_sizes: Vec<_> = styles.iter().map(RgbImage::size).collect();
     nst::plan::check(&style_sizes, &cfg, &sizes).map_err(in_flag_words)?;
     warn_if_slow(&sizes, &cfg, device);
+    if is_fast(&args.init) {
+        // The feed-forward picture at the finest size; each scale resizes it.
+        let photo = content.resize_longest(cfg.size_px);
+        let picture =
+            crate::stylize::fast_picture(&photo, &styles, &cfg.style_blend_weights, device)
+                .map_err(|e| anyhow::anyhow!("--init fast: {e:#}"))?;
+        cfg.init = Init::Image(picture);
+    }
     // Only the layers the objective reads are kept (conv5_2–5_4 are never used by default).
     let vgg = load_vgg(args.weights.as_deref(), pooling)?.truncated(&cfg.layers())?;
     let vgg = Arc::new(vgg.to_device(device)?);

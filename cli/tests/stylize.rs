@@ -348,3 +348,47 @@ fn styles_writes_a_labelled_contact_sheet() {
         "--tile 8",
     );
 }
+
+#[test]
+fn transfer_can_start_from_the_feed_forward_picture() {
+    if !have_weights() || nst_tests::weights_or_skip().is_none() {
+        return;
+    }
+    let d = tmp("initfast");
+    let out = d.join("o.png");
+    let log = d.join("log.json");
+    let c = nst_tests::asset_path("chelsea.png").display().to_string();
+    let s = nst_tests::asset_path("starry_night.jpg")
+        .display()
+        .to_string();
+    let run = |init: &str| {
+        let o = nst(&[
+            "transfer",
+            &c,
+            &s,
+            "-o",
+            &out.display().to_string(),
+            "--size",
+            "64",
+            "--scales",
+            "1",
+            "--iterations",
+            "1",
+            "--init",
+            init,
+            "--log-json",
+            &log.display().to_string(),
+            "--overwrite",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let line = std::fs::read_to_string(&log).unwrap();
+        let v: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+        v["total"].as_f64().unwrap()
+    };
+    // The feed-forward picture is already stylised: its first loss is far below the content's.
+    let (content, fast) = (run("content"), run("fast"));
+    assert!(
+        fast < 0.5 * content,
+        "fast {fast:.4e} vs content {content:.4e}"
+    );
+}
