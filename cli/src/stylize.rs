@@ -7,10 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use nst::engine::Device;
-use nst::fast::{
-    Multistyle26, Multistyle26Weights, PredictWeights, StylePredictor, StyleTransformer,
-    TransformWeights, N_STYLES,
-};
+use nst::fast::{ArbitraryStyle, Multistyle26, Multistyle26Weights, N_STYLES};
 use nst::image::{RgbImage, DEFAULT_MAX_PIXELS};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -104,21 +101,11 @@ enum Style {
     /// multistyle26 with these 26 weights.
     Builtin(Multistyle26, Vec<f32>),
     /// The arbitrary-style networks with this (blended) style vector.
-    Painting(StylePredictor, StyleTransformer, Vec<f32>),
+    Painting(ArbitraryStyle, Vec<f32>),
 }
 
 fn missing_weights(e: nst::Error) -> anyhow::Error {
     anyhow::anyhow!("{e} (run `nst-cli weights fetch` to get the feed-forward networks)")
-}
-
-/// The style predictor and the transformer from the weights cache, on `device`.
-fn arbitrary_networks(device: Device) -> Result<(StylePredictor, StyleTransformer)> {
-    let predict = PredictWeights::load_cached().map_err(missing_weights)?;
-    let transform = TransformWeights::load_cached().map_err(missing_weights)?;
-    Ok((
-        StylePredictor::new(&predict, device)?,
-        StyleTransformer::new(&transform, device)?,
-    ))
 }
 
 impl Style {
@@ -142,17 +129,18 @@ impl Style {
         if total <= 0.0 {
             bail!("--style-image: the weights must not all be 0");
         }
-        let (predict, transform) = arbitrary_networks(device)?;
+        let nets = ArbitraryStyle::load_cached(device).map_err(missing_weights)?;
         let mut v = vec![0.0f32; nst::fast::STYLE_DIM];
         for (p, img, w) in &paintings {
-            let pv = predict
+            let pv = nets
+                .predict
                 .style_vector(img)
                 .with_context(|| format!("--style-image {}", p.display()))?;
             for (a, b) in v.iter_mut().zip(pv) {
                 *a += w / total * b;
             }
         }
-        Ok(Style::Painting(predict, transform, v))
+        Ok(Style::Painting(nets, v))
     }
 
     /// The stylised `photo` at its size, with `strength` of the style.
@@ -166,17 +154,17 @@ impl Style {
                     blend(&out, photo, strength)
                 }
             }
-            Style::Painting(predict, transform, v) => {
+            Style::Painting(nets, v) => {
                 let v = if strength >= 1.0 {
                     v.clone()
                 } else {
-                    let own = predict.style_vector(photo)?;
+                    let own = nets.predict.style_vector(photo)?;
                     v.iter()
                         .zip(own)
                         .map(|(a, b)| strength * a + (1.0 - strength) * b)
                         .collect()
                 };
-                transform.stylize(photo, &v)?
+                nets.transform.stylize(photo, &v)?
             }
         })
     }
@@ -191,20 +179,8 @@ pub fn fast_picture(
     weights: &[f64],
     device: Device,
 ) -> Result<RgbImage> {
-    let (predict, transform) = arbitrary_networks(device)?;
-    let weights: Vec<f64> = if weights.is_empty() {
-        vec![1.0; paintings.len()]
-    } else {
-        weights.to_vec()
-    };
-    let total: f64 = weights.iter().sum();
-    let mut v = vec![0.0f32; nst::fast::STYLE_DIM];
-    for (img, w) in paintings.iter().zip(&weights) {
-        for (a, b) in v.iter_mut().zip(predict.style_vector(img)?) {
-            *a += (w / total) as f32 * b;
-        }
-    }
-    Ok(transform.stylize(photo, &v)?)
+    let nets = ArbitraryStyle::load_cached(device).map_err(missing_weights)?;
+    Ok(nets.picture(photo, paintings, weights)?)
 }
 
 /// `s·a + (1 − s)·b` per pixel (same sizes).

@@ -248,17 +248,14 @@ impl Form {
         self.body.extend_from_slice(b"\r\n");
         self
     }
-    fn post(mut self, port: u16) -> Resp {
+    fn post(self, port: u16) -> Resp {
+        self.post_to(port, "/api/jobs")
+    }
+    fn post_to(mut self, port: u16, path: &str) -> Resp {
         self.body
             .extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
         let ct = format!("multipart/form-data; boundary={BOUNDARY}");
-        request(
-            port,
-            "POST",
-            "/api/jobs",
-            &[("Content-Type", &ct)],
-            &self.body,
-        )
+        request(port, "POST", path, &[("Content-Type", &ct)], &self.body)
     }
 }
 
@@ -897,4 +894,63 @@ fn page_info_and_gallery_are_served() {
     );
     drop(server);
     let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+fn instant_pictures_and_refining_them() {
+    let Some(weights) = weights() else { return };
+    let cache = nst::weights::weights_cache_dir().unwrap();
+    let nets = ["arbitrary_predict", "arbitrary_transform"];
+    if !nets
+        .iter()
+        .all(|n| cache.join(format!("{n}.safetensors")).exists())
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "feed-forward weights missing in CI"
+        );
+        eprintln!("skipped: run `nst-cli weights fetch`");
+        return;
+    }
+    // Without the feed-forward networks in its home: instant mode is off, and says how to add it.
+    let bare = tmp("instant-bare");
+    let server = Server::start(&bare, &weights, &[]);
+    assert_eq!(get(server.port, "/api/info").json()["instant"], false);
+    let form = || {
+        Form::new()
+            .text("content_gallery", "chelsea")
+            .text("style_gallery", "the_scream")
+            .text("size", "256")
+    };
+    form()
+        .post_to(server.port, "/api/instant")
+        .assert_error(503, "nst-cli weights fetch");
+    drop(server);
+    // With them (linked into the server's home).
+    let home = tmp("instant");
+    for n in nets {
+        let f = format!("{n}.safetensors");
+        std::os::unix::fs::symlink(cache.join(&f), home.join(&f)).unwrap();
+    }
+    let server = Server::start(&home, &weights, &[]);
+    let port = server.port;
+    assert_eq!(get(port, "/api/info").json()["instant"], true);
+    let r = form().post_to(port, "/api/instant");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    assert_eq!(png_size(&r.body), (256, 170));
+    assert!(nst::provenance::written_by_nst_bytes(&r.body));
+    // Bad requests are JSON errors, as for jobs.
+    form()
+        .text("size", "4096")
+        .post_to(port, "/api/instant")
+        .assert_error(400, "size");
+    Form::new()
+        .text("content_gallery", "chelsea")
+        .post_to(port, "/api/instant")
+        .assert_error(400, "no style image");
+    // Refine: a job that starts from the instant picture.
+    let job = create(port, small_job(2).text("init", "fast"));
+    let done = follow(port, job["id"].as_str().unwrap()).pop().unwrap().1;
+    assert_eq!(done["status"], "done", "{done}");
 }

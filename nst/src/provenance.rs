@@ -129,13 +129,19 @@ pub fn written_by_nst(path: &Path) -> bool {
     if f.take(1 << 20).read_to_end(&mut head).is_err() {
         return false;
     }
+    written_by_nst_bytes(&head)
+}
+
+/// Whether the bytes of a file (at least its first 64 KiB; 1 MiB for a safetensors header)
+/// carry nst's mark: see [`written_by_nst`].
+pub fn written_by_nst_bytes(head: &[u8]) -> bool {
     let probe = &head[..head.len().min(PROBE_BYTES as usize)];
     if probe.starts_with(PNG_SIGNATURE) {
         png_is_marked(probe)
     } else if probe.starts_with(&[0xFF, 0xD8]) {
         jpeg_is_marked(probe)
     } else {
-        safetensors_is_ours(&head)
+        safetensors_is_ours(head)
     }
 }
 

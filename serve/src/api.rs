@@ -29,6 +29,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/info", get(info))
         .route("/api/gallery/{name}", get(gallery_image))
         .route("/api/jobs", get(list).post(create))
+        .route("/api/instant", post(instant))
         .route("/api/jobs/{id}", get(job).delete(delete))
         .route("/api/jobs/{id}/events", get(events))
         .route("/api/jobs/{id}/cancel", post(cancel))
@@ -137,6 +138,8 @@ async fn info(State(app): State<Arc<App>>) -> Json<Value> {
         "limits": app.limits,
         "defaults": Params::default(),
         "gallery": gallery,
+        // Whether POST /api/instant (and init=fast) works here.
+        "instant": app.fast.is_some(),
     }))
 }
 
@@ -185,13 +188,14 @@ async fn list(State(app): State<Arc<App>>) -> Json<Value> {
     Json(json!({ "jobs": app.store.list() }))
 }
 
-async fn create(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
+/// The multipart form of `POST /api/jobs` and `POST /api/instant`, read whole: a declared
+/// oversized body is refused before reading it (a client that sent `Expect: 100-continue` then
+/// never sends it).
+async fn form_parts(
+    app: &App,
+    headers: &HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
-) -> ApiResult<Response> {
-    // Refuse a declared oversized body before reading it (a client that sent
-    // `Expect: 100-continue` then never sends it).
+) -> ApiResult<Vec<super::upload::Part>> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -205,7 +209,29 @@ async fn create(
             format!("expected a multipart/form-data body ({})", r.body_text()),
         )
     })?;
-    let form = read_form(multipart, &app.limits).await?;
+    read_form(multipart, &app.limits).await
+}
+
+/// `POST /api/instant`: the feed-forward picture as `image/png`, answered directly.
+async fn instant(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<Response> {
+    let form = form_parts(&app, &headers, multipart).await?;
+    let app2 = app.clone();
+    let png = tokio::task::spawn_blocking(move || super::upload::instant(&app2, form))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
+}
+
+async fn create(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<Response> {
+    let form = form_parts(&app, &headers, multipart).await?;
     let app2 = app.clone();
     let view = tokio::task::spawn_blocking(move || create_job(&app2, form))
         .await

@@ -17,6 +17,9 @@ pub struct App {
     /// `Host` header values accepted (None: any). Set when listening on loopback, so that a web
     /// page elsewhere cannot reach the API through DNS rebinding.
     pub allowed_hosts: Option<Vec<String>>,
+    /// The feed-forward networks for `POST /api/instant` and jobs with `init=fast` (None when
+    /// their weights are not installed).
+    pub fast: Option<Arc<nst::fast::ArbitraryStyle>>,
 }
 
 /// An error answered as `{"error": "..."}` with its status code.

@@ -120,7 +120,15 @@ pub fn run(
     };
     let vgg = Arc::new(load_vgg(args.weights.as_deref(), pooling)?);
     let store = store::Store::open(&jobs_dir)?;
-    worker::spawn(store.clone(), vgg, limits.clone(), conv)
+    // The instant mode's networks, when installed (CPU: a picture takes well under a second).
+    let fast = match nst::fast::ArbitraryStyle::load_cached(nst::engine::Device::Cpu) {
+        Ok(n) => Some(Arc::new(n)),
+        Err(e) => {
+            note!("note: instant mode off ({e}); run `nst-cli weights fetch` to add it");
+            None
+        }
+    };
+    worker::spawn(store.clone(), vgg, fast.clone(), limits.clone(), conv)
         .context("starting the worker thread")?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -152,6 +160,7 @@ pub fn run(
             store: store.clone(),
             limits,
             allowed_hosts,
+            fast,
         });
         let url = format!("http://{local}/");
         println!("nst-cli serve: listening on {url}");

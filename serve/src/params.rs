@@ -231,7 +231,11 @@ impl Params {
         };
         let optimizer = parse_field::<OptimizerKind>("optimizer", &self.optimizer)?
             .with(history, self.learning_rate);
-        let init: Init = parse_field("init", &self.init)?;
+        // `fast` (the instant picture) is built by the worker, which has the networks.
+        let init: Init = match self.init.as_str() {
+            "fast" => Init::Content,
+            other => parse_field("init", other)?,
+        };
         let style_loss: StyleLossKind = parse_field("style_loss", &self.style_loss)?;
         let cfg = StyleTransferConfig {
             size_px: self.size,

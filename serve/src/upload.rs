@@ -149,19 +149,21 @@ fn check_upload(
     })
 }
 
-/// Check the form and queue the job; returns its view. Blocking (decodes the images, writes
-/// files): run on a blocking thread.
-pub fn create_job(app: &App, parts: Vec<Part>) -> Result<Value, ApiError> {
-    let limits = &app.limits;
-    if app.store.queued() >= limits.max_queued {
-        return Err(ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the queue is full ({} jobs waiting); try again later",
-                limits.max_queued
-            ),
-        ));
-    }
+/// A checked form: the settings and the images.
+pub struct Form {
+    pub params: Params,
+    content: Checked,
+    styles: Vec<Checked>,
+}
+
+/// What `POST /api/instant` and a job with `init=fast` answer when the feed-forward networks are
+/// not installed.
+pub const NO_FAST: &str =
+    "the instant (feed-forward) networks are not installed on this server: run `nst-cli weights fetch`";
+
+/// Checks a job form: the images (decoded once, so a broken file is refused here), the settings,
+/// and the sizes and memory the run would need. Blocking (decodes the images).
+pub fn check_form(limits: &Limits, parts: Vec<Part>) -> Result<Form, ApiError> {
     let mut params = Params::default();
     let mut content: Option<Checked> = None;
     let mut styles: Vec<Checked> = Vec::new();
@@ -213,7 +215,75 @@ pub fn create_job(app: &App, parts: Vec<Part>) -> Result<Value, ApiError> {
     let style_sizes: Vec<_> = styles.iter().map(|s| wh(&s.image)).collect();
     nst::plan::check(&style_sizes, &cfg, &sizes)
         .map_err(|e| ApiError::bad_request(in_field_words(e)))?;
+    Ok(Form {
+        params,
+        content,
+        styles,
+    })
+}
 
+/// `POST /api/instant`: the feed-forward picture of the form's content in the style of its
+/// style images (blended by `style_weights`) at `size`, as PNG bytes. Blocking.
+pub fn instant(app: &App, parts: Vec<Part>) -> Result<Vec<u8>, ApiError> {
+    let Some(nets) = app.fast.as_ref() else {
+        return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, NO_FAST.into()));
+    };
+    let Form {
+        params,
+        content,
+        styles,
+    } = check_form(&app.limits, parts)?;
+    let cfg = params
+        .config(styles.len(), &app.limits)
+        .map_err(ApiError::bad_request)?;
+    let decode = |c: &Checked, longest: usize| -> Result<nst::image::RgbImage, ApiError> {
+        let bytes: &[u8] = match &c.bytes {
+            Some((_, b)) => b,
+            None => gallery(&c.image.name).map(|g| g.bytes).unwrap_or_default(),
+        };
+        super::decode::decode(bytes, app.limits.max_pixels, Some(longest))
+            .map_err(|e| decode_error(e, &c.image.name))
+    };
+    let photo = decode(&content, cfg.size_px)?.resize_longest(cfg.size_px);
+    // The predictor looks at a 256² centre square: larger paintings are shrunk first.
+    let paintings = styles
+        .iter()
+        .map(|s| decode(s, 512))
+        .collect::<Result<Vec<_>, _>>()?;
+    let picture = nets
+        .picture(&photo, &paintings, &cfg.style_blend_weights)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let picture = if cfg.original_colors {
+        nst::image::original_colors(&picture, &photo)
+    } else {
+        picture
+    };
+    picture
+        .encode(image::ImageFormat::Png)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// Check the form and queue the job; returns its view. Blocking (decodes the images, writes
+/// files): run on a blocking thread.
+pub fn create_job(app: &App, parts: Vec<Part>) -> Result<Value, ApiError> {
+    let limits = &app.limits;
+    if app.store.queued() >= limits.max_queued {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the queue is full ({} jobs waiting); try again later",
+                limits.max_queued
+            ),
+        ));
+    }
+    let Form {
+        params,
+        content,
+        styles,
+    } = check_form(limits, parts)?;
+    if params.init == "fast" && app.fast.is_none() {
+        return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, NO_FAST.into()));
+    }
     let id = loop {
         let id = new_id();
         if !app.store.contains(&id) && !app.store.job_dir(&id).exists() {

@@ -8,6 +8,7 @@ use super::params::Limits;
 use super::record::{InputImage, ProgressInfo, Status};
 use super::store::{Store, Taken};
 use nst::engine::{ConvConfig, Device};
+use nst::fast::ArbitraryStyle;
 use nst::image::{write_atomic, RgbImage};
 use nst::transfer::scale_sizes;
 use nst::vgg19::Vgg19;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 pub fn spawn(
     store: Arc<Store>,
     vgg: Arc<Vgg19>,
+    fast: Option<Arc<ArbitraryStyle>>,
     limits: Limits,
     conv: ConvConfig,
 ) -> std::io::Result<()> {
@@ -36,7 +38,7 @@ pub fn spawn(
                 let id = job.rec.id.clone();
                 let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
                     let vgg = network(&mut networks, &job)?;
-                    run_job(&store, &vgg, &job, &limits, conv)
+                    run_job(&store, &vgg, fast.as_deref(), &job, &limits, conv)
                 }));
                 let (status, error, result) = match outcome {
                     Ok(Ok(Finished { size, cancelled })) => {
@@ -117,6 +119,7 @@ fn load_input(
 fn run_job(
     store: &Store,
     vgg: &Arc<Vgg19>,
+    fast: Option<&ArbitraryStyle>,
     job: &Taken,
     limits: &Limits,
     conv: ConvConfig,
@@ -135,6 +138,15 @@ fn run_job(
         .iter()
         .map(|s| load_input(store, id, s, limits, style_side))
         .collect::<Result<Vec<_>, _>>()?;
+    if p.init == "fast" {
+        // Refining the instant picture: the optimisation starts from it.
+        let nets = fast.ok_or_else(|| crate::upload::NO_FAST.to_string())?;
+        let photo = content.resize_longest(cfg.size_px);
+        let picture = nets
+            .picture(&photo, &styles, &cfg.style_blend_weights)
+            .map_err(|e| format!("the instant picture: {e}"))?;
+        cfg.init = nst::transfer::Init::Image(picture);
+    }
     let sizes = scale_sizes(content.size(), cfg.size_px, cfg.scales);
     let pixels: Vec<f64> = sizes.iter().map(|&(w, h)| (w * h) as f64).collect();
     let iterations = cfg.iterations as f64;

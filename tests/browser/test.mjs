@@ -1,6 +1,7 @@
 // Real-browser test of `nst-cli serve` (run it through run.sh, which starts the server).
 // Opens the page in headless Chromium, checks that a non-image upload is refused with the server's
-// message, uploads a content image and a style image, starts a job, watches it from a second tab
+// message, uploads a content image and a style image, asks for the instant picture, refines it
+// (an optimisation job starting from it), watches it from a second tab
 // too, waits for the preview to change and the download link to appear, checks the downloaded
 // PNG, and saves a screenshot.
 //
@@ -79,7 +80,25 @@ try {
   await page.locator('details summary').click();
   await page.fill('#preview_every', '3');
   await page.locator('details summary').click();
-  await page.click('#start');
+
+  // Instant: the feed-forward picture is shown within seconds, with a Refine button.
+  const tInstant = Date.now();
+  await page.click('#instant');
+  await page.waitForFunction(() => document.getElementById('job-status').textContent === 'instant');
+  await page.waitForFunction(() => {
+    const img = document.getElementById('preview');
+    return img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:');
+  });
+  const instantMs = Date.now() - tInstant;
+  const instantText = await page.textContent('#job-progress-text');
+  check(/\d+ ms/.test(instantText), `instant timing shown: ${instantText}`);
+  check(await page.isVisible('#refine'), 'the refine button is offered');
+  check(await page.isVisible('#download'), 'the instant picture can be downloaded');
+  log(`instant picture in ${instantMs} ms (${instantText})`);
+
+  // Refine: the optimisation starts from the instant picture (init=fast).
+  await page.click('#refine');
+  check((await page.inputValue('#init')) === 'fast', 'refine starts from the instant picture');
   await page.waitForFunction(() => /^#job=[0-9a-f]{16}$/.test(location.hash));
   const jobUrl = page.url();
   log(`job started: ${jobUrl}`);

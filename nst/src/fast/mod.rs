@@ -26,7 +26,7 @@ pub mod net;
 pub mod weights;
 
 pub use arch::{Act, Before, ConvSpec, Norm, Pad, N_STYLES, STYLE_DIM};
-pub use net::{Multistyle26, StylePredictor, StyleTransformer};
+pub use net::{ArbitraryStyle, Multistyle26, StylePredictor, StyleTransformer};
 pub use weights::{
     FastNet, FastWeights, LayerWeights, Multistyle26Weights, NormWeights, PredictWeights,
     TransformWeights,

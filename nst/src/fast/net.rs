@@ -384,3 +384,64 @@ impl StyleTransformer {
         run_padded(img, |x| self.forward(x, style))
     }
 }
+
+/// The arbitrary-style pair: the predictor and the transformer, for "any painting as the style".
+pub struct ArbitraryStyle {
+    /// Paintings → style vectors.
+    pub predict: StylePredictor,
+    /// Photo + style vector → picture.
+    pub transform: StyleTransformer,
+}
+
+impl ArbitraryStyle {
+    /// Both networks from the weights cache (see [`PredictWeights::load_cached`]), on `device`.
+    /// Errors: missing or invalid weight files, engine errors.
+    pub fn load_cached(device: Device) -> Result<ArbitraryStyle> {
+        Ok(ArbitraryStyle {
+            predict: StylePredictor::new(&PredictWeights::load_cached()?, device)?,
+            transform: StyleTransformer::new(&TransformWeights::load_cached()?, device)?,
+        })
+    }
+
+    /// The paintings' style vectors blended by `weights` (normalised to sum 1; equal weights
+    /// when empty). Errors: lengths that differ, weights that are negative, not finite or all
+    /// 0, a painting under [`MIN_SIDE`], engine errors.
+    pub fn blended_vector(&self, paintings: &[RgbImage], weights: &[f64]) -> Result<Vec<f32>> {
+        let weights = if weights.is_empty() {
+            vec![1.0; paintings.len()]
+        } else {
+            weights.to_vec()
+        };
+        let total: f64 = weights.iter().sum();
+        if paintings.is_empty()
+            || weights.len() != paintings.len()
+            || weights.iter().any(|w| !w.is_finite() || *w < 0.0)
+            || total <= 0.0
+        {
+            return Err(Error::InvalidArgument(format!(
+                "style blend: {} weights for {} paintings (finite, ≥ 0, not all 0)",
+                weights.len(),
+                paintings.len()
+            )));
+        }
+        let mut v = vec![0.0f32; STYLE_DIM];
+        for (img, w) in paintings.iter().zip(&weights) {
+            for (a, b) in v.iter_mut().zip(self.predict.style_vector(img)?) {
+                *a += (w / total) as f32 * b;
+            }
+        }
+        Ok(v)
+    }
+
+    /// `photo` (at its own size) in the style of `paintings` blended by `weights`.
+    /// Errors: as [`ArbitraryStyle::blended_vector`] and [`StyleTransformer::stylize`].
+    pub fn picture(
+        &self,
+        photo: &RgbImage,
+        paintings: &[RgbImage],
+        weights: &[f64],
+    ) -> Result<RgbImage> {
+        let v = self.blended_vector(paintings, weights)?;
+        self.transform.stylize(photo, &v)
+    }
+}

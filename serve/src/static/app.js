@@ -150,12 +150,12 @@ function onStyleFiles() {
   renderStyleGallery();
 }
 
-async function onSubmit(ev) {
-  ev.preventDefault();
+// The images and blend of the form, or null after saying what is missing.
+function imagesForm() {
   const err = $('form-error');
   err.textContent = '';
-  if (!state.content) { err.textContent = 'Choose or upload a content image.'; return; }
-  if (!state.styles.length) { err.textContent = 'Choose or upload at least one style image.'; return; }
+  if (!state.content) { err.textContent = 'Choose or upload a content image.'; return null; }
+  if (!state.styles.length) { err.textContent = 'Choose or upload at least one style image.'; return null; }
   const fd = new FormData();
   if (state.content.kind === 'gallery') fd.append('content_gallery', state.content.id);
   else fd.append('content', state.content.file, state.content.file.name);
@@ -164,6 +164,70 @@ async function onSubmit(ev) {
     else fd.append('style', s.file, s.file.name);
   }
   if (state.styles.length > 1) fd.append('style_weights', state.styles.map((s) => s.weight).join(','));
+  return fd;
+}
+
+// Instant: the feed-forward picture, shown at once, with the option to refine it.
+async function onInstant() {
+  const fd = imagesForm();
+  if (!fd) return;
+  fd.append('size', $('size').value);
+  fd.append('original_colors', $('original_colors').checked ? 'true' : 'false');
+  const button = $('instant');
+  button.disabled = true;
+  const t0 = performance.now();
+  try {
+    const r = await fetch('/api/instant', { method: 'POST', body: fd });
+    if (!r.ok) {
+      const body = await r.json().catch(() => ({ error: `${r.status} ${r.statusText}` }));
+      throw new Error(body.error);
+    }
+    const url = URL.createObjectURL(await r.blob());
+    const ms = Math.round(performance.now() - t0);
+    if (state.source) state.source.close();
+    state.source = null;
+    state.watching = null;
+    history.replaceState(null, '', location.pathname);
+    $('job-empty').hidden = true;
+    $('job-view').hidden = false;
+    $('job-id').textContent = '';
+    $('job-status').textContent = 'instant';
+    $('job-status').className = 'badge done';
+    $('job-progress-text').textContent = `feed-forward network · ${ms} ms`;
+    $('job-bar').value = 1;
+    $('job-error').textContent = '';
+    $('snapshots').replaceChildren();
+    state.history = [];
+    drawChart();
+    const img = $('preview');
+    img.dataset.want = url;
+    img.src = url;
+    $('preview-caption').textContent = `${state.content.title} × ${state.styles.map((s) => s.title).join(' + ')} · ${$('size').value} px · instant`;
+    $('cancel').hidden = true;
+    $('refine').hidden = false;
+    const dl = $('download');
+    dl.href = url;
+    dl.setAttribute('download', 'nst-instant.png');
+    dl.hidden = false;
+    highlightList();
+  } catch (e) {
+    $('form-error').textContent = e.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// Refine: an optimisation job that starts from the instant picture.
+function onRefine() {
+  $('init').value = 'fast';
+  $('job-form').requestSubmit();
+}
+
+async function onSubmit(ev) {
+  ev.preventDefault();
+  const err = $('form-error');
+  const fd = imagesForm();
+  if (!fd) return;
   for (const name of ['size', 'iterations', 'scales', 'optimizer', 'device', 'content_weight',
     'style_weight', 'tv_weight', 'style_scale', 'init', 'seed', 'preview_every']) {
     fd.append(name, $(name).value);
@@ -194,6 +258,7 @@ function watch(id) {
   $('job-view').hidden = false;
   $('job-id').textContent = id;
   $('job-error').textContent = '';
+  $('refine').hidden = true;
   $('preview').removeAttribute('src');
   delete $('preview').dataset.want;
   drawChart();
@@ -397,6 +462,10 @@ async function init() {
   $('style-files').addEventListener('change', onStyleFiles);
   $('optimizer').addEventListener('change', () => { $('lr-row').hidden = $('optimizer').value !== 'adam'; });
   $('job-form').addEventListener('submit', onSubmit);
+  $('instant').addEventListener('click', onInstant);
+  $('refine').addEventListener('click', onRefine);
+  $('instant').disabled = !info.instant;
+  if (!info.instant) $('instant').title = 'The instant networks are not installed on this server (nst-cli weights fetch).';
   $('cancel').addEventListener('click', onCancel);
   drawChart();
   await refreshList();
