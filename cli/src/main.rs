@@ -17,8 +17,11 @@ mod bench;
 mod common;
 mod devices;
 mod docs;
+mod eval;
 mod features;
+mod objective;
 mod pip;
+mod sheet;
 mod transfer;
 mod weights;
 
@@ -34,6 +37,9 @@ pub(crate) struct Cli {
 enum Command {
     /// Style transfer: optimise an image with CONTENT's content in STYLE's style.
     Transfer(Box<transfer::TransferArgs>),
+    /// Measure finished pictures: the objective, Gram and content relative errors, SSIM, time;
+    /// a table, JSON lines, or a contact sheet.
+    Eval(Box<eval::EvalArgs>),
     /// Dump VGG-19 activations (or their Gram matrices) of an image as safetensors.
     Features(features::FeaturesArgs),
     /// Seconds per iteration on the reference objective (side by side with PyTorch:
@@ -73,6 +79,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Weights { cmd } => weights::run(cmd),
         Command::Features(args) => features::run(args),
+        Command::Eval(args) => eval::run(*args),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => nst_serve::run(args, common::load_vgg),
         Command::Devices => devices::run(),

@@ -119,9 +119,15 @@ fn feature<'a>(feats: &'a crate::loss::Features, layer: &str) -> Result<&'a Tens
         .ok_or_else(|| Error::InvalidArgument(format!("feature {layer} was not computed")))
 }
 
-/// The size checks of [`evaluate`]: `size_px` is the picture's longest side, and the picture
-/// has the content's aspect ratio (within a pixel of `fit_longest`).
-fn check_picture(picture: &RgbImage, content: &RgbImage, cfg: &StyleTransferConfig) -> Result<()> {
+/// The size checks of [`evaluate`], from the images alone (before loading a network):
+/// `size_px` is the picture's longest side, and the picture has the content's aspect ratio
+/// (within a pixel of `fit_longest`). Errors: [`Error::Config`] naming `size_px`,
+/// [`Error::InvalidArgument`] for another aspect ratio.
+pub fn check_picture(
+    picture: &RgbImage,
+    content: &RgbImage,
+    cfg: &StyleTransferConfig,
+) -> Result<()> {
     let (w, h) = picture.size();
     let side = w.max(h);
     if cfg.size_px != side {
