@@ -17,8 +17,11 @@ mod bench;
 mod common;
 mod devices;
 mod docs;
+mod eval;
 mod features;
+mod objective;
 mod pip;
+mod sheet;
 mod styles;
 mod stylize;
 mod transfer;
@@ -41,6 +44,9 @@ enum Command {
     Stylize(stylize::StylizeArgs),
     /// A contact sheet of the 26 built-in styles on a photo, each labelled with its number.
     Styles(styles::StylesArgs),
+    /// Measure finished pictures: the objective, Gram and content relative errors, SSIM, time;
+    /// a table, JSON lines, or a contact sheet.
+    Eval(Box<eval::EvalArgs>),
     /// Dump VGG-19 activations (or their Gram matrices) of an image as safetensors.
     Features(features::FeaturesArgs),
     /// Seconds per iteration on the reference objective (side by side with PyTorch:
@@ -82,6 +88,7 @@ fn main() -> ExitCode {
         Command::Features(args) => features::run(args),
         Command::Stylize(args) => stylize::run(args),
         Command::Styles(args) => styles::run(args),
+        Command::Eval(args) => eval::run(*args),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => nst_serve::run(args, common::load_vgg),
         Command::Devices => devices::run(),

@@ -4,13 +4,12 @@
 use crate::common::{
     check_device, check_output, in_flag_words, load_vgg, parse_flag, parse_precision,
 };
+use crate::objective::ObjectiveArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use nst::image::{RgbImage, DEFAULT_MAX_PIXELS};
-use nst::loss::StyleLossKind;
 use nst::transfer::{run, Init, OptimizerKind, StyleTransferConfig};
-use nst::vgg19::Pooling;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -36,37 +35,9 @@ pub struct TransferArgs {
     /// Longest side of the output, in pixels.
     #[arg(long, default_value_t = 512)]
     pub size: usize,
-    /// Style images are resized to this fraction of --size (on their longest side).
-    #[arg(long, default_value_t = 1.0)]
-    pub style_scale: f64,
-    /// Comma-separated VGG-19 layers for the content loss.
-    #[arg(long, default_value = "relu4_2", value_delimiter = ',')]
-    pub content_layers: Vec<String>,
-    /// Comma-separated VGG-19 layers for the style loss.
-    #[arg(
-        long,
-        default_value = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
-        value_delimiter = ','
-    )]
-    pub style_layers: Vec<String>,
-    /// Comma-separated weight per style layer [default: 1 each].
-    #[arg(long, value_delimiter = ',')]
-    pub style_layer_weights: Option<Vec<f64>>,
-    /// Weight of the content loss (mean squared feature difference).
-    #[arg(long, default_value_t = 5.0)]
-    pub content_weight: f64,
-    /// Weight of the style loss (mean squared Gram difference, summed over layers).
-    #[arg(long, default_value_t = 100.0)]
-    pub style_weight: f64,
-    /// Weight of the total-variation loss (mean squared neighbour difference, preprocessed units).
-    #[arg(long, default_value_t = 10.0)]
-    pub tv_weight: f64,
-    /// Comma-separated weight per style image (normalised to sum 1) [default: equal].
-    #[arg(long, value_delimiter = ',')]
-    pub style_blend_weights: Option<Vec<f64>>,
-    /// Style statistics to match: gram (Gatys) or mean-std (AdaIN moments, Huang & Belongie).
-    #[arg(long, default_value = "gram")]
-    pub style_loss: String,
+    // The objective's layers, weights, statistics and network (shared with eval).
+    #[command(flatten)]
+    pub objective: ObjectiveArgs,
     /// lbfgs (with line search) or adam.
     #[arg(long, default_value = "lbfgs")]
     pub optimizer: String,
@@ -86,9 +57,6 @@ pub struct TransferArgs {
     /// Random seed (noise init); the same seed and flags give the same output on one machine.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Pooling in VGG-19: max or avg.
-    #[arg(long, default_value = "max")]
-    pub pooling: String,
     /// Keep the content's colours (luminance-only transfer).
     #[arg(long)]
     pub original_colors: bool,
@@ -112,9 +80,6 @@ pub struct TransferArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// VGG-19 weights (.safetensors from `nst-cli weights`) [default: the cache].
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
     /// Refuse input images with more pixels than this (checked before decoding).
     #[arg(long, default_value_t = DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
@@ -171,20 +136,8 @@ impl TransferArgs {
                 RgbImage::load(Path::new(&self.init), self.max_pixels).context("--init")?,
             ),
         };
-        let cfg = StyleTransferConfig {
+        let base = StyleTransferConfig {
             size_px: self.size,
-            style_scale: self.style_scale,
-            content_layers: self.content_layers.clone(),
-            style_layers: self.style_layers.clone(),
-            style_layer_weights: self
-                .style_layer_weights
-                .clone()
-                .unwrap_or_else(|| vec![1.0; self.style_layers.len()]),
-            content_weight: self.content_weight,
-            style_weight: self.style_weight,
-            tv_weight: self.tv_weight,
-            style_blend_weights: self.style_blend_weights.clone().unwrap_or_default(),
-            style_loss: parse_flag::<StyleLossKind>("--style-loss", &self.style_loss)?,
             optimizer,
             iterations: self.iterations,
             init,
@@ -193,7 +146,9 @@ impl TransferArgs {
             scales: self.scales,
             // --precision is set by run_transfer, which knows the device.
             conv: Default::default(),
+            ..StyleTransferConfig::default()
         };
+        let cfg = self.objective.config(base)?;
         cfg.validate(n_styles).map_err(in_flag_words)?;
         Ok(cfg)
     }
@@ -233,7 +188,7 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     let precision = parse_precision(&args.precision, device)?;
     let mut inputs: Vec<&Path> = vec![&args.content];
     inputs.extend(args.styles.iter().map(PathBuf::as_path));
-    if let Some(f) = args.weights.as_deref() {
+    if let Some(f) = args.objective.weights.as_deref() {
         inputs.push(f);
     }
     // An --init image is read too (anything but the keywords is a file).
@@ -257,7 +212,7 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
             }
         }
     }
-    let pooling: Pooling = parse_flag("--pooling", &args.pooling)?;
+    let pooling = args.objective.pooling()?;
     let mut cfg = args.config(args.styles.len())?;
     cfg.conv.precision = precision;
     let content = RgbImage::load(&args.content, args.max_pixels)?;
@@ -280,7 +235,7 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
         cfg.init = Init::Image(picture);
     }
     // Only the layers the objective reads are kept (conv5_2–5_4 are never used by default).
-    let vgg = load_vgg(args.weights.as_deref(), pooling)?.truncated(&cfg.layers())?;
+    let vgg = load_vgg(args.objective.weights.as_deref(), pooling)?.truncated(&cfg.layers())?;
     let vgg = Arc::new(vgg.to_device(device)?);
 
     let interrupted = Arc::new(AtomicBool::new(false));

@@ -414,6 +414,16 @@ fn cases(d: &Path) -> Vec<Case> {
             Expect::Refused(photo_needle),
         );
         add(
+            format!("eval picture {img}"),
+            v(&["eval", &f, "--content", &good, "--style", &style]),
+            Expect::Refused(needle),
+        );
+        add(
+            format!("eval content {img}"),
+            v(&["eval", &good, "--content", &f, "--style", &style]),
+            Expect::Refused(needle),
+        );
+        add(
             format!("bench content {img}"),
             v(&[
                 "bench",
@@ -779,6 +789,115 @@ fn cases(d: &Path) -> Vec<Case> {
                 "0",
             ]),
             "--size",
+        ),
+        (
+            v(&[
+                "eval",
+                &good,
+                "--content",
+                &good,
+                "--style",
+                &style,
+                "--log-json",
+                &p("g.json"),
+            ]),
+            "is not a line of `transfer --log-json`",
+        ),
+        (
+            v(&[
+                "eval",
+                &good,
+                &good,
+                "--content",
+                &good,
+                "--style",
+                &style,
+                "--log-json",
+                &p("g.json"),
+            ]),
+            "1 logs for 2 pictures",
+        ),
+        (
+            v(&[
+                "eval",
+                &good,
+                "--content",
+                &good,
+                "--style",
+                &style,
+                "--log-json",
+                &p("missing.json"),
+            ]),
+            "--log-json",
+        ),
+        (
+            v(&["eval", &style, "--content", &good, "--style", &style]),
+            "different aspect ratio",
+        ),
+        (
+            v(&[
+                "eval",
+                &good,
+                "--content",
+                &good,
+                "--style",
+                &style,
+                "--size",
+                "64",
+            ]),
+            "--size 64 differs from the picture's longest side",
+        ),
+        (
+            v(&[
+                "eval",
+                &good,
+                "--content",
+                &good,
+                "--style",
+                &style,
+                "--sheet",
+                &good,
+            ]),
+            "also an input",
+        ),
+        (
+            v(&[
+                "eval",
+                &good,
+                "--content",
+                &good,
+                "--style",
+                &style,
+                "--sheet",
+                &p("s.jpg"),
+            ]),
+            "extension",
+        ),
+        (
+            v(&[
+                "eval",
+                &good,
+                "--content",
+                &good,
+                "--style",
+                &style,
+                "--style-loss",
+                "l1",
+            ]),
+            "--style-loss",
+        ),
+        (
+            v(&[
+                "eval",
+                &good,
+                "--content",
+                &good,
+                "--style",
+                &style,
+                "--style-layers",
+                "relu9_9",
+            ]),
+            "relu9_9",
         ),
         (v(&["serve", "--weights", &p("text.pth")]), "safetensors"),
         (

@@ -26,8 +26,10 @@ fn completions_cover_subcommands_and_flags_in_every_shell() {
         assert!(out.contains(marker), "{shell}: no {marker:?}");
         for word in [
             "transfer",
+            "eval",
             "weights",
             "style-weight",
+            "sheet",
             "original-colors",
             "lbfgs",
         ] {

@@ -3,6 +3,7 @@ pub use engine;
 pub mod config;
 pub use engine::ParseOptionError;
 pub mod error;
+pub mod eval;
 pub mod fast;
 pub mod fsutil;
 pub mod image;

@@ -5,7 +5,7 @@
 pub use crate::config::{reference_config, Init, Optimizer, OptimizerKind, StyleTransferConfig};
 use crate::error::Result;
 use crate::image::{fit_longest, original_colors, RgbImage};
-use crate::loss::{ContentLoss, Evaluation, Loss, Objective, StyleLoss, TvLoss};
+use crate::loss::{ContentLoss, Evaluation, Features, Loss, Objective, StyleLoss, TvLoss};
 use crate::optim::{Adam, Bounds, Lbfgs};
 use crate::vgg19::Vgg19;
 use engine::{DType, Tensor};
@@ -101,11 +101,7 @@ pub fn run(
     let sizes = scale_sizes(content.size(), cfg.size_px, cfg.scales);
     let style_sizes: Vec<_> = styles.iter().map(RgbImage::size).collect();
     crate::plan::check(&style_sizes, cfg, &sizes)?;
-    let blend = if cfg.style_blend_weights.is_empty() {
-        vec![1.0; styles.len()]
-    } else {
-        cfg.style_blend_weights.clone()
-    };
+    let blend = blend_weights(cfg, styles.len());
     let device = vgg.device();
     // The optimisation stays inside the valid pixels (0..1 before preprocessing): the picture
     // written is the optimum found, not a clamped copy of an unconstrained one.
@@ -203,13 +199,37 @@ fn build_objective(
     cfg: &StyleTransferConfig,
     side_px: usize,
 ) -> Result<Objective> {
-    let side = crate::plan::style_side(cfg, side_px);
-    let mut style_ts = Vec::with_capacity(styles.len());
-    for s in styles {
-        let (sw, sh) = fit_longest(s.width, s.height, side);
-        style_ts.push(vgg.preprocess(&s.resize(sw, sh).data, sw, sh)?);
-    }
+    let style_ts = style_tensors(&vgg, styles, cfg, side_px)?;
     objective_from_tensors(vgg, content_t, &style_ts, blend, cfg)
+}
+
+/// The style images as the objective of a scale whose picture has `side_px` on its longest
+/// side sees them: each resized (Lanczos3) to [`crate::plan::style_side`] on its longest side
+/// and preprocessed (1×3×H'×W', on the host).
+pub fn style_tensors(
+    vgg: &Vgg19,
+    styles: &[RgbImage],
+    cfg: &StyleTransferConfig,
+    side_px: usize,
+) -> Result<Vec<Tensor>> {
+    let side = crate::plan::style_side(cfg, side_px);
+    styles
+        .iter()
+        .map(|s| {
+            let (sw, sh) = fit_longest(s.width, s.height, side);
+            vgg.preprocess(&s.resize(sw, sh).data, sw, sh)
+        })
+        .collect()
+}
+
+/// The blend weight of each of `n_styles` style images: `cfg.style_blend_weights`, or equal
+/// weights when it is empty ([`StyleLoss::from_styles`] normalises them).
+pub fn blend_weights(cfg: &StyleTransferConfig, n_styles: usize) -> Vec<f64> {
+    if cfg.style_blend_weights.is_empty() {
+        vec![1.0; n_styles]
+    } else {
+        cfg.style_blend_weights.clone()
+    }
 }
 
 /// The objective of `cfg` (content layers and weight, style layers, layer weights, style
@@ -225,22 +245,45 @@ pub fn objective_from_tensors(
 ) -> Result<Objective> {
     let content_layers: Vec<&str> = cfg.content_layers.iter().map(String::as_str).collect();
     let style_layers: Vec<&str> = cfg.style_layers.iter().map(String::as_str).collect();
-    let content_t = content_t.to_device(vgg.device())?;
-    let content_feats =
-        engine::no_grad(|| vgg.forward_with(&content_t, &content_layers, cfg.conv))?;
+    let content_feats = target_features(&vgg, content_t, &content_layers, cfg)?;
     let mut style_feats = Vec::with_capacity(style_ts.len());
     for st in style_ts {
-        let st = st.to_device(vgg.device())?;
-        style_feats.push(engine::no_grad(|| {
-            vgg.forward_with(&st, &style_layers, cfg.conv)
-        })?);
+        style_feats.push(target_features(&vgg, st, &style_layers, cfg)?);
     }
+    objective_from_features(vgg, &content_feats, &style_feats, blend, cfg)
+}
+
+/// The features of a preprocessed image (1×3×H×W, any device) at `layers`, without grad: a
+/// target of the objective.
+pub fn target_features(
+    vgg: &Vgg19,
+    x: &Tensor,
+    layers: &[&str],
+    cfg: &StyleTransferConfig,
+) -> Result<Features> {
+    let x = x.to_device(vgg.device())?;
+    engine::no_grad(|| vgg.forward_with(&x, layers, cfg.conv))
+}
+
+/// [`objective_from_tensors`] from the targets' features ([`target_features`]): the content
+/// image's at `cfg.content_layers`, each style image's at `cfg.style_layers`.
+/// Errors: a missing feature map, bad blend weights, engine errors.
+pub fn objective_from_features(
+    vgg: Arc<Vgg19>,
+    content_feats: &Features,
+    style_feats: &[Features],
+    blend: &[f64],
+    cfg: &StyleTransferConfig,
+) -> Result<Objective> {
     let mut losses: Vec<Box<dyn Loss>> = Vec::new();
     let n_content = cfg.content_layers.len() as f64;
     for l in &cfg.content_layers {
+        let target = content_feats.get(l).ok_or_else(|| {
+            crate::Error::InvalidArgument(format!("content feature {l} was not computed"))
+        })?;
         losses.push(Box::new(ContentLoss {
             layer: l.clone(),
-            target: content_feats[l].clone(),
+            target: target.clone(),
             weight: cfg.content_weight / n_content,
         }));
     }
@@ -251,7 +294,7 @@ pub fn objective_from_tensors(
         .map(|(l, w)| (l.clone(), w * cfg.style_weight))
         .collect();
     let style =
-        engine::no_grad(|| StyleLoss::from_styles(cfg.style_loss, &layers, &style_feats, blend))?;
+        engine::no_grad(|| StyleLoss::from_styles(cfg.style_loss, &layers, style_feats, blend))?;
     losses.push(Box::new(style));
     if cfg.tv_weight > 0.0 {
         losses.push(Box::new(TvLoss {
