@@ -54,11 +54,16 @@ pub fn check(
     let fit_size = (cfg.size_px as f64 * (spare / (need.picture + need.styles)).sqrt()).floor();
     let err = if need.styles > need.picture {
         let fit_scale = cfg.style_scale * ((spare - need.picture).max(0.0) / need.styles).sqrt();
+        // A smaller picture shrinks the styles too; say so only when that size is usable.
+        let or_size = if fit_size >= 64.0 {
+            format!(" (or a picture size of at most {fit_size} px)")
+        } else {
+            String::new()
+        };
         ConfigError {
             field: ConfigField::StyleScale,
             reason: format!(
-                "{} {what}: use a style scale of at most {fit_scale:.2} (or a picture size of at most \
-                 {fit_size} px)",
+                "{} {what}: use a style scale of at most {fit_scale:.2}{or_size}",
                 cfg.style_scale
             ),
         }
