@@ -142,6 +142,8 @@ pub fn run(b: FastBench<'_>) -> Result<()> {
     };
     json["output"] = serde_json::json!([out.height, out.width]);
     json["peak_rss_mb"] = crate::bench::peak_rss_mib().into();
-    println!("{json}");
+    // Not println!: a closed pipe is an error (main exits quietly), not a panic.
+    use std::io::Write as _;
+    writeln!(std::io::stdout().lock(), "{json}")?;
     Ok(())
 }
