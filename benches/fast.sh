@@ -34,7 +34,7 @@ else
   content=${CONTENT:-$root/assets/rocket.jpg}
 fi
 style=${STYLE:-$root/assets/starry_night.jpg}
-echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(uptime | sed 's/.*load/load/')"
+echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1) (family $(lscpu | sed -n 's/^CPU family: *//p'), model $(lscpu | sed -n 's/^Model: *//p')), $(nproc) cores; $(uptime | sed 's/.*load/load/')"
 echo "commit $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- . || echo ' (+ changes)'); $(date -u '+%F %H:%M UTC')"
 echo "photo $content, painting $style, ${iters} timed pictures after 1 warm-up, $threads threads"
 cargo build --release -p nst-cli --quiet --manifest-path "$root/Cargo.toml"
