@@ -1,7 +1,8 @@
 //! `nst-cli bench`: seconds per style-transfer iteration on the reference objective, the same
 //! measurement as the PyTorch anchor that benches/compare.sh runs (Adam, lr 1; content relu4_2
 //! weight 1, Gram style relu1_1…relu5_1 weight 1e-2 each, TV weight 10; one warm-up step, then
-//! the median of the timed steps), so the two can be run side by side.
+//! the median of the timed steps), so the two can be run side by side. With `--network` it times
+//! the feed-forward style networks instead (`bench_fast.rs`, benches/fast.sh).
 
 use crate::common::{check_device, in_flag_words, load_vgg, parse_flag, parse_precision};
 use anyhow::Result;
@@ -21,9 +22,20 @@ pub struct BenchArgs {
     /// Content image.
     #[arg(long)]
     pub content: PathBuf,
-    /// Style image.
-    #[arg(long)]
-    pub style: PathBuf,
+    /// Style image (the VGG bench).
+    #[arg(long, required_unless_present = "network")]
+    pub style: Option<PathBuf>,
+    /// Time a feed-forward style network instead of the VGG objective: multistyle26 (a
+    /// built-in style) or arbitrary (predictor on --style-image + transformer at the photo's
+    /// size); seconds per picture, as benches/fast_onnxruntime.py measures onnxruntime.
+    #[arg(long, conflicts_with = "style")]
+    pub network: Option<String>,
+    /// The painting for --network arbitrary.
+    #[arg(long, requires = "network")]
+    pub style_image: Option<PathBuf>,
+    /// The built-in style (0–25) for --network multistyle26.
+    #[arg(long, default_value_t = 19, requires = "network")]
+    pub builtin: usize,
     /// Longest side of both images, in pixels.
     #[arg(long, default_value_t = 256)]
     pub size: usize,
@@ -55,7 +67,7 @@ pub struct BenchArgs {
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// Peak resident set size of this process in MiB (Linux: VmHWM), if known.
-fn peak_rss_mib() -> Option<f64> {
+pub(crate) fn peak_rss_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -77,6 +89,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .build_global()
             .ok();
     }
+    if let Some(network) = &args.network {
+        return crate::bench_fast::run(crate::bench_fast::FastBench {
+            network,
+            content: &args.content,
+            style_image: args.style_image.as_deref(),
+            builtin: args.builtin,
+            size: args.size,
+            iterations: args.iterations,
+            device: &args.device,
+        });
+    }
+    let Some(style) = &args.style else {
+        anyhow::bail!("--style is required (or --network for the feed-forward networks)");
+    };
     let algo: ConvAlgorithm = parse_flag("--conv", &args.conv)?;
     let device = check_device(&args.device)?;
     let precision = parse_precision(&args.precision, device)?;
@@ -89,7 +115,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     cfg.size_px = args.size;
     cfg.validate(1).map_err(in_flag_words)?;
     let content = RgbImage::load(&args.content, DEFAULT_MAX_PIXELS)?.resize_longest(args.size);
-    let style = RgbImage::load(&args.style, DEFAULT_MAX_PIXELS)?.resize_longest(args.size);
+    let style = RgbImage::load(style, DEFAULT_MAX_PIXELS)?.resize_longest(args.size);
     let sizes = [content.size()];
     nst::plan::check(&[style.size()], &cfg, &sizes).map_err(in_flag_words)?;
     let vgg = load_vgg(args.weights.as_deref(), Pooling::Max)?.truncated(&cfg.layers())?;

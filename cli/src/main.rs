@@ -14,6 +14,7 @@ macro_rules! note {
 }
 
 mod bench;
+mod bench_fast;
 mod common;
 mod devices;
 mod docs;

@@ -899,6 +899,54 @@ fn cases(d: &Path) -> Vec<Case> {
             ]),
             "relu9_9",
         ),
+        (
+            v(&["bench", "--content", &good, "--network", "vgg"]),
+            "--network vgg: multistyle26 or arbitrary",
+        ),
+        (
+            v(&["bench", "--content", &good, "--network", "arbitrary"]),
+            "needs --style-image",
+        ),
+        (
+            v(&[
+                "bench",
+                "--content",
+                &good,
+                "--network",
+                "multistyle26",
+                "--builtin",
+                "26",
+            ]),
+            "--builtin 26",
+        ),
+        (
+            v(&[
+                "bench",
+                "--content",
+                &good,
+                "--network",
+                "multistyle26",
+                "--size",
+                "8",
+            ]),
+            "--size 8",
+        ),
+        (
+            v(&["bench", "--content", &good, "--network", "multistyle26"]),
+            "weights fetch",
+        ),
+        (
+            v(&[
+                "bench",
+                "--content",
+                &good,
+                "--network",
+                "arbitrary",
+                "--style-image",
+                &p("missing.jpg"),
+            ]),
+            "missing.jpg",
+        ),
         (v(&["serve", "--weights", &p("text.pth")]), "safetensors"),
         (
             v(&["serve", "--weights", &p("evil.pth")]),

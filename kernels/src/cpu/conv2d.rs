@@ -2,7 +2,9 @@
 //! (Cross-correlation, as in PyTorch/Caffe.) Implemented with im2col/col2im + gemm, parallel with rayon.
 //! Grouped convolutions (`groups > 1`) run per group through the same code (`grouped.rs`), and
 //! depthwise ones (groups = C_in = C_out) through a direct kernel (`depthwise.rs`); forwards
-//! with at most 4 output channels, stride 1 and no padding are direct too (`direct.rs`).
+//! with at most 4 output channels, stride 1 and no padding are direct too (`direct.rs`), and
+//! forwards with C_out a multiple of 8 and OW ≥ 32 build im2col panels for the packed
+//! micro-kernel per 32 output pixels (`panel.rs`).
 
 use super::buffers::BufferPool;
 use super::gemm::{gemm, MatLayout};
@@ -331,6 +333,9 @@ fn forward_impl<T: Float>(
     if direct::applies(p) {
         return direct::forward(p, input, weight, bias, out);
     }
+    if panel::applies(p) {
+        return panel::forward(p, input, weight, bias, out);
+    }
     let g = Geom::new(p, budget);
     let (in_per, out_per) = (p.c_in * p.h * p.w, p.c_out * g.ohw());
     if out_per == 0 {
@@ -574,6 +579,7 @@ pub fn conv2d_backward_bias<T: Float>(p: &Conv2dParams, grad_out: &[T], grad_b: 
 mod depthwise;
 mod direct;
 mod grouped;
+mod panel;
 
 #[cfg(test)]
 mod tests;

@@ -52,6 +52,13 @@ fn shapes() -> Vec<Conv2dParams> {
         params(2, 5, 4, 70, 3, (3, 3), (1, 1), (0, 0)),
         params(1, 3, 11, 80, 4, (9, 9), (1, 1), (0, 0)),
         params(1, 2, 3, 64, 1, (1, 1), (1, 1), (0, 0)),
+        // C_out a multiple of 8, OW ≥ 32: the panel forward (`panel.rs`; OW not a multiple of
+        // its 32-pixel panels, padded, stride 2 with and without padding, 9×9, 1×1).
+        params(2, 3, 6, 45, 8, (9, 9), (1, 1), (4, 4)),
+        params(1, 5, 7, 70, 16, (3, 3), (2, 2), (0, 0)),
+        params(1, 4, 5, 67, 8, (3, 3), (2, 2), (1, 1)),
+        params(2, 6, 4, 40, 24, (1, 1), (1, 1), (0, 0)),
+        params(1, 3, 3, 70, 8, (3, 5), (1, 2), (2, 3)),
     ]
 }
 

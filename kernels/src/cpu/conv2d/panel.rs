@@ -1,0 +1,186 @@
+//! conv2d forward as im2col into packed panels + the Winograd GEMM micro-kernel
+//! ([`packed_gemm`]): for each NR = 32 output pixels of one output row, the K×NR im2col panel
+//! (K = C_in·KH·KW, plus a row of ones that carries the bias) is written straight into the
+//! micro-kernel's V layout in a per-task buffer (K·NR floats: 31 KiB for 9×9×3, in L1/L2) and
+//! multiplied by the weights, packed once per call into MR = 8-row panels. Unlike im2col of a
+//! band + a general GEMM, nothing the size of the image is written or packed twice: the 9×9
+//! 3→32 / 3→8 layers and the stride-2 3×3 layers of the style networks at 1024 px were
+//! memory-bound there. Parallel over output rows.
+//!
+//! Used for one-group convolutions with C_out a multiple of MR and OW ≥ NR (narrower outputs
+//! keep the band path: a panel must lie inside one output row).
+
+use super::Conv2dParams;
+use crate::cpu::packed_gemm::{self, MR, NR};
+use crate::cpu::simd::SimdLevel;
+use crate::cpu::{is_f32, Float, SendPtr};
+use rayon::prelude::*;
+
+/// Whether [`forward`] runs this convolution.
+pub(super) fn applies(p: &Conv2dParams) -> bool {
+    p.groups == 1 && p.c_out.is_multiple_of(MR) && p.c_out > 0 && p.out_w() >= NR && p.out_h() > 0
+}
+
+/// `out[n,o,y,x] = bias[o] + Σ_{c,i,j} w[o,c,i,j]·x[n,c,y·s_h+i−p_h, x·s_w+j−p_w]` (zero
+/// outside the input; `applies(p)` holds; lengths checked by the caller).
+pub(super) fn forward<T: Float>(
+    p: &Conv2dParams,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+) {
+    assert!(applies(p), "panel conv2d: {p:?}");
+    let (oh, ow) = (p.out_h(), p.out_w());
+    let k = p.c_in * p.kh * p.kw;
+    // K + 1 rows: the last is the bias (times a row of ones in V).
+    let k1 = k + 1;
+    let mut wb = vec![T::ZERO; p.c_out * k1];
+    for (o, row) in wb.chunks_exact_mut(k1).enumerate() {
+        row[..k].copy_from_slice(&weight[o * k..(o + 1) * k]);
+        row[k] = bias.map_or(T::ZERO, |b| b[o]);
+    }
+    let mut u = vec![T::ZERO; p.c_out * k1];
+    packed_gemm::pack_u(&wb, p.c_out, k1, &mut u);
+    let level = SimdLevel::current();
+    let dst = &SendPtr(out.as_mut_ptr());
+    let in_per = p.c_in * p.h * p.w;
+    // Panel starts in a row: 0, NR, …; the last ends at OW (overlapping its neighbour).
+    let starts: Vec<usize> = (0..ow - NR)
+        .step_by(NR)
+        .chain(std::iter::once(ow - NR))
+        .collect();
+    (0..p.n * oh).into_par_iter().for_each_init(
+        || (vec![T::ZERO; k1 * NR], [T::ZERO; MR * NR]),
+        |(v, m), row| {
+            let (img, y) = (row / oh, row % oh);
+            let x = &input[img * in_per..(img + 1) * in_per];
+            v[k * NR..].fill(T::ONE);
+            level.run(|| {
+                for &x0 in &starts {
+                    fill_panel(p, x, y, x0, &mut v[..k * NR]);
+                    for ob in 0..p.c_out / MR {
+                        packed_gemm::kernel(level, k1, &u[ob * k1 * MR..], v, m, NR);
+                        for (r, mr) in m.chunks_exact(NR).enumerate() {
+                            let at = ((img * p.c_out + ob * MR + r) * oh + y) * ow + x0;
+                            // SAFETY: row y of channel ob·MR + r of image img, pixels
+                            // [x0, x0 + NR) ⊂ [0, OW): only this task writes row (img, y);
+                            // overlapping panels of one row are written in turn by this task,
+                            // with the same values.
+                            let d = unsafe { std::slice::from_raw_parts_mut(dst.0.add(at), NR) };
+                            d.copy_from_slice(mr);
+                        }
+                    }
+                }
+            })
+        },
+    );
+}
+
+/// The im2col panel of output row `y`, pixels `[x0, x0 + NR)`: `v[r·NR + t]` for the K rows
+/// `r = (c, i, j)` = `x[c, y·s_h + i − p_h, (x0 + t)·s_w + j − p_w]`, zero outside the image.
+#[inline(always)]
+fn fill_panel<T: Float>(p: &Conv2dParams, x: &[T], y: usize, x0: usize, v: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_f32::<T>() && SimdLevel::current() == SimdLevel::Avx512 {
+        // SAFETY: T is f32 (checked), so the casts are identities; AVX-512F is present.
+        unsafe {
+            let x = std::slice::from_raw_parts(x.as_ptr() as *const f32, x.len());
+            let v = std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut f32, v.len());
+            return fill_panel_avx512(p, x, y, x0, v);
+        }
+    }
+    for_each_row(p, x, y, v, |src, j, d| fill_row(p, src, j, x0, d));
+}
+
+/// Calls `f(input row or None when outside, j, panel row)` for the K rows `(c, i, j)`.
+#[inline(always)]
+fn for_each_row<T: Float>(
+    p: &Conv2dParams,
+    x: &[T],
+    y: usize,
+    v: &mut [T],
+    mut f: impl FnMut(Option<&[T]>, usize, &mut [T]),
+) {
+    let hw = p.h * p.w;
+    let mut rows = v.chunks_exact_mut(NR);
+    for c in 0..p.c_in {
+        let xc = &x[c * hw..(c + 1) * hw];
+        for i in 0..p.kh {
+            let iy = (y * p.stride_h + i).wrapping_sub(p.pad_h);
+            let src = (iy < p.h).then(|| &xc[iy * p.w..(iy + 1) * p.w]);
+            for j in 0..p.kw {
+                f(src, j, rows.next().expect("K rows"));
+            }
+        }
+    }
+}
+
+/// The valid pixels `[t_lo, t_hi)` of a panel row (tap column `j`) and the first one's input
+/// column.
+#[inline(always)]
+fn row_span(p: &Conv2dParams, j: usize, x0: usize) -> (usize, usize, usize) {
+    // Columns (x0 + t)·s + j − p: valid for t in [t_lo, t_hi).
+    let first = x0 * p.stride_w + j;
+    let t_lo = p.pad_w.saturating_sub(first).div_ceil(p.stride_w).min(NR);
+    let t_hi = if p.w + p.pad_w > first {
+        (p.w + p.pad_w - first).div_ceil(p.stride_w).min(NR)
+    } else {
+        0
+    }
+    .max(t_lo);
+    (t_lo, t_hi, first + t_lo * p.stride_w - p.pad_w)
+}
+
+/// One panel row, any stride and padding.
+#[inline(always)]
+fn fill_row<T: Float>(p: &Conv2dParams, src: Option<&[T]>, j: usize, x0: usize, d: &mut [T]) {
+    let Some(src) = src else {
+        d.fill(T::ZERO);
+        return;
+    };
+    let (t_lo, t_hi, s0) = row_span(p, j, x0);
+    d[..t_lo].fill(T::ZERO);
+    d[t_hi..].fill(T::ZERO);
+    for (t, dv) in d[t_lo..t_hi].iter_mut().enumerate() {
+        *dv = src[s0 + t * p.stride_w];
+    }
+}
+
+/// [`fill_panel`] for f32 with AVX-512: full rows of stride 1 as two vector moves, of stride 2
+/// as four loads and two two-source permutes (even lanes); the rest as [`fill_row`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fill_panel_avx512(p: &Conv2dParams, x: &[f32], y: usize, x0: usize, v: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for_each_row(p, x, y, v, |src, j, d| {
+        if let Some(src) = src {
+            let (t_lo, t_hi, s0) = row_span(p, j, x0);
+            if (t_lo, t_hi) == (0, NR) {
+                let s = src[s0..].as_ptr();
+                let dp = d.as_mut_ptr();
+                if p.stride_w == 1 && s0 + NR <= src.len() {
+                    // SAFETY: src[s0..s0 + 32] and d[..32] are in bounds (checked, NR = 32).
+                    unsafe {
+                        _mm512_storeu_ps(dp, _mm512_loadu_ps(s));
+                        _mm512_storeu_ps(dp.add(16), _mm512_loadu_ps(s.add(16)));
+                    }
+                    return;
+                }
+                if p.stride_w == 2 && s0 + 2 * NR <= src.len() {
+                    // SAFETY: src[s0..s0 + 64] and d[..32] are in bounds (checked).
+                    unsafe {
+                        for h in 0..2 {
+                            let a = _mm512_loadu_ps(s.add(32 * h));
+                            let b = _mm512_loadu_ps(s.add(32 * h + 16));
+                            _mm512_storeu_ps(dp.add(16 * h), _mm512_permutex2var_ps(a, even, b));
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        fill_row(p, src, j, x0, d)
+    });
+}
