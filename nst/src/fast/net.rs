@@ -56,6 +56,11 @@ struct Layer {
     act: Act,
     before: Before,
     add_input_of: Option<usize>,
+    /// A reflect-padded 3×3 stride-1 conv run as a zero-padded one (padding 1) on the padded
+    /// input, whose one-pixel output border is then cropped: the same values, but in the shape
+    /// the CPU's Winograd F(4×4, 3×3) takes (≈ 3.7% more pixels at 128×96, ~4× fewer
+    /// multiplications than im2col).
+    crop1: bool,
 }
 
 /// What conditions the normalisation layers: the style weights (1×26) or the style vector
@@ -131,8 +136,15 @@ impl Network {
                     )))
                 }
             };
+            let crop1 = s.pad == Pad::Reflect(1)
+                && s.kernel == 3
+                && s.stride == 1
+                && s.groups == 1
+                && s.in_channels >= engine::WINOGRAD_MIN_CHANNELS;
+            let conv_pad = if crop1 { 1 } else { conv_pad };
             layers.push(Layer {
                 conv,
+                crop1,
                 opts: Conv2dOptions::new(s.stride, conv_pad).with_groups(s.groups),
                 pad,
                 norm,
@@ -171,6 +183,10 @@ impl Network {
                 } else {
                     l.conv.forward(&x, l.opts)?
                 };
+                if l.crop1 {
+                    let (h, w) = (x.shape()[2] - 2, x.shape()[3] - 2);
+                    x = x.narrow(2, 1, h)?.narrow(3, 1, w)?.contiguous()?;
+                }
                 x = match (&l.norm, &cond) {
                     (LayerNorm::None, _) => x,
                     (LayerNorm::Conditional { gamma, beta }, Condition::Weights(s)) => {
