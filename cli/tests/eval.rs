@@ -1,39 +1,13 @@
 //! `nst-cli eval` end to end: a small run's picture evaluated (the objective against the run's
 //! last logged value), `--json` fields, `--sheet`'s size, and bad inputs as one `error:` line.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-const BIN: &str = env!("CARGO_BIN_EXE_nst-cli");
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nst-eval-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn nst(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("running nst-cli")
-}
+mod common;
+use common::*;
 
 fn s(p: &Path) -> String {
     p.display().to_string()
-}
-
-#[track_caller]
-fn assert_one_line_error(o: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    let lines: Vec<&str> = err.trim().lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line: {err}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "expected {needle:?} in: {err}"
-    );
 }
 
 /// Size in pixels of a PNG file.

@@ -11,14 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_nst-cli");
+mod common;
+use common::{tmp, BIN};
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nst-serve-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// The real weights path, or None (test skipped) when they are missing outside CI.
 fn weights() -> Option<PathBuf> {

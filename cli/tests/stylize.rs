@@ -4,53 +4,11 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_nst-cli");
+mod common;
+use common::*;
 const GOLDEN: &[u8] = include_bytes!("../../tests/data/fast_golden.safetensors");
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nst-stylize-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn nst(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_one_line_error(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    let lines: Vec<&str> = err.trim().lines().collect();
-    assert_eq!(lines.len(), 1, "{err}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{needle:?} in {err}"
-    );
-}
-
-/// The three feed-forward networks are in the cache (CI: they must be).
-fn have_weights() -> bool {
-    let dir = nst::weights::weights_cache_dir().unwrap();
-    let ok = ["multistyle26", "arbitrary_predict", "arbitrary_transform"]
-        .iter()
-        .all(|n| dir.join(format!("{n}.safetensors")).exists());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "feed-forward weights missing in CI"
-        );
-        eprintln!("skipped: run `nst-cli weights fetch`");
-    }
-    ok
-}
 
 fn golden(key: &str) -> (Vec<u8>, Vec<usize>) {
     let st = safetensors::SafeTensors::deserialize(GOLDEN).unwrap();
@@ -69,7 +27,7 @@ fn golden_content(d: &Path) -> PathBuf {
 
 #[test]
 fn builtin_style_matches_the_golden_through_the_png() {
-    if !have_weights() {
+    if !fast_weights_present() {
         return;
     }
     let d = tmp("golden");
@@ -123,7 +81,7 @@ fn builtin_style_matches_the_golden_through_the_png() {
 
 #[test]
 fn folders_in_and_out_with_a_summary_of_failures() {
-    if !have_weights() {
+    if !fast_weights_present() {
         return;
     }
     let d = tmp("folder");
@@ -181,7 +139,7 @@ fn folders_in_and_out_with_a_summary_of_failures() {
 
 #[test]
 fn standard_input_to_standard_output() {
-    if !have_weights() {
+    if !fast_weights_present() {
         return;
     }
     let d = tmp("stdio");
@@ -293,7 +251,7 @@ fn bad_requests_give_one_line() {
         .output()
         .unwrap();
     assert_one_line_error(&o, "nst-cli weights fetch");
-    if have_weights() {
+    if fast_weights_present() {
         let tiny = d.join("tiny.png");
         image::RgbImage::new(10, 10).save(&tiny).unwrap();
         assert_one_line_error(
@@ -312,7 +270,7 @@ fn bad_requests_give_one_line() {
 
 #[test]
 fn styles_writes_a_labelled_contact_sheet() {
-    if !have_weights() {
+    if !fast_weights_present() {
         return;
     }
     let d = tmp("sheet");
@@ -351,7 +309,7 @@ fn styles_writes_a_labelled_contact_sheet() {
 
 #[test]
 fn transfer_can_start_from_the_feed_forward_picture() {
-    if !have_weights() || nst_tests::weights_or_skip().is_none() {
+    if !fast_weights_present() || nst_tests::weights_or_skip().is_none() {
         return;
     }
     let d = tmp("initfast");
