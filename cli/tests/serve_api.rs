@@ -14,7 +14,6 @@ use serde_json::Value;
 mod common;
 use common::{tmp, BIN};
 
-
 /// The real weights path, or None (test skipped) when they are missing outside CI.
 fn weights() -> Option<PathBuf> {
     nst_tests::weights_or_skip()?;
