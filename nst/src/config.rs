@@ -131,8 +131,15 @@ pub struct StyleTransferConfig {
     pub style_blend_weights: Vec<f64>,
     pub style_loss: StyleLossKind,
     pub optimizer: Optimizer,
-    /// Iterations at each scale (L-BFGS: steps; Adam: updates).
+    /// Iterations at each scale (L-BFGS: steps; Adam: updates): the cap, when `tolerance`
+    /// stops a scale earlier.
     pub iterations: usize,
+    /// The stopping rule: a scale ends once the total objective fell by less than this
+    /// fraction of its value over the last `tolerance_window` iterations ([`crate::transfer::StopRule`];
+    /// 0: every scale runs all `iterations`).
+    pub tolerance: f64,
+    /// The window of the stopping rule, in iterations; no scale stops before `tolerance_window + 1`.
+    pub tolerance_window: usize,
     pub init: Init,
     pub seed: u64,
     /// Keep the content's colours (luminance-only transfer).
@@ -161,6 +168,8 @@ impl Default for StyleTransferConfig {
             style_loss: StyleLossKind::Gram,
             optimizer: Optimizer::Lbfgs { history: 10 },
             iterations: 200,
+            tolerance: 0.0,
+            tolerance_window: 20,
             init: Init::Content,
             seed: 0,
             original_colors: false,
@@ -222,6 +231,15 @@ impl StyleTransferConfig {
         }
         if self.iterations == 0 {
             return bad(ConfigField::Iterations, "must be ≥ 1".into());
+        }
+        if !self.tolerance.is_finite() || !(0.0..1.0).contains(&self.tolerance) {
+            return bad(
+                ConfigField::Tolerance,
+                format!("must be a number in [0, 1), got {}", self.tolerance),
+            );
+        }
+        if self.tolerance_window == 0 {
+            return bad(ConfigField::ToleranceWindow, "must be ≥ 1".into());
         }
         if n_styles == 0 {
             return bad(
