@@ -68,7 +68,7 @@ pub struct TransferArgs {
     #[arg(long)]
     pub original_colors: bool,
     /// Coarse-to-fine scales: optimise at --size/2^(N−1), upsample, continue, … up to --size.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = StyleTransferConfig::default().scales)]
     pub scales: usize,
     /// Save the current image every N iterations as OUT-stem_NNNN.ext (0: never).
     #[arg(long, default_value_t = 0)]

@@ -314,6 +314,56 @@ pub fn target_features(
     engine::no_grad(|| vgg.forward_with(&x, layers, cfg.conv))
 }
 
+/// `cfg` with its weights in absolute units (jcjohnson/neural-style's): when
+/// `cfg.relative_losses`, the content weight is divided by the mean square of the content
+/// target's features and each style layer's weight by the mean square of its (blended) target
+/// statistics, so that each term is the relative error squared (`content_rel²`, `gram_rel²`)
+/// and the weights mean the same on every content × style pair; `relative_losses` is then
+/// false. Otherwise `cfg` unchanged. Errors: a missing feature map, engine errors.
+pub fn absolute_weights(
+    cfg: &StyleTransferConfig,
+    content_feats: &Features,
+    style_feats: &[Features],
+    blend: &[f64],
+) -> Result<StyleTransferConfig> {
+    let mut out = cfg.clone();
+    if !cfg.relative_losses {
+        return Ok(out);
+    }
+    out.relative_losses = false;
+    let mean_square = |ts: &[Tensor]| -> Result<f64> {
+        let (mut sum, mut n) = (0.0, 0usize);
+        for t in ts {
+            let v = t.to_device(engine::Device::Cpu)?.to_vec_f64()?;
+            sum += v.iter().map(|x| x * x).sum::<f64>();
+            n += v.len();
+        }
+        Ok(if n == 0 { 0.0 } else { sum / n as f64 })
+    };
+    // Several content layers: each term is divided by its own target's mean square, and
+    // the weight is split evenly as before; a uniform rescale keeps one weight per config.
+    let mut content_ms = 0.0;
+    for l in &cfg.content_layers {
+        let t = content_feats.get(l).ok_or_else(|| {
+            crate::Error::InvalidArgument(format!("content feature {l} was not computed"))
+        })?;
+        content_ms += mean_square(std::slice::from_ref(t))? / cfg.content_layers.len() as f64;
+    }
+    if content_ms > 0.0 {
+        out.content_weight = cfg.content_weight / content_ms;
+    }
+    let unit: Vec<(String, f64)> = cfg.style_layers.iter().map(|l| (l.clone(), 1.0)).collect();
+    let style =
+        engine::no_grad(|| StyleLoss::from_styles(cfg.style_loss, &unit, style_feats, blend))?;
+    for ((_, stats, _), w) in style.targets.iter().zip(out.style_layer_weights.iter_mut()) {
+        let ms = mean_square(stats)?;
+        if ms > 0.0 {
+            *w /= ms;
+        }
+    }
+    Ok(out)
+}
+
 /// [`objective_from_tensors`] from the targets' features ([`target_features`]): the content
 /// image's at `cfg.content_layers`, each style image's at `cfg.style_layers`.
 /// Errors: a missing feature map, bad blend weights, engine errors.
@@ -324,6 +374,8 @@ pub fn objective_from_features(
     blend: &[f64],
     cfg: &StyleTransferConfig,
 ) -> Result<Objective> {
+    let abs = absolute_weights(cfg, content_feats, style_feats, blend)?;
+    let cfg = &abs;
     let mut losses: Vec<Box<dyn Loss>> = Vec::new();
     let n_content = cfg.content_layers.len() as f64;
     for l in &cfg.content_layers {

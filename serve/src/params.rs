@@ -8,8 +8,8 @@ use nst::{ConfigField, ParseOptionError};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
-/// The settings of one job. Defaults are `nst-cli transfer`'s, except `scales` (1) and
-/// `iterations` (200), which keep a first run short.
+/// The settings of one job. Defaults are `nst-cli transfer`'s (the library's
+/// `StyleTransferConfig::default()`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Params {
@@ -53,9 +53,9 @@ impl Default for Params {
         let d = StyleTransferConfig::default();
         Params {
             size: d.size_px,
-            iterations: 200,
+            iterations: d.iterations,
             tolerance: d.tolerance,
-            scales: 1,
+            scales: d.scales,
             optimizer: "lbfgs".into(),
             learning_rate: 10.0,
             original_colors: d.original_colors,
