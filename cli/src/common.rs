@@ -25,6 +25,8 @@ pub fn flag(field: ConfigField) -> &'static str {
         ConfigField::LbfgsHistory => "--lbfgs-history",
         ConfigField::LearningRate => "--learning-rate",
         ConfigField::Iterations => "--iterations",
+        ConfigField::Tolerance => "--tolerance",
+        ConfigField::ToleranceWindow => "--tolerance-window",
         ConfigField::Init => "--init",
         ConfigField::Seed => "--seed",
         ConfigField::OriginalColors => "--original-colors",

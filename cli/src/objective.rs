@@ -4,6 +4,7 @@
 use crate::common::parse_flag;
 use anyhow::Result;
 use clap::Args;
+use nst::config::default_style_layer_weights;
 use nst::loss::StyleLossKind;
 use nst::transfer::StyleTransferConfig;
 use nst::vgg19::Pooling;
@@ -25,17 +26,26 @@ pub struct ObjectiveArgs {
         value_delimiter = ','
     )]
     pub style_layers: Vec<String>,
-    /// Comma-separated weight per style layer [default: 1 each].
+    /// Comma-separated weight per style layer [default: 5,1,0.3,15,0.0075 for relu1_1…relu5_1,
+    /// 1 for any other layer].
     #[arg(long, value_delimiter = ',')]
     pub style_layer_weights: Option<Vec<f64>>,
-    /// Weight of the content loss (mean squared feature difference).
-    #[arg(long, default_value_t = 5.0)]
+    /// Weight of the content loss (relative: content_rel²; absolute: mean squared feature
+    /// difference).
+    #[arg(long, default_value_t = StyleTransferConfig::default().content_weight)]
     pub content_weight: f64,
-    /// Weight of the style loss (mean squared Gram difference, summed over layers).
-    #[arg(long, default_value_t = 100.0)]
+    /// Weight of the style loss (relative: gram_rel² per layer; absolute: mean squared Gram
+    /// difference), times each layer's weight, summed over layers.
+    #[arg(long, default_value_t = StyleTransferConfig::default().style_weight)]
     pub style_weight: f64,
-    /// Weight of the total-variation loss (mean squared neighbour difference, preprocessed units).
-    #[arg(long, default_value_t = 10.0)]
+    /// Units of the content and style terms: relative (each divided by its target's mean
+    /// square, so they are content_rel² and gram_rel², and the weights balance the same on every
+    /// pair) or absolute (jcjohnson/neural-style's units).
+    #[arg(long, default_value = "relative")]
+    pub loss_scale: String,
+    /// Weight of the total-variation loss (mean squared neighbour difference, preprocessed
+    /// units, in both loss scales; jcjohnson-like absolute runs used 10).
+    #[arg(long, default_value_t = StyleTransferConfig::default().tv_weight)]
     pub tv_weight: f64,
     /// Comma-separated weight per style image (normalised to sum 1) [default: equal].
     #[arg(long, value_delimiter = ',')]
@@ -61,10 +71,15 @@ impl ObjectiveArgs {
             style_layer_weights: self
                 .style_layer_weights
                 .clone()
-                .unwrap_or_else(|| vec![1.0; self.style_layers.len()]),
+                .unwrap_or_else(|| default_style_layer_weights(&self.style_layers)),
             content_weight: self.content_weight,
             style_weight: self.style_weight,
             tv_weight: self.tv_weight,
+            relative_losses: match self.loss_scale.to_ascii_lowercase().as_str() {
+                "relative" => true,
+                "absolute" => false,
+                other => anyhow::bail!("--loss-scale {other:?}: expected relative or absolute"),
+            },
             style_blend_weights: self.style_blend_weights.clone().unwrap_or_default(),
             style_loss: parse_flag::<StyleLossKind>("--style-loss", &self.style_loss)?,
             ..base

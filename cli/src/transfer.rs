@@ -47,9 +47,16 @@ pub struct TransferArgs {
     /// Adam: step size, in 0–255 pixel units.
     #[arg(long, default_value_t = 10.0)]
     pub learning_rate: f64,
-    /// Iterations at each scale.
-    #[arg(long, default_value_t = 200)]
+    /// Iterations at each scale: the most, when --tolerance stops a scale earlier.
+    #[arg(long, default_value_t = StyleTransferConfig::default().iterations)]
     pub iterations: usize,
+    /// Stop a scale once the objective fell by less than this fraction over the last
+    /// --tolerance-window iterations (0: run all --iterations at every scale).
+    #[arg(long, default_value_t = StyleTransferConfig::default().tolerance)]
+    pub tolerance: f64,
+    /// The stopping rule's window, in iterations (no scale stops before window + 1).
+    #[arg(long, default_value_t = StyleTransferConfig::default().tolerance_window)]
+    pub tolerance_window: usize,
     /// Start from: content, noise, style, fast (the feed-forward networks' picture of the
     /// content in the style images' style, as `stylize --style-image`), or an image FILE.
     #[arg(long, default_value = "content")]
@@ -61,7 +68,7 @@ pub struct TransferArgs {
     #[arg(long)]
     pub original_colors: bool,
     /// Coarse-to-fine scales: optimise at --size/2^(N−1), upsample, continue, … up to --size.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = StyleTransferConfig::default().scales)]
     pub scales: usize,
     /// Save the current image every N iterations as OUT-stem_NNNN.ext (0: never).
     #[arg(long, default_value_t = 0)]
@@ -140,6 +147,8 @@ impl TransferArgs {
             size_px: self.size,
             optimizer,
             iterations: self.iterations,
+            tolerance: self.tolerance,
+            tolerance_window: self.tolerance_window,
             init,
             seed: self.seed,
             original_colors: self.original_colors,
@@ -288,6 +297,10 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
             style
         ));
         bar.inc(1);
+        if p.converged {
+            // The rest of this scale is skipped.
+            bar.inc((p.iterations - p.iteration) as u64);
+        }
         if args.print_every > 0 && step.is_multiple_of(args.print_every) {
             let terms: Vec<String> = e
                 .terms
@@ -317,6 +330,9 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
             }
             obj.insert("evaluations".into(), p.evaluations.into());
             obj.insert("elapsed_seconds".into(), p.elapsed_seconds.into());
+            if p.converged {
+                obj.insert("converged".into(), true.into());
+            }
             // One whole line per iteration, flushed, so the log can be followed live. A log
             // that cannot be written (a full disk) stops logging, never the run.
             if let Err(err) =

@@ -112,6 +112,30 @@ impl std::fmt::Display for Init {
     }
 }
 
+/// The default weight of each of the default style layers (relu1_1 … relu5_1) under relative
+/// losses (README, "Defaults, and why"); [`default_style_layer_weights`] gives 1 to any other.
+pub const DEFAULT_STYLE_LAYER_WEIGHTS: [(&str, f64); 5] = [
+    ("relu1_1", 5.0),
+    ("relu2_1", 1.0),
+    ("relu3_1", 0.3),
+    ("relu4_1", 15.0),
+    ("relu5_1", 0.0075),
+];
+
+/// The default weight of each of `layers`: [`DEFAULT_STYLE_LAYER_WEIGHTS`] for relu1_1 …
+/// relu5_1, 1 for any other layer.
+pub fn default_style_layer_weights<S: AsRef<str>>(layers: &[S]) -> Vec<f64> {
+    layers
+        .iter()
+        .map(|l| {
+            DEFAULT_STYLE_LAYER_WEIGHTS
+                .iter()
+                .find(|(n, _)| *n == l.as_ref())
+                .map_or(1.0, |(_, w)| *w)
+        })
+        .collect()
+}
+
 /// Everything a run needs besides the images and the network. `Default` gives the CLI's
 /// defaults (see README, "Defaults").
 #[derive(Clone, Debug)]
@@ -127,12 +151,24 @@ pub struct StyleTransferConfig {
     pub content_weight: f64,
     pub style_weight: f64,
     pub tv_weight: f64,
+    /// Scale-free losses: the content term and each style layer's term are divided by their
+    /// target's mean square (so they are `content_rel²` and `gram_rel²`), and the weights
+    /// balance relative errors the same way on every pair. Off: jcjohnson/neural-style's
+    /// absolute units ([`crate::transfer::absolute_weights`]).
+    pub relative_losses: bool,
     /// One weight per style image (normalised to sum 1).
     pub style_blend_weights: Vec<f64>,
     pub style_loss: StyleLossKind,
     pub optimizer: Optimizer,
-    /// Iterations at each scale (L-BFGS: steps; Adam: updates).
+    /// Iterations at each scale (L-BFGS: steps; Adam: updates): the cap, when `tolerance`
+    /// stops a scale earlier.
     pub iterations: usize,
+    /// The stopping rule: a scale ends once the total objective fell by less than this
+    /// fraction of its value over the last `tolerance_window` iterations ([`crate::transfer::StopRule`];
+    /// 0: every scale runs all `iterations`).
+    pub tolerance: f64,
+    /// The window of the stopping rule, in iterations; no scale stops before `tolerance_window + 1`.
+    pub tolerance_window: usize,
     pub init: Init,
     pub seed: u64,
     /// Keep the content's colours (luminance-only transfer).
@@ -153,18 +189,21 @@ impl Default for StyleTransferConfig {
             style_layers: ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
                 .map(String::from)
                 .to_vec(),
-            style_layer_weights: vec![1.0; 5],
-            content_weight: 5.0,
-            style_weight: 100.0,
-            tv_weight: 10.0,
+            style_layer_weights: DEFAULT_STYLE_LAYER_WEIGHTS.map(|(_, w)| w).to_vec(),
+            content_weight: 1.0,
+            style_weight: 1.0,
+            tv_weight: 2.5e-5,
+            relative_losses: true,
             style_blend_weights: vec![],
             style_loss: StyleLossKind::Gram,
             optimizer: Optimizer::Lbfgs { history: 10 },
-            iterations: 200,
+            iterations: 100,
+            tolerance: 0.05,
+            tolerance_window: 10,
             init: Init::Content,
             seed: 0,
             original_colors: false,
-            scales: 2,
+            scales: 3,
             conv: engine::ConvConfig::default(),
         }
     }
@@ -222,6 +261,15 @@ impl StyleTransferConfig {
         }
         if self.iterations == 0 {
             return bad(ConfigField::Iterations, "must be ≥ 1".into());
+        }
+        if !self.tolerance.is_finite() || !(0.0..1.0).contains(&self.tolerance) {
+            return bad(
+                ConfigField::Tolerance,
+                format!("must be a number in [0, 1), got {}", self.tolerance),
+            );
+        }
+        if self.tolerance_window == 0 {
+            return bad(ConfigField::ToleranceWindow, "must be ≥ 1".into());
         }
         if n_styles == 0 {
             return bad(
@@ -294,6 +342,8 @@ pub fn reference_config() -> StyleTransferConfig {
         content_weight: 1.0,
         style_weight: 1e-2,
         tv_weight: 10.0,
+        relative_losses: false,
+        style_layer_weights: vec![1.0; 5],
         ..StyleTransferConfig::default()
     }
 }

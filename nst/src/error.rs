@@ -253,6 +253,8 @@ pub enum ConfigField {
     /// `Optimizer::Adam { learning_rate }`.
     LearningRate,
     Iterations,
+    Tolerance,
+    ToleranceWindow,
     Init,
     Seed,
     OriginalColors,
@@ -281,6 +283,8 @@ impl ConfigField {
             LbfgsHistory => "optimizer.history",
             LearningRate => "optimizer.learning_rate",
             Iterations => "iterations",
+            Tolerance => "tolerance",
+            ToleranceWindow => "tolerance_window",
             Init => "init",
             Seed => "seed",
             OriginalColors => "original_colors",

@@ -29,6 +29,9 @@ pub struct Progress<'a> {
     pub eval: &'a Evaluation,
     /// Seconds since the run started.
     pub elapsed_seconds: f64,
+    /// True on the last iteration of a scale that the stopping rule ended before
+    /// `iterations` ([`StopRule`]).
+    pub converged: bool,
     x: &'a Tensor,
     vgg: &'a Vgg19,
     content: &'a RgbImage,
@@ -72,6 +75,46 @@ fn to_image(
     } else {
         img
     })
+}
+
+/// The stopping rule of a scale: stop once the objective fell by less than `tolerance` (a
+/// fraction of its value `window` iterations before) over the last `window` iterations. It
+/// never stops before `window + 1` iterations, nor while the objective is not finite; a
+/// tolerance of 0 never stops.
+#[derive(Clone, Debug)]
+pub struct StopRule {
+    tolerance: f64,
+    window: usize,
+    totals: std::collections::VecDeque<f64>,
+}
+
+impl StopRule {
+    pub fn new(tolerance: f64, window: usize) -> StopRule {
+        StopRule {
+            tolerance,
+            window: window.max(1),
+            totals: std::collections::VecDeque::with_capacity(window.max(1) + 1),
+        }
+    }
+
+    /// Record one iteration's total; true when the scale should stop here.
+    pub fn observe(&mut self, total: f64) -> bool {
+        if self.tolerance <= 0.0 {
+            return false;
+        }
+        if self.totals.len() == self.window + 1 {
+            self.totals.pop_front();
+        }
+        self.totals.push_back(total);
+        if self.totals.len() < self.window + 1 {
+            return false;
+        }
+        let (old, new) = (self.totals[0], total);
+        if !old.is_finite() || !new.is_finite() || old == 0.0 {
+            return false;
+        }
+        (old - new) / old.abs() < self.tolerance
+    }
 }
 
 /// Sizes (w, h) of each scale, coarse to fine, for an output of `size_px` on the longest side.
@@ -148,6 +191,7 @@ pub fn run(
             Optimizer::Lbfgs { history } => Some(Lbfgs::new(history).with_bounds(bounds.clone())),
             _ => None,
         };
+        let mut stop = StopRule::new(cfg.tolerance, cfg.tolerance_window);
         for it in 1..=cfg.iterations {
             let eval = if let Some(adam) = adam.as_mut() {
                 let e = evaluate(&x)?;
@@ -168,6 +212,7 @@ pub fn run(
                     None => evaluate(&x)?,
                 }
             };
+            let converged = stop.observe(eval.total) && it < cfg.iterations;
             let p = Progress {
                 iteration: it,
                 iterations: cfg.iterations,
@@ -177,6 +222,7 @@ pub fn run(
                 evaluations: evaluations.get(),
                 eval: &eval,
                 elapsed_seconds: start.elapsed().as_secs_f64(),
+                converged,
                 x: &x,
                 vgg: &vgg,
                 content,
@@ -184,6 +230,9 @@ pub fn run(
             };
             if callback(&p).is_break() {
                 return to_image(&vgg, &x, (w, h), content, cfg.original_colors);
+            }
+            if converged {
+                break;
             }
         }
     }
@@ -265,6 +314,56 @@ pub fn target_features(
     engine::no_grad(|| vgg.forward_with(&x, layers, cfg.conv))
 }
 
+/// `cfg` with its weights in absolute units (jcjohnson/neural-style's): when
+/// `cfg.relative_losses`, the content weight is divided by the mean square of the content
+/// target's features and each style layer's weight by the mean square of its (blended) target
+/// statistics, so that each term is the relative error squared (`content_rel²`, `gram_rel²`)
+/// and the weights mean the same on every content × style pair; `relative_losses` is then
+/// false. Otherwise `cfg` unchanged. Errors: a missing feature map, engine errors.
+pub fn absolute_weights(
+    cfg: &StyleTransferConfig,
+    content_feats: &Features,
+    style_feats: &[Features],
+    blend: &[f64],
+) -> Result<StyleTransferConfig> {
+    let mut out = cfg.clone();
+    if !cfg.relative_losses {
+        return Ok(out);
+    }
+    out.relative_losses = false;
+    let mean_square = |ts: &[Tensor]| -> Result<f64> {
+        let (mut sum, mut n) = (0.0, 0usize);
+        for t in ts {
+            let v = t.to_device(engine::Device::Cpu)?.to_vec_f64()?;
+            sum += v.iter().map(|x| x * x).sum::<f64>();
+            n += v.len();
+        }
+        Ok(if n == 0 { 0.0 } else { sum / n as f64 })
+    };
+    // Several content layers: each term is divided by its own target's mean square, and
+    // the weight is split evenly as before; a uniform rescale keeps one weight per config.
+    let mut content_ms = 0.0;
+    for l in &cfg.content_layers {
+        let t = content_feats.get(l).ok_or_else(|| {
+            crate::Error::InvalidArgument(format!("content feature {l} was not computed"))
+        })?;
+        content_ms += mean_square(std::slice::from_ref(t))? / cfg.content_layers.len() as f64;
+    }
+    if content_ms > 0.0 {
+        out.content_weight = cfg.content_weight / content_ms;
+    }
+    let unit: Vec<(String, f64)> = cfg.style_layers.iter().map(|l| (l.clone(), 1.0)).collect();
+    let style =
+        engine::no_grad(|| StyleLoss::from_styles(cfg.style_loss, &unit, style_feats, blend))?;
+    for ((_, stats, _), w) in style.targets.iter().zip(out.style_layer_weights.iter_mut()) {
+        let ms = mean_square(stats)?;
+        if ms > 0.0 {
+            *w /= ms;
+        }
+    }
+    Ok(out)
+}
+
 /// [`objective_from_tensors`] from the targets' features ([`target_features`]): the content
 /// image's at `cfg.content_layers`, each style image's at `cfg.style_layers`.
 /// Errors: a missing feature map, bad blend weights, engine errors.
@@ -275,6 +374,8 @@ pub fn objective_from_features(
     blend: &[f64],
     cfg: &StyleTransferConfig,
 ) -> Result<Objective> {
+    let abs = absolute_weights(cfg, content_feats, style_feats, blend)?;
+    let cfg = &abs;
     let mut losses: Vec<Box<dyn Loss>> = Vec::new();
     let n_content = cfg.content_layers.len() as f64;
     for l in &cfg.content_layers {
@@ -306,4 +407,72 @@ pub fn objective_from_features(
         losses,
         conv: cfg.conv,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StopRule;
+
+    /// The iteration (from 1) at which the rule stops on `totals`, if it does.
+    fn stops_at(tol: f64, window: usize, totals: impl IntoIterator<Item = f64>) -> Option<usize> {
+        let mut rule = StopRule::new(tol, window);
+        totals
+            .into_iter()
+            .position(|t| rule.observe(t))
+            .map(|i| i + 1)
+    }
+
+    #[test]
+    fn a_flat_objective_stops_right_after_the_window() {
+        // Converged from the start: the first iteration that has a full window.
+        assert_eq!(
+            stops_at(1e-3, 10, std::iter::repeat(5.0).take(100)),
+            Some(11)
+        );
+        assert_eq!(stops_at(1e-3, 1, [5.0, 5.0]), Some(2));
+    }
+
+    #[test]
+    fn a_decreasing_objective_runs_until_the_decrease_is_below_the_tolerance() {
+        // f_k = 1 + 100·0.9^k: the window's relative decrease is
+        // 100·0.9^(k−w)·(1 − 0.9^w) / (1 + 100·0.9^(k−w)), which falls below 1e-2 first at the
+        // iteration computed here by brute force, and never before.
+        let f = |k: usize| 1.0 + 100.0 * 0.9f64.powi(k as i32);
+        let w = 5;
+        let first = (w + 1..1000)
+            .find(|&k| (f(k - w) - f(k)) / f(k - w) < 1e-2)
+            .unwrap();
+        assert!(
+            first > 40,
+            "the example stops late enough to mean something: {first}"
+        );
+        // Iterations are numbered from 1, the totals f(1), f(2), ….
+        assert_eq!(stops_at(1e-2, w, (1..1000).map(f)), Some(first));
+    }
+
+    #[test]
+    fn a_steady_decrease_never_stops() {
+        // 1% per iteration, window 20: ≈ 18% per window against a 1% tolerance.
+        assert_eq!(stops_at(1e-2, 20, (0..2000).map(|k| 0.99f64.powi(k))), None);
+    }
+
+    #[test]
+    fn a_pause_shorter_than_the_window_does_not_stop() {
+        // Flat for 9 iterations between two descents: window 10 still sees the fall.
+        let totals = (0..50)
+            .map(|k| 100.0 - k as f64)
+            .chain(std::iter::repeat(50.0).take(9))
+            .chain((0..50).map(|k| 49.0 - 0.5 * k as f64));
+        assert_eq!(stops_at(1e-3, 10, totals), None);
+    }
+
+    #[test]
+    fn zero_tolerance_or_non_finite_totals_never_stop() {
+        assert_eq!(stops_at(0.0, 5, std::iter::repeat(1.0).take(100)), None);
+        assert_eq!(
+            stops_at(1e-3, 5, std::iter::repeat(f64::NAN).take(100)),
+            None
+        );
+        assert_eq!(stops_at(1e-3, 5, std::iter::repeat(0.0).take(100)), None);
+    }
 }

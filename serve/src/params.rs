@@ -8,15 +8,18 @@ use nst::{ConfigField, ParseOptionError};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
-/// The settings of one job. Defaults are `nst-cli transfer`'s, except `scales` (1) and
-/// `iterations` (200), which keep a first run short.
+/// The settings of one job. Defaults are `nst-cli transfer`'s (the library's
+/// `StyleTransferConfig::default()`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Params {
     /// Longest side of the output, px.
     pub size: usize,
-    /// Iterations at each scale.
+    /// Iterations at each scale (the cap when `tolerance` > 0).
     pub iterations: usize,
+    /// Stop a scale once the objective fell by less than this fraction over the library's
+    /// window (`StyleTransferConfig::tolerance_window`); 0: run all `iterations`.
+    pub tolerance: f64,
     /// Coarse-to-fine scales.
     pub scales: usize,
     /// "lbfgs" or "adam".
@@ -50,8 +53,9 @@ impl Default for Params {
         let d = StyleTransferConfig::default();
         Params {
             size: d.size_px,
-            iterations: 200,
-            scales: 1,
+            iterations: d.iterations,
+            tolerance: d.tolerance,
+            scales: d.scales,
             optimizer: "lbfgs".into(),
             learning_rate: 10.0,
             original_colors: d.original_colors,
@@ -120,6 +124,8 @@ pub fn json_field(field: ConfigField) -> &'static str {
         ConfigField::LbfgsHistory => "lbfgs_history",
         ConfigField::LearningRate => "learning_rate",
         ConfigField::Iterations => "iterations",
+        ConfigField::Tolerance => "tolerance",
+        ConfigField::ToleranceWindow => "tolerance_window",
         ConfigField::Init => "init",
         ConfigField::Seed => "seed",
         ConfigField::OriginalColors => "original_colors",
@@ -143,6 +149,7 @@ impl Params {
         match field {
             "size" => self.size = num(field, v)?,
             "iterations" => self.iterations = num(field, v)?,
+            "tolerance" => self.tolerance = finite(field, v)?,
             "scales" => self.scales = num(field, v)?,
             "optimizer" => self.optimizer = v.trim().to_ascii_lowercase(),
             "learning_rate" => self.learning_rate = finite(field, v)?,
@@ -247,6 +254,7 @@ impl Params {
             style_loss,
             optimizer,
             iterations: self.iterations,
+            tolerance: self.tolerance,
             init,
             seed: self.seed,
             original_colors: self.original_colors,

@@ -178,7 +178,7 @@ fn run_job(
         if job.cancel.load(Ordering::SeqCst) {
             return ControlFlow::Break(());
         }
-        if step % p.preview_every == 0 || pr.iteration == pr.iterations {
+        if step % p.preview_every == 0 || pr.iteration == pr.iterations || pr.converged {
             let snapshot = p.snapshot_every > 0 && step % p.snapshot_every == 0;
             let written = pr.image().map_err(|e| e.to_string()).and_then(|img| {
                 let bytes = png(&img);

@@ -23,7 +23,9 @@ use crate::config::StyleTransferConfig;
 use crate::error::{ConfigError, ConfigField, Error, Result};
 use crate::image::{fit_longest, RgbImage};
 use crate::loss::{StyleLoss, StyleLossKind};
-use crate::transfer::{blend_weights, objective_from_features, style_tensors, target_features};
+use crate::transfer::{
+    absolute_weights, blend_weights, objective_from_features, style_tensors, target_features,
+};
 use crate::vgg19::Vgg19;
 use engine::Tensor;
 use std::sync::Arc;
@@ -184,7 +186,13 @@ pub fn evaluate(
     let objective =
         objective_from_features(vgg.clone(), &content_feats, &style_feats, &blend, cfg)?;
     let eval = objective.evaluate(&picture_t)?;
-    let weights = term_weights(cfg);
+    // The weights the objective used (relative losses: divided by the targets' mean squares).
+    let weights = term_weights(&absolute_weights(
+        cfg,
+        &content_feats,
+        &style_feats,
+        &blend,
+    )?);
     if weights.len() != eval.terms.len() {
         return Err(Error::InvalidArgument(format!(
             "the objective has {} terms, the configuration weighs {}",

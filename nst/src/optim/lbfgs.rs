@@ -190,8 +190,16 @@ impl Lbfgs {
             });
         }
         let mut t = if self.s.is_empty() {
+            // Without history: a first step that moves no pixel by more than 1 unit
+            // (‖t·g‖∞ ≤ 1), whatever the objective's scale. (torch.optim.LBFGS caps this at 1,
+            // which stalls objectives whose gradients are small, as relative losses' are:
+            // measured, 33 iterations without progress at 512 px.)
             let l1 = g.abs()?.cast(engine::DType::F64)?.sum()?.item()?;
-            (1.0f64).min(1.0 / l1)
+            if l1 > 0.0 && l1.is_finite() {
+                1.0 / l1
+            } else {
+                1.0
+            }
         } else {
             1.0
         };
@@ -211,7 +219,9 @@ impl Lbfgs {
             if new_loss.is_finite() && decrease < 0.0 && new_loss <= loss + self.c1 * decrease {
                 let s = x.sub(&x0)?;
                 let y = new_g.sub(&g)?;
-                if y.dot(&s)? > 1e-10 {
+                // Positive curvature, relative to the vectors' sizes (scale-free).
+                let ys = y.dot(&s)?;
+                if ys > 1e-10 * (y.dot(&y)? * s.dot(&s)?).sqrt() {
                     if self.s.len() == self.history {
                         self.s.pop_front();
                         self.y.pop_front();
