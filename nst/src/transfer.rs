@@ -425,10 +425,7 @@ mod tests {
     #[test]
     fn a_flat_objective_stops_right_after_the_window() {
         // Converged from the start: the first iteration that has a full window.
-        assert_eq!(
-            stops_at(1e-3, 10, std::iter::repeat(5.0).take(100)),
-            Some(11)
-        );
+        assert_eq!(stops_at(1e-3, 10, std::iter::repeat_n(5.0, 100)), Some(11));
         assert_eq!(stops_at(1e-3, 1, [5.0, 5.0]), Some(2));
     }
 
@@ -461,18 +458,15 @@ mod tests {
         // Flat for 9 iterations between two descents: window 10 still sees the fall.
         let totals = (0..50)
             .map(|k| 100.0 - k as f64)
-            .chain(std::iter::repeat(50.0).take(9))
+            .chain(std::iter::repeat_n(50.0, 9))
             .chain((0..50).map(|k| 49.0 - 0.5 * k as f64));
         assert_eq!(stops_at(1e-3, 10, totals), None);
     }
 
     #[test]
     fn zero_tolerance_or_non_finite_totals_never_stop() {
-        assert_eq!(stops_at(0.0, 5, std::iter::repeat(1.0).take(100)), None);
-        assert_eq!(
-            stops_at(1e-3, 5, std::iter::repeat(f64::NAN).take(100)),
-            None
-        );
-        assert_eq!(stops_at(1e-3, 5, std::iter::repeat(0.0).take(100)), None);
+        assert_eq!(stops_at(0.0, 5, std::iter::repeat_n(1.0, 100)), None);
+        assert_eq!(stops_at(1e-3, 5, std::iter::repeat_n(f64::NAN, 100)), None);
+        assert_eq!(stops_at(1e-3, 5, std::iter::repeat_n(0.0, 100)), None);
     }
 }
