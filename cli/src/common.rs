@@ -194,12 +194,11 @@ fn is_ours(path: &Path, ext: &str) -> bool {
     if !matches!(ext, "json" | "jsonl" | "log" | "txt") {
         return nst::provenance::written_by_nst(path);
     }
-    let Ok(f) = std::fs::File::open(path).and_then(|f| {
-        f.metadata()?
-            .is_file()
-            .then_some(f)
-            .ok_or(std::io::ErrorKind::Other.into())
-    }) else {
+    // Regular files only, checked before opening: opening a FIFO would block.
+    if nst::fsutil::check_regular_file(path).is_err() {
+        return false;
+    }
+    let Ok(f) = std::fs::File::open(path) else {
         return false;
     };
     let mut first = String::new();

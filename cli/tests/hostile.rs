@@ -608,6 +608,8 @@ fn cases(d: &Path) -> Vec<Case> {
     )
     .unwrap();
     std::fs::write(d.join("notes.json"), b"my notes\n").unwrap();
+    // A FIFO named like a log: refused as not nst's, without opening it (that would block).
+    assert!(mkfifo(&d.join("pipe.json")), "mkfifo");
     std::fs::write(
         d.join("mine.safetensors"),
         safetensors(r#"{"__metadata__":{"format":"pt"}}"#, &[]),
@@ -624,6 +626,11 @@ fn cases(d: &Path) -> Vec<Case> {
             "--save-every: snapshot",
         ),
         (&out, &["--log-json", &p("notes.json")], "--log-json"),
+        (
+            &out,
+            &["--log-json", &p("pipe.json")],
+            "exists and was not written by nst",
+        ),
         (&out, &["--log-json", &good], "extension"),
         (&out, &["--init", &out], "also an input"),
         (
