@@ -152,6 +152,8 @@ fn check_upload(
 /// A checked form: the settings and the images.
 pub struct Form {
     pub params: Params,
+    /// `params` as the run's configuration (checked).
+    pub cfg: nst::transfer::StyleTransferConfig,
     content: Checked,
     styles: Vec<Checked>,
 }
@@ -217,6 +219,7 @@ pub fn check_form(limits: &Limits, parts: Vec<Part>) -> Result<Form, ApiError> {
         .map_err(|e| ApiError::bad_request(in_field_words(e)))?;
     Ok(Form {
         params,
+        cfg,
         content,
         styles,
     })
@@ -229,13 +232,11 @@ pub fn instant(app: &App, parts: Vec<Part>) -> Result<Vec<u8>, ApiError> {
         return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, NO_FAST.into()));
     };
     let Form {
-        params,
+        cfg,
         content,
         styles,
+        ..
     } = check_form(&app.limits, parts)?;
-    let cfg = params
-        .config(styles.len(), &app.limits)
-        .map_err(ApiError::bad_request)?;
     let decode = |c: &Checked, longest: usize| -> Result<nst::image::RgbImage, ApiError> {
         let bytes: &[u8] = match &c.bytes {
             Some((_, b)) => b,
@@ -280,6 +281,7 @@ pub fn create_job(app: &App, parts: Vec<Part>) -> Result<Value, ApiError> {
         params,
         content,
         styles,
+        ..
     } = check_form(limits, parts)?;
     if params.init == "fast" && app.fast.is_none() {
         return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, NO_FAST.into()));
