@@ -78,7 +78,7 @@ pub fn kernel_vs<T: Float>(
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => return unsafe { kernel_avx512::<2>(c, u, v, vs, mp, ldm) },
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2Fma => return unsafe { kernel_avx2(c, u, v, vs, mp, ldm) },
+            SimdLevel::Avx2Fma => return unsafe { kernel_avx2(c, u, v, vs, mp, ldm, NR / 8) },
             _ => {}
         }
     }
@@ -109,14 +109,19 @@ pub fn kernel_half<T: Float>(
         "packed_gemm: output"
     );
     #[cfg(target_arch = "x86_64")]
-    if is_f32::<T>() && level == SimdLevel::Avx512 {
+    if is_f32::<T>() {
         let (u, v, mp) = (
             u.as_ptr() as *const f32,
             v.as_ptr() as *const f32,
             m.as_mut_ptr() as *mut f32,
         );
-        // SAFETY: AVX-512F detected (SimdLevel), lengths checked above, T is f32.
-        return unsafe { kernel_avx512::<1>(c, u, v, NR, mp, ldm) };
+        match level {
+            // SAFETY: the features were detected at run time (SimdLevel), the lengths checked
+            // above, and T is f32.
+            SimdLevel::Avx512 => return unsafe { kernel_avx512::<1>(c, u, v, NR, mp, ldm) },
+            SimdLevel::Avx2Fma => return unsafe { kernel_avx2(c, u, v, NR, mp, ldm, H / 8) },
+            SimdLevel::Portable => {}
+        }
     }
     let _ = level;
     kernel_portable(c, u, v, NR, m, ldm, H)
@@ -325,11 +330,21 @@ unsafe fn kernel_avx512<const V: usize>(
     store_avx512(&acc, m, ldm);
 }
 
+/// [`kernel_portable`] for f32 with AVX2 + FMA, over the first `8·strips` columns (4: NR, 2:
+/// NR/2): one strip of 8 columns at a time, MR ymm accumulators.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel_avx2(c: usize, u: *const f32, v: *const f32, vs: usize, m: *mut f32, ldm: usize) {
+unsafe fn kernel_avx2(
+    c: usize,
+    u: *const f32,
+    v: *const f32,
+    vs: usize,
+    m: *mut f32,
+    ldm: usize,
+    strips: usize,
+) {
     use std::arch::x86_64::*;
-    for strip in 0..NR / 8 {
+    for strip in 0..strips {
         let mut acc = [_mm256_setzero_ps(); MR];
         for ci in 0..c {
             let x = _mm256_loadu_ps(v.add(ci * vs + strip * 8));
