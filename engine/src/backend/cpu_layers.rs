@@ -63,7 +63,7 @@ impl LayerBackend for Cpu {
             let bd = a.beta.contiguous_data::<T>(op)?;
             let mut o = vec![T::ZERO; planes * hw];
             let mut st = keep_stats.then(|| vec![T::ZERO; 2 * planes]);
-            norm::instance_norm_forward(planes, hw, &xd, &gd, &bd, a.eps, &mut o, st.as_deref_mut());
+            norm::instance_norm_forward(planes, hw, &xd, &gd, &bd, a.eps, a.relu, &mut o, st.as_deref_mut());
             let stats = st.map(|v| Tensor::from_vec(v, &[s[0], s[1], 2])).transpose()?;
             Ok((Tensor::from_vec(o, s)?, stats))
         })

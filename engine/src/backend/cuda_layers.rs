@@ -59,7 +59,7 @@ impl LayerBackend for Cuda {
         dispatch_float!(op, a.x.dtype(), T => {
             let xd = self.data::<T>(op, a.x)?;
             let (gd, bd) = (self.data::<T>(op, a.gamma)?, self.data::<T>(op, a.beta)?);
-            let (o, st) = cu::norm::instance_norm_forward(dev, planes, hw, &xd, &gd, &bd, a.eps, keep_stats)
+            let (o, st) = cu::norm::instance_norm_forward(dev, planes, hw, &xd, &gd, &bd, a.eps, a.relu, keep_stats)
                 .map_err(err(op, dev))?;
             Ok((wrap(o, s), st.map(|st| wrap(st, &[s[0], s[1], 2]))))
         })

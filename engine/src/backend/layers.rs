@@ -14,6 +14,8 @@ pub(crate) struct NormArgs<'a> {
     pub gamma: &'a Tensor,
     pub beta: &'a Tensor,
     pub eps: f64,
+    /// A following ReLU fused into the output (inference only: the backward is instance norm's).
+    pub relu: bool,
 }
 
 /// Instance norm's gradients: ∂x (N×C×H×W), ∂γ and ∂β (N×C).

@@ -31,7 +31,30 @@ impl Tensor {
     /// requires grad) nothing is saved. Errors: `InvalidArgument` (rank, eps ≤ 0 or NaN),
     /// `ShapeMismatch` (γ/β shapes), `Empty`, `DTypeMismatch`/`DeviceMismatch`.
     pub fn instance_norm(&self, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
-        let op = "instance_norm";
+        self.instance_norm_impl("instance_norm", gamma, beta, eps, false)
+    }
+
+    /// `self.instance_norm(gamma, beta, eps)?.relu()` (same arguments, errors and values), in
+    /// one pass over the tensor when nothing is recorded (inference: the style networks' every
+    /// instance norm but the residual blocks' second is followed by a ReLU). When a gradient is
+    /// needed it records the two ops, so the backward is theirs.
+    pub fn instance_norm_relu(&self, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
+        let need =
+            autograd::is_grad_enabled() && [self, gamma, beta].iter().any(|t| t.requires_grad());
+        if need {
+            return self.instance_norm(gamma, beta, eps)?.relu();
+        }
+        self.instance_norm_impl("instance_norm_relu", gamma, beta, eps, true)
+    }
+
+    fn instance_norm_impl(
+        &self,
+        op: &'static str,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f64,
+        relu: bool,
+    ) -> Result<Tensor> {
         check_same(op, self, gamma)?;
         check_same(op, self, beta)?;
         let s = self.shape();
@@ -63,6 +86,7 @@ impl Tensor {
             gamma: &g2,
             beta: &b2,
             eps,
+            relu,
         };
         let (out, stats) = backend_of(op, self)?.instance_norm(op, args, need)?;
         let Some(stats) = stats else {

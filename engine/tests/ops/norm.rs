@@ -68,6 +68,30 @@ test_device!(checks, |dev| {
             1e-6,
             "instance_norm f32",
         );
+        // The fused ReLU: the one-pass kernel under no_grad, equal to max(0, naive).
+        let relu = |v: &[f64]| v.iter().map(|&y| y.max(0.0)).collect::<Vec<_>>();
+        let yr = engine::no_grad(|| x.instance_norm_relu(&g, &b, 1e-5)).unwrap();
+        assert_close(
+            &yr.to_vec_f64().unwrap(),
+            &relu(&want),
+            1e-12,
+            "instance_norm_relu f64",
+        );
+        let yr32 = engine::no_grad(|| f(&x).instance_norm_relu(&f(&g), &f(&b), 1e-5)).unwrap();
+        assert_close(
+            &yr32.to_vec_f64().unwrap(),
+            &relu(&want32),
+            1e-6,
+            "instance_norm_relu f32",
+        );
+        // Some outputs are zeroed and some are not, so the test can tell a missing ReLU.
+        let zeros = yr
+            .to_vec_f64()
+            .unwrap()
+            .iter()
+            .filter(|&&v| v == 0.0)
+            .count();
+        assert!(zeros > 0 && zeros < yr.numel(), "{zeros} of {}", yr.numel());
     }
     // Errors: bad γ shape, rank, eps.
     let x = randn(&[2, 3, 4, 4], 1, dev);
@@ -103,6 +127,13 @@ test_device!(checks, |dev| {
         );
         grad_check(
             |t| project(&t[0].transpose(2, 3)?.instance_norm(&t[1], &t[2], 1e-3)?),
+            &[x.clone(), g.clone(), b.clone()],
+            EPS,
+            TOL,
+        );
+        // Recording, the fused op is instance norm then ReLU, with their backward.
+        grad_check(
+            |t| project(&t[0].instance_norm_relu(&t[1], &t[2], 1e-5)?),
             &[x, g, b],
             EPS,
             TOL,
@@ -123,9 +154,20 @@ test_device!(checks, |dev| {
             let x = randn_f32(&[n, c, h, w], 130 + i as u64);
             let g = randn_f32(&pshape, 140 + i as u64);
             let b = randn_f32(&pshape, 150 + i as u64);
-            parity("instance_norm", dev, &[x, g, b], |t| {
-                t[0].instance_norm(&t[1], &t[2], 1e-5)
-            });
+            parity(
+                "instance_norm",
+                dev,
+                &[x.clone(), g.clone(), b.clone()],
+                |t| t[0].instance_norm(&t[1], &t[2], 1e-5),
+            );
+            // The fused kernel (no_grad, so forward only) on both devices.
+            let fused = |d: engine::Device| {
+                let t: Vec<Tensor> = [&x, &g, &b].map(|t| t.to_device(d).unwrap()).to_vec();
+                let y = engine::no_grad(|| t[0].instance_norm_relu(&t[1], &t[2], 1e-5));
+                y.unwrap().to_vec_f64().unwrap()
+            };
+            let cpu = fused(engine::Device::Cpu);
+            assert_close(&fused(dev), &cpu, 1e-4, "instance_norm_relu: CPU vs GPU");
         }
     }
 });

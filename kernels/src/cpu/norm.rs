@@ -49,8 +49,9 @@ fn check_len(op: &str, what: &str, got: usize, want: usize) {
 
 /// Instance norm forward over `planes` planes of `hw` elements: `out[p] = (x[p] − μ_p)·r_p·γ_p
 /// + β_p` with `r_p = 1/√(σ²_p + eps)`. `gamma`, `beta`: one value per plane (N·C, row-major
-/// N×C). When `stats` is given (2 per plane), it receives (μ_p, r_p) for the backward.
-/// `out` is overwritten.
+/// N×C). With `relu`, `out[p] = max(0, …)` in the same pass (a following ReLU fused; NaN → 0
+/// as [`crate::UnaryOp::Relu`]). When `stats` is given (2 per plane), it receives (μ_p, r_p)
+/// of the normalisation (before any ReLU) for the backward. `out` is overwritten.
 ///
 /// # Panics
 /// If a length does not match.
@@ -62,6 +63,7 @@ pub fn instance_norm_forward<T: Float>(
     gamma: &[T],
     beta: &[T],
     eps: f64,
+    relu: bool,
     out: &mut [T],
     stats: Option<&mut [T]>,
 ) {
@@ -79,8 +81,15 @@ pub fn instance_norm_forward<T: Float>(
         // |μ| ≫ σ) and with μ as hi + lo in T, so x − μ keeps f64's μ (see `split`).
         let a = T::from_f64(rstd * gamma[p].to_f64());
         let ((hi, lo), b) = (split::<T>(mean), beta[p]);
-        for (o, &v) in o.iter_mut().zip(xs) {
-            *o = ((v - hi) - lo) * a + b;
+        if relu {
+            for (o, &v) in o.iter_mut().zip(xs) {
+                let y = ((v - hi) - lo) * a + b;
+                *o = if y > T::ZERO { y } else { T::ZERO };
+            }
+        } else {
+            for (o, &v) in o.iter_mut().zip(xs) {
+                *o = ((v - hi) - lo) * a + b;
+            }
         }
         (mean, rstd)
     };
@@ -213,7 +222,17 @@ mod tests {
             .collect();
         let mut out = vec![0.0; planes * hw];
         let mut st = vec![0.0; 2 * planes];
-        instance_norm_forward(planes, hw, &x, &gamma, &beta, 1e-5, &mut out, Some(&mut st));
+        instance_norm_forward(
+            planes,
+            hw,
+            &x,
+            &gamma,
+            &beta,
+            1e-5,
+            false,
+            &mut out,
+            Some(&mut st),
+        );
         let err = out
             .iter()
             .zip(&want)
@@ -223,7 +242,7 @@ mod tests {
         let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
         let (gf, bf) = (gamma.map(|v| v as f32), beta.map(|v| v as f32));
         let mut of = vec![0.0f32; planes * hw];
-        instance_norm_forward(planes, hw, &xf, &gf, &bf, 1e-5, &mut of, None);
+        instance_norm_forward(planes, hw, &xf, &gf, &bf, 1e-5, false, &mut of, None);
         // Against the f64 result on the f32-rounded input.
         let xr: Vec<f64> = xf.iter().map(|&v| v as f64).collect();
         let err = (0..planes)
@@ -248,12 +267,22 @@ mod tests {
         let g = data(planes * hw, 5, -4.0);
         let loss = |x: &[f64], gamma: &[f64], beta: &[f64]| -> f64 {
             let mut o = vec![0.0; planes * hw];
-            instance_norm_forward(planes, hw, x, gamma, beta, 1e-5, &mut o, None);
+            instance_norm_forward(planes, hw, x, gamma, beta, 1e-5, false, &mut o, None);
             o.iter().zip(&g).map(|(a, b)| a * b).sum()
         };
         let mut st = vec![0.0; 2 * planes];
         let mut o = vec![0.0; planes * hw];
-        instance_norm_forward(planes, hw, &x, &gamma, &beta, 1e-5, &mut o, Some(&mut st));
+        instance_norm_forward(
+            planes,
+            hw,
+            &x,
+            &gamma,
+            &beta,
+            1e-5,
+            false,
+            &mut o,
+            Some(&mut st),
+        );
         let (mut gx, mut gg, mut gb) = (vec![0.0; planes * hw], [0.0; 2], [0.0; 2]);
         instance_norm_backward(planes, hw, &g, &x, &gamma, &st, &mut gx, &mut gg, &mut gb);
         let h = 1e-6;

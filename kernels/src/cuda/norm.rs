@@ -8,7 +8,8 @@ use super::{CudaDevice, CudaElem, CudaError};
 use cudarc::driver::{CudaSlice, PushKernelArg};
 
 /// Forward over `planes` planes of `hw` elements with one γ, β per plane: (output, stats)
-/// where stats holds (μ, 1/√(σ² + eps)) per plane when `keep_stats`.
+/// where stats holds (μ, 1/√(σ² + eps)) per plane when `keep_stats`; `relu` fuses a following
+/// ReLU into the output.
 #[allow(clippy::too_many_arguments)]
 pub fn instance_norm_forward<T: CudaElem>(
     dev: &CudaDevice,
@@ -18,6 +19,7 @@ pub fn instance_norm_forward<T: CudaElem>(
     gamma: &CudaSlice<T>,
     beta: &CudaSlice<T>,
     eps: f64,
+    relu: bool,
     keep_stats: bool,
 ) -> Result<(CudaSlice<T>, Option<CudaSlice<T>>), CudaError> {
     let op = "instance_norm_forward";
@@ -36,14 +38,14 @@ pub fn instance_norm_forward<T: CudaElem>(
             dev.ptr(&out, 0),
             dev.ptr(&stats, 0),
         ];
-        let (np, nhw, keep) = (planes as i64, hw as i64, keep_stats as i32);
+        let (np, nhw, keep, relu) = (planes as i64, hw as i64, keep_stats as i32, relu as i32);
         let mut l = dev.stream().launch_builder(&f);
         for p in &ptrs {
             l.arg(p);
         }
-        l.arg(&np).arg(&nhw).arg(&eps).arg(&keep);
+        l.arg(&np).arg(&nhw).arg(&eps).arg(&keep).arg(&relu);
         // SAFETY: `inorm_fwd_<t>(const T* x, const T* γ, const T* β, T* out, T* stats, i64,
-        // i64, double, int)`; lengths checked above.
+        // i64, double, int, int)`; lengths checked above.
         unsafe { launch::launch(dev, "inorm_fwd", l, launch::reduce(planes)) }?;
     }
     Ok((out, keep_stats.then_some(stats)))

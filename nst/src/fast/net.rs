@@ -187,10 +187,19 @@ impl Network {
                     let (h, w) = (x.shape()[2] - 2, x.shape()[3] - 2);
                     x = x.narrow(2, 1, h)?.narrow(3, 1, w)?.contiguous()?;
                 }
+                // Instance norm + ReLU as one pass where the norm is followed by a ReLU.
+                let norm_relu = !matches!(l.norm, LayerNorm::None) && matches!(l.act, Act::Relu);
+                let norm = |x: &Tensor, g: &Tensor, b: &Tensor| {
+                    if norm_relu {
+                        x.instance_norm_relu(g, b, NORM_EPS)
+                    } else {
+                        x.instance_norm(g, b, NORM_EPS)
+                    }
+                };
                 x = match (&l.norm, &cond) {
                     (LayerNorm::None, _) => x,
                     (LayerNorm::Conditional { gamma, beta }, Condition::Weights(s)) => {
-                        x.instance_norm(&s.matmul(gamma)?, &s.matmul(beta)?, NORM_EPS)?
+                        norm(&x, &s.matmul(gamma)?, &s.matmul(beta)?)?
                     }
                     (
                         LayerNorm::Style {
@@ -203,7 +212,7 @@ impl Network {
                     ) => {
                         let g = v.matmul(gamma_wt)?.add(gamma_b)?;
                         let b = v.matmul(beta_wt)?.add(beta_b)?;
-                        x.instance_norm(&g, &b, NORM_EPS)?
+                        norm(&x, &g, &b)?
                     }
                     _ => {
                         return Err(Error::InvalidArgument(
@@ -213,7 +222,7 @@ impl Network {
                 };
                 x = match l.act {
                     Act::None => x,
-                    Act::Relu if fused => x,
+                    Act::Relu if fused || norm_relu => x,
                     Act::Relu => x.relu()?,
                     Act::Relu6 => x.relu6()?,
                     Act::Sigmoid => x.sigmoid()?,

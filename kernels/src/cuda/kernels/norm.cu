@@ -1,5 +1,5 @@
 // Instance normalisation with per-plane scale and shift, as kernels/src/cpu/norm.rs:
-// y = (x − μ)·r·γ + β, r = 1/√(σ² + eps), μ and the biased σ² per (n, c) plane, summed in double
+// y = (x − μ)·r·γ + β (max(0, y) with relu), r = 1/√(σ² + eps), μ and the biased σ² per (n, c) plane, summed in double
 // in two passes. One block of exactly REDUCE_THREADS threads per plane (grid-stride over
 // planes), block tree sums: deterministic, no atomics.
 
@@ -7,7 +7,7 @@ template <typename T>
 __device__ void inorm_fwd_impl(const T *__restrict__ x, const T *__restrict__ gamma,
                                const T *__restrict__ beta, T *__restrict__ out,
                                T *__restrict__ stats, i64 planes, i64 hw, double eps,
-                               int keep_stats) {
+                               int keep_stats, int relu) {
     __shared__ double shared[REDUCE_THREADS];
     for (i64 p = blockIdx.x; p < planes; p += gridDim.x) {
         const T *xs = x + p * hw;
@@ -25,7 +25,11 @@ __device__ void inorm_fwd_impl(const T *__restrict__ x, const T *__restrict__ ga
         // μ as hi + lo in T (as `split` in cpu/norm.rs): x − hi is exact near μ.
         const T hi = (T)mean, lo = (T)(mean - (double)hi);
         const T a = (T)(rstd * (double)gamma[p]), b = beta[p];
-        for (i64 i = threadIdx.x; i < hw; i += REDUCE_THREADS) o[i] = ((xs[i] - hi) - lo) * a + b;
+        for (i64 i = threadIdx.x; i < hw; i += REDUCE_THREADS) {
+            const T y = ((xs[i] - hi) - lo) * a + b;
+            // A fused ReLU: NaN → 0 as the CPU's `y > 0 ? y : 0`.
+            o[i] = (relu && !(y > (T)0)) ? (T)0 : y;
+        }
         if (keep_stats && threadIdx.x == 0) {
             stats[2 * p] = (T)mean;
             stats[2 * p + 1] = (T)rstd;
@@ -67,8 +71,8 @@ __device__ void inorm_bwd_impl(const T *__restrict__ gout, const T *__restrict__
 #define NORM(T, SUF)                                                                          \
     extern "C" __global__ void inorm_fwd_##SUF(const T *x, const T *gamma, const T *beta,    \
                                                T *out, T *stats, i64 planes, i64 hw,         \
-                                               double eps, int keep_stats) {                 \
-        inorm_fwd_impl<T>(x, gamma, beta, out, stats, planes, hw, eps, keep_stats);          \
+                                               double eps, int keep_stats, int relu) {       \
+        inorm_fwd_impl<T>(x, gamma, beta, out, stats, planes, hw, eps, keep_stats, relu);    \
     }                                                                                        \
     extern "C" __global__ void inorm_bwd_##SUF(const T *gout, const T *x, const T *gamma,    \
                                                const T *stats, T *gx, T *ggamma, T *gbeta,   \
