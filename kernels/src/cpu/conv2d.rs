@@ -330,7 +330,7 @@ fn forward_impl<T: Float>(
             ("bias", bias.map_or(p.c_out, |b| b.len()), p.c_out),
         ],
     );
-    if direct::applies(p) {
+    if direct::applies::<T>(p) {
         return direct::forward(p, input, weight, bias, out);
     }
     if panel::applies(p) {

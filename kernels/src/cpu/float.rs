@@ -35,6 +35,10 @@ pub trait Float:
     fn max(self, other: Self) -> Self;
     fn min(self, other: Self) -> Self;
     fn exp(self) -> Self;
+    /// `self·a + b` with one rounding (a fused multiply-add instruction where the calling
+    /// function enables FMA; a slow library call where it does not, so portable code should
+    /// multiply and add instead).
+    fn mul_add(self, a: Self, b: Self) -> Self;
     /// `C = alpha * A·B + beta * C` for general strides (row stride, column stride), single-threaded.
     ///
     /// # Safety
@@ -91,6 +95,10 @@ macro_rules! impl_float {
             #[inline(always)]
             fn exp(self) -> Self {
                 <$t>::exp(self)
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$t>::mul_add(self, a, b)
             }
             unsafe fn gemm_raw(
                 m: usize,

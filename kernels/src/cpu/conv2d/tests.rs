@@ -52,6 +52,10 @@ fn shapes() -> Vec<Conv2dParams> {
         params(2, 5, 4, 70, 3, (3, 3), (1, 1), (0, 0)),
         params(1, 3, 11, 80, 4, (9, 9), (1, 1), (0, 0)),
         params(1, 2, 3, 64, 1, (1, 1), (1, 1), (0, 0)),
+        // C_in ≤ 4, C_out a multiple of 8, stride 1, no padding, OW ≥ 32: in f32 with AVX-512
+        // the direct forward's 32-pixel × 8-channel blocks (OW not a multiple of 32).
+        params(2, 3, 12, 48, 16, (9, 9), (1, 1), (0, 0)),
+        params(1, 1, 5, 40, 8, (3, 3), (1, 1), (0, 0)),
         // C_out a multiple of 8, OW ≥ 32: the panel forward (`panel.rs`; OW not a multiple of
         // its 32-pixel panels, padded, stride 2 with and without padding, 9×9, 1×1).
         params(2, 3, 6, 45, 8, (9, 9), (1, 1), (4, 4)),
