@@ -331,6 +331,14 @@ pub fn run_transfer(mut args: TransferArgs) -> Result<bool> {
         .content
         .clone()
         .expect("clap requires CONTENT without --content");
+    if content_path.is_dir() {
+        bail!(
+            "{} is a directory: give a folder of photos as --content {} (then every positional \
+             argument is a style image, and -o names a folder)",
+            content_path.display(),
+            content_path.display()
+        );
+    }
     let device = check_device(&args.device)?;
     let precision = parse_precision(&args.precision, device)?;
     let mut inputs: Vec<&Path> = vec![&content_path];

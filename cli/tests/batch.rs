@@ -36,14 +36,20 @@ fn batch(input: &Path, out: &Path, extra: &[&str]) -> Output {
     Command::new(BIN).args(&args).output().unwrap()
 }
 
-/// A folder `in/` with two good photos (a.png 451×300, c.jpg) and two bad ones: b.png is not
-/// an image, thin.png decodes but is too thin for VGG-19 at 48 px.
-fn photos(d: &Path) -> PathBuf {
+/// A folder `in/` with two good photos: a.png (chelsea, 451×300) and c.jpg (rocket).
+fn good_photos(d: &Path) -> PathBuf {
     let inputs = d.join("in");
     std::fs::create_dir_all(&inputs).unwrap();
     std::fs::copy(nst_tests::asset_path("chelsea.png"), inputs.join("a.png")).unwrap();
-    std::fs::write(inputs.join("b.png"), b"not an image").unwrap();
     std::fs::copy(nst_tests::asset_path("rocket.jpg"), inputs.join("c.jpg")).unwrap();
+    inputs
+}
+
+/// [`good_photos`] and two bad ones: b.png is not an image, thin.png decodes but is too thin
+/// for VGG-19 at 48 px.
+fn photos(d: &Path) -> PathBuf {
+    let inputs = good_photos(d);
+    std::fs::write(inputs.join("b.png"), b"not an image").unwrap();
     image::RgbImage::new(4, 400)
         .save(inputs.join("thin.png"))
         .unwrap();
@@ -139,10 +145,7 @@ fn a_file_nst_did_not_write_is_that_photos_failure() {
         return;
     }
     let d = tmp("foreign");
-    let inputs = d.join("in");
-    std::fs::create_dir_all(&inputs).unwrap();
-    std::fs::copy(nst_tests::asset_path("chelsea.png"), inputs.join("a.png")).unwrap();
-    std::fs::copy(nst_tests::asset_path("rocket.jpg"), inputs.join("c.jpg")).unwrap();
+    let inputs = good_photos(&d);
     let out = d.join("out");
     std::fs::create_dir_all(&out).unwrap();
     // The user's own picture where c's output goes.
@@ -172,10 +175,7 @@ fn ctrl_c_stops_the_batch_without_writing_the_interrupted_picture() {
         return;
     }
     let d = tmp("sigint");
-    let inputs = d.join("in");
-    std::fs::create_dir_all(&inputs).unwrap();
-    std::fs::copy(nst_tests::asset_path("chelsea.png"), inputs.join("a.png")).unwrap();
-    std::fs::copy(nst_tests::asset_path("rocket.jpg"), inputs.join("c.jpg")).unwrap();
+    let inputs = good_photos(&d);
     let out = d.join("out");
     let style = nst_tests::asset_path("the_scream.jpg");
     let mut child = Command::new(BIN)
