@@ -133,6 +133,13 @@ fn resolve(p: &Path) -> Option<PathBuf> {
     Some(parent.join(p.file_name()?))
 }
 
+/// Whether `path` names the same file (or folder) as one of `inputs`, after resolving `.`, `..`
+/// and symbolic links (a path whose parent does not exist is no input).
+pub fn is_input(path: &Path, inputs: &[&Path]) -> bool {
+    let out = resolve(path);
+    out.is_some() && inputs.iter().any(|i| resolve(i) == out)
+}
+
 /// Refuse an output path that is one of the inputs, sits in a missing directory, has an
 /// extension we cannot write, or names an existing file nst did not write (unless `overwrite`).
 pub fn check_output(
@@ -168,14 +175,11 @@ pub fn check_output(
             output.display()
         );
     }
-    let out = resolve(output);
-    for i in inputs {
-        if out.is_some() && resolve(i) == out {
-            bail!(
-                "output {} is also an input; choose another output file",
-                output.display()
-            );
-        }
+    if is_input(output, inputs) {
+        bail!(
+            "output {} is also an input; choose another output file",
+            output.display()
+        );
     }
     if !overwrite && output.symlink_metadata().is_ok() && !is_ours(output, &ext) {
         bail!(

@@ -13,6 +13,7 @@ macro_rules! note {
     }};
 }
 
+mod batch;
 mod bench;
 mod bench_fast;
 mod common;
@@ -26,6 +27,7 @@ mod sheet;
 mod styles;
 mod stylize;
 mod transfer;
+mod transfer_batch;
 mod weights;
 
 /// Neural style transfer (Gatys et al.) on the nst engine.

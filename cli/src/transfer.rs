@@ -18,18 +18,30 @@ use std::sync::Arc;
 
 /// Options of `nst-cli transfer`.
 #[derive(Debug, Args)]
+#[command(
+    override_usage = "nst-cli transfer CONTENT STYLE... -o OUT [OPTIONS]\n       \
+                            nst-cli transfer --content PHOTO|FOLDER... STYLE... -o DIR [OPTIONS]"
+)]
 pub struct TransferArgs {
-    /// The content photo.
-    pub content: PathBuf,
+    /// The content photo (with --content, the first style image).
+    #[arg(required_unless_present = "contents")]
+    pub content: Option<PathBuf>,
     /// One or more style images (paintings).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "contents")]
     pub styles: Vec<PathBuf>,
+    /// Many pictures: a photo, or a folder of photos, repeated for each
+    /// (`--content a.jpg --content photos/`). Then every positional argument is a style image
+    /// and -o names a folder (made if missing) that gets <photo stem>.png per photo. One
+    /// progress bar; a photo that fails is listed and skipped (exit 1). A picture nst already
+    /// wrote there is skipped, so re-running the command resumes an interrupted batch.
+    #[arg(long = "content", value_name = "PHOTO|FOLDER")]
+    pub contents: Vec<PathBuf>,
     /// Output image (.png or .jpg); written atomically, never over an input, and over an
-    /// existing file only if nst wrote it (or with --overwrite).
+    /// existing file only if nst wrote it (or with --overwrite). With --content: a folder.
     #[arg(short, long)]
     pub output: PathBuf,
     /// Replace existing output, snapshot and log files even if nst did not write them (never
-    /// an input).
+    /// an input). With --content: redo every picture, including those already done.
     #[arg(long)]
     pub overwrite: bool,
     /// Longest side of the output, in pixels.
@@ -132,7 +144,7 @@ fn existing_snapshots(output: &Path, every: usize, steps: usize) -> Result<Vec<P
 }
 
 impl TransferArgs {
-    fn config(&self, n_styles: usize) -> Result<StyleTransferConfig> {
+    pub(crate) fn config(&self, n_styles: usize) -> Result<StyleTransferConfig> {
         let optimizer = parse_flag::<OptimizerKind>("--optimizer", &self.optimizer)?
             .with(self.lbfgs_history, self.learning_rate);
         // A keyword (content, noise, style; fast is made by run_transfer), else an image file.
@@ -191,20 +203,146 @@ fn log_error(path: Option<&Path>, step: usize, err: &std::io::Error) -> String {
     format!("--log-json {path}: writing failed at iteration {step} ({err})")
 }
 
-/// Run the command; returns whether it was interrupted (Ctrl-C) after saving.
-pub fn run_transfer(args: TransferArgs) -> Result<bool> {
-    let device = check_device(&args.device)?;
-    let precision = parse_precision(&args.precision, device)?;
-    let mut inputs: Vec<&Path> = vec![&args.content];
-    inputs.extend(args.styles.iter().map(PathBuf::as_path));
+/// The files a run reads besides its content photo(s): the style images, `--weights` and an
+/// `--init` image (anything but the keywords is a file).
+pub(crate) fn other_inputs(args: &TransferArgs) -> Vec<&Path> {
+    let mut inputs: Vec<&Path> = args.styles.iter().map(PathBuf::as_path).collect();
     if let Some(f) = args.objective.weights.as_deref() {
         inputs.push(f);
     }
-    // An --init image is read too (anything but the keywords is a file).
-    let init_file = Path::new(&args.init);
     if args.init.parse::<Init>().is_err() && !is_fast(&args.init) {
-        inputs.push(init_file);
+        inputs.push(Path::new(&args.init));
     }
+    inputs
+}
+
+/// The style images, read once per command.
+pub(crate) fn load_styles(args: &TransferArgs) -> Result<Vec<RgbImage>> {
+    Ok(args
+        .styles
+        .iter()
+        .map(|s| RgbImage::load(s, args.max_pixels))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The checks and set-up of one content photo: its scale sizes, refused when too small or too
+/// big for memory (as `run` would, so a refused run prints only its error), a note when it will
+/// take long, and the configuration for it (`--init fast`: the feed-forward picture).
+pub(crate) fn prepare_content(
+    args: &TransferArgs,
+    content: &RgbImage,
+    styles: &[RgbImage],
+    cfg: &StyleTransferConfig,
+    device: nst::engine::Device,
+) -> Result<(Vec<(usize, usize)>, StyleTransferConfig)> {
+    let sizes = nst::transfer::scale_sizes(content.size(), cfg.size_px, cfg.scales);
+    let style_sizes: Vec<_> = styles.iter().map(RgbImage::size).collect();
+    nst::plan::check(&style_sizes, cfg, &sizes).map_err(in_flag_words)?;
+    warn_if_slow(&sizes, cfg, device);
+    let mut cfg = cfg.clone();
+    if is_fast(&args.init) {
+        // The feed-forward picture at the finest size; each scale resizes it.
+        let photo = content.resize_longest(cfg.size_px);
+        let picture =
+            crate::stylize::fast_picture(&photo, styles, &cfg.style_blend_weights, device)
+                .map_err(|e| anyhow::anyhow!("--init fast: {e:#}"))?;
+        cfg.init = Init::Image(picture);
+    }
+    Ok((sizes, cfg))
+}
+
+/// VGG-19 on `device`, with only the layers the objective reads (conv5_2–5_4 are never used
+/// by default).
+pub(crate) fn load_network(
+    args: &TransferArgs,
+    cfg: &StyleTransferConfig,
+    pooling: nst::vgg19::Pooling,
+    device: nst::engine::Device,
+) -> Result<Arc<nst::vgg19::Vgg19>> {
+    let vgg = load_vgg(args.objective.weights.as_deref(), pooling)?.truncated(&cfg.layers())?;
+    Ok(Arc::new(vgg.to_device(device)?))
+}
+
+/// A flag set by Ctrl-C, SIGTERM or SIGHUP (ctrlc's "termination" feature): the run stops
+/// after the current iteration; a second signal while saving is ignored.
+pub(crate) fn stop_flag() -> Arc<AtomicBool> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    interrupted
+}
+
+/// The progress bar's words for an iteration: scale, size and losses.
+pub(crate) fn progress_text(p: &nst::transfer::Progress) -> String {
+    let e = p.eval;
+    let sum = |prefix: &str| -> f64 {
+        e.terms
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    format!(
+        "scale {}/{} {}×{} loss {:.4e} (content {:.3e}, style {:.3e})",
+        p.scale + 1,
+        p.scales,
+        p.size.0,
+        p.size.1,
+        e.total,
+        sum("content"),
+        sum("style")
+    )
+}
+
+/// `--print-every`'s line for iteration `step` of `total_iters`: the total and every term.
+pub(crate) fn loss_line(step: usize, total_iters: usize, e: &nst::loss::Evaluation) -> String {
+    let terms: Vec<String> = e
+        .terms
+        .iter()
+        .map(|(n, v)| format!("{n} {v:.4e}"))
+        .collect();
+    format!(
+        "iteration {step}/{total_iters}: total {:.6e}; {}",
+        e.total,
+        terms.join(", ")
+    )
+}
+
+/// Prints `line` above the progress bar (or plainly when the bar is hidden).
+pub(crate) fn print_above(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        note!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+/// Run the command; returns whether it was interrupted (Ctrl-C) after saving. With `--content`,
+/// the batch form ([`crate::transfer_batch`]).
+pub fn run_transfer(mut args: TransferArgs) -> Result<bool> {
+    if !args.contents.is_empty() {
+        // With --content, every positional argument is a style image.
+        if let Some(first) = args.content.take() {
+            args.styles.insert(0, first);
+        }
+        return crate::transfer_batch::run(args);
+    }
+    let content_path = args
+        .content
+        .clone()
+        .expect("clap requires CONTENT without --content");
+    if content_path.is_dir() {
+        bail!(
+            "{} is a directory: give a folder of photos as --content {} (then every positional \
+             argument is a style image, and -o names a folder)",
+            content_path.display(),
+            content_path.display()
+        );
+    }
+    let device = check_device(&args.device)?;
+    let precision = parse_precision(&args.precision, device)?;
+    let mut inputs: Vec<&Path> = vec![&content_path];
+    inputs.extend(other_inputs(&args));
     let ow = args.overwrite;
     check_output(&args.output, &inputs, &["png", "jpg", "jpeg"], ow)?;
     if let Some(log) = &args.log_json {
@@ -224,36 +362,11 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     let pooling = args.objective.pooling()?;
     let mut cfg = args.config(args.styles.len())?;
     cfg.conv.precision = precision;
-    let content = RgbImage::load(&args.content, args.max_pixels)?;
-    let styles = args
-        .styles
-        .iter()
-        .map(|s| RgbImage::load(s, args.max_pixels))
-        .collect::<Result<Vec<_>, _>>()?;
-    // Sizes and memory first (run checks them too), so a refused run prints only its error.
-    let sizes = nst::transfer::scale_sizes(content.size(), cfg.size_px, cfg.scales);
-    let style_sizes: Vec<_> = styles.iter().map(RgbImage::size).collect();
-    nst::plan::check(&style_sizes, &cfg, &sizes).map_err(in_flag_words)?;
-    warn_if_slow(&sizes, &cfg, device);
-    if is_fast(&args.init) {
-        // The feed-forward picture at the finest size; each scale resizes it.
-        let photo = content.resize_longest(cfg.size_px);
-        let picture =
-            crate::stylize::fast_picture(&photo, &styles, &cfg.style_blend_weights, device)
-                .map_err(|e| anyhow::anyhow!("--init fast: {e:#}"))?;
-        cfg.init = Init::Image(picture);
-    }
-    // Only the layers the objective reads are kept (conv5_2–5_4 are never used by default).
-    let vgg = load_vgg(args.objective.weights.as_deref(), pooling)?.truncated(&cfg.layers())?;
-    let vgg = Arc::new(vgg.to_device(device)?);
-
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        // Ctrl-C, SIGTERM or SIGHUP (ctrlc's "termination" feature) stops after the current
-        // iteration and saves; a second one while saving is ignored.
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-    }
+    let content = RgbImage::load(&content_path, args.max_pixels)?;
+    let styles = load_styles(&args)?;
+    let (sizes, cfg) = prepare_content(&args, &content, &styles, &cfg, device)?;
+    let vgg = load_network(&args, &cfg, pooling, device)?;
+    let interrupted = stop_flag();
     let mut log = match &args.log_json {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
@@ -274,49 +387,14 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     let image = run(vgg, &content, &styles, &cfg, |p| {
         step += 1;
         let e = p.eval;
-        let style: f64 = e
-            .terms
-            .iter()
-            .filter(|(n, _)| n.starts_with("style"))
-            .map(|(_, v)| v)
-            .sum();
-        let content_l: f64 = e
-            .terms
-            .iter()
-            .filter(|(n, _)| n.starts_with("content"))
-            .map(|(_, v)| v)
-            .sum();
-        bar.set_message(format!(
-            "scale {}/{} {}×{} loss {:.4e} (content {:.3e}, style {:.3e})",
-            p.scale + 1,
-            p.scales,
-            p.size.0,
-            p.size.1,
-            e.total,
-            content_l,
-            style
-        ));
+        bar.set_message(progress_text(p));
         bar.inc(1);
         if p.converged {
             // The rest of this scale is skipped.
             bar.inc((p.iterations - p.iteration) as u64);
         }
         if args.print_every > 0 && step.is_multiple_of(args.print_every) {
-            let terms: Vec<String> = e
-                .terms
-                .iter()
-                .map(|(n, v)| format!("{n} {v:.4e}"))
-                .collect();
-            let line = format!(
-                "iteration {step}/{total_iters}: total {:.6e}; {}",
-                e.total,
-                terms.join(", ")
-            );
-            if bar.is_hidden() {
-                note!("{line}");
-            } else {
-                bar.println(line);
-            }
+            print_above(&bar, loss_line(step, total_iters, e));
         }
         if let Some(w) = log.as_mut() {
             let mut obj = serde_json::Map::new();

@@ -581,6 +581,7 @@ fn cases(d: &Path) -> Vec<Case> {
         ),
         (v(&["transfer", &good, "-o", &out]), "required"),
         (v(&["transfer", &good, &style]), "required"),
+        (v(&["transfer", "--content", &good, &style]), "required"),
         (
             v(&[
                 "transfer", &good, &style, "-o", &out, "--size", "1", "--size", "2",
@@ -647,6 +648,85 @@ fn cases(d: &Path) -> Vec<Case> {
         a.extend(v(extra));
         add(
             format!("output {extra_out} {}", extra.join(" ")),
+            a,
+            Expect::Refused(needle),
+        );
+    }
+    // Many photos (`transfer --content`): what is refused before any work. The last case gets
+    // past every check and fails on the missing weights, creating no output folder.
+    let new_dir = p("batch-out");
+    for (extra, needle) in [
+        (
+            &["--content", &good, &style, "-o", &out][..],
+            "-o names a folder",
+        ),
+        (&["--content", &good, &style, "-o", &good], "this is a file"),
+        (
+            &["--content", &s(d), &style, "-o", &s(d)],
+            "also an input folder",
+        ),
+        (&["--content", &good, &style, "-o", &s(d)], "also an input"),
+        (
+            &[
+                "--content",
+                &good,
+                "--content",
+                &good,
+                &style,
+                "-o",
+                &new_dir,
+            ],
+            "two inputs would both be written to good.png",
+        ),
+        (
+            &["--content", &p("a-directory.png"), &style, "-o", &new_dir],
+            "no images in this folder",
+        ),
+        (
+            &["--content", &good, "-o", &new_dir],
+            "give one or more STYLE",
+        ),
+        (
+            &["--content", &good, &p("a-directory.png"), "-o", &new_dir],
+            "is a folder: style images are files",
+        ),
+        (
+            &[
+                "--content",
+                &good,
+                &style,
+                "-o",
+                &new_dir,
+                "--log-json",
+                &p("l.json"),
+            ],
+            "--log-json logs one picture",
+        ),
+        (
+            &[
+                "--content",
+                &good,
+                &style,
+                "-o",
+                &new_dir,
+                "--save-every",
+                "1",
+            ],
+            "--save-every snapshots one picture",
+        ),
+        (
+            &["--content", &good, &style, "-o", &new_dir, "--size", "0"],
+            "--size",
+        ),
+        (
+            &["--content", &good, &style, "-o", &new_dir],
+            "weights fetch",
+        ),
+    ] {
+        let mut a = v(&["transfer"]);
+        a.extend(v(extra));
+        add(
+            format!("batch {}", extra.join(" ")),
             a,
             Expect::Refused(needle),
         );

@@ -607,10 +607,6 @@ fn bad_requests_get_json_errors_with_the_right_status() {
         .post(port)
         .assert_error(400, "style_weights");
     small_job(5)
-        .text("content_gallery", "chelsea")
-        .post(port)
-        .assert_error(400, "more than one content");
-    small_job(5)
         .text("style_gallery", "mona_lisa")
         .post(port)
         .assert_error(400, "no gallery image");
@@ -737,6 +733,107 @@ fn an_oversized_job_is_refused_and_the_server_lives_on() {
     let ok = create(port, small_job(2));
     let done = follow(port, ok["id"].as_str().unwrap()).pop().unwrap().1;
     assert_eq!(done["status"], "done", "{done}");
+}
+
+#[test]
+fn several_photos_in_one_form_queue_a_job_each() {
+    let Some(weights) = weights() else { return };
+    let home = tmp("several");
+    let server = Server::start(&home, &weights, &["--max-queued", "3"]);
+    let port = server.port;
+    let chelsea = nst_tests::asset_bytes("chelsea.png").to_vec();
+    let rocket = nst_tests::asset_bytes("rocket.jpg").to_vec();
+    let styled = |form: Form| {
+        form.text("style_gallery", "shipwreck")
+            .text("size", "48")
+            .text("iterations", "2")
+    };
+    let jobs = || {
+        get(port, "/api/jobs").json()["jobs"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    // A bad photo among good ones refuses the whole form, naming it; nothing is queued.
+    let mut thin = std::io::Cursor::new(Vec::new());
+    image::RgbImage::new(4, 400)
+        .write_to(&mut thin, image::ImageFormat::Png)
+        .unwrap();
+    for (name, bytes, status, needle) in [
+        (
+            "notes.txt",
+            b"just some text".to_vec(),
+            415,
+            "notes.txt: not an image",
+        ),
+        (
+            "thin.png",
+            thin.into_inner(),
+            400,
+            "content image thin.png: ",
+        ),
+    ] {
+        styled(
+            Form::new()
+                .file("content", "chelsea.png", &chelsea)
+                .file("content", name, &bytes)
+                .file("content", "rocket.jpg", &rocket),
+        )
+        .post(port)
+        .assert_error(status, needle);
+        assert_eq!(jobs(), 0, "{name}: nothing queued");
+    }
+    // More photos than the queue has room for (3): refused whole.
+    styled(
+        Form::new()
+            .file("content", "a.png", &chelsea)
+            .file("content", "b.png", &chelsea)
+            .file("content", "c.png", &chelsea)
+            .file("content", "d.jpg", &rocket),
+    )
+    .post(port)
+    .assert_error(503, "the queue is full for the 4 photos of this form");
+    assert_eq!(jobs(), 0);
+    assert!(std::fs::read_dir(server.jobs_dir())
+        .map(|d| d.filter_map(Result::ok).all(|e| !e.path().is_dir()))
+        .unwrap_or(true));
+    // Two uploads and a gallery photo: three jobs, in the order sent, each with its own photo
+    // and the same style and settings.
+    let r = styled(
+        Form::new()
+            .file("content", "chelsea.png", &chelsea)
+            .file("content", "rocket.jpg", &rocket)
+            .text("content_gallery", "chelsea"),
+    )
+    .post(port);
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let body = r.json();
+    let created = body["jobs"].as_array().expect("{jobs: [...]}").clone();
+    let names: Vec<&str> = created
+        .iter()
+        .map(|j| j["content"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["chelsea.png", "rocket.jpg", "chelsea"]);
+    let first = created[0]["id"].as_str().unwrap();
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/api/jobs/{first}").as_str())
+    );
+    for j in &created {
+        assert_eq!(j["styles"][0]["name"], "shipwreck");
+        assert_eq!(j["params"]["size"], 48);
+        let id = j["id"].as_str().unwrap();
+        let done = follow(port, id).pop().unwrap().1;
+        assert_eq!(done["status"], "done", "{done}");
+        let png = get(port, &format!("/api/jobs/{id}/result.png")).body;
+        assert_eq!(png_size(&png), (48, 32), "{id}");
+    }
+    assert_eq!(jobs(), 3);
+    // One photo still answers the job itself.
+    let one = create(port, small_job(2));
+    assert!(one["jobs"].is_null() && one["content"]["name"] == "chelsea");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&home);
 }
 
 #[test]
@@ -943,6 +1040,10 @@ fn instant_pictures_and_refining_them() {
         .text("content_gallery", "chelsea")
         .post_to(port, "/api/instant")
         .assert_error(400, "no style image");
+    form()
+        .text("content_gallery", "chelsea")
+        .post_to(port, "/api/instant")
+        .assert_error(400, "one content image");
     // Refine: a job that starts from the instant picture.
     let job = create(port, small_job(2).text("init", "fast"));
     let done = follow(port, job["id"].as_str().unwrap()).pop().unwrap().1;

@@ -5,7 +5,7 @@ use super::assets::{gallery, static_file, GALLERY};
 use super::params::Params;
 use super::record::is_id;
 use super::store::{remove_dir, Refused};
-use super::upload::{create_job, read_form};
+use super::upload::{create_jobs, read_form};
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -233,17 +233,24 @@ async fn create(
 ) -> ApiResult<Response> {
     let form = form_parts(&app, &headers, multipart).await?;
     let app2 = app.clone();
-    let view = tokio::task::spawn_blocking(move || create_job(&app2, form))
+    let mut views = tokio::task::spawn_blocking(move || create_jobs(&app2, form))
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    let location = view["id"]
-        .as_str()
+    // The first job's address; one photo answers its job, several `{"jobs": [job, …]}`.
+    let location = views
+        .first()
+        .and_then(|v| v["id"].as_str())
         .map(|id| format!("/api/jobs/{id}"))
         .unwrap_or_default();
+    let body = if views.len() == 1 {
+        views.remove(0)
+    } else {
+        json!({ "jobs": views })
+    };
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(view),
+        Json(body),
     )
         .into_response())
 }

@@ -154,7 +154,8 @@ pub struct Form {
     pub params: Params,
     /// `params` as the run's configuration (checked).
     pub cfg: nst::transfer::StyleTransferConfig,
-    content: Checked,
+    /// One or more content photos: a job each.
+    contents: Vec<Checked>,
     styles: Vec<Checked>,
 }
 
@@ -164,30 +165,26 @@ pub const NO_FAST: &str =
     "the instant (feed-forward) networks are not installed on this server: run `nst-cli weights fetch`";
 
 /// Checks a job form: the images (decoded once, so a broken file is refused here), the settings,
-/// and the sizes and memory the run would need. Blocking (decodes the images).
+/// and the sizes and memory the run would need, for each content photo (`content` uploads and
+/// `content_gallery` names, any number ≥ 1: a job each). One bad photo refuses the whole form,
+/// naming it. Blocking (decodes the images).
 pub fn check_form(limits: &Limits, parts: Vec<Part>) -> Result<Form, ApiError> {
     let mut params = Params::default();
-    let mut content: Option<Checked> = None;
+    let mut contents: Vec<Checked> = Vec::new();
     let mut styles: Vec<Checked> = Vec::new();
-    fn set_content(c: Checked, content: &mut Option<Checked>) -> Result<(), ApiError> {
-        if content.is_some() {
-            return Err(ApiError::bad_request("more than one content image"));
-        }
-        *content = Some(c);
-        Ok(())
-    }
     for part in parts {
         match part {
             Part::Upload(true, shown, bytes) => {
-                let c = check_upload(shown, bytes, "content".into(), limits)?;
-                set_content(c, &mut content)?;
+                contents.push(check_upload(shown, bytes, "content".into(), limits)?);
             }
             Part::Upload(false, shown, bytes) => {
                 let stem = format!("style-{}", styles.len());
                 styles.push(check_upload(shown, bytes, stem, limits)?);
             }
             Part::Text(k, v) if k == "content_gallery" => {
-                set_content(check_gallery(&v)?, &mut content)?;
+                for name in v.split(',').filter(|s| !s.trim().is_empty()) {
+                    contents.push(check_gallery(name)?);
+                }
             }
             Part::Text(k, v) if k == "style_gallery" => {
                 for name in v.split(',').filter(|s| !s.trim().is_empty()) {
@@ -197,11 +194,11 @@ pub fn check_form(limits: &Limits, parts: Vec<Part>) -> Result<Form, ApiError> {
             Part::Text(k, v) => params.set(&k, &v).map_err(ApiError::bad_request)?,
         }
     }
-    let content = content.ok_or_else(|| {
-        ApiError::bad_request(
-            "no content image: upload one as `content` or name a gallery image in `content_gallery`",
-        )
-    })?;
+    if contents.is_empty() {
+        return Err(ApiError::bad_request(
+            "no content image: upload one or more as `content` or name gallery images in `content_gallery`",
+        ));
+    }
     if styles.is_empty() {
         return Err(ApiError::bad_request(
             "no style image: upload one or more as `style` or name gallery images in `style_gallery`",
@@ -213,14 +210,22 @@ pub fn check_form(limits: &Limits, parts: Vec<Part>) -> Result<Form, ApiError> {
     // Sizes and memory now, from the images' headers: a job that cannot run is refused here
     // (it used to be accepted and fail, or abort the server, when it started).
     let wh = |i: &InputImage| (i.width as usize, i.height as usize);
-    let sizes = nst::transfer::scale_sizes(wh(&content.image), cfg.size_px, cfg.scales);
     let style_sizes: Vec<_> = styles.iter().map(|s| wh(&s.image)).collect();
-    nst::plan::check(&style_sizes, &cfg, &sizes)
-        .map_err(|e| ApiError::bad_request(in_field_words(e)))?;
+    for c in &contents {
+        let sizes = nst::transfer::scale_sizes(wh(&c.image), cfg.size_px, cfg.scales);
+        nst::plan::check(&style_sizes, &cfg, &sizes).map_err(|e| {
+            let msg = in_field_words(e);
+            ApiError::bad_request(if contents.len() > 1 {
+                format!("content image {}: {msg}", c.image.name)
+            } else {
+                msg
+            })
+        })?;
+    }
     Ok(Form {
         params,
         cfg,
-        content,
+        contents,
         styles,
     })
 }
@@ -233,10 +238,16 @@ pub fn instant(app: &App, parts: Vec<Part>) -> Result<Vec<u8>, ApiError> {
     };
     let Form {
         cfg,
-        content,
+        mut contents,
         styles,
         ..
     } = check_form(&app.limits, parts)?;
+    if contents.len() > 1 {
+        return Err(ApiError::bad_request(
+            "the instant picture takes one content image",
+        ));
+    }
+    let content = contents.remove(0);
     let decode = |c: &Checked, longest: usize| -> Result<nst::image::RgbImage, ApiError> {
         let bytes: &[u8] = match &c.bytes {
             Some((_, b)) => b,
@@ -264,69 +275,92 @@ pub fn instant(app: &App, parts: Vec<Part>) -> Result<Vec<u8>, ApiError> {
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
-/// Check the form and queue the job; returns its view. Blocking (decodes the images, writes
-/// files): run on a blocking thread.
-pub fn create_job(app: &App, parts: Vec<Part>) -> Result<Value, ApiError> {
+/// Check the form and queue a job per content photo; returns their views, in the order sent.
+/// All or nothing: a form that cannot be queued whole (a bad photo, no room in the queue, a
+/// failed write) queues none. Blocking (decodes the images, writes files): run on a blocking
+/// thread.
+pub fn create_jobs(app: &App, parts: Vec<Part>) -> Result<Vec<Value>, ApiError> {
     let limits = &app.limits;
-    if app.store.queued() >= limits.max_queued {
+    let Form {
+        params,
+        contents,
+        styles,
+        ..
+    } = check_form(limits, parts)?;
+    let room = limits.max_queued.saturating_sub(app.store.queued());
+    if contents.len() > room {
+        let what = if contents.len() == 1 {
+            String::new()
+        } else {
+            format!(" for the {} photos of this form", contents.len())
+        };
         return Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
-                "the queue is full ({} jobs waiting); try again later",
+                "the queue is full{what} ({} jobs waiting, at most {}); try again later",
+                app.store.queued(),
                 limits.max_queued
             ),
         ));
     }
-    let Form {
-        params,
-        content,
-        styles,
-        ..
-    } = check_form(limits, parts)?;
     if params.init == "fast" && app.fast.is_none() {
         return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, NO_FAST.into()));
     }
-    let id = loop {
-        let id = new_id();
-        if !app.store.contains(&id) && !app.store.job_dir(&id).exists() {
-            break id;
-        }
-    };
-    let dir = app.store.job_dir(&id);
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(&dir)?;
-        for c in std::iter::once(&content).chain(&styles) {
-            if let Some((file, bytes)) = &c.bytes {
-                nst::image::write_atomic(&dir.join(file), bytes)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    // Every job's directory first; the records go into the queue once all are stored.
+    let mut stored: Vec<(String, Checked)> = Vec::new();
+    for content in contents {
+        let id = loop {
+            let id = new_id();
+            let taken = stored.iter().any(|(s, _)| *s == id);
+            if !taken && !app.store.contains(&id) && !app.store.job_dir(&id).exists() {
+                break id;
             }
+        };
+        let dir = app.store.job_dir(&id);
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            for c in std::iter::once(&content).chain(&styles) {
+                if let Some((file, bytes)) = &c.bytes {
+                    nst::image::write_atomic(&dir.join(file), bytes)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                }
+            }
+            Ok(())
+        };
+        if let Err(e) = write() {
+            remove_dir(&dir);
+            for (id, _) in &stored {
+                remove_dir(&app.store.job_dir(id));
+            }
+            return Err(ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("storing the job: {e}"),
+            ));
         }
-        Ok(())
-    };
-    if let Err(e) = write() {
-        remove_dir(&dir);
-        return Err(ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("storing the job: {e}"),
-        ));
+        stored.push((id, content));
     }
-    let rec = JobRecord {
-        id,
-        status: Status::Queued,
-        created: now(),
-        started: None,
-        finished: None,
-        params,
-        content: content.image,
-        styles: styles.into_iter().map(|s| s.image).collect(),
-        progress: None,
-        history: vec![],
-        error: None,
-        preview_step: 0,
-        snapshots: vec![],
-        result_size: None,
-    };
-    Ok(app.store.insert(rec))
+    let created = now();
+    Ok(stored
+        .into_iter()
+        .map(|(id, content)| {
+            app.store.insert(JobRecord {
+                id,
+                status: Status::Queued,
+                created,
+                started: None,
+                finished: None,
+                params: params.clone(),
+                content: content.image,
+                styles: styles.iter().map(|s| s.image.clone()).collect(),
+                progress: None,
+                history: vec![],
+                error: None,
+                preview_step: 0,
+                snapshots: vec![],
+                result_size: None,
+            })
+        })
+        .collect())
 }
 
 #[cfg(test)]

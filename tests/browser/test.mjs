@@ -3,7 +3,7 @@
 // message, uploads a content image and a style image, asks for the instant picture, refines it
 // (an optimisation job starting from it), watches it from a second tab
 // too, waits for the preview to change and the download link to appear, checks the downloaded
-// PNG, and saves a screenshot.
+// PNG, saves a screenshot, and sends two photos in one form (two jobs queued).
 //
 // Environment: NST_URL (the server, required), CHROMIUM (default /usr/bin/chromium),
 // NST_CONTENT / NST_STYLE (image files to upload), NST_SIZE (px, default 128),
@@ -152,6 +152,17 @@ try {
   mkdirSync(dirname(screenshot), { recursive: true });
   await page.screenshot({ path: screenshot });
   log(`screenshot: ${screenshot}`);
+
+  // Several photos in one form: a job each, queued in order.
+  const listed = await page.locator('#job-list li').count();
+  await page.setInputFiles('#content-file', [contentFile, join(root, 'assets/rocket.jpg')]);
+  check(/2 photos/.test(await page.textContent('#content-gallery')), 'two photos chosen');
+  await page.evaluate(() => { document.getElementById('init').value = 'content'; }); // inside the closed 'more' section
+  await page.fill('#iterations', '2');
+  await page.click('#start');
+  await page.waitForFunction(() => /2 jobs queued/.test(document.getElementById('form-note').textContent));
+  await page.waitForFunction((n) => document.querySelectorAll('#job-list li').length === n + 2, listed);
+  log('two photos in one form: two jobs queued');
   check(problems.length === 0, `no page errors:\n${problems.join('\n')}`);
   log('browser test passed');
 } finally {

@@ -4,7 +4,7 @@
 const $ = (id) => document.getElementById(id);
 const state = {
   info: null,
-  content: null, // {kind: 'gallery', id} | {kind: 'upload', file, url}
+  content: null, // {kind: 'gallery', id} | {kind: 'upload', files, url}: several files, a job each
   styles: [], // [{key, kind, id | file, url, title, weight}]
   watching: null, // job id
   source: null, // EventSource
@@ -126,13 +126,16 @@ function checkFileSize(file) {
   }
 }
 
+// One or more photos: several become one job each (the card shows the first).
 function onContentFile() {
-  const file = $('content-file').files[0];
+  const files = [...$('content-file').files];
   $('form-error').textContent = '';
-  if (!file) return;
-  try { checkFileSize(file); } catch (e) { $('form-error').textContent = e.message; return; }
+  $('form-note').textContent = '';
+  if (!files.length) return;
+  try { files.forEach(checkFileSize); } catch (e) { $('form-error').textContent = e.message; return; }
   if (state.content && state.content.kind === 'upload') URL.revokeObjectURL(state.content.url);
-  state.content = { kind: 'upload', file, url: URL.createObjectURL(file), title: file.name };
+  const title = files.length > 1 ? `${files.length} photos: ${files.map((f) => f.name).join(', ')}` : files[0].name;
+  state.content = { kind: 'upload', files, url: URL.createObjectURL(files[0]), title };
   renderContentGallery();
 }
 
@@ -154,11 +157,12 @@ function onStyleFiles() {
 function imagesForm() {
   const err = $('form-error');
   err.textContent = '';
+  $('form-note').textContent = '';
   if (!state.content) { err.textContent = 'Choose or upload a content image.'; return null; }
   if (!state.styles.length) { err.textContent = 'Choose or upload at least one style image.'; return null; }
   const fd = new FormData();
   if (state.content.kind === 'gallery') fd.append('content_gallery', state.content.id);
-  else fd.append('content', state.content.file, state.content.file.name);
+  else for (const f of state.content.files) fd.append('content', f, f.name);
   for (const s of state.styles) {
     if (s.kind === 'gallery') fd.append('style_gallery', s.id);
     else fd.append('style', s.file, s.file.name);
@@ -237,8 +241,11 @@ async function onSubmit(ev) {
   const button = $('start');
   button.disabled = true;
   try {
-    const job = await api('/api/jobs', { method: 'POST', body: fd });
-    watch(job.id);
+    // One photo answers its job; several, {jobs: [...]} (a job each, queued in order).
+    const answer = await api('/api/jobs', { method: 'POST', body: fd });
+    const jobs = answer.jobs || [answer];
+    $('form-note').textContent = jobs.length > 1 ? `${jobs.length} jobs queued, one per photo` : '';
+    watch(jobs[0].id);
     refreshList();
   } catch (e) {
     err.textContent = e.message;
