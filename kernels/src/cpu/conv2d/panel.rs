@@ -50,6 +50,12 @@ pub(super) fn forward<T: Float>(
         .step_by(NR)
         .chain(std::iter::once(ow - NR))
         .collect();
+    // Each panel row's valid span depends on (start, j) only: computed once here (two integer
+    // divisions each, which cost as much as the fill itself when done per row).
+    let spans: Vec<Span> = starts
+        .iter()
+        .flat_map(|&x0| (0..p.kw).map(move |j| row_span(p, j, x0)))
+        .collect();
     (0..p.n * oh).into_par_iter().for_each_init(
         || (vec![T::ZERO; k1 * NR], [T::ZERO; MR * NR]),
         |(v, m), row| {
@@ -57,8 +63,9 @@ pub(super) fn forward<T: Float>(
             let x = &input[img * in_per..(img + 1) * in_per];
             v[k * NR..].fill(T::ONE);
             level.run(|| {
-                for &x0 in &starts {
-                    fill_panel(p, x, y, x0, &mut v[..k * NR]);
+                for (si, &x0) in starts.iter().enumerate() {
+                    let sp = &spans[si * p.kw..][..p.kw];
+                    fill_panel(p, x, y, sp, &mut v[..k * NR]);
                     for ob in 0..p.c_out / MR {
                         packed_gemm::kernel(level, k1, &u[ob * k1 * MR..], v, m, NR);
                         for (r, mr) in m.chunks_exact(NR).enumerate() {
@@ -79,18 +86,19 @@ pub(super) fn forward<T: Float>(
 
 /// The im2col panel of output row `y`, pixels `[x0, x0 + NR)`: `v[r·NR + t]` for the K rows
 /// `r = (c, i, j)` = `x[c, y·s_h + i − p_h, (x0 + t)·s_w + j − p_w]`, zero outside the image.
+/// `spans[j]` = [`row_span`]`(p, j, x0)`.
 #[inline(always)]
-fn fill_panel<T: Float>(p: &Conv2dParams, x: &[T], y: usize, x0: usize, v: &mut [T]) {
+fn fill_panel<T: Float>(p: &Conv2dParams, x: &[T], y: usize, spans: &[Span], v: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
     if is_f32::<T>() && SimdLevel::current() == SimdLevel::Avx512 {
         // SAFETY: T is f32 (checked), so the casts are identities; AVX-512F is present.
         unsafe {
             let x = std::slice::from_raw_parts(x.as_ptr() as *const f32, x.len());
             let v = std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut f32, v.len());
-            return fill_panel_avx512(p, x, y, x0, v);
+            return fill_panel_avx512(p, x, y, spans, v);
         }
     }
-    for_each_row(p, x, y, v, |src, j, d| fill_row(p, src, j, x0, d));
+    for_each_row(p, x, y, v, |src, j, d| fill_row(p, src, spans[j], d));
 }
 
 /// Calls `f(input row or None when outside, j, panel row)` for the K rows `(c, i, j)`.
@@ -116,10 +124,11 @@ fn for_each_row<T: Float>(
     }
 }
 
-/// The valid pixels `[t_lo, t_hi)` of a panel row (tap column `j`) and the first one's input
-/// column.
-#[inline(always)]
-fn row_span(p: &Conv2dParams, j: usize, x0: usize) -> (usize, usize, usize) {
+/// A panel row's valid pixels `[t_lo, t_hi)` and the first one's input column.
+type Span = (usize, usize, usize);
+
+/// The [`Span`] of a panel row (tap column `j`, panel start `x0`).
+fn row_span(p: &Conv2dParams, j: usize, x0: usize) -> Span {
     // Columns (x0 + t)·s + j − p: valid for t in [t_lo, t_hi).
     let first = x0 * p.stride_w + j;
     let t_lo = p.pad_w.saturating_sub(first).div_ceil(p.stride_w).min(NR);
@@ -134,12 +143,12 @@ fn row_span(p: &Conv2dParams, j: usize, x0: usize) -> (usize, usize, usize) {
 
 /// One panel row, any stride and padding.
 #[inline(always)]
-fn fill_row<T: Float>(p: &Conv2dParams, src: Option<&[T]>, j: usize, x0: usize, d: &mut [T]) {
+fn fill_row<T: Float>(p: &Conv2dParams, src: Option<&[T]>, span: Span, d: &mut [T]) {
     let Some(src) = src else {
         d.fill(T::ZERO);
         return;
     };
-    let (t_lo, t_hi, s0) = row_span(p, j, x0);
+    let (t_lo, t_hi, s0) = span;
     d[..t_lo].fill(T::ZERO);
     d[t_hi..].fill(T::ZERO);
     for (t, dv) in d[t_lo..t_hi].iter_mut().enumerate() {
@@ -151,12 +160,12 @@ fn fill_row<T: Float>(p: &Conv2dParams, src: Option<&[T]>, j: usize, x0: usize, 
 /// as four loads and two two-source permutes (even lanes); the rest as [`fill_row`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn fill_panel_avx512(p: &Conv2dParams, x: &[f32], y: usize, x0: usize, v: &mut [f32]) {
+unsafe fn fill_panel_avx512(p: &Conv2dParams, x: &[f32], y: usize, spans: &[Span], v: &mut [f32]) {
     use std::arch::x86_64::*;
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for_each_row(p, x, y, v, |src, j, d| {
         if let Some(src) = src {
-            let (t_lo, t_hi, s0) = row_span(p, j, x0);
+            let (t_lo, t_hi, s0) = spans[j];
             if (t_lo, t_hi) == (0, NR) {
                 let s = src[s0..].as_ptr();
                 let dp = d.as_mut_ptr();
@@ -181,6 +190,6 @@ unsafe fn fill_panel_avx512(p: &Conv2dParams, x: &[f32], y: usize, x0: usize, v:
                 }
             }
         }
-        fill_row(p, src, j, x0, d)
+        fill_row(p, src, spans[j], d)
     });
 }
