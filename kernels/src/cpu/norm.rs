@@ -4,10 +4,12 @@
 //! Statistics are summed in f64 in two passes (mean, then Σ(x − μ)²), so f32 planes of any size
 //! keep full f32 accuracy. Parallel over planes; inner loops are 8-lane f64 accumulations.
 
+use super::simd::SimdLevel;
 use super::Float;
 use rayon::prelude::*;
 
 /// Σ v and Σ (v − m)² in f64 over `x` (8 independent lanes each, so the loops vectorise).
+#[inline(always)]
 fn sums<T: Float>(x: &[T], f: impl Fn(T) -> f64) -> f64 {
     let mut acc = [0.0f64; 8];
     let chunks = x.chunks_exact(8);
@@ -21,6 +23,7 @@ fn sums<T: Float>(x: &[T], f: impl Fn(T) -> f64) -> f64 {
 }
 
 /// Mean and `1/√(σ² + eps)` of one plane (biased variance, two passes, f64).
+#[inline(always)]
 fn plane_stats<T: Float>(x: &[T], eps: f64) -> (f64, f64) {
     let m = x.len().max(1) as f64;
     let mean = sums(x, |v| v.to_f64()) / m;
@@ -38,6 +41,63 @@ fn plane_stats<T: Float>(x: &[T], eps: f64) -> (f64, f64) {
 fn split<T: Float>(v: f64) -> (T, T) {
     let hi = T::from_f64(v);
     (hi, T::from_f64(v - hi.to_f64()))
+}
+
+/// One plane: statistics, then `o = ((x − hi) − lo)·a + b` (max(0, ·) with `relu`); returns
+/// (μ, 1/σ).
+#[inline(always)]
+fn norm_plane<T: Float>(xs: &[T], g: T, b: T, eps: f64, relu: bool, o: &mut [T]) -> (f64, f64) {
+    let (mean, rstd) = plane_stats(xs, eps);
+    // y = (x − μ)·a + β with a = r·γ, centred first (x·a − μ·a would cancel in f32 when
+    // |μ| ≫ σ) and with μ as hi + lo in T, so x − μ keeps f64's μ (see `split`).
+    let a = T::from_f64(rstd * g.to_f64());
+    let (hi, lo) = split::<T>(mean);
+    if relu {
+        for (o, &v) in o.iter_mut().zip(xs) {
+            let y = ((v - hi) - lo) * a + b;
+            *o = if y > T::ZERO { y } else { T::ZERO };
+        }
+    } else {
+        for (o, &v) in o.iter_mut().zip(xs) {
+            *o = ((v - hi) - lo) * a + b;
+        }
+    }
+    (mean, rstd)
+}
+
+/// [`norm_plane`] compiled with AVX-512F (a named function: a closure holding the loops would
+/// be compiled without the feature).
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn norm_plane_avx512<T: Float>(
+    xs: &[T],
+    g: T,
+    b: T,
+    eps: f64,
+    relu: bool,
+    o: &mut [T],
+) -> (f64, f64) {
+    norm_plane(xs, g, b, eps, relu, o)
+}
+
+/// [`norm_plane`] compiled with AVX2 and FMA.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn norm_plane_avx2<T: Float>(
+    xs: &[T],
+    g: T,
+    b: T,
+    eps: f64,
+    relu: bool,
+    o: &mut [T],
+) -> (f64, f64) {
+    norm_plane(xs, g, b, eps, relu, o)
 }
 
 fn check_len(op: &str, what: &str, got: usize, want: usize) {
@@ -75,23 +135,17 @@ pub fn instance_norm_forward<T: Float>(
     if hw == 0 {
         return;
     }
+    let level = SimdLevel::current();
     let body = |(p, (o, xs)): (usize, (&mut [T], &[T]))| {
-        let (mean, rstd) = plane_stats(xs, eps);
-        // y = (x − μ)·a + β with a = r·γ, centred first (x·a − μ·a would cancel in f32 when
-        // |μ| ≫ σ) and with μ as hi + lo in T, so x − μ keeps f64's μ (see `split`).
-        let a = T::from_f64(rstd * gamma[p].to_f64());
-        let ((hi, lo), b) = (split::<T>(mean), beta[p]);
-        if relu {
-            for (o, &v) in o.iter_mut().zip(xs) {
-                let y = ((v - hi) - lo) * a + b;
-                *o = if y > T::ZERO { y } else { T::ZERO };
-            }
-        } else {
-            for (o, &v) in o.iter_mut().zip(xs) {
-                *o = ((v - hi) - lo) * a + b;
-            }
+        let (g, b) = (gamma[p], beta[p]);
+        match level {
+            // SAFETY: `SimdLevel::current` is capped at what this CPU has.
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => unsafe { norm_plane_avx512(xs, g, b, eps, relu, o) },
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2Fma => unsafe { norm_plane_avx2(xs, g, b, eps, relu, o) },
+            _ => norm_plane(xs, g, b, eps, relu, o),
         }
-        (mean, rstd)
     };
     let st: Vec<(f64, f64)> = out
         .par_chunks_mut(hw)
