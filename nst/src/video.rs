@@ -14,12 +14,16 @@ use crate::error::{Error, Result};
 use crate::image::RgbImage;
 
 /// The change (0–1 units, largest over R, G, B) at which a pixel stops counting as still, by
-/// default: 12/255, above JPEG/H.264 noise on a still scene (±2–4 levels), below the change of
-/// an edge moving by a pixel.
-pub const DEFAULT_STILL_TAU: f32 = 12.0 / 255.0;
+/// default: 6/255, above H.264 noise on a still scene (±1–2 levels). Chosen on a 1 px/frame
+/// pan over a photo (benches/video.sh) with `--smooth 0.8`: flicker 1.71/255 at 6/255, 1.68 at
+/// 4/255, 2.41 at 2/255 (with 0.6), and higher above 12/255 (5.09 at 30/255 with 0.6), where
+/// moving pixels start to lag.
+pub const DEFAULT_STILL_TAU: f32 = 6.0 / 255.0;
 
-/// The default weight of the previous output in [`smooth`] (`video --smooth`).
-pub const DEFAULT_SMOOTH: f32 = 0.6;
+/// The default weight of the previous output in [`smooth`] (`video --smooth`): on the pan
+/// above the network's flicker of 2.73/255 becomes 1.71 at 0.8 and 0.97 at 0.95, with no
+/// trailing visible in the frames at 320×240.
+pub const DEFAULT_SMOOTH: f32 = 0.9;
 
 fn same_size(a: &RgbImage, b: &RgbImage, what: &str) -> Result<()> {
     if a.size() != b.size() || a.data.len() != b.data.len() {

@@ -76,6 +76,10 @@ pub struct VideoArgs {
     /// c = 1 where the input pixel kept its value (0: off).
     #[arg(long, default_value = DEFAULT_TEMPORAL_WEIGHT)]
     pub temporal_weight: String,
+    /// Optimise mode: every frame on its own (from its own content, --iterations each, no
+    /// temporal loss): the per-frame baseline the temporal loss is measured against.
+    #[arg(long)]
+    pub independent: bool,
     /// Stop after this many frames (the video is cut there).
     #[arg(long)]
     pub max_frames: Option<u64>,
@@ -107,6 +111,7 @@ struct Optimise {
     cfg: StyleTransferConfig,
     frame_iterations: usize,
     temporal_weight: f64,
+    independent: bool,
 }
 
 /// The previous frame: its input and its output.
@@ -148,6 +153,7 @@ impl Optimise {
     ) -> Result<Option<RgbImage>> {
         let mut cfg = self.cfg.clone();
         let (w, h) = frame.size();
+        let prev = if self.independent { &None } else { prev };
         if let Some((_, po)) = prev {
             cfg.init = Init::Image(po.clone());
             cfg.iterations = self.frame_iterations;
@@ -239,6 +245,7 @@ fn optimise_mode(args: &VideoArgs, side: usize, device: nst::engine::Device) -> 
         cfg,
         frame_iterations: args.frame_iterations,
         temporal_weight,
+        independent: args.independent,
     })
 }
 
@@ -333,6 +340,7 @@ pub fn run(args: VideoArgs) -> Result<bool> {
     );
     let start = Instant::now();
     let mut prev: Previous = None;
+    let mut meter = nst::eval::FlickerMeter::new();
     let mut done = 0u64;
     while args.max_frames.is_none_or(|m| done < m) && !stop.load(Ordering::SeqCst) {
         let Some((frame, delay)) = source.next_frame()? else {
@@ -342,6 +350,7 @@ pub fn run(args: VideoArgs) -> Result<bool> {
             break;
         };
         sink.write(&out, delay)?;
+        meter.push(frame.clone(), out.clone())?;
         prev = Some((frame, out));
         done += 1;
         bar.inc(1);
@@ -354,8 +363,12 @@ pub fn run(args: VideoArgs) -> Result<bool> {
     sink.finish(&args.output)?;
     let secs = start.elapsed().as_secs_f64();
     let interrupted = stop.load(Ordering::SeqCst);
+    // The flicker of the frames as computed, before the encoder's own losses.
+    let flicker = meter
+        .value()
+        .map_or(String::new(), |f| format!(", flicker {:.2}/255", 255.0 * f));
     note!(
-        "{} {} ({w}×{h}, {done} frames{}, {:.2} frames/s)",
+        "{} {} ({w}×{h}, {done} frames{}, {:.2} frames/s{flicker})",
         if interrupted {
             "interrupted; wrote the frames done so far to"
         } else {
