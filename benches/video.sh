@@ -68,7 +68,7 @@ for size in 320 640; do
       /usr/bin/time -f "%U %S %e" -o "$tmp/t" "$onnx_py" "$root/benches/fast_onnxruntime.py" \
         --case multistyle26 --video "$out/pan$size.mp4" --size "$size" --wheel "$WHEEL" \
         --save "$out/ort$size.mp4" > "$tmp/o"
-      ofps=$(python3 -c 'import json,sys; print(f"{json.load(open(sys.argv[1]))["frames_per_sec"]:.2f}")' "$tmp/o")
+      ofps=$(python3 -c "import json,sys; print('%.2f' % json.load(open(sys.argv[1]))['frames_per_sec'])" "$tmp/o")
       read -r u s e < "$tmp/t"
       line="$line   onnxruntime: $ofps frames/s (CPU $(echo "$u + $s" | bc) s, wall $e s)"
     fi
@@ -79,7 +79,7 @@ done
 echo
 echo "== flicker on pan320 (/255 levels: eval --flicker of the file | the run's own, before encoding)"
 flick() { "$nst" eval "$1" --content "$out/pan320.mp4" --flicker --json |
-  python3 -c 'import json,sys; print(f"{255*json.load(sys.stdin)["flicker"]:.2f}")'; }
+  python3 -c "import json,sys; print('%.2f' % (255 * json.load(sys.stdin)['flicker']))"; }
 run() { # NAME ARGS…
   local name=$1; shift
   "$nst" video "$out/pan320.mp4" -o "$out/$name.mp4" "$@" 2> "$tmp/e" || { cat "$tmp/e"; exit 1; }
