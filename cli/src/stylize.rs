@@ -192,11 +192,7 @@ pub fn fast_picture(
 
 /// `--strength S`: a number in 0–1.
 pub(crate) fn parse_strength(value: &str) -> Result<f32> {
-    let strength: f32 = parse_number("--strength", value)?;
-    if !(0.0..=1.0).contains(&strength) {
-        bail!("--strength {value}: must be between 0 and 1");
-    }
-    Ok(strength)
+    crate::common::parse_fraction("--strength", value)
 }
 
 /// The files named by `--style-image` items (weights stripped), to keep outputs off them.

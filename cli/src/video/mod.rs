@@ -9,7 +9,9 @@ mod anim;
 mod ffmpeg;
 mod frames;
 
-use crate::common::{check_device, check_output, in_flag_words, load_vgg, parse_number};
+use crate::common::{
+    check_device, check_output, in_flag_words, load_vgg, parse_fraction, parse_number,
+};
 use crate::stylize::{parse_strength, style_image_paths, weighted, Style};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -194,14 +196,6 @@ impl Optimise {
     }
 }
 
-fn parse_unit(flag: &str, value: &str) -> Result<f32> {
-    let v: f32 = parse_number(flag, value)?;
-    if !(0.0..=1.0).contains(&v) {
-        bail!("{flag} {value}: must be between 0 and 1");
-    }
-    Ok(v)
-}
-
 /// The optimise mode's flags checked (before any file is read); returns the temporal weight.
 fn check_optimise_flags(args: &VideoArgs) -> Result<f64> {
     if args.style_image.is_empty() {
@@ -272,7 +266,7 @@ pub fn run(args: VideoArgs) -> Result<bool> {
         check_optimise_flags(&args)?;
     }
     let strength = parse_strength(&args.strength)?;
-    let smooth_s = parse_unit("--smooth", &args.smooth)?;
+    let smooth_s = parse_fraction("--smooth", &args.smooth)?;
     let size: Option<usize> = args
         .size
         .as_deref()
