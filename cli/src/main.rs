@@ -28,6 +28,7 @@ mod styles;
 mod stylize;
 mod transfer;
 mod transfer_batch;
+mod video;
 mod weights;
 
 /// Neural style transfer (Gatys et al.) on the nst engine.
@@ -45,6 +46,9 @@ enum Command {
     /// Instant style transfer with pretrained feed-forward networks: a built-in style (0–25) or
     /// any painting, in well under a second a picture.
     Stylize(stylize::StylizeArgs),
+    /// Stylise a video frame by frame (fast: the feed-forward networks; optimise: Gatys with a
+    /// temporal loss), through the system's ffmpeg; animated GIF/WebP without it.
+    Video(Box<video::VideoArgs>),
     /// A contact sheet of the 26 built-in styles on a photo, each labelled with its number.
     Styles(styles::StylesArgs),
     /// Measure finished pictures: the objective, Gram and content relative errors, SSIM, time;
@@ -97,6 +101,11 @@ fn main() -> ExitCode {
         Command::Devices => devices::run(),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
+        Command::Video(args) => match video::run(*args) {
+            Ok(true) => return ExitCode::from(130),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        },
         Command::Transfer(args) => match transfer::run_transfer(*args) {
             Ok(true) => return ExitCode::from(130),
             Ok(false) => Ok(()),

@@ -58,7 +58,7 @@ pub struct StylizeArgs {
 }
 
 /// `item` as `NAME` or `NAME:WEIGHT` (the weight a finite number ≥ 0; 1 when absent).
-fn weighted(flag: &str, item: &str) -> Result<(String, f32)> {
+pub(crate) fn weighted(flag: &str, item: &str) -> Result<(String, f32)> {
     if let Some((name, w)) = item.rsplit_once(':') {
         if let Ok(w) = w.trim().parse::<f32>() {
             if !w.is_finite() || w < 0.0 {
@@ -95,8 +95,8 @@ fn style_weights(items: &[String]) -> Result<Vec<f32>> {
     Ok(s.iter().map(|v| v / sum).collect())
 }
 
-/// The style the pictures get.
-enum Style {
+/// The style the pictures get (shared with `video --mode fast`).
+pub(crate) enum Style {
     /// multistyle26 with these 26 weights.
     Builtin(Multistyle26, Vec<f32>),
     /// The arbitrary-style networks with this (blended) style vector.
@@ -108,20 +108,27 @@ fn missing_weights(e: nst::Error) -> anyhow::Error {
 }
 
 impl Style {
-    fn load(args: &StylizeArgs, device: Device) -> Result<Style> {
-        if args.style.is_empty() == args.style_image.is_empty() {
+    /// From the `--style` items (built-in styles) or the `--style-image` items (paintings, each
+    /// read with the `max_pixels` limit): exactly one of the two must be given.
+    pub(crate) fn load(
+        style: &[String],
+        style_image: &[String],
+        max_pixels: u64,
+        device: Device,
+    ) -> Result<Style> {
+        if style.is_empty() == style_image.is_empty() {
             bail!("give the style: --style N (built-in 0–25) or --style-image PAINTING");
         }
-        if !args.style.is_empty() {
-            let s = style_weights(&args.style)?;
+        if !style.is_empty() {
+            let s = style_weights(style)?;
             let w = Multistyle26Weights::load_cached().map_err(missing_weights)?;
             return Ok(Style::Builtin(Multistyle26::new(&w, device)?, s));
         }
         // The paintings first: a bad one is refused before the networks are read.
         let mut paintings = vec![];
-        for item in &args.style_image {
+        for item in style_image {
             let (p, w) = weighted("--style-image", item)?;
-            let img = RgbImage::load(Path::new(&p), args.max_pixels)?;
+            let img = RgbImage::load(Path::new(&p), max_pixels)?;
             paintings.push((PathBuf::from(p), img, w));
         }
         let total: f32 = paintings.iter().map(|(_, _, w)| w).sum();
@@ -143,7 +150,7 @@ impl Style {
     }
 
     /// The stylised `photo` at its size, with `strength` of the style.
-    fn apply(&self, photo: &RgbImage, strength: f32) -> Result<RgbImage> {
+    pub(crate) fn apply(&self, photo: &RgbImage, strength: f32) -> Result<RgbImage> {
         Ok(match self {
             Style::Builtin(net, s) => {
                 let out = net.stylize(photo, s)?;
@@ -180,6 +187,23 @@ pub fn fast_picture(
 ) -> Result<RgbImage> {
     let nets = ArbitraryStyle::load_cached(device).map_err(missing_weights)?;
     Ok(nets.picture(photo, paintings, weights)?)
+}
+
+/// `--strength S`: a number in 0–1.
+pub(crate) fn parse_strength(value: &str) -> Result<f32> {
+    crate::common::parse_fraction("--strength", value)
+}
+
+/// The files named by `--style-image` items (weights stripped), to keep outputs off them.
+pub(crate) fn style_image_paths(items: &[String]) -> Vec<PathBuf> {
+    items
+        .iter()
+        .filter_map(|i| {
+            weighted("--style-image", i)
+                .ok()
+                .map(|(p, _)| PathBuf::from(p))
+        })
+        .collect()
 }
 
 /// `s·a + (1 − s)·b` per pixel (same sizes).
@@ -227,10 +251,7 @@ fn read_input(path: &Path, max_pixels: u64) -> Result<RgbImage> {
 /// Runs the command.
 pub fn run(args: StylizeArgs) -> Result<()> {
     let device = check_device(&args.device)?;
-    let strength: f32 = parse_number("--strength", &args.strength)?;
-    if !(0.0..=1.0).contains(&strength) {
-        bail!("--strength {}: must be between 0 and 1", args.strength);
-    }
+    let strength = parse_strength(&args.strength)?;
     let size: Option<usize> = args
         .size
         .as_deref()
@@ -250,15 +271,7 @@ pub fn run(args: StylizeArgs) -> Result<()> {
     }
     // Every output is checked before any work: never over an input (the style images too).
     let mut read: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
-    let style_paths: Vec<PathBuf> = args
-        .style_image
-        .iter()
-        .filter_map(|i| {
-            weighted("--style-image", i)
-                .ok()
-                .map(|(p, _)| PathBuf::from(p))
-        })
-        .collect();
+    let style_paths = style_image_paths(&args.style_image);
     read.extend(style_paths.iter().map(PathBuf::as_path));
     for o in &outputs {
         if o.as_os_str() != "-" {
@@ -271,7 +284,7 @@ pub fn run(args: StylizeArgs) -> Result<()> {
         [one] => Some(read_input(one, args.max_pixels)?),
         _ => None,
     };
-    let style = Style::load(&args, device)?;
+    let style = Style::load(&args.style, &args.style_image, args.max_pixels, device)?;
     let bar = if inputs.len() > 1 {
         let b = ProgressBar::new(inputs.len() as u64);
         b.set_style(

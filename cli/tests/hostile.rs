@@ -1046,6 +1046,54 @@ fn cases(d: &Path) -> Vec<Case> {
     ] {
         add(args.join(" "), args, Expect::Refused(needle));
     }
+    // Video: files that are not videos, flags checked before any frame, outputs refused.
+    let has_ffmpeg = Command::new("ffprobe")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let not_video = if has_ffmpeg {
+        "not a video ffmpeg can read"
+    } else {
+        "apt-get install ffmpeg"
+    };
+    let vid = |input: &str, output: &str, extra: &[&str]| {
+        let mut a = v(&["video", input, "-o", output, "--style", "1"]);
+        a.extend(v(extra));
+        a
+    };
+    let mp4 = p("out.mp4");
+    for (args, needle) in [
+        (vid(&p("missing.mp4"), &mp4, &[]), "No such file"),
+        (vid(&p("empty.mp4"), &mp4, &[]), "empty file"),
+        (vid(&p("text.mp4"), &mp4, &[]), not_video),
+        (vid(&p("bad.gif"), &mp4, &[]), "corrupt"),
+        (vid(&p("bad.gif"), &p("out.gif"), &[]), "corrupt"),
+        (vid(&d.display().to_string(), &mp4, &[]), "is a directory"),
+        (vid(&p("bad.gif"), &p("out.webp"), &[]), "not written"),
+        (vid(&p("bad.gif"), &p("out.avi"), &[]), "must be one of"),
+        (vid(&p("bad.gif"), &p("bad.gif"), &[]), "also an input"),
+        (
+            vid(&p("bad.gif"), &p("user.gif"), &[]),
+            "not written by nst",
+        ),
+        (vid(&p("bad.gif"), &mp4, &["--mode", "slow"]), "--mode"),
+        (
+            vid(&p("bad.gif"), &mp4, &["--smooth", "1.5"]),
+            "--smooth 1.5",
+        ),
+        (vid(&p("bad.gif"), &mp4, &["--strength", "2"]), "--strength"),
+        (vid(&p("bad.gif"), &mp4, &["--size", "abc"]), "--size"),
+        (
+            vid(&p("bad.gif"), &mp4, &["--mode", "optimise"]),
+            "needs --style-image",
+        ),
+        (
+            v(&["eval", &p("text.mp4"), "--content", &good, "--flicker"]),
+            not_video,
+        ),
+    ] {
+        add(args.join(" "), args, Expect::Refused(needle));
+    }
     cases
 }
 
@@ -1074,6 +1122,10 @@ fn hostile_and_clumsy_input_is_refused_cleanly() {
     )
     .unwrap();
     std::fs::write(d.join("g.json"), b"{}\n").unwrap();
+    std::fs::write(d.join("empty.mp4"), b"").unwrap();
+    std::fs::write(d.join("text.mp4"), b"this is not a video at all").unwrap();
+    std::fs::write(d.join("bad.gif"), b"GIF89a\x10\x00\x10\x00garbage").unwrap();
+    std::fs::write(d.join("user.gif"), encode(8, 8, image::ImageFormat::Gif)).unwrap();
     std::fs::write(d.join("g.safetensors"), safetensors("{}", &[])).unwrap();
     let cases = cases(&d);
     assert!(cases.len() >= 100, "{} cases", cases.len());

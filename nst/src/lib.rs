@@ -13,6 +13,7 @@ pub mod plan;
 pub mod provenance;
 pub mod transfer;
 pub mod vgg19;
+pub mod video;
 pub mod weights;
 
 pub use error::{ConfigError, ConfigField, Error, Result};

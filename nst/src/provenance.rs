@@ -2,7 +2,8 @@
 //! `Software` = `nst`, a JPEG `COM` segment `nst`), and every safetensors file it writes has
 //! `__metadata__` `format` starting with `nst-`. A later run may replace a file with the mark (its
 //! own earlier output) but refuses, unless told to, to replace a file without it: the user's
-//! own picture that happens to have an output's name.
+//! own picture that happens to have an output's name. Animated GIFs carry a comment
+//! extension `nst` (GIF89a specification §24) before their first image.
 //!
 //! PNG chunk layout: PNG 1.2 specification §5.3 (length, type, data, CRC-32 of type + data);
 //! `tEXt`: §11.3.4.3. JPEG segments: ITU-T T.81 Annex B (`FF D8` SOI, `FF E0` APP0, `FF FE`
@@ -54,6 +55,61 @@ pub fn mark_jpeg(jpeg: &mut Vec<u8>) {
     segment.extend_from_slice(&((2 + MARK.len()) as u16).to_be_bytes());
     segment.extend_from_slice(MARK.as_bytes());
     jpeg.splice(at..at, segment);
+}
+
+/// Where a GIF's blocks start: after the header (6 bytes), the logical screen descriptor (7)
+/// and the global colour table when there is one (GIF89a §17–19). `None` if not a GIF.
+fn gif_blocks_start(b: &[u8]) -> Option<usize> {
+    if b.len() < 13 || !(b.starts_with(b"GIF87a") || b.starts_with(b"GIF89a")) {
+        return None;
+    }
+    let packed = b[10];
+    let table = if packed & 0x80 != 0 {
+        3 << ((packed & 7) + 1)
+    } else {
+        0
+    };
+    Some(13 + table).filter(|&at| at <= b.len())
+}
+
+/// The mark as a GIF comment extension: introducer, label, one sub-block, terminator.
+fn gif_comment() -> Vec<u8> {
+    let mut c = vec![0x21, 0xFE, MARK.len() as u8];
+    c.extend_from_slice(MARK.as_bytes());
+    c.push(0);
+    c
+}
+
+/// Adds the mark to encoded GIF bytes: a comment extension `nst` before the first block
+/// (a GIF89a feature: the header becomes `GIF89a`). Bytes that are not a GIF are left as they
+/// are.
+pub fn mark_gif(gif: &mut Vec<u8>) {
+    if let Some(at) = gif_blocks_start(gif) {
+        gif[..6].copy_from_slice(b"GIF89a");
+        gif.splice(at..at, gif_comment());
+    }
+}
+
+/// Whether GIF bytes carry the mark: a comment extension `nst` before the first image.
+fn gif_is_marked(b: &[u8]) -> bool {
+    let Some(mut at) = gif_blocks_start(b) else {
+        return false;
+    };
+    let want = gif_comment();
+    // Extension blocks (0x21, label, sub-blocks ending with a 0 length) until an image (0x2C).
+    while at + 2 <= b.len() && b[at] == 0x21 {
+        if b[at..].starts_with(&want) {
+            return true;
+        }
+        at += 2;
+        while let Some(&len) = b.get(at) {
+            at += 1 + len as usize;
+            if len == 0 {
+                break;
+            }
+        }
+    }
+    false
 }
 
 /// Whether PNG bytes carry the mark: a `tEXt` `Software` = `nst` chunk before the first `IDAT`.
@@ -115,7 +171,7 @@ fn safetensors_is_ours(b: &[u8]) -> bool {
         .unwrap_or(false)
 }
 
-/// Whether the file at `path` was written by nst: a PNG or JPEG with the mark, or a safetensors
+/// Whether the file at `path` was written by nst: a PNG, JPEG or GIF with the mark, or a safetensors
 /// file whose `__metadata__` `format` starts with `nst-`. Looks at the first 64 KiB only (1 MiB
 /// for safetensors headers); anything unreadable, or not a regular file, is not ours.
 pub fn written_by_nst(path: &Path) -> bool {
@@ -140,6 +196,8 @@ pub fn written_by_nst_bytes(head: &[u8]) -> bool {
         png_is_marked(probe)
     } else if probe.starts_with(&[0xFF, 0xD8]) {
         jpeg_is_marked(probe)
+    } else if probe.starts_with(b"GIF8") {
+        gif_is_marked(probe)
     } else {
         safetensors_is_ours(head)
     }
@@ -161,15 +219,16 @@ mod tests {
         for (format, mark) in [
             (image::ImageFormat::Png, mark_png as fn(&mut Vec<u8>)),
             (image::ImageFormat::Jpeg, mark_jpeg),
+            (image::ImageFormat::Gif, mark_gif),
         ] {
             let plain = encode(format);
             let mut marked = plain.clone();
             mark(&mut marked);
             // PNG: length, type, "Software\0nst", CRC; JPEG: marker, length, "nst".
-            let added = if format == image::ImageFormat::Png {
-                24
-            } else {
-                7
+            // GIF: introducer, label, length, "nst", terminator.
+            let added = match format {
+                image::ImageFormat::Png => 24,
+                _ => 7,
             };
             assert_eq!(marked.len(), plain.len() + added);
             let a = image::load_from_memory(&plain).unwrap().to_rgb8();

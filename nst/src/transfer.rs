@@ -137,6 +137,20 @@ pub fn run(
     content: &RgbImage,
     styles: &[RgbImage],
     cfg: &StyleTransferConfig,
+    callback: impl FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<RgbImage> {
+    run_with_losses(vgg, content, styles, cfg, |_| Ok(vec![]), callback)
+}
+
+/// [`run`] with extra terms in the objective: `extra((w, h))` gives them for each scale's
+/// picture size (e.g. [`crate::loss::TemporalLoss`] for a video frame). Errors: as [`run`],
+/// and `extra`'s.
+pub fn run_with_losses(
+    vgg: Arc<Vgg19>,
+    content: &RgbImage,
+    styles: &[RgbImage],
+    cfg: &StyleTransferConfig,
+    extra: impl Fn((usize, usize)) -> Result<Vec<Box<dyn Loss>>>,
     mut callback: impl FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<RgbImage> {
     cfg.validate(styles.len())?;
@@ -177,7 +191,9 @@ pub fn run(
         };
         x = x_host.to_device(device)?;
         prev_size = (w, h);
-        let objective = build_objective(vgg.clone(), &content_t, styles, &blend, cfg, w.max(h))?;
+        let mut objective =
+            build_objective(vgg.clone(), &content_t, styles, &blend, cfg, w.max(h))?;
+        objective.losses.extend(extra((w, h))?);
         let evaluations = std::cell::Cell::new(0usize);
         let evaluate = |x: &Tensor| -> Result<Evaluation> {
             evaluations.set(evaluations.get() + 1);

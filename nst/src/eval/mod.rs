@@ -15,9 +15,12 @@
 //! size `transfer` gives it, within a pixel). The style images are resized as the last scale
 //! resizes them ([`crate::transfer::style_tensors`]).
 
+pub mod flicker;
 pub mod ssim;
 #[cfg(test)]
 mod tests;
+
+pub use flicker::{flicker, FlickerMeter};
 
 use crate::config::StyleTransferConfig;
 use crate::error::{ConfigError, ConfigField, Error, Result};

@@ -5,6 +5,9 @@
 //! Formulas (as tests/data/README.md): content `mean((F_x − F_c)²)`; Gram style
 //! `mean((G_x − G_s)²)` with `G = F Fᵀ / (C·H·W)`; TV `mean(Δ_y x²) + mean(Δ_x x²)`.
 
+mod temporal;
+pub use temporal::TemporalLoss;
+
 use crate::error::{Error, Result};
 use crate::vgg19::Vgg19;
 use engine::Tensor;
