@@ -11,7 +11,9 @@ use rayon::prelude::*;
 
 /// `(a, ia)` before `(b, ib)` in the sort order of the module docs.
 pub fn sort_less<T: Float>(a: T, ia: u32, b: T, ib: u32) -> bool {
-    match (a != a, b != b) {
+    // NaN is the one value not equal to itself (Float has no is_nan).
+    let (na, nb) = (a.partial_cmp(&a).is_none(), b.partial_cmp(&b).is_none());
+    match (na, nb) {
         (false, true) => true,
         (true, false) => false,
         (true, true) => ia < ib,
@@ -33,7 +35,7 @@ pub fn sort_rows<T: Float>(x: &[T], len: usize, vals: &mut [T], idx: &mut [u32])
         return;
     }
     assert!(
-        x.len() % len == 0 && len <= u32::MAX as usize,
+        x.len().is_multiple_of(len) && len <= u32::MAX as usize,
         "sort_rows: row length"
     );
     vals.par_chunks_mut(len)

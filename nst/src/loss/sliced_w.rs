@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use engine::{DType, Tensor};
 
 /// The base seed of the random directions.
-pub const SEED: u64 = 0x51ce_d0_5eed;
+pub const SEED: u64 = 0x0051_ced0_5eed;
 
 /// The seed of layer `layer`'s directions at iteration `iteration` (splitmix64 of both).
 pub fn seed(iteration: u64, layer: usize) -> u64 {
