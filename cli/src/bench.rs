@@ -59,6 +59,10 @@ pub struct BenchArgs {
     /// Print each timed iteration's loss to stderr (to compare loss curves, e.g. f32 vs bf16).
     #[arg(long)]
     pub print_losses: bool,
+    /// The reference objective's style loss: gram, mean-std, w2 or sliced-w (as `transfer
+    /// --style-loss`), to time a loss against Gram.
+    #[arg(long, default_value = "gram")]
+    pub style_loss: String,
     /// VGG-19 weights [default: the cache].
     #[arg(long)]
     pub weights: Option<PathBuf>,
@@ -107,6 +111,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let device = check_device(&args.device)?;
     let precision = parse_precision(&args.precision, device)?;
     let mut cfg = reference_config();
+    cfg.style_loss = parse_flag("--style-loss", &args.style_loss)?;
     cfg.conv = ConvConfig {
         algorithm: algo,
         precision,
@@ -127,7 +132,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // The image and Adam's state stay on the device: an iteration copies only loss scalars.
     let mut x = xc.to_device(device)?;
     let mut adam = Adam::new(1.0);
+    let mut iteration = 0;
     let mut step = |x: &mut Tensor| -> Result<f64> {
+        iteration += 1;
+        objective.start_iteration(iteration);
         let e = objective.evaluate(x)?;
         adam.step(x, &e.grad)?;
         Ok(e.total)

@@ -50,7 +50,12 @@ pub struct ObjectiveArgs {
     /// Comma-separated weight per style image (normalised to sum 1) [default: equal].
     #[arg(long, value_delimiter = ',')]
     pub style_blend_weights: Option<Vec<f64>>,
-    /// Style statistics to match: gram (Gatys) or mean-std (AdaIN moments, Huang & Belongie).
+    /// Style statistics to match: gram (Gram matrices; Gatys et al., CVPR 2016), mean-std
+    /// (per-channel mean and std, the AdaIN moments; Huang & Belongie, ICCV 2017), w2 (the
+    /// Wasserstein-2 distance between Gaussians fitted to the features, mean and covariance;
+    /// crowsonkb's style-transfer-pytorch) or sliced-w (sliced Wasserstein distance between the
+    /// feature distributions over random directions redrawn every iteration; Heitz et al., CVPR
+    /// 2021).
     #[arg(long, default_value = "gram")]
     pub style_loss: String,
     /// Pooling in VGG-19: max or avg.

@@ -24,7 +24,7 @@ pub use error::{EngineError, Result};
 pub use kernels::ParseOptionError;
 pub use ops::conv_algo::{cpu_has_bf16_dot, WINOGRAD_MIN_CHANNELS};
 pub use ops::{
-    Conv2dOptions, ConvAlgorithm, ConvConfig, FrozenConv2d, Pad2d, PadMode, Pool2dOptions,
+    Conv2dOptions, ConvAlgorithm, ConvConfig, FrozenConv2d, Indices, Pad2d, PadMode, Pool2dOptions,
     Precision,
 };
 pub use storage::{

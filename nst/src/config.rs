@@ -491,9 +491,13 @@ mod tests {
                 ("mean-std", StyleLossKind::MeanStd),
                 ("meanstd", StyleLossKind::MeanStd),
                 ("adain", StyleLossKind::MeanStd),
+                ("w2", StyleLossKind::W2),
+                ("sliced-w", StyleLossKind::SlicedW),
+                ("slicedw", StyleLossKind::SlicedW),
+                ("swd", StyleLossKind::SlicedW),
             ],
             "l1",
-            "gram or mean-std",
+            "gram, mean-std, w2 or sliced-w",
         );
         check(
             &[("f32", Precision::F32), ("bf16", Precision::Bf16)],

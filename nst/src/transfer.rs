@@ -209,6 +209,11 @@ pub fn run_with_losses(
         };
         let mut stop = StopRule::new(cfg.tolerance, cfg.tolerance_window);
         for it in 1..=cfg.iterations {
+            if objective.start_iteration(it as u64) {
+                if let Some(l) = lbfgs.as_mut() {
+                    l.forget_value();
+                }
+            }
             let eval = if let Some(adam) = adam.as_mut() {
                 let e = evaluate(&x)?;
                 adam.step(&mut x, &e.grad)?;
@@ -347,15 +352,7 @@ pub fn absolute_weights(
         return Ok(out);
     }
     out.relative_losses = false;
-    let mean_square = |ts: &[Tensor]| -> Result<f64> {
-        let (mut sum, mut n) = (0.0, 0usize);
-        for t in ts {
-            let v = t.to_device(engine::Device::Cpu)?.to_vec_f64()?;
-            sum += v.iter().map(|x| x * x).sum::<f64>();
-            n += v.len();
-        }
-        Ok(if n == 0 { 0.0 } else { sum / n as f64 })
-    };
+    let mean_square = crate::loss::mean_square;
     // Several content layers: each term is divided by its own target's mean square, and
     // the weight is split evenly as before; a uniform rescale keeps one weight per config.
     let mut content_ms = 0.0;
@@ -372,7 +369,7 @@ pub fn absolute_weights(
     let style =
         engine::no_grad(|| StyleLoss::from_styles(cfg.style_loss, &unit, style_feats, blend))?;
     for ((_, stats, _), w) in style.targets.iter().zip(out.style_layer_weights.iter_mut()) {
-        let ms = mean_square(stats)?;
+        let ms = crate::loss::target_mean_square(cfg.style_loss, stats)?;
         if ms > 0.0 {
             *w /= ms;
         }

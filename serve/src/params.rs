@@ -39,7 +39,7 @@ pub struct Params {
     pub style_weights: Vec<f64>,
     /// "content", "noise" or "style".
     pub init: String,
-    /// "gram" or "mean-std".
+    /// "gram", "mean-std", "w2" or "sliced-w" (`nst::loss::StyleLossKind`).
     pub style_loss: String,
     pub seed: u64,
     /// A preview image every this many iterations.

@@ -39,6 +39,32 @@ pub const ROCKET_AVG: Reference = Reference {
     bytes: include_bytes!("../data/rocket57x43_scream70x53_avg.safetensors"),
 };
 
+/// The w2 and sliced-w losses' PyTorch float64 goldens (tests/data/make_loss_golden.py).
+pub const LOSS_GOLDEN: &[u8] = include_bytes!("../data/loss_golden.safetensors");
+
+/// Entry `key` of the safetensors `st` (named `file` in panics) as f64 values and its shape
+/// (F32, F64 or U8 entries).
+pub fn safetensor_f64(st: &SafeTensors, file: &str, key: &str) -> (Vec<f64>, Vec<usize>) {
+    let t = st
+        .tensor(key)
+        .unwrap_or_else(|e| panic!("{file} key {key}: {e}"));
+    let v = match t.dtype() {
+        safetensors::Dtype::F64 => t
+            .data()
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        safetensors::Dtype::F32 => t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect(),
+        safetensors::Dtype::U8 => t.data().iter().map(|&b| b as f64).collect(),
+        d => panic!("{file} key {key}: unexpected dtype {d:?}"),
+    };
+    (v, t.shape().to_vec())
+}
+
 /// Every reference case.
 pub const REFERENCES: [Reference; 2] = [CHELSEA_MAX, ROCKET_AVG];
 
@@ -63,25 +89,7 @@ impl Reference {
 
     /// Tensor `key` as f64 values and its shape (F32, F64 or U8 entries).
     pub fn tensor(&self, key: &str) -> (Vec<f64>, Vec<usize>) {
-        let st = self.tensors();
-        let t = st
-            .tensor(key)
-            .unwrap_or_else(|e| panic!("reference {} key {key}: {e}", self.name));
-        let v = match t.dtype() {
-            safetensors::Dtype::F64 => t
-                .data()
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-            safetensors::Dtype::F32 => t
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-                .collect(),
-            safetensors::Dtype::U8 => t.data().iter().map(|&b| b as f64).collect(),
-            d => panic!("reference {} key {key}: unexpected dtype {d:?}", self.name),
-        };
-        (v, t.shape().to_vec())
+        safetensor_f64(&self.tensors(), self.name, key)
     }
 
     /// Tensor `key` as an f32 tensor of its shape.

@@ -5,6 +5,7 @@ use super::{Argmax, Backend, ConvCall};
 use crate::ops::broadcast_strides;
 use crate::ops::conv_algo;
 use crate::ops::optim::AdamParams;
+use crate::ops::sort::{IndexData, Indices};
 use crate::storage::Element;
 use crate::tensor::contiguous_strides;
 use crate::{dispatch_float, DType, EngineError, Result, Tensor};
@@ -14,7 +15,7 @@ use kernels::cpu::elementwise as ew;
 use kernels::cpu::gemm::{gemm, MatLayout};
 use kernels::cpu::gram;
 use kernels::cpu::pool2d::{self as pool, Pool2dParams};
-use kernels::cpu::{adam as adam_kernel, reduce};
+use kernels::cpu::{adam as adam_kernel, reduce, sort, symeig};
 use kernels::{BinaryOp, Float as _, UnaryOp};
 
 /// The host, with its work-buffer pool (im2col columns and Winograd tiles reused from one call
@@ -89,6 +90,36 @@ fn adam<T: Element>(
         Tensor::from_vec(ms, s)?,
         Tensor::from_vec(vs, s)?,
     ))
+}
+
+/// The host values of `idx`, or `DeviceMismatch` when they live on a GPU.
+fn host_indices<'a>(op: &'static str, x: &Tensor, idx: &'a Indices) -> Result<&'a [u32]> {
+    match &*idx.data {
+        IndexData::Host(v) => Ok(v),
+        IndexData::Device(on, _) => Err(EngineError::DeviceMismatch {
+            op,
+            lhs: x.device(),
+            rhs: *on,
+        }),
+    }
+}
+
+/// Eigenvalues (ascending) and eigenvectors (columns, row-major n×n) of the symmetric part of
+/// the row-major n×n `a`, in f64 (`kernels::cpu::symeig`); the CUDA backend calls it too.
+pub(crate) fn sym_eig_host(op: &'static str, a: &[f64], n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+    let mut sym = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            sym[i * n + j] = 0.5 * (a[i * n + j] + a[j * n + i]);
+        }
+    }
+    let (mut vals, mut vecs) = (vec![0.0; n], vec![0.0; n * n]);
+    symeig::sym_eig(&sym, n, &mut vals, &mut vecs).map_err(|e| EngineError::InvalidArgument {
+        op,
+        msg: e.to_string(),
+        shape: vec![n, n],
+    })?;
+    Ok((vals, vecs))
 }
 
 impl Backend for Cpu {
@@ -268,6 +299,63 @@ impl Backend for Cpu {
             conv::conv2d_backward_bias(p, &gd, &mut o);
             Tensor::from_vec(o, &[p.c_out])
         })
+    }
+
+    fn sort_last(&self, op: &'static str, x: &Tensor) -> Result<(Tensor, Indices)> {
+        let len = *x.shape().last().expect("checked by the op");
+        let mut idx = vec![0u32; x.numel()];
+        let vals = dispatch_float!(op, x.dtype(), T => {
+            let xd = x.contiguous_data::<T>(op)?;
+            let mut v = vec![T::ZERO; xd.len()];
+            sort::sort_rows(&xd, len, &mut v, &mut idx);
+            Tensor::from_vec(v, x.shape())?
+        });
+        Ok((
+            vals,
+            Indices::from_data(IndexData::Host(idx), x.shape(), len),
+        ))
+    }
+
+    fn gather_last(&self, op: &'static str, x: &Tensor, idx: &Indices) -> Result<Tensor> {
+        let ix = host_indices(op, x, idx)?;
+        let (len, k) = (
+            *x.shape().last().expect("checked"),
+            *idx.shape().last().expect("checked"),
+        );
+        dispatch_float!(op, x.dtype(), T => {
+            let xd = x.contiguous_data::<T>(op)?;
+            let mut o = vec![T::ZERO; ix.len()];
+            sort::gather_rows(&xd, len, ix, k, &mut o);
+            Tensor::from_vec(o, idx.shape())
+        })
+    }
+
+    fn scatter_add_last(
+        &self,
+        op: &'static str,
+        g: &Tensor,
+        idx: &Indices,
+        len: usize,
+    ) -> Result<Tensor> {
+        let ix = host_indices(op, g, idx)?;
+        let k = *idx.shape().last().expect("checked");
+        let mut shape = idx.shape().to_vec();
+        *shape.last_mut().expect("checked") = len;
+        dispatch_float!(op, g.dtype(), T => {
+            let gd = g.contiguous_data::<T>(op)?;
+            let mut o = vec![T::ZERO; shape.iter().product()];
+            sort::scatter_add_rows(&gd, ix, k, len, &mut o);
+            Tensor::from_vec(o, &shape)
+        })
+    }
+
+    fn sym_eig(&self, op: &'static str, a: &Tensor) -> Result<(Tensor, Tensor)> {
+        let n = a.shape()[0];
+        let (vals, vecs) = sym_eig_host(op, &a.to_vec_f64()?, n)?;
+        Ok((
+            Tensor::from_vec(vals, &[n])?.cast(a.dtype())?,
+            Tensor::from_vec(vecs, &[n, n])?.cast(a.dtype())?,
+        ))
     }
 
     fn max_pool2d(

@@ -6,6 +6,7 @@
 use super::{Argmax, Backend, ConvCall};
 use crate::ops::broadcast_strides;
 use crate::ops::optim::AdamParams;
+use crate::ops::sort::{IndexData, Indices};
 use crate::storage::{Element, Storage};
 use crate::tensor::contiguous_strides;
 use crate::{dispatch_float, DType, EngineError, Result, Tensor};
@@ -107,6 +108,39 @@ impl Cuda {
     fn zeros<T: Element>(&self, op: &'static str, shape: &[usize]) -> Result<CudaSlice<T>> {
         let n = shape.iter().product();
         self.dev.alloc_zeros::<T>(n).map_err(err(op, &self.dev))
+    }
+}
+
+impl Cuda {
+    /// Host indices copied to this GPU.
+    pub(crate) fn upload_indices(&self, op: &'static str, v: &[u32]) -> Result<CudaSlice<u32>> {
+        cu::sort::upload_indices(&self.dev, v).map_err(err(op, &self.dev))
+    }
+
+    /// The first `len` indices of a buffer on this GPU, on the host.
+    pub(crate) fn download_indices(
+        &self,
+        op: &'static str,
+        s: &CudaSlice<u32>,
+        len: usize,
+    ) -> Result<Vec<u32>> {
+        cu::sort::download_indices(&self.dev, s, len).map_err(err(op, &self.dev))
+    }
+}
+
+/// The device buffer of `idx`, or `DeviceMismatch` unless it is on `x`'s GPU.
+fn device_indices<'a>(
+    op: &'static str,
+    x: &Tensor,
+    idx: &'a Indices,
+) -> Result<&'a CudaSlice<u32>> {
+    match &*idx.data {
+        IndexData::Device(on, s) if *on == x.device() => Ok(s),
+        _ => Err(EngineError::DeviceMismatch {
+            op,
+            lhs: x.device(),
+            rhs: idx.device(),
+        }),
     }
 }
 
@@ -341,6 +375,61 @@ impl Backend for Cuda {
             let o = cu::conv2d::conv2d_backward_bias(dev, p, &gd).map_err(err(op, dev))?;
             Ok(wrap(o, &[p.c_out]))
         })
+    }
+
+    fn sort_last(&self, op: &'static str, x: &Tensor) -> Result<(Tensor, Indices)> {
+        let dev = &self.dev;
+        let len = *x.shape().last().expect("checked by the op");
+        let rows = x.numel() / len;
+        dispatch_float!(op, x.dtype(), T => {
+            let xd = self.data::<T>(op, x)?;
+            let (v, i) = cu::sort::sort_last(dev, &xd, rows, len).map_err(err(op, dev))?;
+            Ok((wrap(v, x.shape()), Indices::from_data(IndexData::Device(x.device(), i), x.shape(), len)))
+        })
+    }
+
+    fn gather_last(&self, op: &'static str, x: &Tensor, idx: &Indices) -> Result<Tensor> {
+        let dev = &self.dev;
+        let ix = device_indices(op, x, idx)?;
+        let (len, k) = (
+            *x.shape().last().expect("checked"),
+            *idx.shape().last().expect("checked"),
+        );
+        let rows = x.numel() / len;
+        dispatch_float!(op, x.dtype(), T => {
+            let xd = self.data::<T>(op, x)?;
+            let o = cu::sort::gather_last(dev, &xd, ix, rows, len, k).map_err(err(op, dev))?;
+            Ok(wrap(o, idx.shape()))
+        })
+    }
+
+    fn scatter_add_last(
+        &self,
+        op: &'static str,
+        g: &Tensor,
+        idx: &Indices,
+        len: usize,
+    ) -> Result<Tensor> {
+        let dev = &self.dev;
+        let ix = device_indices(op, g, idx)?;
+        let k = *idx.shape().last().expect("checked");
+        let rows = g.numel() / k.max(1);
+        let mut shape = idx.shape().to_vec();
+        *shape.last_mut().expect("checked") = len;
+        dispatch_float!(op, g.dtype(), T => {
+            let gd = self.data::<T>(op, g)?;
+            let o = cu::sort::scatter_add_last(dev, &gd, ix, rows, k, len).map_err(err(op, dev))?;
+            Ok(wrap(o, &shape))
+        })
+    }
+
+    /// No GPU eigensolver: the n×n matrix (n ≤ 512 in VGG) goes to the host and back.
+    fn sym_eig(&self, op: &'static str, a: &Tensor) -> Result<(Tensor, Tensor)> {
+        let n = a.shape()[0];
+        let (vals, vecs) = super::cpu::sym_eig_host(op, &a.to_vec_f64()?, n)?;
+        let vals = self.upload(op, &Tensor::from_vec(vals, &[n])?.cast(a.dtype())?)?;
+        let vecs = self.upload(op, &Tensor::from_vec(vecs, &[n, n])?.cast(a.dtype())?)?;
+        Ok((vals, vecs))
     }
 
     fn max_pool2d(

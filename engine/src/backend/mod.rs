@@ -21,6 +21,7 @@ pub(crate) use layers::{LayerBackend, NormArgs};
 
 use crate::ops::conv_algo::{ConvConfig, Prepared};
 use crate::ops::optim::AdamParams;
+use crate::ops::sort::{IndexData, Indices};
 use crate::{DType, Device, Result, Tensor};
 use kernels::cpu::conv2d::Conv2dParams;
 use kernels::cpu::pool2d::Pool2dParams;
@@ -45,6 +46,33 @@ pub(crate) fn to_device(op: &'static str, t: &Tensor, device: Device) -> Result<
         (Device::Cuda(_), Device::Cuda(n)) => {
             cuda::Cuda::open(op, n)?.upload(op, &cuda::to_host(op, t)?)
         }
+    }
+}
+
+/// `idx`'s values on the host.
+pub(crate) fn indices_to_host(op: &'static str, idx: &Indices) -> Result<Vec<u32>> {
+    match &*idx.data {
+        IndexData::Host(v) => Ok(v.clone()),
+        IndexData::Device(Device::Cuda(n), s) => {
+            cuda::Cuda::open(op, *n)?.download_indices(op, s, idx.shape().iter().product())
+        }
+        IndexData::Device(Device::Cpu, _) => unreachable!("host indices are IndexData::Host"),
+    }
+}
+
+/// `idx`'s values on `device` (a copy; through the host between two GPUs).
+pub(crate) fn indices_to_device(
+    op: &'static str,
+    idx: &Indices,
+    device: Device,
+) -> Result<IndexData> {
+    let host = indices_to_host(op, idx)?;
+    match device {
+        Device::Cpu => Ok(IndexData::Host(host)),
+        Device::Cuda(n) => Ok(IndexData::Device(
+            device,
+            cuda::Cuda::open(op, n)?.upload_indices(op, &host)?,
+        )),
     }
 }
 
@@ -183,6 +211,24 @@ pub(crate) trait Backend: LayerBackend {
         v: &Tensor,
         p: &AdamParams,
     ) -> Result<(Tensor, Tensor, Tensor)>;
+    /// Each row of the last axis of `x` (`[..., L]`) sorted ascending: (values, argsort
+    /// indices on `x`'s device), both of `x`'s shape. Order: `kernels::cpu::sort`.
+    fn sort_last(&self, op: &'static str, x: &Tensor) -> Result<(Tensor, Indices)>;
+    /// `out[.., j] = x[.., idx[.., j]]`: `x` `[..., L]`, `idx` `[..., K]` (every index < L,
+    /// same device), out `[..., K]`.
+    fn gather_last(&self, op: &'static str, x: &Tensor, idx: &Indices) -> Result<Tensor>;
+    /// The adjoint of `gather_last`: zeros `[..., len]` with `g[.., j]` added at `idx[.., j]`
+    /// (`g` and `idx` `[..., K]`).
+    fn scatter_add_last(
+        &self,
+        op: &'static str,
+        g: &Tensor,
+        idx: &Indices,
+        len: usize,
+    ) -> Result<Tensor>;
+    /// Eigenvalues `[n]` (ascending) and eigenvectors `[n, n]` (columns) of the symmetric part
+    /// of the n×n `a`, computed in f64, returned in `a`'s dtype and device.
+    fn sym_eig(&self, op: &'static str, a: &Tensor) -> Result<(Tensor, Tensor)>;
     /// `x` converted to the float `dtype` (not its own).
     fn cast(&self, op: &'static str, x: &Tensor, dtype: DType) -> Result<Tensor>;
 }

@@ -8,6 +8,7 @@ pub mod conv_algo;
 mod convert;
 pub mod elementwise;
 mod frozen_conv2d;
+pub mod linalg;
 pub mod loss;
 pub mod matmul;
 pub mod norm;
@@ -15,6 +16,7 @@ pub mod optim;
 pub mod pool2d;
 pub mod reduce;
 pub mod shape;
+pub mod sort;
 pub mod spatial;
 
 use crate::{EngineError, Result, Tensor};
@@ -23,6 +25,7 @@ pub use conv2d::Conv2dOptions;
 pub use conv_algo::{ConvAlgorithm, ConvConfig, Precision};
 pub use frozen_conv2d::FrozenConv2d;
 pub use pool2d::Pool2dOptions;
+pub use sort::Indices;
 pub use spatial::{Pad2d, PadMode};
 
 pub(crate) use crate::autograd::{record, record_view};

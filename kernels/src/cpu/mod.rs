@@ -14,7 +14,9 @@ pub mod packed_gemm;
 pub mod pool2d;
 pub mod reduce;
 pub mod simd;
+pub mod sort;
 pub mod spatial;
+pub mod symeig;
 pub mod winograd;
 
 pub use float::Float;

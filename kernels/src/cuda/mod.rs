@@ -29,6 +29,7 @@ pub mod norm;
 pub mod nvrtc;
 pub mod pool2d;
 pub mod reduce;
+pub mod sort;
 pub mod spatial;
 
 pub use adam::{adam_step, adam_update, AdamStep};

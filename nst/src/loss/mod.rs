@@ -12,7 +12,11 @@ use crate::error::{Error, Result};
 use crate::vgg19::Vgg19;
 use engine::Tensor;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+pub mod sliced_w;
+pub mod w2;
 
 /// Feature maps by VGG layer name (e.g. `relu4_2` → 1×512×H/8×W/8).
 pub type Features = BTreeMap<String, Tensor>;
@@ -33,6 +37,13 @@ pub trait Loss: Send + Sync {
     fn layers(&self) -> Vec<String>;
     /// The weighted terms for the current image `x` (1×3×H×W, preprocessed) and its features.
     fn terms(&self, features: &Features, x: &Tensor) -> Result<Vec<LossTerm>>;
+    /// Called by the optimisation loop before each iteration (from 1; evaluations before the
+    /// first call see 0). A stochastic loss (sliced-w's random directions) keeps its draw fixed
+    /// within an iteration, so that a line search compares values of one function, and returns
+    /// true when its function changed (the optimiser must then re-evaluate at x).
+    fn start_iteration(&self, _iteration: u64) -> bool {
+        false
+    }
 }
 
 fn feature<'a>(features: &'a Features, layer: &str) -> Result<&'a Tensor> {
@@ -85,19 +96,28 @@ pub enum StyleLossKind {
     /// Per-channel mean and standard deviation (the AdaIN statistics of Huang & Belongie 2017):
     /// `mean((μ_x − μ_s)²) + mean((σ_x − σ_s)²)`.
     MeanStd,
+    /// Wasserstein-2 distance between Gaussians fitted to the features (mean and covariance;
+    /// crowsonkb's style-transfer-pytorch): see [`w2`].
+    W2,
+    /// Sliced Wasserstein distance between the feature distributions (Heitz et al., CVPR
+    /// 2021): see [`sliced_w`].
+    SlicedW,
 }
 
 impl std::str::FromStr for StyleLossKind {
     type Err = engine::ParseOptionError;
-    /// `gram`, or `mean-std` (also `meanstd`, `adain`); any case.
+    /// `gram`, `mean-std` (also `meanstd`, `adain`), `w2`, `sliced-w` (also `slicedw`,
+    /// `swd`); any case.
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "gram" => Ok(StyleLossKind::Gram),
             "mean-std" | "meanstd" | "adain" => Ok(StyleLossKind::MeanStd),
+            "w2" => Ok(StyleLossKind::W2),
+            "sliced-w" | "slicedw" | "swd" => Ok(StyleLossKind::SlicedW),
             _ => Err(engine::ParseOptionError::new(
                 "style loss",
                 s,
-                "gram or mean-std",
+                "gram, mean-std, w2 or sliced-w",
             )),
         }
     }
@@ -108,12 +128,15 @@ impl std::fmt::Display for StyleLossKind {
         f.write_str(match self {
             StyleLossKind::Gram => "gram",
             StyleLossKind::MeanStd => "mean-std",
+            StyleLossKind::W2 => "w2",
+            StyleLossKind::SlicedW => "sliced-w",
         })
     }
 }
 
-/// The statistics a style loss matches, of one feature map: a Gram matrix (C×C), or the
-/// per-channel means and standard deviations (each C).
+/// The statistics a style loss matches, of one feature map: a Gram matrix (C×C), the
+/// per-channel means and standard deviations (each C), the mean and second raw moment (C and
+/// C×C, for w2: [`w2::moments`]) or the features themselves (C×H·W, for sliced-w).
 pub fn style_statistics(kind: StyleLossKind, f: &Tensor) -> Result<Vec<Tensor>> {
     match kind {
         StyleLossKind::Gram => Ok(vec![f.gram_matrix()?]),
@@ -130,15 +153,22 @@ pub fn style_statistics(kind: StyleLossKind, f: &Tensor) -> Result<Vec<Tensor>> 
             // ε keeps the gradient of √ finite for dead (all-zero) channels.
             Ok(vec![mean.reshape(&[s[1]])?, var.add_scalar(1e-5)?.sqrt()?])
         }
+        StyleLossKind::W2 => w2::moments(f),
+        StyleLossKind::SlicedW => Ok(vec![sliced_w::style_matrix(f)?]),
     }
 }
 
 /// Style loss over several layers: for each layer, `mean((S_x − S_target)²)` summed over the
-/// statistics `S` of [`style_statistics`]; one term per layer named `style.<layer>`.
+/// statistics `S` of [`style_statistics`] (gram, mean-std), [`w2::layer_loss`] or
+/// [`sliced_w::layer_loss`]; one term per layer named `style.<layer>`.
 pub struct StyleLoss {
     pub kind: StyleLossKind,
-    /// (layer, target statistics, weight of the layer's term = style weight × layer weight).
+    /// (layer, target statistics, weight of the layer's term = style weight × layer weight);
+    /// w2: [`w2::target`]'s four tensors, sliced-w: the (mixed) style features C×M.
     pub targets: Vec<(String, Vec<Tensor>, f64)>,
+    /// The optimisation's iteration ([`Loss::start_iteration`]): sliced-w draws fresh
+    /// directions for each ([`sliced_w::seed`]).
+    pub iteration: AtomicU64,
 }
 
 impl StyleLoss {
@@ -167,6 +197,15 @@ impl StyleLoss {
         }
         let mut targets = Vec::new();
         for (layer, w) in layers {
+            if kind == StyleLossKind::SlicedW {
+                let per_style = styles
+                    .iter()
+                    .map(|f| sliced_w::style_matrix(feature(f, layer)?))
+                    .collect::<Result<Vec<_>>>()?;
+                let mix = sliced_w::mixture(&per_style, blend)?;
+                targets.push((layer.clone(), vec![mix], *w));
+                continue;
+            }
             let mut acc: Option<Vec<Tensor>> = None;
             for (feats, b) in styles.iter().zip(blend) {
                 let stats = style_statistics(kind, feature(feats, layer)?)?;
@@ -183,9 +222,17 @@ impl StyleLoss {
                         .collect::<std::result::Result<_, _>>()?,
                 });
             }
-            targets.push((layer.clone(), acc.expect("at least one style"), *w));
+            let mut stats = acc.expect("at least one style");
+            if kind == StyleLossKind::W2 {
+                stats = w2::target(&stats)?;
+            }
+            targets.push((layer.clone(), stats, *w));
         }
-        Ok(StyleLoss { kind, targets })
+        Ok(StyleLoss {
+            kind,
+            targets,
+            iteration: AtomicU64::new(0),
+        })
     }
 }
 
@@ -193,10 +240,33 @@ impl Loss for StyleLoss {
     fn layers(&self) -> Vec<String> {
         self.targets.iter().map(|(l, _, _)| l.clone()).collect()
     }
+    fn start_iteration(&self, iteration: u64) -> bool {
+        self.iteration.store(iteration, Ordering::Relaxed);
+        self.kind == StyleLossKind::SlicedW
+    }
     fn terms(&self, features: &Features, _x: &Tensor) -> Result<Vec<LossTerm>> {
         let mut out = Vec::with_capacity(self.targets.len());
-        for (layer, target, weight) in &self.targets {
-            let stats = style_statistics(self.kind, feature(features, layer)?)?;
+        let iteration = self.iteration.load(Ordering::Relaxed);
+        for (i, (layer, target, weight)) in self.targets.iter().enumerate() {
+            let f = feature(features, layer)?;
+            let special = match self.kind {
+                StyleLossKind::W2 => Some(w2::layer_loss(f, target)?),
+                StyleLossKind::SlicedW => {
+                    let c = f.shape().get(1).copied().unwrap_or(0);
+                    let dirs = sliced_w::directions(c, c, sliced_w::seed(iteration, i), f)?;
+                    Some(sliced_w::layer_loss(f, &target[0], &dirs)?)
+                }
+                _ => None,
+            };
+            if let Some(value) = special {
+                out.push(LossTerm {
+                    name: format!("style.{layer}"),
+                    value,
+                    weight: *weight,
+                });
+                continue;
+            }
+            let stats = style_statistics(self.kind, f)?;
             let mut value: Option<Tensor> = None;
             for (s, t) in stats.iter().zip(target) {
                 let l = s.mse_loss(t)?;
@@ -213,6 +283,27 @@ impl Loss for StyleLoss {
         }
         Ok(out)
     }
+}
+
+/// The scale of one layer's target statistics that relative loss weights divide by: the mean
+/// square of the statistics (gram, mean-std: so the term is a relative error squared), or of the
+/// style features (w2: [`w2::target_mean_square`]; sliced-w: its target is the features).
+pub fn target_mean_square(kind: StyleLossKind, stats: &[Tensor]) -> Result<f64> {
+    if kind == StyleLossKind::W2 {
+        return w2::target_mean_square(stats);
+    }
+    mean_square(stats)
+}
+
+/// The mean square of all elements of `ts` together (0 when they have none).
+pub fn mean_square(ts: &[Tensor]) -> Result<f64> {
+    let (mut sum, mut n) = (0.0, 0usize);
+    for t in ts {
+        let v = t.to_vec_f64()?;
+        sum += v.iter().map(|x| x * x).sum::<f64>();
+        n += v.len();
+    }
+    Ok(if n == 0 { 0.0 } else { sum / n as f64 })
 }
 
 /// Total variation `mean((x[:,:,1:,:] − x[:,:,:-1,:])²) + mean((x[:,:,:,1:] − x[:,:,:,:-1])²)`
@@ -261,6 +352,16 @@ impl Objective {
         l.sort();
         l.dedup();
         l
+    }
+
+    /// Tells every loss that iteration `iteration` (from 1) starts ([`Loss::start_iteration`]);
+    /// true when the objective changed (a cached value at x is stale).
+    pub fn start_iteration(&self, iteration: u64) -> bool {
+        let mut changed = false;
+        for l in &self.losses {
+            changed |= l.start_iteration(iteration);
+        }
+        changed
     }
 
     /// Total loss and its gradient at `x` (a 1×3×H×W preprocessed image; no grad needed, it is

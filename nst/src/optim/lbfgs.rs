@@ -112,6 +112,13 @@ impl Lbfgs {
         self.current = None;
     }
 
+    /// Forget the cached loss and gradient at the current x but keep the curvature history:
+    /// call when the objective itself changed between iterations (a stochastic loss drew new
+    /// random directions), so that the next step evaluates the new function at x first.
+    pub fn forget_value(&mut self) {
+        self.current = None;
+    }
+
     /// d = −H·g by the two-loop recursion, H₀ = γI with γ = sᵀy / yᵀy of the newest pair.
     fn direction(&self, g: &Tensor) -> Result<Tensor> {
         let k = self.s.len();

@@ -233,7 +233,7 @@ async function onSubmit(ev) {
   const fd = imagesForm();
   if (!fd) return;
   for (const name of ['size', 'iterations', 'scales', 'optimizer', 'device', 'content_weight',
-    'style_weight', 'tv_weight', 'style_scale', 'init', 'seed', 'preview_every']) {
+    'style_weight', 'tv_weight', 'style_scale', 'style_loss', 'init', 'seed', 'preview_every']) {
     fd.append(name, $(name).value);
   }
   if ($('optimizer').value === 'adam') fd.append('learning_rate', $('learning_rate').value);
@@ -327,7 +327,8 @@ function renderJob(job) {
   }
   showPreview(job.result_url || job.preview_url);
   $('preview-caption').textContent = `${job.content.name} × ${job.styles.map((s) => s.name).join(' + ')}`
-    + ` · ${job.params.size} px · ${job.params.optimizer}`;
+    + ` · ${job.params.size} px · ${job.params.optimizer}`
+    + (job.params.style_loss && job.params.style_loss !== 'gram' ? ` · ${job.params.style_loss}` : '');
   $('job-error').textContent = job.error || '';
   const strip = $('snapshots');
   strip.replaceChildren(...(job.snapshots || []).map((s) => el('a', { href: s.url, target: '_blank', title: `iteration ${s.step}` },
