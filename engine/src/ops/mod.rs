@@ -8,6 +8,7 @@ pub mod conv_algo;
 mod convert;
 pub mod elementwise;
 mod frozen_conv2d;
+mod index;
 pub mod loss;
 pub mod matmul;
 pub mod norm;

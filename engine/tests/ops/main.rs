@@ -18,6 +18,7 @@ mod common;
 mod conv2d;
 mod convert;
 mod elementwise;
+mod index;
 mod loss;
 mod matmul;
 mod norm;

@@ -26,10 +26,11 @@ pub enum Module {
     Spatial,
     Norm,
     GroupedConv,
+    Index,
 }
 
 impl Module {
-    pub const ALL: [Module; 8] = [
+    pub const ALL: [Module; 9] = [
         Module::Elementwise,
         Module::Reduce,
         Module::Conv2d,
@@ -38,6 +39,7 @@ impl Module {
         Module::Spatial,
         Module::Norm,
         Module::GroupedConv,
+        Module::Index,
     ];
 
     /// File stem: `elementwise` for `kernels/elementwise.cu`.
@@ -51,6 +53,7 @@ impl Module {
             Module::Spatial => "spatial",
             Module::Norm => "norm",
             Module::GroupedConv => "grouped_conv",
+            Module::Index => "index",
         }
     }
 
@@ -64,6 +67,7 @@ impl Module {
             Module::Spatial => include_str!("kernels/spatial.cu"),
             Module::Norm => include_str!("kernels/norm.cu"),
             Module::GroupedConv => include_str!("kernels/grouped_conv.cu"),
+            Module::Index => include_str!("kernels/index.cu"),
         }
     }
 
@@ -93,6 +97,7 @@ impl Module {
             Module::Spatial => &["pad_fwd", "pad_bwd", "upsample_fwd", "upsample_bwd"],
             Module::Norm => &["inorm_fwd", "inorm_bwd"],
             Module::GroupedConv => &["gconv_fwd", "gconv_bwd_input", "gconv_bwd_weight"],
+            Module::Index => &["argmax_axis", "index_select"],
         };
         let mut names: Vec<String> = templated
             .iter()
