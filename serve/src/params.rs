@@ -120,6 +120,8 @@ pub fn json_field(field: ConfigField) -> &'static str {
         ConfigField::TvWeight => "tv_weight",
         ConfigField::StyleBlendWeights => "style_weights",
         ConfigField::StyleLoss => "style_loss",
+        ConfigField::ContentMasks => "content_masks",
+        ConfigField::StyleMasks => "style_masks",
         ConfigField::Optimizer => "optimizer",
         ConfigField::LbfgsHistory => "lbfgs_history",
         ConfigField::LearningRate => "learning_rate",

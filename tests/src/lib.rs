@@ -39,6 +39,14 @@ pub const ROCKET_AVG: Reference = Reference {
     bytes: include_bytes!("../data/rocket57x43_scream70x53_avg.safetensors"),
 };
 
+/// The MRF and guided style losses' golden values (tests/data/make_mrf_guided_golden.py):
+/// feature maps made from assets/ images, no network (`pooling` is unused), stored as f64.
+pub const MRF_GUIDED: Reference = Reference {
+    name: "mrf_guided_golden",
+    pooling: Pooling::Max,
+    bytes: include_bytes!("../data/mrf_guided_golden.safetensors"),
+};
+
 /// Every reference case.
 pub const REFERENCES: [Reference; 2] = [CHELSEA_MAX, ROCKET_AVG];
 
@@ -82,6 +90,12 @@ impl Reference {
             d => panic!("reference {} key {key}: unexpected dtype {d:?}", self.name),
         };
         (v, t.shape().to_vec())
+    }
+
+    /// Tensor `key` as an f64 tensor of its shape.
+    pub fn f64(&self, key: &str) -> Tensor {
+        let (v, shape) = self.tensor(key);
+        Tensor::from_vec(v, &shape).unwrap()
     }
 
     /// Tensor `key` as an f32 tensor of its shape.

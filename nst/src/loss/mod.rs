@@ -11,6 +11,9 @@ use engine::Tensor;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub mod guided;
+pub mod mrf;
+
 /// Feature maps by VGG layer name (e.g. `relu4_2` → 1×512×H/8×W/8).
 pub type Features = BTreeMap<String, Tensor>;
 
@@ -82,19 +85,22 @@ pub enum StyleLossKind {
     /// Per-channel mean and standard deviation (the AdaIN statistics of Huang & Belongie 2017):
     /// `mean((μ_x − μ_s)²) + mean((σ_x − σ_s)²)`.
     MeanStd,
+    /// Nearest 3×3 feature patches (Li & Wand 2016): [`mrf::MrfLoss`].
+    Mrf,
 }
 
 impl std::str::FromStr for StyleLossKind {
     type Err = engine::ParseOptionError;
-    /// `gram`, or `mean-std` (also `meanstd`, `adain`); any case.
+    /// `gram`, `mean-std` (also `meanstd`, `adain`) or `mrf`; any case.
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "gram" => Ok(StyleLossKind::Gram),
             "mean-std" | "meanstd" | "adain" => Ok(StyleLossKind::MeanStd),
+            "mrf" => Ok(StyleLossKind::Mrf),
             _ => Err(engine::ParseOptionError::new(
                 "style loss",
                 s,
-                "gram or mean-std",
+                "gram, mean-std or mrf",
             )),
         }
     }
@@ -105,14 +111,19 @@ impl std::fmt::Display for StyleLossKind {
         f.write_str(match self {
             StyleLossKind::Gram => "gram",
             StyleLossKind::MeanStd => "mean-std",
+            StyleLossKind::Mrf => "mrf",
         })
     }
 }
 
 /// The statistics a style loss matches, of one feature map: a Gram matrix (C×C), or the
-/// per-channel means and standard deviations (each C).
+/// per-channel means and standard deviations (each C). Errors: the mrf loss, which matches
+/// patches rather than statistics.
 pub fn style_statistics(kind: StyleLossKind, f: &Tensor) -> Result<Vec<Tensor>> {
     match kind {
+        StyleLossKind::Mrf => Err(Error::InvalidArgument(
+            "the mrf loss matches patches, not statistics".into(),
+        )),
         StyleLossKind::Gram => Ok(vec![f.gram_matrix()?]),
         StyleLossKind::MeanStd => {
             let s = f.shape();
