@@ -38,6 +38,15 @@ pub struct TransferArgs {
     // The objective's layers, weights, statistics and network (shared with eval).
     #[command(flatten)]
     pub objective: ObjectiveArgs,
+    /// Guided transfer (Gatys et al. 2017): one mask per style image, in the style images'
+    /// order (repeat the flag), white where that style applies in the picture; any size with
+    /// the content's aspect ratio (within 2%). Only with --style-loss gram or mean-std.
+    #[arg(long = "content-mask", value_name = "MASK")]
+    pub content_masks: Vec<PathBuf>,
+    /// With --content-mask: one mask per style image (repeat the flag), white = the part of the
+    /// painting to use, with its aspect ratio [default: all of each painting].
+    #[arg(long = "style-mask", value_name = "MASK")]
+    pub style_masks: Vec<PathBuf>,
     /// lbfgs (with line search) or adam.
     #[arg(long, default_value = "lbfgs")]
     pub optimizer: String,
@@ -157,7 +166,15 @@ impl TransferArgs {
             conv: Default::default(),
             ..StyleTransferConfig::default()
         };
-        let cfg = self.objective.config(base)?;
+        let mut cfg = self.objective.config(base)?;
+        let load = |paths: &[PathBuf], flag: &str| -> Result<Vec<RgbImage>> {
+            paths
+                .iter()
+                .map(|p| RgbImage::load(p, self.max_pixels).context(flag.to_string()))
+                .collect()
+        };
+        cfg.content_masks = load(&self.content_masks, "--content-mask")?;
+        cfg.style_masks = load(&self.style_masks, "--style-mask")?;
         cfg.validate(n_styles).map_err(in_flag_words)?;
         Ok(cfg)
     }
@@ -200,6 +217,7 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     if let Some(f) = args.objective.weights.as_deref() {
         inputs.push(f);
     }
+    inputs.extend(args.content_masks.iter().chain(&args.style_masks).map(PathBuf::as_path));
     // An --init image is read too (anything but the keywords is a file).
     let init_file = Path::new(&args.init);
     if args.init.parse::<Init>().is_err() && !is_fast(&args.init) {
@@ -233,6 +251,7 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     // Sizes and memory first (run checks them too), so a refused run prints only its error.
     let sizes = nst::transfer::scale_sizes(content.size(), cfg.size_px, cfg.scales);
     let style_sizes: Vec<_> = styles.iter().map(RgbImage::size).collect();
+    nst::loss::guided::check_sizes(&cfg, content.size(), &style_sizes).map_err(in_flag_words)?;
     nst::plan::check(&style_sizes, &cfg, &sizes).map_err(in_flag_words)?;
     warn_if_slow(&sizes, &cfg, device);
     if is_fast(&args.init) {

@@ -28,6 +28,11 @@ pub const MRF_STYLE_STRIDE: usize = 2;
 /// (128 MiB in f32).
 pub const NCC_CHUNK_ELEMS: usize = 1 << 25;
 
+/// The layers and weights the front ends use for the mrf loss when none are given: relu3_1
+/// and relu4_1, as pystiche's Li & Wand replication (the shallow layers' searches would cost
+/// K·L·C·9 multiply-adds with K and L both ~ the pixel count: at 512 px, relu1_1's is ≈ 10¹³).
+pub const MRF_DEFAULT_LAYERS: [(&str, f64); 2] = [("relu3_1", 1.0), ("relu4_1", 1.0)];
+
 /// One layer's style patches.
 pub struct MrfLayer {
     pub layer: String,
