@@ -201,11 +201,46 @@ impl Loss for MrfLoss {
     }
 }
 
-/// Bytes the nearest-patch search of one layer needs at a time (f32): the filters (K·C·9), the
-/// convolution's im2col columns (C·9·L) and one chunk of scores (≤ [`NCC_CHUNK_ELEMS`]), for
-/// K style patches and L picture patches of C channels (the planner's estimate).
-pub fn search_bytes(c: usize, k: usize, l: usize) -> u64 {
-    let c9 = (c * MRF_PATCH * MRF_PATCH) as u64;
-    let chunk = (k as u64 * l as u64).min(NCC_CHUNK_ELEMS as u64);
-    4 * (c9 * k as u64 + 2 * c9 * l as u64 + chunk)
+/// Peak bytes (f32) the mrf loss adds to a run at `layers` for a `picture` (w, h) and style
+/// images of `styles` (w, h) pixels as resized, at stride [`MRF_STYLE_STRIDE`] (the planner's
+/// estimate): per layer, kept for the run, the patches and filters (2 · C·9·K) and the picture's
+/// patches and their difference on the tape (2 · C·9·L); plus, the largest over layers, while a
+/// search runs, the host copy of the patches when they are built (f64: 2 · C·9·K), the
+/// convolution's columns (C·9·L) and one chunk of scores (≤ [`NCC_CHUNK_ELEMS`]), for K style
+/// patches and L picture patches of C channels. Layers that are not `reluB_j`/`convB_j` count 0.
+pub fn estimate_bytes<S: AsRef<str>>(
+    layers: &[S],
+    picture: (usize, usize),
+    styles: &[(usize, usize)],
+) -> f64 {
+    let (mut kept, mut transient) = (0.0f64, 0.0f64);
+    for l in layers {
+        let Some(block) = l
+            .as_ref()
+            .strip_prefix("relu")
+            .or_else(|| l.as_ref().strip_prefix("conv"))
+            .and_then(|r| r.split('_').next())
+            .and_then(|b| b.parse::<u32>().ok())
+            .filter(|b| (1..=5).contains(b))
+        else {
+            continue;
+        };
+        let c = [64.0, 128.0, 256.0, 512.0, 512.0][block as usize - 1];
+        let c9 = c * (MRF_PATCH * MRF_PATCH) as f64;
+        let at = |(w, h): (usize, usize)| (w >> (block - 1), h >> (block - 1));
+        let (pw, ph) = at(picture);
+        let l_pos = (pw.saturating_sub(2) * ph.saturating_sub(2)) as f64;
+        let patches = |s: usize| if s < MRF_PATCH { 0 } else { (s - MRF_PATCH) / MRF_STYLE_STRIDE + 1 };
+        let k: f64 = styles
+            .iter()
+            .map(|&s| {
+                let (sw, sh) = at(s);
+                (patches(sw) * patches(sh)) as f64
+            })
+            .sum();
+        kept += 4.0 * (2.0 * c9 * k + 2.0 * c9 * l_pos);
+        let chunk = (k * l_pos).min(NCC_CHUNK_ELEMS as f64);
+        transient = transient.max(16.0 * c9 * k + 4.0 * (c9 * l_pos + chunk));
+    }
+    kept + transient
 }
