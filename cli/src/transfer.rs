@@ -217,7 +217,12 @@ pub fn run_transfer(args: TransferArgs) -> Result<bool> {
     if let Some(f) = args.objective.weights.as_deref() {
         inputs.push(f);
     }
-    inputs.extend(args.content_masks.iter().chain(&args.style_masks).map(PathBuf::as_path));
+    inputs.extend(
+        args.content_masks
+            .iter()
+            .chain(&args.style_masks)
+            .map(PathBuf::as_path),
+    );
     // An --init image is read too (anything but the keywords is a file).
     let init_file = Path::new(&args.init);
     if args.init.parse::<Init>().is_err() && !is_fast(&args.init) {

@@ -546,12 +546,18 @@ fn cases(d: &Path) -> Vec<Case> {
             &["--content-mask", &good, "--content-mask", &good],
             "--content-mask has 2 masks for 1 style images",
         ),
-        (&["--content-mask", &style], "--content-mask number 1 is 48×40"),
+        (
+            &["--content-mask", &style],
+            "--content-mask number 1 is 48×40",
+        ),
         (
             &["--content-mask", &good, "--style-mask", &good],
             "--style-mask number 1 is 40×30",
         ),
-        (&["--style-mask", &good], "--style-mask needs content masks too"),
+        (
+            &["--style-mask", &good],
+            "--style-mask needs content masks too",
+        ),
         (
             &["--content-mask", &good, "--style-loss", "mrf"],
             "--content-mask work with the gram and mean-std style losses, not mrf",

@@ -49,8 +49,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let out = run(vgg, &content, &styles, &cfg, |p| {
         if p.iteration % 20 == 0 {
-            let style: f64 = p.eval.terms.iter().filter(|t| t.0.starts_with("style")).map(|t| t.1).sum();
-            eprintln!("scale {} iteration {}: total {:.4e}, style terms {style:.4e}", p.scale, p.iteration, p.eval.total);
+            let style: f64 = p
+                .eval
+                .terms
+                .iter()
+                .filter(|t| t.0.starts_with("style"))
+                .map(|t| t.1)
+                .sum();
+            eprintln!(
+                "scale {} iteration {}: total {:.4e}, style terms {style:.4e}",
+                p.scale, p.iteration, p.eval.total
+            );
         }
         ControlFlow::Continue(())
     })?;

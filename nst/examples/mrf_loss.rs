@@ -55,7 +55,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The whole transfer.
     let out = run(vgg, &content, &[style], &cfg, |p| {
         if p.iteration % 20 == 0 {
-            eprintln!("scale {} iteration {}: {:.4e}", p.scale, p.iteration, p.eval.total);
+            eprintln!(
+                "scale {} iteration {}: {:.4e}",
+                p.scale, p.iteration, p.eval.total
+            );
         }
         ControlFlow::Continue(())
     })?;

@@ -216,7 +216,10 @@ mod tests {
         };
         let sizes = scale_sizes((451, 300), 512, 1);
         let est = estimate_peak_bytes(&[(1024, 640)], &cfg, &sizes);
-        assert!(est.total() >= 1256e6 && est.total() < 1.25 * 1256e6, "{est:?}");
+        assert!(
+            est.total() >= 1256e6 && est.total() < 1.25 * 1256e6,
+            "{est:?}"
+        );
         assert!((est.mrf - (1256e6 - 617e6)).abs() < 0.15 * 639e6, "{est:?}");
         // relu1_1 at 512 px: its patches alone are several GB more; a gram run has no share.
         let shallow = StyleTransferConfig {

@@ -417,7 +417,10 @@ pub fn objective_from_features(
                 cfg.style_loss,
                 &layers,
                 style_feats,
-                &cfg.content_masks.iter().map(GrayMask::from_image).collect::<Vec<_>>(),
+                &cfg.content_masks
+                    .iter()
+                    .map(GrayMask::from_image)
+                    .collect::<Vec<_>>(),
                 &(0..style_feats.len())
                     .map(|i| cfg.style_masks.get(i).map(GrayMask::from_image))
                     .collect::<Vec<_>>(),

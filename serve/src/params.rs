@@ -39,7 +39,7 @@ pub struct Params {
     pub style_weights: Vec<f64>,
     /// "content", "noise" or "style".
     pub init: String,
-    /// "gram" or "mean-std".
+    /// "gram", "mean-std" or "mrf".
     pub style_loss: String,
     pub seed: u64,
     /// A preview image every this many iterations.
@@ -246,7 +246,19 @@ impl Params {
             other => parse_field("init", other)?,
         };
         let style_loss: StyleLossKind = parse_field("style_loss", &self.style_loss)?;
+        // The mrf loss reads its own layers (the shallow ones would take hours).
+        let (style_layers, style_layer_weights) = if style_loss == StyleLossKind::Mrf {
+            let l = nst::loss::mrf::MRF_DEFAULT_LAYERS;
+            (
+                l.map(|(n, _)| n.to_string()).to_vec(),
+                l.map(|(_, w)| w).to_vec(),
+            )
+        } else {
+            (d.style_layers.clone(), d.style_layer_weights.clone())
+        };
         let cfg = StyleTransferConfig {
+            style_layers,
+            style_layer_weights,
             size_px: self.size,
             style_scale: self.style_scale,
             content_weight: self.content_weight,

@@ -42,18 +42,31 @@ fn mrf_loss_matches_pytorch() {
     let loss = MrfLoss::from_styles(&layers(), &styles, 2, false).unwrap();
     let x = G.f64("mrf_x");
     let idx = MrfLoss::nearest(&loss.layers[0], &x).unwrap();
-    assert_eq!(idx.to_vec_f64().unwrap(), G.tensor("mrf_idx").0, "nearest patches");
+    assert_eq!(
+        idx.to_vec_f64().unwrap(),
+        G.tensor("mrf_idx").0,
+        "nearest patches"
+    );
     let (v, g) = value_and_grad(&loss, &x);
     let want = G.tensor("mrf_value").0[0];
-    assert!((v - want).abs() <= 1e-4 * want.abs(), "mrf value {v} vs {want}");
+    assert!(
+        (v - want).abs() <= 1e-4 * want.abs(),
+        "mrf value {v} vs {want}"
+    );
     let e = rel_error(&g, &G.tensor("mrf_grad").0);
     assert!(e <= 1e-3, "mrf gradient: relative error {e:.2e}");
     // f32, as a transfer runs it: same indices, value within 1e-4.
     let styles32 = styles.map(|f| feats(f["relu3_1"].cast(nst::engine::DType::F32).unwrap()));
     let loss32 = MrfLoss::from_styles(&layers(), &styles32, 2, false).unwrap();
     let x32 = x.cast(nst::engine::DType::F32).unwrap();
-    let v32 = MrfLoss::layer_value(&loss32.layers[0], &x32).unwrap().item().unwrap();
-    assert!((v32 - want).abs() <= 1e-4 * want.abs(), "f32 mrf value {v32} vs {want}");
+    let v32 = MrfLoss::layer_value(&loss32.layers[0], &x32)
+        .unwrap()
+        .item()
+        .unwrap();
+    assert!(
+        (v32 - want).abs() <= 1e-4 * want.abs(),
+        "f32 mrf value {v32} vs {want}"
+    );
 }
 
 #[test]
@@ -65,8 +78,13 @@ fn mrf_search_in_chunks_picks_the_same_patches() {
     let n_pos = want.len();
     let k = loss.layers[0].filters.shape()[0];
     for filters_per_chunk in [1, 7, k - 1] {
-        let idx = MrfLoss::nearest_in_chunks(&loss.layers[0], &x, filters_per_chunk * n_pos).unwrap();
-        assert_eq!(idx.to_vec_f64().unwrap(), want, "{filters_per_chunk} filters per chunk");
+        let idx =
+            MrfLoss::nearest_in_chunks(&loss.layers[0], &x, filters_per_chunk * n_pos).unwrap();
+        assert_eq!(
+            idx.to_vec_f64().unwrap(),
+            want,
+            "{filters_per_chunk} filters per chunk"
+        );
     }
 }
 
@@ -102,7 +120,12 @@ fn guided_gram_matches_a_naive_sum_and_pytorch() {
         let g = masked_statistics(StyleLossKind::Gram, &x, &mt, mass).unwrap();
         let gv = g[0].to_vec_f64().unwrap();
         assert_close(&gv, &naive, 1e-12, "guided Gram vs naive");
-        assert_close(&gv, &G.tensor(&format!("guided_gram_x{r}")).0, 1e-10, "guided Gram vs PyTorch");
+        assert_close(
+            &gv,
+            &G.tensor(&format!("guided_gram_x{r}")).0,
+            1e-10,
+            "guided Gram vs PyTorch",
+        );
     }
     // A mask of ones gives the plain Gram matrix.
     let ones = Tensor::from_vec(vec![1.0f64; h * w], &[1, 1, h, w]).unwrap();
@@ -120,20 +143,41 @@ fn guided_losses_match_pytorch() {
     let styles = [feats(G.f64("guided_style1")), feats(G.f64("guided_style2"))];
     let content = [mask("guided_mask1"), mask("guided_mask2")];
     let style_masks = [None, Some(mask("guided_style_mask2"))];
-    for (kind, key) in [(StyleLossKind::Gram, "gram"), (StyleLossKind::MeanStd, "meanstd")] {
+    for (kind, key) in [
+        (StyleLossKind::Gram, "gram"),
+        (StyleLossKind::MeanStd, "meanstd"),
+    ] {
         let loss =
             GuidedStyleLoss::new(kind, &layers(), &styles, &content, &style_masks, false).unwrap();
         let (v, g) = value_and_grad(&loss, &G.f64("guided_x"));
         let want = G.tensor(&format!("guided_{key}_value")).0[0];
-        assert!((v - want).abs() <= 1e-4 * want.abs(), "{key}: value {v} vs {want}");
+        assert!(
+            (v - want).abs() <= 1e-4 * want.abs(),
+            "{key}: value {v} vs {want}"
+        );
         let e = rel_error(&g, &G.tensor(&format!("guided_{key}_grad")).0);
         assert!(e <= 1e-3, "{key}: gradient relative error {e:.2e}");
     }
     // Counts and losses that take no masks are refused.
     let one = [mask("guided_mask1")];
-    assert!(GuidedStyleLoss::new(StyleLossKind::Gram, &layers(), &styles, &one, &[None], false).is_err());
-    let e = GuidedStyleLoss::new(StyleLossKind::Mrf, &layers(), &styles, &content, &style_masks, false)
-        .err()
-        .unwrap();
+    assert!(GuidedStyleLoss::new(
+        StyleLossKind::Gram,
+        &layers(),
+        &styles,
+        &one,
+        &[None],
+        false
+    )
+    .is_err());
+    let e = GuidedStyleLoss::new(
+        StyleLossKind::Mrf,
+        &layers(),
+        &styles,
+        &content,
+        &style_masks,
+        false,
+    )
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("not mrf"), "{e}");
 }

@@ -170,7 +170,12 @@ pub fn check_sizes(
     content: (usize, usize),
     styles: &[(usize, usize)],
 ) -> Result<()> {
-    let wrap = |field, e: Error| Error::Config(ConfigError { field, reason: e.to_string() });
+    let wrap = |field, e: Error| {
+        Error::Config(ConfigError {
+            field,
+            reason: e.to_string(),
+        })
+    };
     for (i, m) in cfg.content_masks.iter().enumerate() {
         check_aspect(&format!("number {}", i + 1), m.size(), content)
             .map_err(|e| wrap(ConfigField::ContentMasks, e))?;
@@ -198,7 +203,9 @@ pub fn masked_statistics(
         )));
     }
     if mass <= 0.0 {
-        return Err(Error::InvalidArgument("masked statistics of an empty mask".into()));
+        return Err(Error::InvalidArgument(
+            "masked statistics of an empty mask".into(),
+        ));
     }
     let (c, hw) = (s[1], s[2] * s[3]);
     match kind {
@@ -413,7 +420,12 @@ mod tests {
                         n += 1.0;
                     }
                 }
-                assert!((got[y * w + x] - acc / n).abs() < 2e-3, "({x},{y}) {} vs {}", got[y * w + x], acc / n);
+                assert!(
+                    (got[y * w + x] - acc / n).abs() < 2e-3,
+                    "({x},{y}) {} vs {}",
+                    got[y * w + x],
+                    acc / n
+                );
             }
         }
     }

@@ -62,7 +62,9 @@ impl MrfLoss {
         relative: bool,
     ) -> Result<Self> {
         if styles.is_empty() {
-            return Err(Error::InvalidArgument("the mrf loss needs a style image".into()));
+            return Err(Error::InvalidArgument(
+                "the mrf loss needs a style image".into(),
+            ));
         }
         let mut out = Vec::with_capacity(layers.len());
         for (layer, w) in layers {
@@ -103,9 +105,7 @@ impl MrfLoss {
             let c = rows / (MRF_PATCH * MRF_PATCH);
             let bank = patches.transpose(0, 1)?.contiguous()?; // K × C·9
             let norms = bank.square()?.sum_axis(1, true)?.sqrt()?.add_scalar(1e-8)?;
-            let filters = bank
-                .div(&norms)?
-                .reshape(&[k, c, MRF_PATCH, MRF_PATCH])?;
+            let filters = bank.div(&norms)?.reshape(&[k, c, MRF_PATCH, MRF_PATCH])?;
             let weight = if relative && ms > 0.0 { w / ms } else { *w };
             out.push(MrfLayer {
                 layer: layer.clone(),
@@ -230,7 +230,13 @@ pub fn estimate_bytes<S: AsRef<str>>(
         let at = |(w, h): (usize, usize)| (w >> (block - 1), h >> (block - 1));
         let (pw, ph) = at(picture);
         let l_pos = (pw.saturating_sub(2) * ph.saturating_sub(2)) as f64;
-        let patches = |s: usize| if s < MRF_PATCH { 0 } else { (s - MRF_PATCH) / MRF_STYLE_STRIDE + 1 };
+        let patches = |s: usize| {
+            if s < MRF_PATCH {
+                0
+            } else {
+                (s - MRF_PATCH) / MRF_STYLE_STRIDE + 1
+            }
+        };
         let k: f64 = styles
             .iter()
             .map(|&s| {
