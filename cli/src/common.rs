@@ -21,6 +21,8 @@ pub fn flag(field: ConfigField) -> &'static str {
         ConfigField::TvWeight => "--tv-weight",
         ConfigField::StyleBlendWeights => "--style-blend-weights",
         ConfigField::StyleLoss => "--style-loss",
+        ConfigField::ContentMasks => "--content-mask",
+        ConfigField::StyleMasks => "--style-mask",
         ConfigField::Optimizer => "--optimizer",
         ConfigField::LbfgsHistory => "--lbfgs-history",
         ConfigField::LearningRate => "--learning-rate",

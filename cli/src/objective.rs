@@ -5,6 +5,7 @@ use crate::common::parse_flag;
 use anyhow::Result;
 use clap::Args;
 use nst::config::default_style_layer_weights;
+use nst::loss::mrf::MRF_DEFAULT_LAYERS;
 use nst::loss::StyleLossKind;
 use nst::transfer::StyleTransferConfig;
 use nst::vgg19::Pooling;
@@ -19,15 +20,12 @@ pub struct ObjectiveArgs {
     /// Comma-separated VGG-19 layers for the content loss.
     #[arg(long, default_value = "relu4_2", value_delimiter = ',')]
     pub content_layers: Vec<String>,
-    /// Comma-separated VGG-19 layers for the style loss.
-    #[arg(
-        long,
-        default_value = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
-        value_delimiter = ','
-    )]
-    pub style_layers: Vec<String>,
+    /// Comma-separated VGG-19 layers for the style loss [default:
+    /// relu1_1,relu2_1,relu3_1,relu4_1,relu5_1; with --style-loss mrf: relu3_1,relu4_1].
+    #[arg(long, value_delimiter = ',')]
+    pub style_layers: Option<Vec<String>>,
     /// Comma-separated weight per style layer [default: 5,1,0.3,15,0.0075 for relu1_1…relu5_1,
-    /// 1 for any other layer].
+    /// 1 for any other layer; mrf: 1,1 for relu3_1,relu4_1].
     #[arg(long, value_delimiter = ',')]
     pub style_layer_weights: Option<Vec<f64>>,
     /// Weight of the content loss (relative: content_rel²; absolute: mean squared feature
@@ -53,9 +51,10 @@ pub struct ObjectiveArgs {
     /// Style statistics to match: gram (Gram matrices; Gatys et al., CVPR 2016), mean-std
     /// (per-channel mean and std, the AdaIN moments; Huang & Belongie, ICCV 2017), w2 (the
     /// Wasserstein-2 distance between Gaussians fitted to the features, mean and covariance;
-    /// crowsonkb's style-transfer-pytorch) or sliced-w (sliced Wasserstein distance between the
+    /// crowsonkb's style-transfer-pytorch), sliced-w (sliced Wasserstein distance between the
     /// feature distributions over random directions redrawn every iteration; Heitz et al., CVPR
-    /// 2021).
+    /// 2021) or mrf (nearest 3×3 feature patches, Li & Wand, CVPR 2016; slower: see README).
+    /// Masks (--content-mask) work with gram and mean-std only.
     #[arg(long, default_value = "gram")]
     pub style_loss: String,
     /// Pooling in VGG-19: max or avg.
@@ -69,14 +68,25 @@ pub struct ObjectiveArgs {
 impl ObjectiveArgs {
     /// `base` with the objective's fields set from these flags (not validated).
     pub fn config(&self, base: StyleTransferConfig) -> Result<StyleTransferConfig> {
+        let style_loss = parse_flag::<StyleLossKind>("--style-loss", &self.style_loss)?;
+        let mrf = style_loss == StyleLossKind::Mrf;
+        let style_layers = match (&self.style_layers, mrf) {
+            (Some(l), _) => l.clone(),
+            (None, true) => MRF_DEFAULT_LAYERS.map(|(l, _)| l.to_string()).to_vec(),
+            (None, false) => base.style_layers.clone(),
+        };
+        let default_weights = || match (&self.style_layers, mrf) {
+            (None, true) => MRF_DEFAULT_LAYERS.map(|(_, w)| w).to_vec(),
+            _ => default_style_layer_weights(&style_layers),
+        };
         Ok(StyleTransferConfig {
             style_scale: self.style_scale,
             content_layers: self.content_layers.clone(),
-            style_layers: self.style_layers.clone(),
             style_layer_weights: self
                 .style_layer_weights
                 .clone()
-                .unwrap_or_else(|| default_style_layer_weights(&self.style_layers)),
+                .unwrap_or_else(default_weights),
+            style_layers,
             content_weight: self.content_weight,
             style_weight: self.style_weight,
             tv_weight: self.tv_weight,
@@ -86,7 +96,7 @@ impl ObjectiveArgs {
                 other => anyhow::bail!("--loss-scale {other:?}: expected relative or absolute"),
             },
             style_blend_weights: self.style_blend_weights.clone().unwrap_or_default(),
-            style_loss: parse_flag::<StyleLossKind>("--style-loss", &self.style_loss)?,
+            style_loss,
             ..base
         })
     }

@@ -50,6 +50,15 @@ pub struct TransferArgs {
     // The objective's layers, weights, statistics and network (shared with eval).
     #[command(flatten)]
     pub objective: ObjectiveArgs,
+    /// Guided transfer (Gatys et al. 2017): one mask per style image, in the style images'
+    /// order (repeat the flag), white where that style applies in the picture; any size with
+    /// the content's aspect ratio (within 2%). Only with --style-loss gram or mean-std.
+    #[arg(long = "content-mask", value_name = "MASK")]
+    pub content_masks: Vec<PathBuf>,
+    /// With --content-mask: one mask per style image (repeat the flag), white = the part of the
+    /// painting to use, with its aspect ratio [default: all of each painting].
+    #[arg(long = "style-mask", value_name = "MASK")]
+    pub style_masks: Vec<PathBuf>,
     /// lbfgs (with line search) or adam.
     #[arg(long, default_value = "lbfgs")]
     pub optimizer: String,
@@ -169,7 +178,15 @@ impl TransferArgs {
             conv: Default::default(),
             ..StyleTransferConfig::default()
         };
-        let cfg = self.objective.config(base)?;
+        let mut cfg = self.objective.config(base)?;
+        let load = |paths: &[PathBuf], flag: &str| -> Result<Vec<RgbImage>> {
+            paths
+                .iter()
+                .map(|p| RgbImage::load(p, self.max_pixels).context(flag.to_string()))
+                .collect()
+        };
+        cfg.content_masks = load(&self.content_masks, "--content-mask")?;
+        cfg.style_masks = load(&self.style_masks, "--style-mask")?;
         cfg.validate(n_styles).map_err(in_flag_words)?;
         Ok(cfg)
     }
@@ -210,6 +227,12 @@ pub(crate) fn other_inputs(args: &TransferArgs) -> Vec<&Path> {
     if let Some(f) = args.objective.weights.as_deref() {
         inputs.push(f);
     }
+    inputs.extend(
+        args.content_masks
+            .iter()
+            .chain(&args.style_masks)
+            .map(PathBuf::as_path),
+    );
     if args.init.parse::<Init>().is_err() && !is_fast(&args.init) {
         inputs.push(Path::new(&args.init));
     }
@@ -237,6 +260,7 @@ pub(crate) fn prepare_content(
 ) -> Result<(Vec<(usize, usize)>, StyleTransferConfig)> {
     let sizes = nst::transfer::scale_sizes(content.size(), cfg.size_px, cfg.scales);
     let style_sizes: Vec<_> = styles.iter().map(RgbImage::size).collect();
+    nst::loss::guided::check_sizes(cfg, content.size(), &style_sizes).map_err(in_flag_words)?;
     nst::plan::check(&style_sizes, cfg, &sizes).map_err(in_flag_words)?;
     warn_if_slow(&sizes, cfg, device);
     let mut cfg = cfg.clone();

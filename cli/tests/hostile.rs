@@ -541,6 +541,32 @@ fn cases(d: &Path) -> Vec<Case> {
         (&["--optimizer", "sgd"], "--optimizer"),
         (&["--pooling", "median"], "--pooling"),
         (&["--style-loss", "wasserstein"], "--style-loss"),
+        // Guided transfer: mask counts, aspect ratios, losses without masks, missing files.
+        (
+            &["--content-mask", &good, "--content-mask", &good],
+            "--content-mask has 2 masks for 1 style images",
+        ),
+        (
+            &["--content-mask", &style],
+            "--content-mask number 1 is 48×40",
+        ),
+        (
+            &["--content-mask", &good, "--style-mask", &good],
+            "--style-mask number 1 is 40×30",
+        ),
+        (
+            &["--style-mask", &good],
+            "--style-mask needs content masks too",
+        ),
+        (
+            &["--content-mask", &good, "--style-loss", "mrf"],
+            "--content-mask work with the gram and mean-std style losses, not mrf",
+        ),
+        (
+            &["--content-mask", &good, "--style-blend-weights", "1"],
+            "--style-blend-weights do not apply with content masks",
+        ),
+        (&["--content-mask", "no-such-mask.png"], "--content-mask"),
         (&["--precision", "f16"], "--precision"),
         (&["--device", "tpu"], "--device"),
         (&["--device", "cuda:7"], "--device cuda:7"),

@@ -159,6 +159,13 @@ pub struct StyleTransferConfig {
     /// One weight per style image (normalised to sum 1).
     pub style_blend_weights: Vec<f64>,
     pub style_loss: StyleLossKind,
+    /// Guided transfer (Gatys et al. 2017, [`crate::loss::guided`]): empty, or one mask per
+    /// style image, white where that style applies in the picture (the content's aspect ratio
+    /// within 2%, any size). Only the gram and mean-std style losses take masks.
+    pub content_masks: Vec<RgbImage>,
+    /// With `content_masks`: empty (all of each style image), or one mask per style image,
+    /// white = the part of the painting whose statistics are matched (its aspect ratio).
+    pub style_masks: Vec<RgbImage>,
     pub optimizer: Optimizer,
     /// Iterations at each scale (L-BFGS: steps; Adam: updates): the cap, when `tolerance`
     /// stops a scale earlier.
@@ -196,6 +203,8 @@ impl Default for StyleTransferConfig {
             relative_losses: true,
             style_blend_weights: vec![],
             style_loss: StyleLossKind::Gram,
+            content_masks: vec![],
+            style_masks: vec![],
             optimizer: Optimizer::Lbfgs { history: 10 },
             iterations: 100,
             tolerance: 0.05,
@@ -301,6 +310,7 @@ impl StyleTransferConfig {
         {
             return bad(ConfigField::StyleBlendWeights, "must not all be 0".into());
         }
+        crate::loss::guided::check_config(self, n_styles)?;
         for (field, v) in [
             (ConfigField::ContentWeight, self.content_weight),
             (ConfigField::StyleWeight, self.style_weight),

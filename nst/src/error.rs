@@ -247,6 +247,8 @@ pub enum ConfigField {
     TvWeight,
     StyleBlendWeights,
     StyleLoss,
+    ContentMasks,
+    StyleMasks,
     Optimizer,
     /// `Optimizer::Lbfgs { history }`.
     LbfgsHistory,
@@ -279,6 +281,8 @@ impl ConfigField {
             TvWeight => "tv_weight",
             StyleBlendWeights => "style_blend_weights",
             StyleLoss => "style_loss",
+            ContentMasks => "content_masks",
+            StyleMasks => "style_masks",
             Optimizer => "optimizer",
             LbfgsHistory => "optimizer.history",
             LearningRate => "optimizer.learning_rate",

@@ -44,16 +44,23 @@ pub fn check(
     let spare = (avail as f64 - BASE_BYTES).max(0.0);
     let what = format!(
         "needs about {:.1} GB of memory ({w}×{h} px picture, style images of {:.1} Mpx at the \
-         largest scale) but {:.1} GB are available",
+         largest scale{}) but {:.1} GB are available",
         gb(need.total()),
         need.style_px as f64 / 1e6,
+        if need.mrf > 0.0 {
+            format!(", {:.1} GB of it for the mrf loss's patches", gb(need.mrf))
+        } else {
+            String::new()
+        },
         gb(avail as f64)
     );
     // Both the picture and the style images grow with the square of size_px (the styles are
     // resized to style_scale × the picture's side), so the size that fits scales by the root.
-    let fit_size = (cfg.size_px as f64 * (spare / (need.picture + need.styles)).sqrt()).floor();
+    let fit_size =
+        (cfg.size_px as f64 * (spare / (need.picture + need.mrf + need.styles)).sqrt()).floor();
     let err = if need.styles > need.picture {
-        let fit_scale = cfg.style_scale * ((spare - need.picture).max(0.0) / need.styles).sqrt();
+        let fit_scale =
+            cfg.style_scale * ((spare - need.picture - need.mrf).max(0.0) / need.styles).sqrt();
         // A smaller picture shrinks the styles too; say so only when that size is usable.
         let or_size = if fit_size >= 64.0 {
             format!(" (or a picture size of at most {fit_size} px)")
@@ -85,12 +92,15 @@ pub struct MemoryEstimate {
     pub styles: f64,
     /// Their pixels.
     pub style_px: usize,
+    /// The mrf loss's patches and nearest-patch search ([`crate::loss::mrf::estimate_bytes`];
+    /// 0 for other style losses).
+    pub mrf: f64,
 }
 
 impl MemoryEstimate {
     /// Everything, with the fixed part ([`BASE_BYTES`]).
     pub fn total(&self) -> f64 {
-        BASE_BYTES + self.picture + self.styles
+        BASE_BYTES + self.picture + self.styles + self.mrf
     }
 }
 
@@ -111,7 +121,17 @@ pub fn estimate_peak_bytes(
             sw.saturating_mul(sh)
         })
         .fold(0, usize::saturating_add);
+    let mrf = if cfg.style_loss == crate::loss::StyleLossKind::Mrf {
+        let resized: Vec<_> = styles
+            .iter()
+            .map(|&(width, height)| fit_longest(width, height, side))
+            .collect();
+        crate::loss::mrf::estimate_bytes(&cfg.style_layers, (w, h), &resized)
+    } else {
+        0.0
+    };
     MemoryEstimate {
+        mrf,
         picture: (w * h) as f64 * BYTES_PER_PICTURE_PX,
         styles: style_px as f64 * BYTES_PER_STYLE_PX,
         style_px,
@@ -181,6 +201,39 @@ fn check_sizes(
 mod tests {
     use super::*;
     use crate::transfer::scale_sizes;
+
+    #[test]
+    fn the_mrf_estimate_follows_the_measured_runs() {
+        // Measured peak RSS (2026-11-29, 1 scale at 512 px, Adam, 11 iterations, default mrf
+        // layers relu3_1 + relu4_1): chelsea × starry_night 1256 MB (gram: 617 MB).
+        let cfg = StyleTransferConfig {
+            size_px: 512,
+            scales: 1,
+            style_loss: crate::loss::StyleLossKind::Mrf,
+            style_layers: vec!["relu3_1".into(), "relu4_1".into()],
+            style_layer_weights: vec![1.0, 1.0],
+            ..StyleTransferConfig::default()
+        };
+        let sizes = scale_sizes((451, 300), 512, 1);
+        let est = estimate_peak_bytes(&[(1024, 640)], &cfg, &sizes);
+        assert!(
+            est.total() >= 1256e6 && est.total() < 1.25 * 1256e6,
+            "{est:?}"
+        );
+        assert!((est.mrf - (1256e6 - 617e6)).abs() < 0.15 * 639e6, "{est:?}");
+        // relu1_1 at 512 px: its patches alone are several GB more; a gram run has no share.
+        let shallow = StyleTransferConfig {
+            style_layers: vec!["relu1_1".into()],
+            style_layer_weights: vec![1.0],
+            ..cfg.clone()
+        };
+        assert!(estimate_peak_bytes(&[(1024, 640)], &shallow, &sizes).mrf > 1e9);
+        let gram = StyleTransferConfig {
+            style_loss: crate::loss::StyleLossKind::Gram,
+            ..cfg
+        };
+        assert_eq!(estimate_peak_bytes(&[(1024, 640)], &gram, &sizes).mrf, 0.0);
+    }
 
     #[test]
     fn the_estimate_follows_the_measured_runs_and_the_largest_scale() {

@@ -5,7 +5,11 @@
 pub use crate::config::{reference_config, Init, Optimizer, OptimizerKind, StyleTransferConfig};
 use crate::error::Result;
 use crate::image::{fit_longest, original_colors, RgbImage};
-use crate::loss::{ContentLoss, Evaluation, Features, Loss, Objective, StyleLoss, TvLoss};
+use crate::loss::guided::{GrayMask, GuidedStyleLoss};
+use crate::loss::mrf::{MrfLoss, MRF_STYLE_STRIDE};
+use crate::loss::{
+    ContentLoss, Evaluation, Features, Loss, Objective, StyleLoss, StyleLossKind, TvLoss,
+};
 use crate::optim::{Adam, Bounds, Lbfgs};
 use crate::vgg19::Vgg19;
 use engine::{DType, Tensor};
@@ -157,6 +161,7 @@ pub fn run_with_losses(
     let start = Instant::now();
     let sizes = scale_sizes(content.size(), cfg.size_px, cfg.scales);
     let style_sizes: Vec<_> = styles.iter().map(RgbImage::size).collect();
+    crate::loss::guided::check_sizes(cfg, content.size(), &style_sizes)?;
     crate::plan::check(&style_sizes, cfg, &sizes)?;
     let blend = blend_weights(cfg, styles.len());
     let device = vgg.device();
@@ -365,6 +370,10 @@ pub fn absolute_weights(
     if content_ms > 0.0 {
         out.content_weight = cfg.content_weight / content_ms;
     }
+    if !blends_statistics(cfg) {
+        // The loss normalises its own terms (see `objective_from_features`).
+        return Ok(out);
+    }
     let unit: Vec<(String, f64)> = cfg.style_layers.iter().map(|l| (l.clone(), 1.0)).collect();
     let style =
         engine::no_grad(|| StyleLoss::from_styles(cfg.style_loss, &unit, style_feats, blend))?;
@@ -377,6 +386,13 @@ pub fn absolute_weights(
     Ok(out)
 }
 
+/// Whether the style loss of `cfg` matches statistics blended across the style images (Gram,
+/// mean-std), whose relative weights [`absolute_weights`] computes; the mrf and guided
+/// losses normalise their own terms.
+fn blends_statistics(cfg: &StyleTransferConfig) -> bool {
+    cfg.style_loss != StyleLossKind::Mrf && cfg.content_masks.is_empty()
+}
+
 /// [`objective_from_tensors`] from the targets' features ([`target_features`]): the content
 /// image's at `cfg.content_layers`, each style image's at `cfg.style_layers`.
 /// Errors: a missing feature map, bad blend weights, engine errors.
@@ -387,6 +403,7 @@ pub fn objective_from_features(
     blend: &[f64],
     cfg: &StyleTransferConfig,
 ) -> Result<Objective> {
+    let relative = cfg.relative_losses;
     let abs = absolute_weights(cfg, content_feats, style_feats, blend)?;
     let cfg = &abs;
     let mut losses: Vec<Box<dyn Loss>> = Vec::new();
@@ -407,9 +424,31 @@ pub fn objective_from_features(
         .zip(&cfg.style_layer_weights)
         .map(|(l, w)| (l.clone(), w * cfg.style_weight))
         .collect();
-    let style =
-        engine::no_grad(|| StyleLoss::from_styles(cfg.style_loss, &layers, style_feats, blend))?;
-    losses.push(Box::new(style));
+    let style: Box<dyn Loss> = engine::no_grad(|| -> Result<Box<dyn Loss>> {
+        Ok(match cfg.style_loss {
+            _ if !cfg.content_masks.is_empty() => Box::new(GuidedStyleLoss::new(
+                cfg.style_loss,
+                &layers,
+                style_feats,
+                &cfg.content_masks
+                    .iter()
+                    .map(GrayMask::from_image)
+                    .collect::<Vec<_>>(),
+                &(0..style_feats.len())
+                    .map(|i| cfg.style_masks.get(i).map(GrayMask::from_image))
+                    .collect::<Vec<_>>(),
+                relative,
+            )?),
+            StyleLossKind::Mrf => Box::new(MrfLoss::from_styles(
+                &layers,
+                style_feats,
+                MRF_STYLE_STRIDE,
+                relative,
+            )?),
+            kind => Box::new(StyleLoss::from_styles(kind, &layers, style_feats, blend)?),
+        })
+    })?;
+    losses.push(style);
     if cfg.tv_weight > 0.0 {
         losses.push(Box::new(TvLoss {
             weight: cfg.tv_weight,

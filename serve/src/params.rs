@@ -39,7 +39,7 @@ pub struct Params {
     pub style_weights: Vec<f64>,
     /// "content", "noise" or "style".
     pub init: String,
-    /// "gram", "mean-std", "w2" or "sliced-w" (`nst::loss::StyleLossKind`).
+    /// "gram", "mean-std", "w2", "sliced-w" or "mrf" (`nst::loss::StyleLossKind`).
     pub style_loss: String,
     pub seed: u64,
     /// A preview image every this many iterations.
@@ -120,6 +120,8 @@ pub fn json_field(field: ConfigField) -> &'static str {
         ConfigField::TvWeight => "tv_weight",
         ConfigField::StyleBlendWeights => "style_weights",
         ConfigField::StyleLoss => "style_loss",
+        ConfigField::ContentMasks => "content_masks",
+        ConfigField::StyleMasks => "style_masks",
         ConfigField::Optimizer => "optimizer",
         ConfigField::LbfgsHistory => "lbfgs_history",
         ConfigField::LearningRate => "learning_rate",
@@ -244,7 +246,19 @@ impl Params {
             other => parse_field("init", other)?,
         };
         let style_loss: StyleLossKind = parse_field("style_loss", &self.style_loss)?;
+        // The mrf loss reads its own layers (the shallow ones would take hours).
+        let (style_layers, style_layer_weights) = if style_loss == StyleLossKind::Mrf {
+            let l = nst::loss::mrf::MRF_DEFAULT_LAYERS;
+            (
+                l.map(|(n, _)| n.to_string()).to_vec(),
+                l.map(|(_, w)| w).to_vec(),
+            )
+        } else {
+            (d.style_layers.clone(), d.style_layer_weights.clone())
+        };
         let cfg = StyleTransferConfig {
+            style_layers,
+            style_layer_weights,
             size_px: self.size,
             style_scale: self.style_scale,
             content_weight: self.content_weight,

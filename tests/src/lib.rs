@@ -65,6 +65,14 @@ pub fn safetensor_f64(st: &SafeTensors, file: &str, key: &str) -> (Vec<f64>, Vec
     (v, t.shape().to_vec())
 }
 
+/// The MRF and guided style losses' golden values (tests/data/make_mrf_guided_golden.py):
+/// feature maps made from assets/ images, no network (`pooling` is unused), stored as f64.
+pub const MRF_GUIDED: Reference = Reference {
+    name: "mrf_guided_golden",
+    pooling: Pooling::Max,
+    bytes: include_bytes!("../data/mrf_guided_golden.safetensors"),
+};
+
 /// Every reference case.
 pub const REFERENCES: [Reference; 2] = [CHELSEA_MAX, ROCKET_AVG];
 
@@ -90,6 +98,12 @@ impl Reference {
     /// Tensor `key` as f64 values and its shape (F32, F64 or U8 entries).
     pub fn tensor(&self, key: &str) -> (Vec<f64>, Vec<usize>) {
         safetensor_f64(&self.tensors(), self.name, key)
+    }
+
+    /// Tensor `key` as an f64 tensor of its shape.
+    pub fn f64(&self, key: &str) -> Tensor {
+        let (v, shape) = self.tensor(key);
+        Tensor::from_vec(v, &shape).unwrap()
     }
 
     /// Tensor `key` as an f32 tensor of its shape.

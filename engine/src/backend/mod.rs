@@ -12,11 +12,15 @@
 //! strided views (each method reads them through their strides or gathers them).
 
 pub(crate) mod cpu;
+mod cpu_index;
 mod cpu_layers;
 pub(crate) mod cuda;
+mod cuda_index;
 mod cuda_layers;
+mod index;
 mod layers;
 
+pub(crate) use index::{Axis3, IndexBackend};
 pub(crate) use layers::{LayerBackend, NormArgs};
 
 use crate::ops::conv_algo::{ConvConfig, Prepared};
@@ -93,8 +97,9 @@ pub(crate) struct ConvCall<'a> {
 }
 
 /// One method per kernel family; see the module docs for the conventions. The layer kernels
-/// of the feed-forward networks are the supertrait [`LayerBackend`].
-pub(crate) trait Backend: LayerBackend {
+/// of the feed-forward networks are the supertrait [`LayerBackend`]; patch extraction and
+/// index selection are [`IndexBackend`].
+pub(crate) trait Backend: LayerBackend + IndexBackend {
     /// `f(x)` elementwise, shape of `x`.
     fn unary(&self, op: &'static str, f: UnaryOp, x: &Tensor) -> Result<Tensor>;
     /// `f(a, b)` elementwise, `a` and `b` broadcast (NumPy) to `shape`.

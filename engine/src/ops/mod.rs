@@ -9,6 +9,7 @@ mod convert;
 pub mod elementwise;
 mod frozen_conv2d;
 pub mod linalg;
+mod index;
 pub mod loss;
 pub mod matmul;
 pub mod norm;

@@ -19,6 +19,7 @@ mod conv2d;
 mod convert;
 mod elementwise;
 mod linalg;
+mod index;
 mod loss;
 mod matmul;
 mod norm;

@@ -78,7 +78,7 @@ const COL_BUDGET: usize = 1 << 20;
 
 /// Derived sizes of one conv2d, and how its output rows are split into bands for im2col.
 #[derive(Clone, Copy, Debug)]
-struct Geom {
+pub(super) struct Geom {
     /// Rows of the im2col matrix: C_in·KH·KW.
     k: usize,
     oh: usize,
@@ -90,7 +90,7 @@ struct Geom {
 }
 
 impl Geom {
-    fn new(p: &Conv2dParams, budget: usize) -> Self {
+    pub(super) fn new(p: &Conv2dParams, budget: usize) -> Self {
         let (oh, ow) = (p.out_h(), p.out_w());
         let k = p.c_in * p.kh * p.kw;
         let rows = (budget / (k * ow).max(1)).clamp(1, oh.max(1));
@@ -104,7 +104,11 @@ impl Geom {
             pointwise,
         }
     }
-    fn ohw(&self) -> usize {
+    /// Output rows OH.
+    pub(super) fn oh_rows(&self) -> usize {
+        self.oh
+    }
+    pub(super) fn ohw(&self) -> usize {
         self.oh * self.ow
     }
     /// Length of the im2col buffer for one image (none in the pointwise case).
@@ -147,7 +151,14 @@ const MIN_TASK_ELEMS: usize = 4096;
 /// im2col of output rows `[y0, y1)` of one image `img` (C_in×H×W) into `col`, a row-major
 /// `K × ((y1−y0)·OW)` matrix whose row `(c, i, j)` holds `img[c, oy·s_h+i−p_h, ox·s_w+j−p_w]`
 /// (zero outside). Parallel over the K rows.
-fn im2col<T: Float>(p: &Conv2dParams, g: &Geom, img: &[T], y0: usize, y1: usize, col: &mut [T]) {
+pub(super) fn im2col<T: Float>(
+    p: &Conv2dParams,
+    g: &Geom,
+    img: &[T],
+    y0: usize,
+    y1: usize,
+    col: &mut [T],
+) {
     let cols = (y1 - y0) * g.ow;
     let (khw, hw) = (p.kh * p.kw, p.h * p.w);
     let min_len = (MIN_TASK_ELEMS / cols).max(1);
@@ -184,7 +195,7 @@ fn im2col<T: Float>(p: &Conv2dParams, g: &Geom, img: &[T], y0: usize, y1: usize,
 /// The adjoint of [`im2col`] for output rows `[y0, y1)`: adds every entry of `col` into the
 /// input-gradient position it was gathered from. Written as a gather per input row, so that it
 /// is parallel over the C_in·H rows of `grad_img` with no write conflicts.
-fn col2im_add<T: Float>(
+pub(super) fn col2im_add<T: Float>(
     p: &Conv2dParams,
     g: &Geom,
     col: &[T],

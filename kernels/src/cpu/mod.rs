@@ -9,6 +9,7 @@ pub mod elementwise;
 pub mod float;
 pub mod gemm;
 pub mod gram;
+pub mod index;
 pub mod norm;
 pub mod packed_gemm;
 pub mod pool2d;

@@ -16,7 +16,7 @@ use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 /// Geometry of one image's convolution, as `ConvGeom` in conv2d.cu (field for field).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-struct ConvGeom {
+pub(crate) struct ConvGeom {
     c: i64,
     h: i64,
     w: i64,
@@ -34,7 +34,7 @@ struct ConvGeom {
 unsafe impl DeviceRepr for ConvGeom {}
 
 impl ConvGeom {
-    fn new(p: &Conv2dParams) -> ConvGeom {
+    pub(crate) fn new(p: &Conv2dParams) -> ConvGeom {
         ConvGeom {
             c: p.c_in as i64,
             h: p.h as i64,

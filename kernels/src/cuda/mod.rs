@@ -24,6 +24,7 @@ pub mod device;
 pub mod elementwise;
 pub mod gemm;
 pub mod grouped_conv;
+pub mod index;
 mod launch;
 pub mod norm;
 pub mod nvrtc;

@@ -27,10 +27,11 @@ pub enum Module {
     Norm,
     GroupedConv,
     Sort,
+    Index,
 }
 
 impl Module {
-    pub const ALL: [Module; 9] = [
+    pub const ALL: [Module; 10] = [
         Module::Elementwise,
         Module::Reduce,
         Module::Conv2d,
@@ -40,6 +41,7 @@ impl Module {
         Module::Norm,
         Module::GroupedConv,
         Module::Sort,
+        Module::Index,
     ];
 
     /// File stem: `elementwise` for `kernels/elementwise.cu`.
@@ -54,6 +56,7 @@ impl Module {
             Module::Norm => "norm",
             Module::GroupedConv => "grouped_conv",
             Module::Sort => "sort",
+            Module::Index => "index",
         }
     }
 
@@ -68,6 +71,7 @@ impl Module {
             Module::Norm => include_str!("kernels/norm.cu"),
             Module::GroupedConv => include_str!("kernels/grouped_conv.cu"),
             Module::Sort => include_str!("kernels/sort.cu"),
+            Module::Index => include_str!("kernels/index.cu"),
         }
     }
 
@@ -104,6 +108,7 @@ impl Module {
                 "gather_last",
                 "scatter_add_last",
             ],
+            Module::Index => &["argmax_axis", "index_select"],
         };
         let mut names: Vec<String> = templated
             .iter()

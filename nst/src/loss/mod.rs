@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub mod guided;
+pub mod mrf;
 pub mod sliced_w;
 pub mod w2;
 
@@ -102,22 +104,25 @@ pub enum StyleLossKind {
     /// Sliced Wasserstein distance between the feature distributions (Heitz et al., CVPR
     /// 2021): see [`sliced_w`].
     SlicedW,
+    /// Nearest 3×3 feature patches (Li & Wand 2016): [`mrf::MrfLoss`].
+    Mrf,
 }
 
 impl std::str::FromStr for StyleLossKind {
     type Err = engine::ParseOptionError;
     /// `gram`, `mean-std` (also `meanstd`, `adain`), `w2`, `sliced-w` (also `slicedw`,
-    /// `swd`); any case.
+    /// `swd`) or `mrf`; any case.
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "gram" => Ok(StyleLossKind::Gram),
             "mean-std" | "meanstd" | "adain" => Ok(StyleLossKind::MeanStd),
             "w2" => Ok(StyleLossKind::W2),
             "sliced-w" | "slicedw" | "swd" => Ok(StyleLossKind::SlicedW),
+            "mrf" => Ok(StyleLossKind::Mrf),
             _ => Err(engine::ParseOptionError::new(
                 "style loss",
                 s,
-                "gram, mean-std, w2 or sliced-w",
+                "gram, mean-std, w2, sliced-w or mrf",
             )),
         }
     }
@@ -130,6 +135,7 @@ impl std::fmt::Display for StyleLossKind {
             StyleLossKind::MeanStd => "mean-std",
             StyleLossKind::W2 => "w2",
             StyleLossKind::SlicedW => "sliced-w",
+            StyleLossKind::Mrf => "mrf",
         })
     }
 }
@@ -137,8 +143,12 @@ impl std::fmt::Display for StyleLossKind {
 /// The statistics a style loss matches, of one feature map: a Gram matrix (C×C), the
 /// per-channel means and standard deviations (each C), the mean and second raw moment (C and
 /// C×C, for w2: [`w2::moments`]) or the features themselves (C×H·W, for sliced-w).
+/// Errors: the mrf loss, which matches patches rather than statistics.
 pub fn style_statistics(kind: StyleLossKind, f: &Tensor) -> Result<Vec<Tensor>> {
     match kind {
+        StyleLossKind::Mrf => Err(Error::InvalidArgument(
+            "the mrf loss matches patches, not statistics".into(),
+        )),
         StyleLossKind::Gram => Ok(vec![f.gram_matrix()?]),
         StyleLossKind::MeanStd => {
             let s = f.shape();
