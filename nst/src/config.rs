@@ -501,9 +501,10 @@ mod tests {
                 ("mean-std", StyleLossKind::MeanStd),
                 ("meanstd", StyleLossKind::MeanStd),
                 ("adain", StyleLossKind::MeanStd),
+                ("mrf", StyleLossKind::Mrf),
             ],
             "l1",
-            "gram or mean-std",
+            "gram, mean-std or mrf",
         );
         check(
             &[("f32", Precision::F32), ("bf16", Precision::Bf16)],
