@@ -505,9 +505,10 @@ mod tests {
                 ("sliced-w", StyleLossKind::SlicedW),
                 ("slicedw", StyleLossKind::SlicedW),
                 ("swd", StyleLossKind::SlicedW),
+                ("mrf", StyleLossKind::Mrf),
             ],
             "l1",
-            "gram, mean-std, w2 or sliced-w",
+            "gram, mean-std, w2, sliced-w or mrf",
         );
         check(
             &[("f32", Precision::F32), ("bf16", Precision::Bf16)],
