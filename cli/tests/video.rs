@@ -272,6 +272,48 @@ fn an_animated_gif_goes_in_and_out_without_ffmpeg() {
 }
 
 #[test]
+fn an_animated_webp_is_read_without_ffmpeg() {
+    if !fast_weights_present() {
+        return;
+    }
+    let d = tmp("webp");
+    let (webp, out) = (d.join("in.webp"), d.join("out.gif"));
+    std::fs::write(
+        &webp,
+        include_bytes!("../../tests/data/testsrc_8frames.webp"),
+    )
+    .unwrap();
+    let empty = d.join("no-tools");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = Command::new(BIN)
+        .args(["video", &s(&webp), "-o", &s(&out), "--style", "5"])
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let frames = gif_frames(&out);
+    assert_eq!(frames.len(), 8);
+    // 125 ms a frame in the WebP; GIF keeps 10 ms steps.
+    assert!(
+        frames
+            .iter()
+            .all(|(px, ms)| px.len() == 64 * 48 * 3 && (120..=130).contains(ms)),
+        "{:?}",
+        frames.iter().map(|f| f.1).collect::<Vec<_>>()
+    );
+    // Written as GIF only: an animated WebP output is refused with the reason.
+    let o = nst(&[
+        "video",
+        &s(&webp),
+        "-o",
+        &s(&d.join("out.webp")),
+        "--style",
+        "5",
+    ]);
+    assert_one_line_error(&o, "read but not written");
+}
+
+#[test]
 fn a_missing_ffmpeg_is_one_clear_error() {
     let d = tmp("noffmpeg");
     let empty = d.join("no-tools");

@@ -303,6 +303,13 @@ pub fn run(args: VideoArgs) -> Result<bool> {
         .map(|n| args.max_frames.map_or(n, |m| n.min(m)));
     let rate = input.rate();
     let audio = (input.has_audio() && ext != "gif").then_some(args.input.as_path());
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let flag = stop.clone();
+        // Ctrl-C, SIGTERM or SIGHUP: finish the frames done so far into a playable file. Set
+        // before ffmpeg starts, so that a signal while the networks load leaves no partial file.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
     let mut sink = Sink::create(&args.output, (w, h), &rate, audio)?;
     let mode = if optimise {
         Mode::Optimise(Box::new(optimise_mode(&args, w.max(h), device)?))
@@ -316,12 +323,6 @@ pub fn run(args: VideoArgs) -> Result<bool> {
     };
     let mut source = input.frames_at(&args.input, (w, h))?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let flag = stop.clone();
-        // Ctrl-C, SIGTERM or SIGHUP: finish the frames done so far into a playable file.
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-    }
     let bar = match total {
         Some(n) => ProgressBar::new(n),
         None => ProgressBar::no_length(),
