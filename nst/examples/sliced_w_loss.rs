@@ -31,6 +31,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         style_loss: StyleLossKind::SlicedW,
         content_weight: 0.0,
         init: Init::Noise,
+        // One scale, as the paper: coarse scales from noise at 64 px, where relu5_1 sees the
+        // whole picture, rebuilt the painting's layout (moon, cypress) rather than a texture.
+        scales: 1,
+        iterations: 200,
         tolerance: 0.0,
         ..StyleTransferConfig::default()
     };

@@ -129,3 +129,31 @@ fn sliced_w_directions_change_per_iteration_only() {
     assert!(c != a && c > 0.0, "{a} vs {c}");
     assert!(value(&style) < 1e-20, "the style against itself");
 }
+
+/// w2 on real VGG-19 features: the reference cases' pool4 (512 channels, 12 and 6 pixels: a
+/// covariance of rank ≤ 11, the worst case of VGG at small sizes) and pool3 (256 channels, 48
+/// and 35 pixels), chelsea's as the image and rocket's as the style, f32 and f64, against
+/// PyTorch float64 (tests/data/make_loss_golden.py's `w2_loss` on the same stored features:
+/// `w2_loss(chelsea[content_features.pool4], w2_target(*moments(rocket[...])))`).
+#[test]
+fn w2_on_rank_deficient_vgg_features_matches_pytorch() {
+    use nst_tests::{CHELSEA_MAX, ROCKET_AVG};
+    for (layer, want) in [("pool4", 207731.01844408695), ("pool3", 1471410.5755927642)] {
+        for dtype in [DType::F64, DType::F32] {
+            let key = format!("content_features.{layer}");
+            let f = CHELSEA_MAX.f32(&key).cast(dtype).unwrap();
+            let s = ROCKET_AVG.f32(&key).cast(dtype).unwrap();
+            let layers = [(layer.to_string(), 1.0)];
+            let styles = [Features::from([(layer.to_string(), s)])];
+            let loss = StyleLoss::from_styles(StyleLossKind::W2, &layers, &styles, &[1.0]).unwrap();
+            let fx = Features::from([(layer.to_string(), f.clone())]);
+            let got = loss.terms(&fx, &f).unwrap()[0].value.item().unwrap();
+            let rel = ((got - want) / want).abs();
+            eprintln!("w2 {layer} {dtype:?}: {got} (rel {rel:.1e})");
+            assert!(
+                rel <= 1e-4,
+                "w2 {layer} {dtype:?}: {got} vs {want} (rel {rel:.2e})"
+            );
+        }
+    }
+}
