@@ -63,10 +63,15 @@ impl SimdLevel {
             .collect()
     }
 
-    /// `f()` compiled for this level (capped at what this CPU has): inside a function with
-    /// AVX-512F or AVX2+FMA enabled, so that the code `f` inlines (it should be an
-    /// `#[inline(always)]` closure over `#[inline(always)]` bodies) is vectorised for it;
-    /// plain code at `Portable`.
+    /// `f()` called from a function with AVX-512F or AVX2+FMA enabled (capped at what this CPU
+    /// has; plain code at `Portable`). Only code inlined into that function is vectorised for
+    /// the level: the closure must be marked `#[inline(always)]` and call only
+    /// `#[inline(always)]` bodies. A plain closure is compiled as a function of its own, for
+    /// the build's baseline (SSE2 on x86-64), once it is more than a few lines: the direct and
+    /// depthwise convolutions' loops ran that way (`mulps`/`addps` on xmm, no `vfmadd`). For a
+    /// body of loops, prefer an `#[inline(always)]` fn called from named
+    /// `#[target_feature(enable = "avx512f")]` / `"avx2,fma"` functions (as
+    /// `conv2d::direct`'s `out_row_avx512`/`out_row_avx2` do), which cannot silently fall back.
     #[inline(always)]
     pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
         #[cfg(target_arch = "x86_64")]

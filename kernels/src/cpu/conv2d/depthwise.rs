@@ -1,7 +1,8 @@
 //! Depthwise conv2d (groups = C_in = C_out: one KH×KW filter per channel, MobileNet's 3×3
 //! layers) as a direct kernel. It does KH·KW multiply-adds per output, too few for a GEMM to
 //! pay off, and is memory-bound, so each (n, c) plane is one rayon task: an output row is the
-//! sum over taps of a scaled input row (contiguous, SIMD across the width, `SimdLevel::run`).
+//! sum over taps of a scaled input row (contiguous, SIMD across the width: the per-plane bodies
+//! are compiled inside named AVX-512 / AVX2 functions, [`plane_avx512`] and [`plane_avx2`]).
 //! For stride s > 1 each input row is first split into its s phases (`x[s·k + r]` for r < s),
 //! so every tap still reads a contiguous run.
 
@@ -55,7 +56,6 @@ pub(super) fn forward<T: Float>(
     if oh * ow == 0 {
         return;
     }
-    let s = p.stride_w;
     let level = SimdLevel::current();
     out.par_chunks_mut(oh * ow)
         .enumerate()
@@ -64,30 +64,17 @@ pub(super) fn forward<T: Float>(
             let (src, wp) = phases(p, &input[plane * hw..][..hw], buf);
             let w = &weight[c * kk..][..kk];
             let b = bias.map_or(T::ZERO, |b| b[c]);
-            level.run(|| {
-                for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
-                    orow.fill(b);
-                    for i in 0..p.kh {
-                        let Some(iy) = (oy * p.stride_h + i).checked_sub(p.pad_h) else {
-                            continue;
-                        };
-                        if iy >= p.h {
-                            continue;
-                        }
-                        for j in 0..p.kw {
-                            let (lo, hi) = valid_range(j, p.pad_w, s, p.w, ow);
-                            let (r, m) = tap_phase(j, p.pad_w, s);
-                            let row = &src[(iy * s + r) * wp..][..wp];
-                            let start = (lo as isize + m) as usize;
-                            axpy(
-                                &mut orow[lo..hi],
-                                w[i * p.kw + j],
-                                &row[start..start + hi - lo],
-                            );
-                        }
-                    }
-                }
-            })
+            run_plane(
+                level,
+                Plane::Fwd {
+                    p,
+                    src,
+                    wp,
+                    w,
+                    b,
+                    o,
+                },
+            );
         });
 }
 
@@ -100,7 +87,6 @@ pub(super) fn backward_input<T: Float>(
     grad_in: &mut [T],
 ) {
     let (oh, ow, hw, kk) = (p.out_h(), p.out_w(), p.h * p.w, p.kh * p.kw);
-    let (sh, sw) = (p.stride_h, p.stride_w);
     let level = SimdLevel::current();
     grad_in
         .par_chunks_mut(hw)
@@ -110,32 +96,128 @@ pub(super) fn backward_input<T: Float>(
             let c = plane % p.c_in;
             let g = &grad_out[plane * oh * ow..][..oh * ow];
             let w = &weight[c * kk..][..kk];
-            level.run(|| {
-                for (oy, grow) in g.chunks_exact(ow).enumerate() {
-                    for i in 0..p.kh {
-                        let Some(iy) = (oy * sh + i).checked_sub(p.pad_h) else {
-                            continue;
-                        };
-                        if iy >= p.h {
-                            continue;
-                        }
-                        let dst = &mut gi[iy * p.w..][..p.w];
-                        for j in 0..p.kw {
-                            let (lo, hi) = valid_range(j, p.pad_w, sw, p.w, ow);
-                            let a = w[i * p.kw + j];
-                            if sw == 1 {
-                                let start = lo + j - p.pad_w;
-                                axpy(&mut dst[start..start + hi - lo], a, &grow[lo..hi]);
-                            } else {
-                                for ox in lo..hi {
-                                    dst[ox * sw + j - p.pad_w] += a * grow[ox];
-                                }
+            run_plane(level, Plane::Bwd { p, g, w, gi });
+        });
+}
+
+/// One (n, c) plane's work, for [`run_plane`].
+enum Plane<'a, T> {
+    /// Forward: output plane `o` (OH×OW) from the phase-split input `src` (rows of `wp`),
+    /// the channel's `w` (KH·KW) and bias `b`.
+    Fwd {
+        p: &'a Conv2dParams,
+        src: &'a [T],
+        wp: usize,
+        w: &'a [T],
+        b: T,
+        o: &'a mut [T],
+    },
+    /// Input gradient: adds output gradient `g` (OH×OW) through the taps `w` into `gi` (H×W).
+    Bwd {
+        p: &'a Conv2dParams,
+        g: &'a [T],
+        w: &'a [T],
+        gi: &'a mut [T],
+    },
+}
+
+/// `job` compiled for `level` (capped at this CPU's): named `#[target_feature]` functions with
+/// the inlined body, not a closure given to `SimdLevel::run` (such a closure, not inlined, ran
+/// as SSE2: `mulps`/`addps` on xmm in `perf annotate`).
+fn run_plane<T: Float>(level: SimdLevel, job: Plane<'_, T>) {
+    #[cfg(target_arch = "x86_64")]
+    match level.min(SimdLevel::detected()) {
+        // SAFETY: capped at the level detected on this CPU.
+        SimdLevel::Avx512 => return unsafe { plane_avx512(job) },
+        SimdLevel::Avx2Fma => return unsafe { plane_avx2(job) },
+        SimdLevel::Portable => {}
+    }
+    plane(job)
+}
+
+/// [`plane`] with AVX-512F.
+///
+/// # Safety
+/// AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn plane_avx512<T: Float>(job: Plane<'_, T>) {
+    plane(job)
+}
+
+/// [`plane`] with AVX2 and FMA.
+///
+/// # Safety
+/// AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn plane_avx2<T: Float>(job: Plane<'_, T>) {
+    plane(job)
+}
+
+/// The per-plane loops of [`forward`] and [`backward_input`].
+#[inline(always)]
+fn plane<T: Float>(job: Plane<'_, T>) {
+    match job {
+        Plane::Fwd {
+            p,
+            src,
+            wp,
+            w,
+            b,
+            o,
+        } => {
+            let (ow, s) = (p.out_w(), p.stride_w);
+            for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
+                orow.fill(b);
+                for i in 0..p.kh {
+                    let Some(iy) = (oy * p.stride_h + i).checked_sub(p.pad_h) else {
+                        continue;
+                    };
+                    if iy >= p.h {
+                        continue;
+                    }
+                    for j in 0..p.kw {
+                        let (lo, hi) = valid_range(j, p.pad_w, s, p.w, ow);
+                        let (r, m) = tap_phase(j, p.pad_w, s);
+                        let row = &src[(iy * s + r) * wp..][..wp];
+                        let start = (lo as isize + m) as usize;
+                        axpy(
+                            &mut orow[lo..hi],
+                            w[i * p.kw + j],
+                            &row[start..start + hi - lo],
+                        );
+                    }
+                }
+            }
+        }
+        Plane::Bwd { p, g, w, gi } => {
+            let (ow, sh, sw) = (p.out_w(), p.stride_h, p.stride_w);
+            for (oy, grow) in g.chunks_exact(ow).enumerate() {
+                for i in 0..p.kh {
+                    let Some(iy) = (oy * sh + i).checked_sub(p.pad_h) else {
+                        continue;
+                    };
+                    if iy >= p.h {
+                        continue;
+                    }
+                    let dst = &mut gi[iy * p.w..][..p.w];
+                    for j in 0..p.kw {
+                        let (lo, hi) = valid_range(j, p.pad_w, sw, p.w, ow);
+                        let a = w[i * p.kw + j];
+                        if sw == 1 {
+                            let start = lo + j - p.pad_w;
+                            axpy(&mut dst[start..start + hi - lo], a, &grow[lo..hi]);
+                        } else {
+                            for ox in lo..hi {
+                                dst[ox * sw + j - p.pad_w] += a * grow[ox];
                             }
                         }
                     }
                 }
-            })
-        });
+            }
+        }
+    }
 }
 
 /// Weight gradient: `gw[c,0,i,j] = Σ_{n,y,x} g[n,c,y,x]·x[n,c,y·s_h+i−p_h, x·s_w+j−p_w]`,

@@ -102,15 +102,20 @@ pub(super) fn winograd_impl<T: Float>(
     };
     let pb = block_tiles(c, k, a, tiles, o.budget);
     let groups = pb / NR;
-    // The AVX-512 strided gather/scatter for F(4×4) on f32.
-    let simd4 = level == SimdLevel::Avx512 && m == 4 && is_f32::<T>();
+    // The unrolled F(4×4) transforms on f32 (with AVX-512 also the strided gather/scatter).
+    let x4 = match level {
+        _ if m != 4 || !is_f32::<T>() => Unrolled::No,
+        SimdLevel::Avx512 => Unrolled::Avx512,
+        SimdLevel::Avx2Fma => Unrolled::Avx2,
+        SimdLevel::Portable => Unrolled::No,
+    };
     let mirror = o.input_grad;
     let g = Geom {
         h,
         w,
         m,
         a,
-        simd4,
+        x4,
         mirror,
     };
     // V[ξ][group][ci][NR] (the micro-kernel's panels); M[ξ][row < kp][pb].
@@ -285,16 +290,26 @@ fn for_each_panel<M: Send, V: Sync>(
         });
 }
 
-// `simd4` and `mirror` are read by x86-64 code only.
+/// Which unrolled F(4×4) f32 code ([`transform_x86`](super::transform_x86)) the transforms use.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unrolled {
+    /// The generic sparse-row transforms.
+    No,
+    /// 16 tiles per pair of ymm; the generic gather and scatter.
+    Avx2,
+    /// 16 tiles per zmm, with the AVX-512 gather and scatter.
+    Avx512,
+}
+
+// `x4` and `mirror` are read by x86-64 code only.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(super) struct Geom {
     pub(super) h: usize,
     pub(super) w: usize,
     pub(super) m: usize,
     pub(super) a: usize,
-    /// F(4×4) on f32 with AVX-512: the tile gather and scatter use [`gather4_avx512`](super::transform_avx512::gather4_avx512) and
-    /// [`scatter4_avx512`](super::transform_avx512::scatter4_avx512), and the transforms [`input4_avx512`](super::transform_avx512::input4_avx512) and [`output4_avx512`](super::transform_avx512::output4_avx512).
-    pub(super) simd4: bool,
+    /// F(4×4) on f32: the unrolled transforms for this level, if any.
+    pub(super) x4: Unrolled,
     /// The transforms are mirrored (an input gradient; [`Opts::input_grad`]).
     pub(super) mirror: bool,
 }
@@ -311,7 +326,7 @@ impl<T: Float> Scratch<T> {
     fn new(a: usize, pb: usize) -> Self {
         Scratch {
             d: vec![T::ZERO; a * a * pb],
-            // Sized on first use: the unrolled AVX-512 F(4×4) transforms need none.
+            // Sized on first use: the unrolled F(4×4) transforms need none.
             tmp: Vec::new(),
             row: Vec::new(),
         }

@@ -19,7 +19,7 @@ mod matrices;
 #[cfg(test)]
 mod tests;
 mod transform;
-mod transform_avx512;
+mod transform_x86;
 mod weights;
 
 pub use weights::WinogradWeights;

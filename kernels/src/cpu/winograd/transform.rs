@@ -1,10 +1,12 @@
 //! The generic (any tile size, any element type) input and output transforms over a block of
 //! tiles: sparse-row combinations vectorised across tiles. On x86-64 they hand F(4×4) on f32
-//! to the AVX-512 code in [`transform_avx512`](super::transform_avx512).
+//! to the AVX-512 or AVX2 code in [`transform_x86`](super::transform_x86).
 
-use super::driver::{Geom, Scratch};
+use super::driver::{Geom, Scratch, Unrolled};
 #[cfg(target_arch = "x86_64")]
-use super::transform_avx512::{gather4_avx512, input4_avx512, output4_avx512, scatter4_avx512};
+use super::transform_x86::{
+    gather4_avx512, input4_avx2, input4_avx512, output4_avx2, output4_avx512, scatter4_avx512,
+};
 use crate::cpu::packed_gemm::NR;
 use crate::cpu::Float;
 
@@ -153,10 +155,10 @@ pub(super) fn input_transform<'v, T: Float + 'v>(
                 rb.fill(T::ZERO);
             }
             #[cfg(target_arch = "x86_64")]
-            if g.simd4 {
+            if g.x4 == Unrolled::Avx512 {
                 let d = s.d.as_mut_ptr() as *mut f32;
                 let dst = std::array::from_fn(|q| unsafe { d.add((r * a + q) * pb + j) });
-                // SAFETY: AVX-512 detected (simd4), T is f32, `row` holds span + 64 floats,
+                // SAFETY: AVX-512 detected (x4), T is f32, `row` holds span + 64 floats,
                 // the six destinations are distinct rows of d, each with len ≤ pb − j floats.
                 unsafe { gather4_avx512(s.row.as_ptr() as *const f32, len, dst) };
                 continue;
@@ -172,23 +174,26 @@ pub(super) fn input_transform<'v, T: Float + 'v>(
     let groups = p.div_ceil(NR);
     let pp = groups * NR;
     #[cfg(target_arch = "x86_64")]
-    if g.simd4 {
+    if g.x4 != Unrolled::No {
         let d = s.d.as_ptr() as *const f32;
+        // 16 tiles per call at both levels (AVX2: two ymm).
+        let lanes = 16;
         for grp in 0..groups {
             let mut rows = [std::ptr::null_mut::<f32>(); 36];
             for (xi, r) in rows.iter_mut().enumerate() {
                 *r = out(xi, grp).as_mut_ptr() as *mut f32;
             }
-            for half in 0..NR / 16 {
-                // SAFETY: AVX-512 detected (simd4), T is f32; d has a² rows of pb floats and
-                // grp·NR + 16·half + 16 ≤ ⌈p/NR⌉·NR ≤ pb (pb is a multiple of NR); each panel
-                // row holds NR floats, of which this writes 16 from 16·half.
+            for off in (0..NR).step_by(lanes) {
+                // SAFETY: the level's instruction set detected (x4), T is f32; d has a² rows
+                // of pb floats and grp·NR + off + lanes ≤ ⌈p/NR⌉·NR ≤ pb (pb is a multiple of
+                // NR); each panel row holds NR floats, of which this writes `lanes` from off.
                 unsafe {
-                    let dj = d.add(grp * NR + 16 * half);
-                    if g.mirror {
-                        input4_avx512::<true>(dj, pb, &rows, 16 * half)
-                    } else {
-                        input4_avx512::<false>(dj, pb, &rows, 16 * half)
+                    let dj = d.add(grp * NR + off);
+                    match (g.x4, g.mirror) {
+                        (Unrolled::Avx512, true) => input4_avx512::<true>(dj, pb, &rows, off),
+                        (Unrolled::Avx512, false) => input4_avx512::<false>(dj, pb, &rows, off),
+                        (_, true) => input4_avx2::<true>(dj, pb, &rows, off),
+                        (_, false) => input4_avx2::<false>(dj, pb, &rows, off),
                     }
                 }
             }
@@ -245,18 +250,22 @@ pub(super) fn output_transform<T: Float>(
     let tw = w.div_ceil(m);
     let mut fused = false;
     #[cfg(target_arch = "x86_64")]
-    if g.simd4 {
+    if g.x4 != Unrolled::No {
         fused = true;
         let (mp, d) = (mm.as_ptr() as *const f32, s.d.as_mut_ptr() as *mut f32);
-        for j in (0..p).step_by(16) {
-            // SAFETY: AVX-512 detected (simd4), T is f32; M[ξ] rows and d's rows hold pb
-            // floats, pb a multiple of NR, so j + 16 ≤ pb (lanes past p are never scattered).
+        // 16 tiles per call at both levels (AVX2: two ymm).
+        let lanes = 16;
+        for j in (0..p).step_by(lanes) {
+            // SAFETY: the level's instruction set detected (x4), T is f32; M[ξ] rows and d's
+            // rows hold pb floats, pb a multiple of NR (of 16), so j + lanes ≤ pb (lanes past p
+            // are never scattered).
             unsafe {
                 let (mj, dj) = (mp.add(ko * pb + j), d.add(j));
-                if g.mirror {
-                    output4_avx512::<true>(mj, k * pb, dj, pb)
-                } else {
-                    output4_avx512::<false>(mj, k * pb, dj, pb)
+                match (g.x4, g.mirror) {
+                    (Unrolled::Avx512, true) => output4_avx512::<true>(mj, k * pb, dj, pb),
+                    (Unrolled::Avx512, false) => output4_avx512::<false>(mj, k * pb, dj, pb),
+                    (_, true) => output4_avx2::<true>(mj, k * pb, dj, pb),
+                    (_, false) => output4_avx2::<false>(mj, k * pb, dj, pb),
                 }
             }
         }
@@ -297,7 +306,7 @@ pub(super) fn output_transform<T: Float>(
         let cols = span.min(w - x0);
         for r in 0..m.min(h - y0) {
             #[cfg(target_arch = "x86_64")]
-            if g.simd4 {
+            if g.x4 == Unrolled::Avx512 {
                 let d = s.d.as_ptr() as *const f32;
                 let src = std::array::from_fn(|q| unsafe { d.add((r * m + q) * pb + j) });
                 let bias: f32 = e.bias.to_f64() as f32;
@@ -308,7 +317,7 @@ pub(super) fn output_transform<T: Float>(
                 } else {
                     s.row.as_mut_ptr() as *mut f32
                 };
-                // SAFETY: AVX-512 detected (simd4), T is f32, `dst` holds span floats (the
+                // SAFETY: AVX-512 detected (x4), T is f32, `dst` holds span floats (the
                 // plane's row from x0 when cols == span, else `row`), the four sources are
                 // rows of d with len ≤ pb − j floats each.
                 unsafe { scatter4_avx512(src, len, bias, e.relu, dst) };
