@@ -59,8 +59,8 @@ pub struct BenchArgs {
     /// Print each timed iteration's loss to stderr (to compare loss curves, e.g. f32 vs bf16).
     #[arg(long)]
     pub print_losses: bool,
-    /// The reference objective's style loss: gram, mean-std, w2 or sliced-w (as `transfer
-    /// --style-loss`), to time a loss against Gram.
+    /// The reference objective's style loss: gram, mean-std, w2, sliced-w or mrf (as `transfer
+    /// --style-loss`; mrf on its own layers, relu3_1 and relu4_1), to time a loss against Gram.
     #[arg(long, default_value = "gram")]
     pub style_loss: String,
     /// VGG-19 weights [default: the cache].
@@ -112,6 +112,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let precision = parse_precision(&args.precision, device)?;
     let mut cfg = reference_config();
     cfg.style_loss = parse_flag("--style-loss", &args.style_loss)?;
+    if cfg.style_loss == nst::loss::StyleLossKind::Mrf {
+        // As `transfer` and the server: the shallow layers' patch searches would take hours.
+        (cfg.style_layers, cfg.style_layer_weights) = nst::loss::mrf::default_layers();
+    }
     cfg.conv = ConvConfig {
         algorithm: algo,
         precision,

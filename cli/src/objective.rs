@@ -5,7 +5,7 @@ use crate::common::parse_flag;
 use anyhow::Result;
 use clap::Args;
 use nst::config::default_style_layer_weights;
-use nst::loss::mrf::MRF_DEFAULT_LAYERS;
+use nst::loss::mrf;
 use nst::loss::StyleLossKind;
 use nst::transfer::StyleTransferConfig;
 use nst::vgg19::Pooling;
@@ -72,11 +72,11 @@ impl ObjectiveArgs {
         let mrf = style_loss == StyleLossKind::Mrf;
         let style_layers = match (&self.style_layers, mrf) {
             (Some(l), _) => l.clone(),
-            (None, true) => MRF_DEFAULT_LAYERS.map(|(l, _)| l.to_string()).to_vec(),
+            (None, true) => mrf::default_layers().0,
             (None, false) => base.style_layers.clone(),
         };
         let default_weights = || match (&self.style_layers, mrf) {
-            (None, true) => MRF_DEFAULT_LAYERS.map(|(_, w)| w).to_vec(),
+            (None, true) => mrf::default_layers().1,
             _ => default_style_layer_weights(&style_layers),
         };
         Ok(StyleTransferConfig {

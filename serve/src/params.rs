@@ -248,11 +248,7 @@ impl Params {
         let style_loss: StyleLossKind = parse_field("style_loss", &self.style_loss)?;
         // The mrf loss reads its own layers (the shallow ones would take hours).
         let (style_layers, style_layer_weights) = if style_loss == StyleLossKind::Mrf {
-            let l = nst::loss::mrf::MRF_DEFAULT_LAYERS;
-            (
-                l.map(|(n, _)| n.to_string()).to_vec(),
-                l.map(|(_, w)| w).to_vec(),
-            )
+            nst::loss::mrf::default_layers()
         } else {
             (d.style_layers.clone(), d.style_layer_weights.clone())
         };

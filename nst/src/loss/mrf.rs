@@ -33,6 +33,15 @@ pub const NCC_CHUNK_ELEMS: usize = 1 << 25;
 /// K·L·C·9 multiply-adds with K and L both ~ the pixel count: at 512 px, relu1_1's is ≈ 10¹³).
 pub const MRF_DEFAULT_LAYERS: [(&str, f64); 2] = [("relu3_1", 1.0), ("relu4_1", 1.0)];
 
+/// [`MRF_DEFAULT_LAYERS`] as a configuration's `(style_layers, style_layer_weights)`.
+pub fn default_layers() -> (Vec<String>, Vec<f64>) {
+    let l = MRF_DEFAULT_LAYERS;
+    (
+        l.map(|(n, _)| n.to_string()).to_vec(),
+        l.map(|(_, w)| w).to_vec(),
+    )
+}
+
 /// One layer's style patches.
 pub struct MrfLayer {
     pub layer: String,
