@@ -165,10 +165,12 @@ pub fn asset_bytes(name: &str) -> &'static [u8] {
 }
 
 /// A file holding `assets/NAME`, for tests that pass paths (to nst-cli or the image loader):
-/// the embedded copy written once per process to a temporary directory.
+/// the embedded copy written once per process to a temporary directory. The directories of
+/// earlier test processes that have ended are removed first (on Linux, where `/proc` tells).
 pub fn asset_path(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
+        remove_ended_asset_dirs();
         let d = std::env::temp_dir().join(format!("nst-test-assets-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         for (n, bytes) in ASSETS {
@@ -179,6 +181,31 @@ pub fn asset_path(name: &str) -> PathBuf {
     let p = dir.join(name);
     assert!(p.exists(), "no embedded asset {name}");
     p
+}
+
+/// Removes `nst-test-assets-PID` directories whose process no longer runs (a process cannot
+/// remove its own at exit), so repeated test runs do not fill the temporary directory.
+fn remove_ended_asset_dirs() {
+    let proc = std::path::Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("nst-test-assets-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !proc.join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// The converted VGG-19 weights from the cache. In CI (env `CI` set) a missing file fails the

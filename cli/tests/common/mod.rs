@@ -8,8 +8,10 @@ use std::process::{Command, Output};
 /// The nst-cli binary cargo built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_nst-cli");
 
-/// A fresh, empty temporary directory named after the test binary, `name` and this process.
-pub fn tmp(name: &str) -> PathBuf {
+/// A fresh, empty temporary directory named after the test binary, `name` and this process;
+/// removed when the returned guard is dropped at the end of the test, unless the test is
+/// failing (then it is kept to look at). Derefs to its `Path`.
+pub fn tmp(name: &str) -> TmpDir {
     let bin = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
@@ -17,7 +19,37 @@ pub fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("nst-{bin}-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TmpDir(d)
+}
+
+/// A test's temporary directory (see [`tmp`]).
+pub struct TmpDir(PathBuf);
+
+impl std::ops::Deref for TmpDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TmpDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TmpDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// Runs nst-cli with `args`, collecting its output.
