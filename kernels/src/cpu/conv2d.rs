@@ -587,6 +587,15 @@ pub fn conv2d_backward_bias<T: Float>(p: &Conv2dParams, grad_out: &[T], grad_b: 
     });
 }
 
+/// The first pixels of blocks of `width` pixels covering an output row of `ow` ≥ `width`: 0,
+/// `width`, …, and a last block ending at `ow` (overlapping its neighbour when `width` does not
+/// divide `ow`). Used by the direct and panel forwards.
+fn block_starts(ow: usize, width: usize) -> impl Iterator<Item = usize> + Clone {
+    (0..ow - width)
+        .step_by(width)
+        .chain(std::iter::once(ow - width))
+}
+
 mod depthwise;
 mod direct;
 mod grouped;

@@ -75,6 +75,19 @@ pub(super) fn forward<T: Float>(
     }
 }
 
+/// OIHW weights (`taps` = C·KH·KW values per output channel) as [block][c][i][j][o]: output
+/// channels in blocks of `o_block`, the block's values of one tap side by side.
+fn pack_weights<T: Float>(weight: &[T], taps: usize, o_block: usize) -> Vec<T> {
+    let mut wt = vec![T::ZERO; weight.len()];
+    for (oc, wo) in weight.chunks_exact(taps).enumerate() {
+        let (blk, o) = (oc / o_block, oc % o_block);
+        for (t, &v) in wo.iter().enumerate() {
+            wt[(blk * taps + t) * o_block + o] = v;
+        }
+    }
+    wt
+}
+
 fn run<T: Float, const O: usize>(
     p: &Conv2dParams,
     input: &[T],
@@ -84,13 +97,7 @@ fn run<T: Float, const O: usize>(
 ) {
     assert!(applies::<T>(p) && p.c_out == O, "direct conv2d: {p:?}");
     let (oh, kk) = (p.out_h(), p.kh * p.kw);
-    // Weights as [c][i][j][o]: the O values of one tap side by side.
-    let mut wt = vec![T::ZERO; O * p.c_in * kk];
-    for (o, wo) in weight.chunks_exact(p.c_in * kk).enumerate() {
-        for (t, &v) in wo.iter().enumerate() {
-            wt[t * O + o] = v;
-        }
-    }
+    let wt = pack_weights(weight, p.c_in * kk, O);
     let b: [T; O] = std::array::from_fn(|o| bias.map_or(T::ZERO, |b| b[o]));
     let dst = &SendPtr(out.as_mut_ptr());
     let level = SimdLevel::current();
@@ -155,11 +162,7 @@ fn out_row<T: Float, const O: usize, const FMA: bool>(
     let (oh, ow) = (p.out_h(), p.out_w());
     let (img, y) = (row / oh, row % oh);
     let plane = |c: usize| &input[(img * p.c_in + c) * p.h * p.w..][..p.h * p.w];
-    // Blocks at 0, LANES, …; the last one ends at OW (overlapping its neighbour).
-    let starts = (0..ow - LANES)
-        .step_by(LANES)
-        .chain(std::iter::once(ow - LANES));
-    for x0 in starts {
+    for x0 in super::block_starts(ow, LANES) {
         let mut acc = [[T::ZERO; LANES]; O];
         for c in 0..p.c_in {
             let xc = plane(c);
@@ -207,19 +210,9 @@ fn run_avx512<const O: usize, const V: usize>(
         "direct conv2d: {p:?}"
     );
     assert!(weight.len() == p.c_out * p.c_in * kk && out.len() == p.n * p.c_out * oh * ow);
-    // Weights as [block][c][i][j][o]: the O values of one tap of a block side by side.
     let blocks = p.c_out / O;
-    let mut wt = vec![0.0f32; p.c_out * p.c_in * kk];
-    for (oc, wo) in weight.chunks_exact(p.c_in * kk).enumerate() {
-        let (blk, o) = (oc / O, oc % O);
-        for (t, &v) in wo.iter().enumerate() {
-            wt[(blk * p.c_in * kk + t) * O + o] = v;
-        }
-    }
-    let starts: Vec<usize> = (0..ow - lanes)
-        .step_by(lanes)
-        .chain(std::iter::once(ow - lanes))
-        .collect();
+    let wt = pack_weights(weight, p.c_in * kk, O);
+    let starts: Vec<usize> = super::block_starts(ow, lanes).collect();
     let dst = &SendPtr(out.as_mut_ptr());
     (0..p.n * oh).into_par_iter().for_each(|row| {
         let (img, y) = (row / oh, row % oh);

@@ -45,11 +45,7 @@ pub(super) fn forward<T: Float>(
     let level = SimdLevel::current();
     let dst = &SendPtr(out.as_mut_ptr());
     let in_per = p.c_in * p.h * p.w;
-    // Panel starts in a row: 0, NR, …; the last ends at OW (overlapping its neighbour).
-    let starts: Vec<usize> = (0..ow - NR)
-        .step_by(NR)
-        .chain(std::iter::once(ow - NR))
-        .collect();
+    let starts: Vec<usize> = super::block_starts(ow, NR).collect();
     // Each panel row's valid span depends on (start, j) only: computed once here (two integer
     // divisions each, which cost as much as the fill itself when done per row).
     let spans: Vec<Span> = starts
