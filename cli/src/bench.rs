@@ -48,9 +48,10 @@ pub struct BenchArgs {
     /// 3×3 convolution algorithm: auto (Winograd F(4,3)), im2col, winograd-f2, winograd-f4.
     #[arg(long, default_value = "auto")]
     pub conv: String,
-    /// Number format of the CPU convolutions' input gradients (the backward pass): f32, or bf16
-    /// (bf16 operands, f32 sums; faster on CPUs with AVX-512-BF16). The forward and the losses
-    /// stay f32.
+    /// Number format of the CPU convolutions' input gradients (the backward pass): f32 (here the
+    /// default, as PyTorch's f32 anchor), bf16 (bf16 operands, f32 sums; faster on CPUs with
+    /// AVX-512-BF16), or auto (transfer's default: bf16 where the CPU has AVX-512-BF16). The
+    /// forward and the losses stay f32.
     #[arg(long, default_value = "f32")]
     pub precision: String,
     /// cpu, cuda, cuda:N or auto.

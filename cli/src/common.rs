@@ -229,13 +229,14 @@ fn is_ours(path: &Path, ext: &str) -> bool {
             .is_ok_and(|v| v.get("iteration").is_some() && v.get("elapsed_seconds").is_some())
 }
 
-/// `--precision f32|bf16` → the precision of the CPU convolutions' input gradients (for the
-/// config's `conv`). bf16 is a CPU option: with a CUDA device it is an error rather than
-/// silently ignored. On a CPU without AVX-512-BF16 it still runs (same rounding, at or below
-/// f32 speed) and says so.
+/// `--precision auto|f32|bf16` → the precision of the CPU convolutions' input gradients (for
+/// the config's `conv`; `auto`: [`nst::config::precision_choice`]). An explicit bf16 is a CPU
+/// option: with a CUDA device it is an error rather than silently ignored. On a CPU without
+/// AVX-512-BF16 it still runs (same rounding, at or below f32 speed) and says so.
 pub fn parse_precision(precision: &str, device: Device) -> Result<Precision> {
-    let p: Precision = parse_flag("--precision", precision)?;
-    if p == Precision::Bf16 {
+    let p = nst::config::precision_choice(precision, device)
+        .map_err(|e| anyhow::anyhow!(e.named("--precision")))?;
+    if p == Precision::Bf16 && !precision.eq_ignore_ascii_case("auto") {
         if device != Device::Cpu {
             bail!("--precision bf16 is implemented for the CPU only; use --device cpu or drop it");
         }

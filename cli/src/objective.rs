@@ -24,7 +24,7 @@ pub struct ObjectiveArgs {
     /// relu1_1,relu2_1,relu3_1,relu4_1,relu5_1; with --style-loss mrf: relu3_1,relu4_1].
     #[arg(long, value_delimiter = ',')]
     pub style_layers: Option<Vec<String>>,
-    /// Comma-separated weight per style layer [default: 5,1,0.3,15,0.0075 for relu1_1…relu5_1,
+    /// Comma-separated weight per style layer [default: 4,0.8,0.4,2,0.4 for relu1_1…relu5_1,
     /// 1 for any other layer; mrf: 1,1 for relu3_1,relu4_1].
     #[arg(long, value_delimiter = ',')]
     pub style_layer_weights: Option<Vec<f64>>,

@@ -100,10 +100,10 @@ pub struct TransferArgs {
     /// Write every iteration's losses, elapsed seconds and scale as JSON lines to FILE.
     #[arg(long)]
     pub log_json: Option<PathBuf>,
-    /// Number format of the CPU convolutions' input gradients (the backward pass): f32, or bf16
-    /// (bf16 operands, f32 sums; faster on CPUs with AVX-512-BF16). The forward and the losses
-    /// stay f32.
-    #[arg(long, default_value = "f32")]
+    /// Number format of the CPU convolutions' input gradients (the backward pass): auto (bf16
+    /// where the CPU has AVX-512-BF16, else f32), f32, or bf16 (bf16 operands, f32 sums). The
+    /// forward and the losses stay f32.
+    #[arg(long, default_value = "auto")]
     pub precision: String,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]

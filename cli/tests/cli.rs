@@ -100,7 +100,7 @@ fn bad_outputs_and_flags_give_one_clear_line() {
     );
     assert_one_line_error(
         &nst(&["transfer", &c, &s, "-o", &out, "--precision", "fp8"]),
-        "expected f32 or bf16",
+        "expected auto, f32 or bf16",
     );
     assert_one_line_error(
         &nst(&["transfer", &c, &s, "-o", &out, "--style-layers", "relu9_9"]),

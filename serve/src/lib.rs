@@ -54,9 +54,10 @@ pub struct ServeArgs {
     /// Pooling in VGG-19: max or avg.
     #[arg(long, default_value = "max")]
     pub pooling: String,
-    /// Number format of CPU jobs' backward-pass convolutions: f32, or bf16 (bf16 operands, f32
-    /// sums; faster on CPUs with AVX-512-BF16). Server-wide; GPU jobs are not affected.
-    #[arg(long, default_value = "f32")]
+    /// Number format of CPU jobs' backward-pass convolutions: auto (bf16 where the CPU has
+    /// AVX-512-BF16, else f32), f32, or bf16 (bf16 operands, f32 sums). Server-wide; GPU jobs
+    /// are not affected.
+    #[arg(long, default_value = "auto")]
     pub precision: String,
     /// Where jobs are kept [default: $NST_HOME/jobs, else <user cache dir>/nst/jobs].
     #[arg(long)]
@@ -211,12 +212,15 @@ async fn serve_http(listener: tokio::net::TcpListener, router: axum::Router) -> 
     }
 }
 
-/// `--precision f32|bf16` for CPU jobs, saying so when bf16 will not be faster here.
+/// `--precision auto|f32|bf16` for CPU jobs ([`nst::config::precision_choice`]), saying so
+/// when an explicit bf16 will not be faster here.
 fn parse_precision(precision: &str) -> Result<Precision> {
-    let p: Precision = precision
-        .parse()
+    let p = nst::config::precision_choice(precision, nst::engine::Device::Cpu)
         .map_err(|e: ParseOptionError| anyhow::anyhow!(e.named("--precision")))?;
-    if p == Precision::Bf16 && !nst::engine::cpu_has_bf16_dot() {
+    if p == Precision::Bf16
+        && !precision.eq_ignore_ascii_case("auto")
+        && !nst::engine::cpu_has_bf16_dot()
+    {
         note!(
             "note: no AVX-512-BF16 here (or NST_SIMD caps it): --precision bf16 rounds as asked but is not faster than f32"
         );
