@@ -403,6 +403,7 @@ mod tests {
             .file_name()
             .to_string_lossy()
             .contains(".tmp")));
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
@@ -492,6 +493,7 @@ mod tests {
             u[5] > 200 && u[3] < 60,
             "bottom pixel should be blue: {u:?}"
         );
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
@@ -541,5 +543,6 @@ mod tests {
         let g = RgbImage::load(&pg, DEFAULT_MAX_PIXELS).unwrap();
         assert_eq!(g.data.len(), 12);
         assert!(g.data.chunks(3).all(|c| c[0] == c[1] && c[1] == c[2]));
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }
