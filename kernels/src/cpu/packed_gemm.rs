@@ -463,7 +463,15 @@ mod tests {
     #[test]
     fn every_level_matches_a_naive_product() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-        for &(k, c) in &[(8, 1), (13, 5), (16, 64), (24, 300), (24, 16)] {
+        for &(k, c) in &[
+            (8, 1),
+            (13, 5),
+            (16, 64),
+            (24, 300),
+            (24, 16),
+            (72, 16),
+            (8, 136),
+        ] {
             let u: Vec<f32> = (0..k * c).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let v: Vec<f32> = (0..c * NR).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let kp = k.div_ceil(MR) * MR;
