@@ -1,0 +1,99 @@
+//! Quick timing of the Winograd GEMM micro-kernels (`packed_gemm::kernel`/`kernel_half` and the
+//! transposed `kernel_t`) at every SIMD level this CPU has, on VGG-19's F(4×4) shapes at
+//! 256×170: C = K channels and the tiles per transform point, over 36 transform points, called
+//! as the Winograd driver calls them (per point: row panels × tile groups, the last group half
+//! wide when ≤ 16 tiles remain). One thread. Prints GFLOP/s (2·K·C·tiles·36 per product).
+//! `cargo run --release -p nst-kernels --example packed_gemm_speed [ROUNDS]` (default 5; the
+//! fastest round counts, the levels alternate within each round).
+
+use kernels::cpu::packed_gemm::{kernel, kernel_half, kernel_t, MR, NR};
+use kernels::cpu::simd::SimdLevel;
+use std::time::Instant;
+
+/// (C = K, tiles) of the Winograd layers at 256×170 (conv1_2 … conv5_1).
+const SHAPES: [(usize, usize); 5] = [(64, 2752), (128, 704), (256, 176), (512, 48), (512, 12)];
+/// Transform points of F(4×4, 3×3).
+const POINTS: usize = 36;
+
+/// One layer's products at `level`: forward (`M = U·V`) or transposed (`M = Uᵀ·V`).
+fn products(level: SimdLevel, c: usize, tiles: usize, transposed: bool, bufs: &mut Bufs) {
+    let groups = tiles.div_ceil(NR);
+    let pb = groups * NR;
+    for xi in 0..POINTS {
+        let ux = &bufs.u[xi * c * c..][..c * c];
+        let vx = &bufs.v[xi * c * pb..][..c * pb];
+        let mx = &mut bufs.m[xi * c * pb..][..c * pb];
+        for kb in 0..c / MR {
+            for grp in 0..groups {
+                let panel = &vx[grp * c * NR..][..c * NR];
+                let out = &mut mx[kb * MR * pb + grp * NR..];
+                let cols = if tiles - grp * NR <= NR / 2 {
+                    NR / 2
+                } else {
+                    NR
+                };
+                if transposed {
+                    kernel_t(
+                        level,
+                        c / MR,
+                        &ux[kb * MR * MR..],
+                        c * MR,
+                        panel,
+                        out,
+                        pb,
+                        cols,
+                    );
+                } else if cols < NR {
+                    kernel_half(level, c, &ux[kb * c * MR..], panel, out, pb);
+                } else {
+                    kernel(level, c, &ux[kb * c * MR..], panel, out, pb);
+                }
+            }
+        }
+    }
+}
+
+struct Bufs {
+    u: Vec<f32>,
+    v: Vec<f32>,
+    m: Vec<f32>,
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let levels = SimdLevel::available();
+    let names: Vec<&str> = levels.iter().map(|l| l.name()).collect();
+    println!("GFLOP/s, one thread, levels {names:?}");
+    for (c, tiles) in SHAPES {
+        let pb = tiles.div_ceil(NR) * NR;
+        let mut bufs = Bufs {
+            u: (0..POINTS * c * c)
+                .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5)
+                .collect(),
+            v: (0..POINTS * c * pb)
+                .map(|i| ((i * 104729) % 1000) as f32 * 1e-3)
+                .collect(),
+            m: vec![0.0; POINTS * c * pb],
+        };
+        let flop = 2.0 * (c * c * tiles * POINTS) as f64;
+        for transposed in [false, true] {
+            let mut best = vec![f64::INFINITY; levels.len()];
+            for _ in 0..rounds {
+                for (b, &level) in best.iter_mut().zip(&levels) {
+                    let t = Instant::now();
+                    products(level, c, tiles, transposed, &mut bufs);
+                    *b = b.min(t.elapsed().as_secs_f64());
+                }
+            }
+            let what = if transposed { "kernel_t" } else { "kernel  " };
+            let mut line = format!("C=K={c:3} tiles={tiles:4} {what}:");
+            for (name, b) in names.iter().zip(&best) {
+                line += &format!("  {name} {:6.1}", flop / b * 1e-9);
+            }
+            println!("{line}");
+        }
+    }
+}
