@@ -1110,6 +1110,10 @@ fn cases(d: &Path) -> Vec<Case> {
         (vid(&p("bad.gif"), &mp4, &["--strength", "2"]), "--strength"),
         (vid(&p("bad.gif"), &mp4, &["--size", "abc"]), "--size"),
         (
+            vid(&p("bad.gif"), &mp4, &["--precision", "fp8"]),
+            "--precision",
+        ),
+        (
             vid(&p("bad.gif"), &mp4, &["--mode", "optimise"]),
             "needs --style-image",
         ),

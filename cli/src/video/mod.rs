@@ -11,6 +11,7 @@ mod frames;
 
 use crate::common::{
     check_device, check_output, in_flag_words, load_vgg, parse_fraction, parse_number,
+    parse_precision,
 };
 use crate::stylize::{parse_strength, style_image_paths, weighted, Style};
 use anyhow::{bail, Context, Result};
@@ -88,6 +89,10 @@ pub struct VideoArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// optimise mode: number format of the CPU convolutions' input gradients, as `transfer
+    /// --precision`: auto (bf16 where the CPU has AVX-512-BF16, else f32), f32 or bf16.
+    #[arg(long, default_value = "auto")]
+    pub precision: String,
     /// Replace an existing output even if nst did not write it (never the input).
     #[arg(long)]
     pub overwrite: bool,
@@ -215,7 +220,12 @@ fn check_optimise_flags(args: &VideoArgs) -> Result<f64> {
 }
 
 /// The optimise mode's settings and network (the paintings read with `max_pixels`).
-fn optimise_mode(args: &VideoArgs, side: usize, device: nst::engine::Device) -> Result<Optimise> {
+fn optimise_mode(
+    args: &VideoArgs,
+    side: usize,
+    device: nst::engine::Device,
+    precision: nst::engine::Precision,
+) -> Result<Optimise> {
     let temporal_weight = check_optimise_flags(args)?;
     let mut paintings = vec![];
     let mut blend = vec![];
@@ -224,13 +234,14 @@ fn optimise_mode(args: &VideoArgs, side: usize, device: nst::engine::Device) -> 
         paintings.push(RgbImage::load(Path::new(&p), args.max_pixels)?);
         blend.push(w as f64);
     }
-    let cfg = StyleTransferConfig {
+    let mut cfg = StyleTransferConfig {
         size_px: side,
         scales: 1,
         iterations: args.iterations,
         style_blend_weights: blend,
         ..StyleTransferConfig::default()
     };
+    cfg.conv.precision = precision;
     cfg.validate(paintings.len()).map_err(in_flag_words)?;
     let vgg = load_vgg(None, nst::vgg19::Pooling::default())?.truncated(&cfg.layers())?;
     Ok(Optimise {
@@ -257,6 +268,7 @@ fn output_size(input: (usize, usize), side: usize, even: bool) -> (usize, usize)
 /// done so far.
 pub fn run(args: VideoArgs) -> Result<bool> {
     let device = check_device(&args.device)?;
+    let precision = parse_precision(&args.precision, device)?;
     let optimise = match args.mode.to_ascii_lowercase().as_str() {
         "fast" => false,
         "optimise" | "optimize" => true,
@@ -312,7 +324,7 @@ pub fn run(args: VideoArgs) -> Result<bool> {
     }
     let mut sink = Sink::create(&args.output, (w, h), &rate, audio)?;
     let mode = if optimise {
-        Mode::Optimise(Box::new(optimise_mode(&args, w.max(h), device)?))
+        Mode::Optimise(Box::new(optimise_mode(&args, w.max(h), device, precision)?))
     } else {
         let style = Style::load(&args.style, &args.style_image, args.max_pixels, device)?;
         Mode::Fast {
