@@ -348,8 +348,9 @@ impl StyleTransferConfig {
 /// The precision of the CPU convolutions' input gradients that `--precision` names (the CLI's
 /// and the server's flag): `f32`, `bf16`, or `auto` — bf16 when `device` is the CPU and it has
 /// AVX-512-BF16 dot products ([`engine::cpu_has_bf16_dot`], which honours `NST_SIMD`), else
-/// f32. `auto` is the default of `transfer` and `serve`: on an AMD Zen 5 it took 17–19% less CPU
-/// time per 512-px run with the same measures of the picture (README, "Defaults, and why").
+/// f32. `auto` is the default of `transfer`, `video` and `serve`: on an AMD Zen 5 it took
+/// 17–19% less CPU time per 512-px run with the same measures of the picture (README,
+/// "Defaults, and why").
 ///
 /// # Errors
 /// A string that is none of the three (any case), naming them.
