@@ -14,7 +14,7 @@
 //! picture without style (there only the content and TV terms act). Only the `gram` and
 //! `mean-std` style losses take masks ([`supports_masks`]).
 
-use super::{feature, Features, Loss, LossTerm, StyleLossKind};
+use super::{feature, mean_square, Features, Loss, LossTerm, StyleLossKind};
 use crate::config::StyleTransferConfig;
 use crate::error::{ConfigError, ConfigField, Error, Result};
 use crate::image::RgbImage;
@@ -333,16 +333,6 @@ impl GuidedStyleLoss {
         *slot = Some(made.clone());
         Ok(made)
     }
-}
-
-fn mean_square(ts: &[Tensor]) -> Result<f64> {
-    let (mut sum, mut n) = (0.0, 0usize);
-    for t in ts {
-        let v = t.to_vec_f64()?;
-        sum += v.iter().map(|x| x * x).sum::<f64>();
-        n += v.len();
-    }
-    Ok(if n == 0 { 0.0 } else { sum / n as f64 })
 }
 
 impl Loss for GuidedStyleLoss {
