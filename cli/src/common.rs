@@ -232,19 +232,17 @@ fn is_ours(path: &Path, ext: &str) -> bool {
 /// `--precision auto|f32|bf16` → the precision of the CPU convolutions' input gradients (for
 /// the config's `conv`; `auto`: [`nst::config::precision_choice`]). An explicit bf16 is a CPU
 /// option: with a CUDA device it is an error rather than silently ignored. On a CPU without
-/// AVX-512-BF16 it still runs (same rounding, at or below f32 speed) and says so.
+/// AVX-512-BF16 it still runs (same rounding, at or below f32 speed) and says so
+/// ([`nst::config::precision_note`]).
 pub fn parse_precision(precision: &str, device: Device) -> Result<Precision> {
     let p = nst::config::precision_choice(precision, device)
         .map_err(|e| anyhow::anyhow!(e.named("--precision")))?;
-    if p == Precision::Bf16 && !precision.eq_ignore_ascii_case("auto") {
-        if device != Device::Cpu {
-            bail!("--precision bf16 is implemented for the CPU only; use --device cpu or drop it");
-        }
-        if !nst::engine::cpu_has_bf16_dot() {
-            note!(
-                "note: no AVX-512-BF16 here (or NST_SIMD caps it): --precision bf16 rounds as asked but is not faster than f32"
-            );
-        }
+    if p == Precision::Bf16 && device != Device::Cpu {
+        // Only an explicit bf16 gets here: `auto` is f32 on a GPU.
+        bail!("--precision bf16 is implemented for the CPU only; use --device cpu or drop it");
+    }
+    if let Some(n) = nst::config::precision_note(precision, p) {
+        note!("{n}");
     }
     Ok(p)
 }

@@ -371,6 +371,16 @@ pub fn precision_choice(
         .map_err(|_| engine::ParseOptionError::new("precision", s, "auto, f32 or bf16"))
 }
 
+/// What a front end notes after [`precision_choice`] resolved `s` to `p`: an explicit `bf16`
+/// on a CPU without AVX-512-BF16 dot products runs (it rounds the same) but is no faster than
+/// f32. `auto` never asks for it there, so it never gets the note.
+pub fn precision_note(s: &str, p: engine::Precision) -> Option<&'static str> {
+    let explicit_bf16 = p == engine::Precision::Bf16 && !s.eq_ignore_ascii_case("auto");
+    (explicit_bf16 && !engine::cpu_has_bf16_dot()).then_some(
+        "note: no AVX-512-BF16 here (or NST_SIMD caps it): --precision bf16 rounds as asked but is not faster than f32",
+    )
+}
+
 /// The reference objective of tests/data (make_reference.py) and of the PyTorch speed anchor:
 /// content relu4_2 ×1, Gram style relu1_1…relu5_1 ×1e-2 each, TV ×10 (the defaults otherwise).
 pub fn reference_config() -> StyleTransferConfig {
@@ -494,6 +504,13 @@ mod tests {
             Ok(Precision::Bf16)
         );
         assert_eq!(precision_choice("F32", Device::Cpu), Ok(Precision::F32));
+        // The "not faster here" note: only for an explicit bf16 on a CPU without the dot products.
+        assert_eq!(precision_note("auto", here), None);
+        assert_eq!(precision_note("f32", Precision::F32), None);
+        assert_eq!(
+            precision_note("BF16", Precision::Bf16).is_some(),
+            !engine::cpu_has_bf16_dot()
+        );
         let e = precision_choice("fp8", Device::Cpu).unwrap_err();
         assert_eq!(
             e.named("--precision"),

@@ -213,17 +213,12 @@ async fn serve_http(listener: tokio::net::TcpListener, router: axum::Router) -> 
 }
 
 /// `--precision auto|f32|bf16` for CPU jobs ([`nst::config::precision_choice`]), saying so
-/// when an explicit bf16 will not be faster here.
+/// when an explicit bf16 will not be faster here ([`nst::config::precision_note`]).
 fn parse_precision(precision: &str) -> Result<Precision> {
     let p = nst::config::precision_choice(precision, nst::engine::Device::Cpu)
         .map_err(|e: ParseOptionError| anyhow::anyhow!(e.named("--precision")))?;
-    if p == Precision::Bf16
-        && !precision.eq_ignore_ascii_case("auto")
-        && !nst::engine::cpu_has_bf16_dot()
-    {
-        note!(
-            "note: no AVX-512-BF16 here (or NST_SIMD caps it): --precision bf16 rounds as asked but is not faster than f32"
-        );
+    if let Some(n) = nst::config::precision_note(precision, p) {
+        note!("{n}");
     }
     Ok(p)
 }
