@@ -2,6 +2,7 @@
 //! Parallel with rayon; inner loops written so that they auto-vectorise.
 
 pub mod adam;
+pub mod amx;
 pub mod bf16;
 pub mod buffers;
 pub mod conv2d;

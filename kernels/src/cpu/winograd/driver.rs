@@ -5,6 +5,7 @@
 use super::matrices::{mats, sparse_rows};
 use super::transform::{input_transform, output_transform, Epilogue};
 use super::WinogradWeights;
+use crate::cpu::amx;
 use crate::cpu::bf16::{self, Bf16Path, Precision};
 use crate::cpu::buffers::BufferPool;
 use crate::cpu::packed_gemm::{self, MR, NR};
@@ -214,18 +215,39 @@ pub(super) fn winograd_impl<T: Float>(
                 };
                 // Per ξ: kp × C2 pairs (input gradient: C × K/2 of Uᵀ).
                 let (ub, per_xi) = (if o.input_grad { &ww.ubt } else { &ww.ub }, kp * c2);
-                for_each_panel(
-                    mm32,
-                    vb,
-                    c2,
-                    kp,
-                    pb,
-                    used_groups,
-                    |xi, kb, grp, panel, out| {
-                        let up = &ub[xi * per_xi + kb * c2 * MR..][..c2 * MR];
-                        bf16::kernel(path, c2, up, panel, out, pb, cols(grp));
-                    },
-                );
+                let ua = if o.input_grad { &ww.uat } else { &ww.ua };
+                if path == Bf16Path::Dot && !ua.is_empty() && amx::available() {
+                    // AMX: 16 rows of U per tile block, the V panels as they are.
+                    let tr = amx::TILE_ROWS;
+                    mm32.par_chunks_mut(kp * pb)
+                        .zip(vb.par_chunks(c2 * pb))
+                        .enumerate()
+                        .for_each(|(xi, (mx, vx))| {
+                            amx::with_tiles(|t| {
+                                for rb in 0..kp / tr {
+                                    let ab = &ua[xi * per_xi + rb * tr * c2..][..tr * c2];
+                                    for grp in 0..used_groups {
+                                        let panel = &vx[grp * c2 * NR..(grp + 1) * c2 * NR];
+                                        let out = &mut mx[rb * tr * pb + grp * NR..];
+                                        t.block(c2, ab, panel, out, pb, cols(grp));
+                                    }
+                                }
+                            })
+                        });
+                } else {
+                    for_each_panel(
+                        mm32,
+                        vb,
+                        c2,
+                        kp,
+                        pb,
+                        used_groups,
+                        |xi, kb, grp, panel, out| {
+                            let up = &ub[xi * per_xi + kb * c2 * MR..][..c2 * MR];
+                            bf16::kernel(path, c2, up, panel, out, pb, cols(grp));
+                        },
+                    );
+                }
             } else {
                 for_each_panel(mm, v, c, kp, pb, used_groups, |xi, kb, grp, panel, out| {
                     let u = &ww.u[xi * ww.kp * ww.c..(xi + 1) * ww.kp * ww.c];

@@ -222,6 +222,8 @@ fn bf16_forward_and_input_grad_stay_within_bf16_rounding_of_direct_convolution()
         (2, 17, 38, 35, 9),
         (1, 64, 21, 70, 8),
         (2, 24, 11, 9, 16),
+        // Where the CPU has AMX: both GEMMs on tiles (rows and channel pairs multiples of 16).
+        (1, 64, 13, 18, 32),
     ] {
         let p = params(n, c, h, w, k);
         let x: Vec<f64> = (0..p.input_len())
@@ -247,6 +249,10 @@ fn bf16_forward_and_input_grad_stay_within_bf16_rounding_of_direct_convolution()
             let ww = WinogradWeights::new(tile, &w32, k, c).with_precision(Bf16, Bf16);
             assert_eq!(ww.precision(), (Bf16, if shares { Bf16 } else { F32 }));
             assert!(ww.u.is_empty(), "the f32 panels are dropped when unused");
+            if crate::cpu::amx::available() && (c, k) == (64, 32) {
+                assert!(!ww.ua.is_empty() && !ww.uat.is_empty(), "AMX panels");
+                println!("{tile:?}: AMX tiles in the forward and the input gradient");
+            }
             // Only the input gradient in bf16: the forward is exactly the f32 one.
             let wg_only = WinogradWeights::new(tile, &w32, k, c).with_precision(F32, Bf16);
             let (mut y0, mut y1) = (vec![0f32; p.output_len()], vec![0f32; p.output_len()]);

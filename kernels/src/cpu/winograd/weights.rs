@@ -3,6 +3,7 @@
 
 use super::matrices::mats;
 use super::{shares_input_grad, WinogradTile};
+use crate::cpu::amx;
 use crate::cpu::bf16::{self, Precision};
 use crate::cpu::packed_gemm::MR;
 use crate::cpu::{is_f32, Float, SendPtr};
@@ -27,6 +28,10 @@ pub struct WinogradWeights<T> {
     /// bf16: the input gradient's panels of Uᵀ (pairs along K), per ξ `C × K/2`; empty unless
     /// [`shares_input_grad`].
     pub(super) ubt: Vec<u32>,
+    /// bf16 on AMX ([`amx::available`] and [`amx::fits`]): `ub`'s and `ubt`'s values again in
+    /// the AMX A-tile layout ([`amx::pack_a`]), per ξ `kp × ⌈C/2⌉` and `C × K/2`; else empty.
+    pub(super) ua: Vec<u32>,
+    pub(super) uat: Vec<u32>,
 }
 
 impl<T: Float> WinogradWeights<T> {
@@ -104,6 +109,8 @@ impl<T: Float> WinogradWeights<T> {
             grad: Precision::F32,
             ub: Vec::new(),
             ubt: Vec::new(),
+            ua: Vec::new(),
+            uat: Vec::new(),
         }
     }
 
@@ -152,11 +159,30 @@ impl<T: Float> WinogradWeights<T> {
             });
             out
         };
+        // The AMX copy (rows padded with zeros to `rows_p`), where the tiles fit.
+        let pack_amx = |rows: usize,
+                        rows_p: usize,
+                        cols: usize,
+                        get: &(dyn Fn(usize, usize, usize) -> f32 + Sync)| {
+            if !amx::available() || !amx::fits(rows_p, cols.div_ceil(2)) {
+                return Vec::new();
+            }
+            let per_xi = rows_p * cols.div_ceil(2);
+            let mut out = vec![0u32; a2 * per_xi];
+            out.par_chunks_mut(per_xi).enumerate().for_each(|(xi, o)| {
+                let v = |r: usize, col: usize| if r < rows { get(xi, r, col) } else { 0.0 };
+                amx::pack_a(rows_p, cols, v, o);
+            });
+            out
+        };
         if forward == Bf16 && self.fwd == F32 {
             self.ub = pack(k, c, &at);
+            self.ua = pack_amx(k, kp, c, &at);
         }
         if input_grad == Bf16 && self.grad == F32 {
-            self.ubt = pack(c, k, &|xi, ci, row| at(xi, row, ci));
+            let at_t = |xi: usize, ci: usize, row: usize| at(xi, row, ci);
+            self.ubt = pack(c, k, &at_t);
+            self.uat = pack_amx(c, c, k, &at_t);
         }
         (self.fwd, self.grad) = (forward, input_grad);
         if forward == Bf16 && (input_grad == Bf16 || !shares) {
