@@ -303,8 +303,8 @@ impl Backend for Cuda {
         })
     }
 
-    /// im2col + cuBLAS, then a separate ReLU when `relu` (`c.cfg` and `c.prepared` are the
-    /// CPU's).
+    /// im2col + cuBLAS, then a separate ReLU when `relu` (`c.cfg.precision` picks the GEMMs'
+    /// math, [`gemm_math`]; `c.cfg.algorithm` and `c.prepared` are the CPU's).
     fn conv2d(
         &self,
         op: &'static str,
@@ -318,7 +318,7 @@ impl Backend for Cuda {
         let y = dispatch_float!(op, x.dtype(), T => {
             let (xd, wd) = (self.data::<T>(op, x)?, self.data::<T>(op, w)?);
             let bd = b.map(|b| self.data::<T>(op, b)).transpose()?;
-            let o = cu::conv2d::conv2d_forward(dev, p, &xd, &wd, bd.as_deref()).map_err(err(op, dev))?;
+            let o = cu::conv2d::conv2d_forward(gemm_math(&c), dev, p, &xd, &wd, bd.as_deref()).map_err(err(op, dev))?;
             wrap(o, &[p.n, p.c_out, p.out_h(), p.out_w()])
         });
         if relu {
@@ -343,7 +343,7 @@ impl Backend for Cuda {
         let g = masked.as_ref().unwrap_or(g);
         dispatch_float!(op, g.dtype(), T => {
             let (gd, wd) = (self.data::<T>(op, g)?, self.data::<T>(op, w)?);
-            let o = cu::conv2d::conv2d_backward_input(dev, p, &gd, &wd).map_err(err(op, dev))?;
+            let o = cu::conv2d::conv2d_backward_input(gemm_math(&c), dev, p, &gd, &wd).map_err(err(op, dev))?;
             Ok(wrap(o, &[p.n, p.c_in, p.h, p.w]))
         })
     }
@@ -539,5 +539,16 @@ impl Backend for Cuda {
             }
             (_, other) => Err(EngineError::UnsupportedDType { op, dtype: other }),
         }
+    }
+}
+
+/// How cuBLAS computes a convolution's f32 GEMMs (forward and input gradient) for `c.cfg`:
+/// [`Precision::Bf16`](crate::Precision) (`--precision bf16`, and `auto` on a GPU) is TF32
+/// tensor-core math (operands rounded to 10-bit significands, f32 sums: what PyTorch uses for
+/// convolutions by default); `F32` is IEEE f32. f64 is always exact.
+fn gemm_math(c: &ConvCall<'_>) -> cu::gemm::GemmMath {
+    match c.cfg.precision {
+        crate::Precision::Bf16 => cu::gemm::GemmMath::Tf32,
+        crate::Precision::F32 => cu::gemm::GemmMath::Exact,
     }
 }

@@ -87,8 +87,8 @@ pub(crate) enum Argmax {
     Device(Device, CudaSlice<u32>),
 }
 
-/// A convolution's geometry and how it runs: `cfg` (algorithm, input-gradient precision; the
-/// CPU's) and the frozen layer's prepared weight transforms, if any (CPU only).
+/// A convolution's geometry and how it runs: `cfg` (the CPU's algorithm; the precision, on
+/// both) and the frozen layer's prepared weight transforms, if any (CPU only).
 #[derive(Clone, Copy)]
 pub(crate) struct ConvCall<'a> {
     pub p: &'a Conv2dParams,

@@ -6,7 +6,7 @@
 //! Memory: one `(C·KH·KW) × (OH·OW)` column matrix is allocated per call. Grouped convolutions
 //! (`groups > 1`) go to the direct kernels of [`super::grouped_conv`] after the same checks.
 
-use super::gemm::{gemm, MatDesc};
+use super::gemm::{gemm, gemm_with, GemmMath, MatDesc};
 use super::launch::{self, check_len, typed};
 use super::nvrtc::Module;
 use super::{CudaDevice, CudaElem, CudaError};
@@ -77,6 +77,37 @@ fn check_shapes<'a, T: 'a>(
     Ok(())
 }
 
+/// Launch conv2d.cu's `im2col` (`name`; image → (C·KH·KW) × (OH·OW) columns) or `col2im`
+/// (columns → C×H×W, a gather) from device address `src` to `dst`, one image: rows of the
+/// output across the grid's y (launch::planes). Errors: a row of 2^31 positions or more (the
+/// kernels index inside a row in 32 bits).
+pub(crate) fn launch_plane_kernel<T: CudaElem>(
+    dev: &CudaDevice,
+    p: &Conv2dParams,
+    name: &'static str,
+    src: u64,
+    dst: u64,
+) -> Result<(), CudaError> {
+    let (rows, per_row) = if name == "col2im" {
+        (p.c_in, p.h * p.w)
+    } else {
+        (p.c_in * p.kh * p.kw, p.out_h() * p.out_w())
+    };
+    if per_row.max(p.h * p.w) > i32::MAX as usize {
+        return Err(CudaError::InvalidArgument {
+            op: name,
+            msg: format!("{}×{} image: planes of 2^31 positions or more", p.h, p.w),
+        });
+    }
+    let f = typed(dev, Module::Conv2d, name, T::SUFFIX)?;
+    let g = ConvGeom::new(p);
+    let mut l = dev.stream().launch_builder(&f);
+    l.arg(&src).arg(&dst).arg(&g);
+    // SAFETY: matches `<name>_<t>(const T*, T*, ConvGeom)`; the callers check that one image
+    // of src and of dst lies inside their buffers.
+    unsafe { launch::launch(dev, name, l, launch::planes(rows, per_row)) }
+}
+
 /// im2col of image `b` of `x` into `cols` ((C·KH·KW) × (OH·OW), row-major).
 fn im2col<T: CudaElem>(
     dev: &CudaDevice,
@@ -85,18 +116,15 @@ fn im2col<T: CudaElem>(
     b: usize,
     cols: &mut CudaSlice<T>,
 ) -> Result<(), CudaError> {
-    let (ckk, ohw, chw, _) = dims(p);
-    let f = typed(dev, Module::Conv2d, "im2col", T::SUFFIX)?;
-    let (px, pc, g) = (dev.ptr(x, b * chw), dev.ptr(cols, 0), ConvGeom::new(p));
-    let mut l = dev.stream().launch_builder(&f);
-    l.arg(&px).arg(&pc).arg(&g);
-    // SAFETY: matches `im2col_<t>(const T*, T*, ConvGeom)`; image b lies inside x and cols
-    // holds ckk·ohw elements (checked by the callers).
-    unsafe { launch::launch(dev, "im2col", l, launch::elementwise(ckk * ohw)) }
+    let chw = dims(p).2;
+    let (px, pc) = (dev.ptr(x, b * chw), dev.ptr(cols, 0));
+    launch_plane_kernel::<T>(dev, p, "im2col", px, pc)
 }
 
-/// Output N×O×OH×OW of the convolution of x (N×C×H×W) with w (O×C×KH×KW), plus bias [O].
+/// Output N×O×OH×OW of the convolution of x (N×C×H×W) with w (O×C×KH×KW), plus bias [O],
+/// the GEMMs computed as `math` says.
 pub fn conv2d_forward<T: CudaElem>(
+    math: GemmMath,
     dev: &CudaDevice,
     p: &Conv2dParams,
     x: &CudaSlice<T>,
@@ -135,12 +163,12 @@ pub fn conv2d_forward<T: CudaElem>(
         match cols.as_mut() {
             None => {
                 let xd = MatDesc::row_major(b * chw, ckk, ohw);
-                gemm(dev, 1, T::ONE, w, wd, x, xd, T::ZERO, &mut out, od)?;
+                gemm_with(math, dev, 1, T::ONE, w, wd, x, xd, T::ZERO, &mut out, od)?;
             }
             Some(cols) => {
                 im2col(dev, p, x, b, cols)?;
                 let cd = MatDesc::row_major(0, ckk, ohw);
-                gemm(dev, 1, T::ONE, w, wd, cols, cd, T::ZERO, &mut out, od)?;
+                gemm_with(math, dev, 1, T::ONE, w, wd, cols, cd, T::ZERO, &mut out, od)?;
             }
         }
     }
@@ -157,8 +185,10 @@ pub fn conv2d_forward<T: CudaElem>(
     Ok(out)
 }
 
-/// ∂L/∂x (N×C×H×W) from ∂L/∂out (N×O×OH×OW) and w: per image `cols = Wᵀ·g`, then col2im.
+/// ∂L/∂x (N×C×H×W) from ∂L/∂out (N×O×OH×OW) and w: per image `cols = Wᵀ·g`, then col2im;
+/// the GEMMs computed as `math` says.
 pub fn conv2d_backward_input<T: CudaElem>(
+    math: GemmMath,
     dev: &CudaDevice,
     p: &Conv2dParams,
     grad_out: &CudaSlice<T>,
@@ -188,22 +218,42 @@ pub fn conv2d_backward_input<T: CudaElem>(
         for b in 0..p.n {
             let gd = MatDesc::row_major(b * ochw, p.c_out, ohw);
             let xd = MatDesc::row_major(b * chw, ckk, ohw);
-            gemm(dev, 1, T::ONE, w, wt, grad_out, gd, T::ZERO, &mut gx, xd)?;
+            gemm_with(
+                math,
+                dev,
+                1,
+                T::ONE,
+                w,
+                wt,
+                grad_out,
+                gd,
+                T::ZERO,
+                &mut gx,
+                xd,
+            )?;
         }
         return Ok(gx);
     }
     // SAFETY: written whole by each GEMM (beta 0) before col2im reads it.
     let mut cols = unsafe { dev.alloc::<T>(ckk * ohw) }?;
     let cd = MatDesc::row_major(0, ckk, ohw);
-    let f = typed(dev, Module::Conv2d, "col2im", T::SUFFIX)?;
     for b in 0..p.n {
         let gd = MatDesc::row_major(b * ochw, p.c_out, ohw);
-        gemm(dev, 1, T::ONE, w, wt, grad_out, gd, T::ZERO, &mut cols, cd)?;
-        let (pc, pg, g) = (dev.ptr(&cols, 0), dev.ptr(&gx, b * chw), ConvGeom::new(p));
-        let mut l = dev.stream().launch_builder(&f);
-        l.arg(&pc).arg(&pg).arg(&g);
-        // SAFETY: matches `col2im_<t>(const T*, T*, ConvGeom)`; image b lies inside gx.
-        unsafe { launch::launch(dev, "col2im", l, launch::elementwise(chw)) }?;
+        gemm_with(
+            math,
+            dev,
+            1,
+            T::ONE,
+            w,
+            wt,
+            grad_out,
+            gd,
+            T::ZERO,
+            &mut cols,
+            cd,
+        )?;
+        let (pc, pg) = (dev.ptr(&cols, 0), dev.ptr(&gx, b * chw));
+        launch_plane_kernel::<T>(dev, p, "col2im", pc, pg)?;
     }
     Ok(gx)
 }

@@ -8,7 +8,7 @@
 //! says which).
 
 use super::{CudaDevice, CudaElem, CudaError};
-use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::cublas::sys::{cublasMath_t, cublasOperation_t};
 use cudarc::cublas::{GemmConfig, StridedBatchedConfig};
 use cudarc::driver::CudaSlice;
 
@@ -160,12 +160,54 @@ fn blas_config<T: Copy>(
     }))
 }
 
+/// How cuBLAS may compute an f32 product (f64 products are always exact).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GemmMath {
+    /// IEEE f32 multiply-adds (`CUBLAS_DEFAULT_MATH`).
+    #[default]
+    Exact,
+    /// TF32 tensor cores: operands rounded to 10-bit mantissas, f32 sums
+    /// (`CUBLAS_TF32_TENSOR_OP_MATH`; Ampere and later, elsewhere the same as `Exact`). What
+    /// PyTorch uses for convolutions by default (`torch.backends.cudnn.allow_tf32`).
+    Tf32,
+}
+
 /// `C[i] = alpha·A[i]·B[i] + beta·C[i]` for `i < batch`, with A `m×k`, B `k×n` (from their
 /// descriptors) and C row-major `m×n` with row stride `dc.rs` (≥ n), column stride 1.
 /// Errors: `InvalidArgument` for layouts cuBLAS cannot read (see [`MatDesc::blas_layout`]),
 /// an inner dimension of 0, sizes over i32, or buffers too short; `Cublas`, `MissingLibrary`.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm<T: CudaElem>(
+    dev: &CudaDevice,
+    batch: usize,
+    alpha: T,
+    a: &CudaSlice<T>,
+    da: MatDesc,
+    b: &CudaSlice<T>,
+    db: MatDesc,
+    beta: T,
+    c: &mut CudaSlice<T>,
+    dc: MatDesc,
+) -> Result<(), CudaError> {
+    gemm_with(
+        GemmMath::Exact,
+        dev,
+        batch,
+        alpha,
+        a,
+        da,
+        b,
+        db,
+        beta,
+        c,
+        dc,
+    )
+}
+
+/// [`gemm`] computed as `math` says. Errors: those of [`gemm`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_with<T: CudaElem>(
+    math: GemmMath,
     dev: &CudaDevice,
     batch: usize,
     alpha: T,
@@ -191,15 +233,34 @@ pub fn gemm<T: CudaElem>(
     let blas = dev.blas()?;
     let (va, vb) = (b.slice(db.offset..), a.slice(da.offset..));
     let mut vc = c.slice_mut(dc.offset..);
+    let cublas_err = |op: &'static str, msg: String| CudaError::Cublas {
+        device: dev.index(),
+        op,
+        msg,
+    };
+    // The math mode is the handle's: set for this call (under the handle's lock) and put back.
+    let set_math = |m: GemmMath| {
+        let mode = match m {
+            GemmMath::Exact => cublasMath_t::CUBLAS_DEFAULT_MATH,
+            GemmMath::Tf32 => cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH,
+        };
+        // SAFETY: a live handle (held under its lock for the whole call).
+        let status = unsafe { cudarc::cublas::sys::cublasSetMathMode(*blas.handle(), mode) };
+        status
+            .result()
+            .map_err(|e| cublas_err("cublasSetMathMode", e.to_string()))
+    };
+    if math != GemmMath::Exact {
+        set_math(math)?;
+    }
     // SAFETY: blas_config checked the extents of all three operands against their buffers and
     // the leading dimensions against the matrix shapes.
-    unsafe { T::gemm_strided_batched(&blas, cfg, &va, &vb, &mut vc) }.map_err(|e| {
-        CudaError::Cublas {
-            device: dev.index(),
-            op: "gemmStridedBatched",
-            msg: e.to_string(),
-        }
-    })
+    let done = unsafe { T::gemm_strided_batched(&blas, cfg, &va, &vb, &mut vc) }
+        .map_err(|e| cublas_err("gemmStridedBatched", e.to_string()));
+    if math != GemmMath::Exact {
+        set_math(GemmMath::Exact)?;
+    }
+    done
 }
 
 #[cfg(test)]

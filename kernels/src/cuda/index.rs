@@ -3,7 +3,7 @@
 //! (`col2im` is a gather: deterministic, no atomics); `argmax_axis` and `index_select` are
 //! `kernels/index.cu`.
 
-use super::conv2d::ConvGeom;
+use super::conv2d::launch_plane_kernel;
 use super::launch::{self, check_len, typed};
 use super::nvrtc::Module;
 use super::{CudaDevice, CudaElem, CudaError};
@@ -39,15 +39,10 @@ fn per_image<T: CudaElem>(
             dev.alloc_zeros::<T>(p.n * dst_per)
         };
     }
-    let f = typed(dev, Module::Conv2d, name, T::SUFFIX)?;
-    let g = ConvGeom::new(p);
     for b in 0..p.n {
+        // Image b of src and dst lie inside their buffers (lengths checked by the callers).
         let (ps, pd) = (dev.ptr(src, b * src_per), dev.ptr(&out, b * dst_per));
-        let mut l = dev.stream().launch_builder(&f);
-        l.arg(&ps).arg(&pd).arg(&g);
-        // SAFETY: matches `<name>_<t>(const T*, T*, ConvGeom)`; image b of src and dst lie
-        // inside their buffers (lengths checked by the callers).
-        unsafe { launch::launch(dev, name, l, launch::elementwise(dst_per)) }?;
+        launch_plane_kernel::<T>(dev, p, name, ps, pd)?;
     }
     Ok(out)
 }

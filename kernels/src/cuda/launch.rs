@@ -23,6 +23,17 @@ pub(crate) fn elementwise(n: usize) -> LaunchConfig {
     }
 }
 
+/// `rows` rows of `per_row` positions: the grid's y walks the rows (capped; kernels stride over
+/// the rest), its x the positions of a row, `THREADS` per block.
+pub(crate) fn planes(rows: usize, per_row: usize) -> LaunchConfig {
+    let x = per_row.div_ceil(THREADS as usize).clamp(1, MAX_GRID);
+    LaunchConfig {
+        grid_dim: (x as u32, rows.clamp(1, MAX_GRID) as u32, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 /// `blocks` blocks of exactly `REDUCE_THREADS` threads (capped; kernels loop over the rest).
 pub(crate) fn reduce(blocks: usize) -> LaunchConfig {
     LaunchConfig {

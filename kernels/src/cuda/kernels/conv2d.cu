@@ -6,47 +6,60 @@ struct ConvGeom { // must match `ConvGeom` in kernels/src/cuda/conv.rs (#[repr(C
     i64 c, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w, out_h, out_w;
 };
 
+// Both are laid out as planes: blockIdx.y walks the rows (im2col: the (ci, ky, kx) rows of
+// `cols`; col2im: the channels of gx), so each block works out its row's constants once, and
+// the x-threads walk the row's positions (OH·OW or H·W, under 2^31 for any image a GEMM takes:
+// cuBLAS's dimensions are 32-bit) with one 32-bit division each. Reads and writes are
+// coalesced along a row. Launched with launch::planes (grid y capped: rows grid-stride too).
 template <typename T>
 __device__ void im2col_impl(const T *__restrict__ x, T *__restrict__ cols, const ConvGeom &g) {
-    const i64 ohw = g.out_h * g.out_w;
-    const i64 n = g.c * g.kh * g.kw * ohw;
-    GRID_STRIDE_LOOP(idx, n) {
-        const i64 ox = idx % g.out_w;
-        const i64 oy = (idx / g.out_w) % g.out_h;
-        const i64 row = idx / ohw;
-        const i64 kx = row % g.kw;
-        const i64 ky = (row / g.kw) % g.kh;
+    const int out_w = (int)g.out_w, w = (int)g.w, h = (int)g.h;
+    const int ohw = (int)(g.out_h * g.out_w);
+    const int sh = (int)g.stride_h, sw = (int)g.stride_w;
+    const i64 rows = g.c * g.kh * g.kw;
+    for (i64 row = blockIdx.y; row < rows; row += gridDim.y) {
+        const int kx = (int)(row % g.kw);
+        const int ky = (int)((row / g.kw) % g.kh);
         const i64 ci = row / (g.kh * g.kw);
-        const i64 y = oy * g.stride_h - g.pad_h + ky;
-        const i64 xx = ox * g.stride_w - g.pad_w + kx;
-        cols[idx] = (y >= 0 && y < g.h && xx >= 0 && xx < g.w) ? x[(ci * g.h + y) * g.w + xx] : (T)0;
+        const T *plane = x + ci * g.h * g.w;
+        T *out = cols + row * (i64)ohw;
+        const int y0 = ky - (int)g.pad_h, x0 = kx - (int)g.pad_w;
+        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < ohw; p += blockDim.x * gridDim.x) {
+            const int oy = p / out_w, ox = p - oy * out_w;
+            const int y = oy * sh + y0, xx = ox * sw + x0;
+            out[p] = (y >= 0 && y < h && xx >= 0 && xx < w) ? plane[y * w + xx] : (T)0;
+        }
     }
 }
 
-// gx[ci, y, x] = Σ over (ky, kx) whose window position lands on (y, x) of cols[(ci,ky,kx), (oy,ox)].
+// gx[ci, y, x] = Σ over (ky, kx) whose window position lands on (y, x) of cols[(ci,ky,kx), (oy,ox)],
+// taps in (ky, kx) order (a gather: no atomics, deterministic).
 template <typename T>
 __device__ void col2im_impl(const T *__restrict__ cols, T *__restrict__ gx, const ConvGeom &g) {
-    const i64 ohw = g.out_h * g.out_w;
-    const i64 n = g.c * g.h * g.w;
-    GRID_STRIDE_LOOP(idx, n) {
-        const i64 x = idx % g.w;
-        const i64 y = (idx / g.w) % g.h;
-        const i64 ci = idx / (g.h * g.w);
-        T acc = (T)0;
-        for (i64 ky = 0; ky < g.kh; ++ky) {
-            const i64 ty = y + g.pad_h - ky;
-            if (ty < 0 || ty % g.stride_h != 0) continue;
-            const i64 oy = ty / g.stride_h;
-            if (oy >= g.out_h) continue;
-            for (i64 kx = 0; kx < g.kw; ++kx) {
-                const i64 tx = x + g.pad_w - kx;
-                if (tx < 0 || tx % g.stride_w != 0) continue;
-                const i64 ox = tx / g.stride_w;
-                if (ox >= g.out_w) continue;
-                acc += cols[((ci * g.kh + ky) * g.kw + kx) * ohw + oy * g.out_w + ox];
+    const int out_w = (int)g.out_w, out_h = (int)g.out_h, w = (int)g.w;
+    const int hw = (int)(g.h * g.w), ohw = out_h * out_w;
+    const int kh = (int)g.kh, kw = (int)g.kw, sh = (int)g.stride_h, sw = (int)g.stride_w;
+    const int ph = (int)g.pad_h, pw = (int)g.pad_w;
+    for (i64 ci = blockIdx.y; ci < g.c; ci += gridDim.y) {
+        const T *crow = cols + ci * g.kh * g.kw * (i64)ohw;
+        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < hw; p += blockDim.x * gridDim.x) {
+            const int y = p / w, x = p - y * w;
+            T acc = (T)0;
+            for (int ky = 0; ky < kh; ++ky) {
+                const int ty = y + ph - ky;
+                if (ty < 0) continue;
+                const int oy = ty / sh;
+                if (oy * sh != ty || oy >= out_h) continue;
+                for (int kx = 0; kx < kw; ++kx) {
+                    const int tx = x + pw - kx;
+                    if (tx < 0) continue;
+                    const int ox = tx / sw;
+                    if (ox * sw != tx || ox >= out_w) continue;
+                    acc += crow[(i64)(ky * kw + kx) * ohw + oy * out_w + ox];
+                }
             }
+            gx[ci * hw + p] = acc;
         }
-        gx[idx] = acc;
     }
 }
 
