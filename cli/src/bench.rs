@@ -48,10 +48,11 @@ pub struct BenchArgs {
     /// 3×3 convolution algorithm: auto (Winograd F(4,3)), im2col, winograd-f2, winograd-f4.
     #[arg(long, default_value = "auto")]
     pub conv: String,
-    /// Number format of the CPU convolutions' input gradients (the backward pass): f32 (here the
-    /// default, as PyTorch's f32 anchor), bf16 (bf16 operands, f32 sums; faster on CPUs with
-    /// AVX-512-BF16), or auto (transfer's default: bf16 where the CPU has AVX-512-BF16). The
-    /// forward and the losses stay f32.
+    /// Number format of the convolutions: f32 (here the default, as PyTorch's f32 anchor), bf16
+    /// (CPU: the input gradients' operands in bf16, f32 sums, faster with AVX-512-BF16, the
+    /// forward and the losses stay f32; GPU: the convolutions' GEMMs on TF32 tensor cores, as
+    /// PyTorch's default), or auto (transfer's default: bf16 on a GPU and where the CPU has
+    /// AVX-512-BF16).
     #[arg(long, default_value = "f32")]
     pub precision: String,
     /// cpu, cuda, cuda:N or auto.

@@ -229,19 +229,14 @@ fn is_ours(path: &Path, ext: &str) -> bool {
             .is_ok_and(|v| v.get("iteration").is_some() && v.get("elapsed_seconds").is_some())
 }
 
-/// `--precision auto|f32|bf16` → the precision of the CPU convolutions' input gradients (for
-/// the config's `conv`; `auto`: [`nst::config::precision_choice`]). An explicit bf16 is a CPU
-/// option: with a CUDA device it is an error rather than silently ignored. On a CPU without
-/// AVX-512-BF16 it still runs (same rounding, at or below f32 speed) and says so
-/// ([`nst::config::precision_note`]).
+/// `--precision auto|f32|bf16` → the convolutions' precision on `device` (for the config's
+/// `conv`; [`nst::config::precision_choice`]: on the CPU bf16 input gradients, on a GPU TF32
+/// GEMMs). On a CPU without AVX-512-BF16 an explicit bf16 still runs (same rounding, at or
+/// below f32 speed) and says so ([`nst::config::precision_note`]).
 pub fn parse_precision(precision: &str, device: Device) -> Result<Precision> {
     let p = nst::config::precision_choice(precision, device)
         .map_err(|e| anyhow::anyhow!(e.named("--precision")))?;
-    if p == Precision::Bf16 && device != Device::Cpu {
-        // Only an explicit bf16 gets here: `auto` is f32 on a GPU.
-        bail!("--precision bf16 is implemented for the CPU only; use --device cpu or drop it");
-    }
-    if let Some(n) = nst::config::precision_note(precision, p) {
+    if let Some(n) = nst::config::precision_note(precision, p, device) {
         note!("{n}");
     }
     Ok(p)

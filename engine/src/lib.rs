@@ -22,7 +22,7 @@ pub use autograd::{is_grad_enabled, no_grad, no_grad_guard};
 pub use device::{DType, Device, DeviceChoice, DeviceChoiceError};
 pub use error::{EngineError, Result};
 pub use kernels::ParseOptionError;
-pub use ops::conv_algo::{cpu_has_bf16_dot, WINOGRAD_MIN_CHANNELS};
+pub use ops::conv_algo::{cpu_bf16_is_faster, WINOGRAD_MIN_CHANNELS};
 pub use ops::{
     Conv2dOptions, ConvAlgorithm, ConvConfig, FrozenConv2d, Indices, Pad2d, PadMode, Pool2dOptions,
     Precision,

@@ -182,8 +182,8 @@ pub struct StyleTransferConfig {
     pub original_colors: bool,
     /// Number of scales, coarse to fine; each halves the previous side (never below 64 px).
     pub scales: usize,
-    /// How the network's convolutions run on the CPU: algorithm and input-gradient precision
-    /// (bf16 input gradients: faster on CPUs with AVX-512-BF16, loss within 0.2% of f32's).
+    /// How the network's convolutions run: the CPU's algorithm, and the precision (CPU: bf16
+    /// input gradients, faster with AVX-512-BF16, loss within 0.2% of f32's; GPU: TF32 GEMMs).
     pub conv: engine::ConvConfig,
 }
 
@@ -345,12 +345,15 @@ impl StyleTransferConfig {
     }
 }
 
-/// The precision of the CPU convolutions' input gradients that `--precision` names (the CLI's
-/// and the server's flag): `f32`, `bf16`, or `auto` — bf16 when `device` is the CPU and it has
-/// AVX-512-BF16 dot products ([`engine::cpu_has_bf16_dot`], which honours `NST_SIMD`), else
-/// f32. `auto` is the default of `transfer`, `video` and `serve`: on an AMD Zen 5 it took
-/// 17–19% less CPU time per 512-px run with the same measures of the picture (README,
-/// "Defaults, and why").
+/// The convolutions' reduced precision that `--precision` names (the CLI's and the server's
+/// flag): `f32`, `bf16`, or `auto`. On the CPU `bf16` rounds the input gradients' Winograd
+/// operands to bf16; on a GPU it runs the convolutions' GEMMs (forward and input gradient) on
+/// TF32 tensor cores ([`engine::ConvConfig`]). `auto` is bf16 on a GPU, and on a CPU where
+/// bf16 is faster ([`engine::cpu_bf16_is_faster`]: AMX, or AVX-512-BF16 on an AMD; it honours
+/// `NST_SIMD` and `NST_AMX`), else f32. `auto` is the default of `transfer`, `video` and `serve`: on an AMD Zen 5 it took
+/// 17–19% less CPU time per 512-px run with the same measures of the picture, and on an
+/// H200 TF32 took 0.72–0.74× the time of f32 per iteration (README, "Defaults, and why";
+/// benches/README.md).
 ///
 /// # Errors
 /// A string that is none of the three (any case), naming them.
@@ -360,7 +363,7 @@ pub fn precision_choice(
 ) -> std::result::Result<engine::Precision, engine::ParseOptionError> {
     use engine::Precision;
     if s.eq_ignore_ascii_case("auto") {
-        let bf16 = device == engine::Device::Cpu && engine::cpu_has_bf16_dot();
+        let bf16 = device != engine::Device::Cpu || engine::cpu_bf16_is_faster();
         return Ok(if bf16 {
             Precision::Bf16
         } else {
@@ -371,13 +374,20 @@ pub fn precision_choice(
         .map_err(|_| engine::ParseOptionError::new("precision", s, "auto, f32 or bf16"))
 }
 
-/// What a front end notes after [`precision_choice`] resolved `s` to `p`: an explicit `bf16`
-/// on a CPU without AVX-512-BF16 dot products runs (it rounds the same) but is no faster than
-/// f32. `auto` never asks for it there, so it never gets the note.
-pub fn precision_note(s: &str, p: engine::Precision) -> Option<&'static str> {
-    let explicit_bf16 = p == engine::Precision::Bf16 && !s.eq_ignore_ascii_case("auto");
-    (explicit_bf16 && !engine::cpu_has_bf16_dot()).then_some(
-        "note: no AVX-512-BF16 here (or NST_SIMD caps it): --precision bf16 rounds as asked but is not faster than f32",
+/// What a front end notes after [`precision_choice`] resolved `s` to `p` for `device`: an
+/// explicit `bf16` on a CPU where it is not faster ([`engine::cpu_bf16_is_faster`]) runs (it
+/// rounds the same) but at or below f32's speed. `auto` never asks for it there, so it never
+/// gets the note.
+pub fn precision_note(
+    s: &str,
+    p: engine::Precision,
+    device: engine::Device,
+) -> Option<&'static str> {
+    let explicit_bf16 = p == engine::Precision::Bf16
+        && !s.eq_ignore_ascii_case("auto")
+        && device == engine::Device::Cpu;
+    (explicit_bf16 && !engine::cpu_bf16_is_faster()).then_some(
+        "note: --precision bf16 is not faster than f32 on this CPU (that needs AMX, or AVX-512-BF16 on an AMD; NST_SIMD or NST_AMX=0 may cap it): it rounds as asked",
     )
 }
 
@@ -484,12 +494,12 @@ mod tests {
         assert_eq!(e.to_string(), "scales must be 1..=8, got 9");
     }
 
-    /// `--precision auto` is bf16 exactly where the CPU has AVX-512-BF16 dot products and the
-    /// device is the CPU; f32 and bf16 are taken as given; anything else names the three.
+    /// `--precision auto` is bf16 on a GPU and where the CPU has AVX-512-BF16 dot products;
+    /// f32 and bf16 are taken as given; anything else names the three.
     #[test]
     fn precision_choice_resolves_auto_by_device_and_cpu() {
         use engine::{Device, Precision};
-        let here = if engine::cpu_has_bf16_dot() {
+        let here = if engine::cpu_bf16_is_faster() {
             Precision::Bf16
         } else {
             Precision::F32
@@ -497,19 +507,24 @@ mod tests {
         assert_eq!(precision_choice("auto", Device::Cpu), Ok(here));
         assert_eq!(
             precision_choice("AUTO", Device::Cuda(0)),
-            Ok(Precision::F32)
+            Ok(Precision::Bf16)
         );
         assert_eq!(
             precision_choice("bf16", Device::Cuda(0)),
             Ok(Precision::Bf16)
         );
         assert_eq!(precision_choice("F32", Device::Cpu), Ok(Precision::F32));
-        // The "not faster here" note: only for an explicit bf16 on a CPU without the dot products.
-        assert_eq!(precision_note("auto", here), None);
-        assert_eq!(precision_note("f32", Precision::F32), None);
+        // The "not faster here" note: only for an explicit bf16 on a CPU where bf16 is not faster.
+        assert_eq!(precision_note("auto", here, Device::Cpu), None);
+        assert_eq!(precision_note("f32", Precision::F32, Device::Cpu), None);
         assert_eq!(
-            precision_note("BF16", Precision::Bf16).is_some(),
-            !engine::cpu_has_bf16_dot()
+            precision_note("BF16", Precision::Bf16, Device::Cpu).is_some(),
+            !engine::cpu_bf16_is_faster()
+        );
+        // On a GPU bf16 means TF32 tensor cores: never "not faster".
+        assert_eq!(
+            precision_note("bf16", Precision::Bf16, Device::Cuda(0)),
+            None
         );
         let e = precision_choice("fp8", Device::Cpu).unwrap_err();
         assert_eq!(

@@ -56,7 +56,7 @@ pub struct ServeArgs {
     pub pooling: String,
     /// Number format of CPU jobs' backward-pass convolutions: auto (bf16 where the CPU has
     /// AVX-512-BF16, else f32), f32, or bf16 (bf16 operands, f32 sums). Server-wide; GPU jobs
-    /// are not affected.
+    /// keep exact f32.
     #[arg(long, default_value = "auto")]
     pub precision: String,
     /// Where jobs are kept [default: $NST_HOME/jobs, else <user cache dir>/nst/jobs].
@@ -217,7 +217,7 @@ async fn serve_http(listener: tokio::net::TcpListener, router: axum::Router) -> 
 fn parse_precision(precision: &str) -> Result<Precision> {
     let p = nst::config::precision_choice(precision, nst::engine::Device::Cpu)
         .map_err(|e: ParseOptionError| anyhow::anyhow!(e.named("--precision")))?;
-    if let Some(n) = nst::config::precision_note(precision, p) {
+    if let Some(n) = nst::config::precision_note(precision, p, nst::engine::Device::Cpu) {
         note!("{n}");
     }
     Ok(p)

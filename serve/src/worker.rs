@@ -129,6 +129,10 @@ fn run_job(
     let p = &rec.params;
     let mut cfg = p.config(rec.styles.len(), limits)?;
     cfg.conv = conv;
+    // `--precision` is the CPU jobs' setting; GPU jobs keep exact f32 GEMMs.
+    if vgg.device() != Device::Cpu {
+        cfg.conv.precision = nst::engine::Precision::F32;
+    }
     // Inputs larger than needed are shrunk once here: the transfer resizes them to the size of
     // each scale anyway, and this keeps a 25-megapixel upload from costing gigabytes.
     let content = load_input(store, id, &rec.content, limits, cfg.size_px)?;

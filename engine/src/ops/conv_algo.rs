@@ -71,8 +71,10 @@ impl std::fmt::Display for ConvAlgorithm {
 /// more than they save when the GEMMs are that thin).
 pub const WINOGRAD_MIN_CHANNELS: usize = 16;
 
-/// How a conv2d runs on the CPU, per call (ignored on a GPU): the algorithm for 3×3 stride-1
-/// padding-1 layers, and the number format of their Winograd input gradients. With
+/// How a conv2d runs, per call: on the CPU the algorithm for 3×3 stride-1 padding-1 layers and
+/// the number format of their Winograd input gradients; on a GPU only the precision counts
+/// ([`Precision::Bf16`] there: the forward and input-gradient GEMMs on TF32 tensor cores,
+/// operands rounded to 10-bit significands, f32 sums). On the CPU, with
 /// [`Precision::Bf16`] the input gradient of each f32 Winograd convolution (its share of the
 /// backward pass, about half of an iteration's arithmetic) rounds its transformed weights and
 /// tiles to bf16 and sums in f32 (AVX-512-BF16 `vdpbf16ps` where the CPU has it). The forward
@@ -95,11 +97,15 @@ impl Default for ConvConfig {
     }
 }
 
-/// Whether this CPU has AVX-512-BF16 dot products (so that [`Precision::Bf16`] runs faster
-/// than f32, not only rounds like bf16); honours the `NST_SIMD` cap.
-pub fn cpu_has_bf16_dot() -> bool {
-    use kernels::cpu::bf16::Bf16Path;
-    Bf16Path::at(kernels::cpu::simd::SimdLevel::current()) == Bf16Path::Dot
+/// Whether [`Precision::Bf16`] runs faster than f32 on this CPU, not only rounds like bf16:
+/// where it has AMX tiles ([`kernels::cpu::amx::available`]), or AVX-512-BF16 dot products on
+/// an AMD CPU. On an Intel Xeon (Emerald Rapids, AMX off) `vdpbf16ps` was 10–16% *slower*
+/// than f32 per iteration (one `vdpbf16ps` a cycle against two f32 FMAs; benches/README.md),
+/// and on Zen 5 17–19% faster. Honours the `NST_SIMD` cap (and `NST_AMX=0`).
+pub fn cpu_bf16_is_faster() -> bool {
+    use kernels::cpu::bf16::{self, Bf16Path};
+    let dot = Bf16Path::at(kernels::cpu::simd::SimdLevel::current()) == Bf16Path::Dot;
+    dot && (kernels::cpu::amx::available() || bf16::cpu_is_amd())
 }
 
 fn winograd_tile(
