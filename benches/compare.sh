@@ -16,7 +16,7 @@
 # Images: CONTENT and STYLE (default tubingen.jpg × starry_night.jpg from ../shared/images, as in
 # benches/README.md; else the public-domain assets/chelsea.png × assets/starry_night.jpg).
 # Usage: benches/compare.sh [SIZE…]   (default: 256 512)
-# Environment: ITERATIONS (default 5), THREADS (2), CONV (--conv), PRECISION (--precision f32|bf16),
+# Environment: NST_CLI (the binary; default: build this checkout's), ITERATIONS (default 5), THREADS (2), CONV (--conv), PRECISION (--precision f32|bf16),
 # AVX2=0 (skip the AVX2 pair).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +25,11 @@ torch_py=${TORCH_PY:-$root/../.venv-torch/bin/python}
 weights=${NST_WEIGHTS:-${NST_HOME:-$HOME/.cache/nst}/vgg19.safetensors}
 iters=${ITERATIONS:-5}
 threads=${THREADS:-2}
-cargo build --release -p nst-cli --quiet --manifest-path "$root/Cargo.toml"
+# NST_CLI: an nst-cli binary to time (default: build this checkout's release binary).
+if [ -z "${NST_CLI:-}" ]; then
+  cargo build --release -p nst-cli --quiet --manifest-path "$root/Cargo.toml"
+fi
+nst_cli=${NST_CLI:-$root/target/release/nst-cli}
 torch_ref=${TORCH_REFERENCE:-$shared/bench/torch_reference.py}
 if [ -f "$shared/images/tubingen.jpg" ]; then
   content=${CONTENT:-$shared/images/tubingen.jpg}
@@ -70,7 +74,7 @@ run() {
   results+=("$label	$out")
 }
 nst() {
-  "$root/target/release/nst-cli" bench --content "$content" --style "$style" --size "$1" \
+  "$nst_cli" bench --content "$content" --style "$style" --size "$1" \
     --iterations "$iters" --threads "$threads" ${CONV:+--conv "$CONV"} \
     ${PRECISION:+--precision "$PRECISION"}
 }
