@@ -87,8 +87,9 @@ pub fn pack_a(rows: usize, c: usize, at: impl Fn(usize, usize) -> f32, out: &mut
     }
 }
 
-/// The 64-byte tile configuration (palette 1): tmm0, tmm1 the two 16×16 f32 outputs, tmm2 the
-/// A tile, tmm3 and tmm4 the B tiles; all 16 rows of 64 bytes.
+/// The 64-byte tile configuration (palette 1): all eight tiles 16 rows of 64 bytes (16 f32 or
+/// 16 bf16 pairs a row). [`Tiles::block`] uses tmm0–1 (outputs), tmm2 (A), tmm3–4 (B);
+/// [`Tiles::block32`] tmm0–3 (outputs), tmm4–5 (A), tmm6–7 (B).
 #[repr(C, align(64))]
 struct TileConfig([u8; 64]);
 
@@ -96,7 +97,7 @@ impl TileConfig {
     fn new() -> TileConfig {
         let mut c = [0u8; 64];
         c[0] = 1; // palette 1
-        for t in 0..5 {
+        for t in 0..8 {
             // colsb (bytes per row) at 16 + 2t, rows at 48 + t
             c[16 + 2 * t] = 64;
             c[48 + t] = 16;
@@ -149,6 +150,94 @@ impl Tiles {
         // (+16 only when cols = NR).
         unsafe { block_raw(c2, a.as_ptr(), v.as_ptr(), m.as_mut_ptr(), ldm, cols == NR) }
     }
+}
+
+impl Tiles {
+    /// [`Tiles::block`] for 32 rows: `a` holds 32 rows of `c2` pairs, `m` gets 32 rows. Each V
+    /// tile serves both 16-row halves, so a product needs half the tile loads of two blocks.
+    ///
+    /// # Panics
+    /// As [`Tiles::block`], with 32 rows (`a` at least `32·c2`, `m` at least `31·ldm + cols`).
+    pub fn block32(&self, c2: usize, a: &[u32], v: &[u32], m: &mut [f32], ldm: usize, cols: usize) {
+        assert!(c2 > 0 && c2.is_multiple_of(TILE_PAIRS), "amx block32: c2");
+        assert!(cols == NR || cols == NR / 2, "amx block32: cols");
+        assert!(
+            a.len() >= 2 * TILE_ROWS * c2 && v.len() >= c2 * NR,
+            "amx block32: operands"
+        );
+        assert!(
+            ldm >= cols && m.len() >= (2 * TILE_ROWS - 1) * ldm + cols,
+            "amx block32: output"
+        );
+        // SAFETY: tiles configured (self); as in `block`, with A rows r < 32 at a + r·c2 and
+        // output rows r < 32 at m + r·ldm, all inside the checked extents.
+        unsafe { block32_raw(c2, a.as_ptr(), v.as_ptr(), m.as_mut_ptr(), ldm, cols == NR) }
+    }
+}
+
+/// See [`Tiles::block32`]; `two`: both 16-column halves (cols = NR), else the first only.
+#[cfg(target_arch = "x86_64")]
+unsafe fn block32_raw(c2: usize, a: *const u32, v: *const u32, m: *mut f32, ldm: usize, two: bool) {
+    use std::arch::asm;
+    let (a_stride, v_stride, m_stride) = (c2 * 4, NR * 4, ldm * 4);
+    let a_low = a.add(TILE_ROWS * c2);
+    asm!(
+        "tilezero tmm0",
+        "tilezero tmm1",
+        "tilezero tmm2",
+        "tilezero tmm3",
+        options(nostack, nomem)
+    );
+    for cp0 in (0..c2).step_by(TILE_PAIRS) {
+        let vp = v.add(cp0 * NR);
+        asm!(
+            "tileloadd tmm4, [{a} + {sa}*1]",
+            "tileloadd tmm5, [{b} + {sa}*1]",
+            "tileloadd tmm6, [{v} + {sv}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            a = in(reg) a.add(cp0),
+            b = in(reg) a_low.add(cp0),
+            sa = in(reg) a_stride,
+            v = in(reg) vp,
+            sv = in(reg) v_stride,
+            options(nostack, readonly)
+        );
+        if two {
+            asm!(
+                "tileloadd tmm7, [{v} + {sv}*1]",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                v = in(reg) vp.add(TILE_PAIRS),
+                sv = in(reg) v_stride,
+                options(nostack, readonly)
+            );
+        }
+    }
+    let m_low = m.add(TILE_ROWS * ldm);
+    asm!(
+        "tilestored [{m} + {sm}*1], tmm0",
+        "tilestored [{l} + {sm}*1], tmm2",
+        m = in(reg) m,
+        l = in(reg) m_low,
+        sm = in(reg) m_stride,
+        options(nostack)
+    );
+    if two {
+        asm!(
+            "tilestored [{m} + {sm}*1], tmm1",
+            "tilestored [{l} + {sm}*1], tmm3",
+            m = in(reg) m.add(TILE_PAIRS),
+            l = in(reg) m_low.add(TILE_PAIRS),
+            sm = in(reg) m_stride,
+            options(nostack)
+        );
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn block32_raw(_: usize, _: *const u32, _: *const u32, _: *mut f32, _: usize, _: bool) {
+    unreachable!("amx: not available off x86-64")
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -227,10 +316,10 @@ mod tests {
     fn config_and_fit() {
         let c = TileConfig::new();
         assert_eq!(
-            (c.0[0], c.0[16], c.0[24], c.0[48], c.0[52]),
+            (c.0[0], c.0[16], c.0[30], c.0[48], c.0[55]),
             (1, 64, 64, 16, 16)
         );
-        assert_eq!(c.0[26], 0, "tmm5 unused");
+        assert_eq!((c.0[32], c.0[56]), (0, 0), "no tmm8");
         assert!(fits(64, 32) && fits(512, 256));
         assert!(!fits(24, 32) && !fits(64, 24) && !fits(0, 16));
     }
@@ -265,10 +354,18 @@ mod tests {
             for cols in [NR, NR / 2] {
                 let ldm = NR + 5;
                 let mut m = vec![f32::NAN; rows * ldm];
+                // 32-row blocks where two are left, then a 16-row one (48 rows: both kinds).
                 with_tiles(|t| {
-                    for rb in 0..rows / TILE_ROWS {
-                        let ab = &a[rb * TILE_ROWS * c2..];
-                        t.block(c2, ab, &vp, &mut m[rb * TILE_ROWS * ldm..], ldm, cols);
+                    let mut rb = 0;
+                    while rb < rows / TILE_ROWS {
+                        let (ab, mb) = (&a[rb * TILE_ROWS * c2..], &mut m[rb * TILE_ROWS * ldm..]);
+                        if rb + 2 <= rows / TILE_ROWS {
+                            t.block32(c2, ab, &vp, mb, ldm, cols);
+                            rb += 2;
+                        } else {
+                            t.block(c2, ab, &vp, mb, ldm, cols);
+                            rb += 1;
+                        }
                     }
                 });
                 for row in 0..rows {

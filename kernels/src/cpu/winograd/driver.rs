@@ -224,13 +224,23 @@ pub(super) fn winograd_impl<T: Float>(
                         .enumerate()
                         .for_each(|(xi, (mx, vx))| {
                             amx::with_tiles(|t| {
-                                for rb in 0..kp / tr {
-                                    let ab = &ua[xi * per_xi + rb * tr * c2..][..tr * c2];
+                                // 32 rows at a time (each V tile feeds two A tiles), a last
+                                // 16 where kp is an odd number of 16s.
+                                let mut rb = 0;
+                                while rb < kp / tr {
+                                    let two = rb + 2 <= kp / tr;
+                                    let rows = if two { 2 * tr } else { tr };
+                                    let ab = &ua[xi * per_xi + rb * tr * c2..][..rows * c2];
                                     for grp in 0..used_groups {
                                         let panel = &vx[grp * c2 * NR..(grp + 1) * c2 * NR];
                                         let out = &mut mx[rb * tr * pb + grp * NR..];
-                                        t.block(c2, ab, panel, out, pb, cols(grp));
+                                        if two {
+                                            t.block32(c2, ab, panel, out, pb, cols(grp));
+                                        } else {
+                                            t.block(c2, ab, panel, out, pb, cols(grp));
+                                        }
                                     }
+                                    rb += if two { 2 } else { 1 };
                                 }
                             })
                         });
