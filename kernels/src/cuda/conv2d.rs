@@ -77,23 +77,40 @@ fn check_shapes<'a, T: 'a>(
     Ok(())
 }
 
-/// Launch conv2d.cu's `im2col` (`name`; image → (C·KH·KW) × (OH·OW) columns) or `col2im`
-/// (columns → C×H×W, a gather) from device address `src` to `dst`, one image: rows of the
-/// output across the grid's y (launch::planes). Errors: a row of 2^31 positions or more (the
-/// kernels index inside a row in 32 bits).
+/// conv2d.cu's two plane kernels: `im2col` (image → (C·KH·KW) × (OH·OW) columns) and `col2im`
+/// (columns → C×H×W, a gather).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PlaneKernel {
+    Im2col,
+    Col2im,
+}
+
+impl PlaneKernel {
+    fn name(self) -> &'static str {
+        match self {
+            PlaneKernel::Im2col => "im2col",
+            PlaneKernel::Col2im => "col2im",
+        }
+    }
+}
+
+/// Launch `kernel` on one image, from device address `src` to `dst`: the output's rows across
+/// the grid's y (launch::planes). Errors: an image or output plane of 2^31 positions or more
+/// (the kernels index inside a plane in 32 bits).
 pub(crate) fn launch_plane_kernel<T: CudaElem>(
     dev: &CudaDevice,
     p: &Conv2dParams,
-    name: &'static str,
+    kernel: PlaneKernel,
     src: u64,
     dst: u64,
 ) -> Result<(), CudaError> {
-    let (rows, per_row) = if name == "col2im" {
-        (p.c_in, p.h * p.w)
-    } else {
-        (p.c_in * p.kh * p.kw, p.out_h() * p.out_w())
+    let (hw, ohw) = (p.h * p.w, p.out_h() * p.out_w());
+    let (rows, per_row) = match kernel {
+        PlaneKernel::Im2col => (p.c_in * p.kh * p.kw, ohw),
+        PlaneKernel::Col2im => (p.c_in, hw),
     };
-    if per_row.max(p.h * p.w) > i32::MAX as usize {
+    let name = kernel.name();
+    if hw.max(ohw) > i32::MAX as usize {
         return Err(CudaError::InvalidArgument {
             op: name,
             msg: format!("{}×{} image: planes of 2^31 positions or more", p.h, p.w),
@@ -118,7 +135,7 @@ fn im2col<T: CudaElem>(
 ) -> Result<(), CudaError> {
     let chw = dims(p).2;
     let (px, pc) = (dev.ptr(x, b * chw), dev.ptr(cols, 0));
-    launch_plane_kernel::<T>(dev, p, "im2col", px, pc)
+    launch_plane_kernel::<T>(dev, p, PlaneKernel::Im2col, px, pc)
 }
 
 /// Output N×O×OH×OW of the convolution of x (N×C×H×W) with w (O×C×KH×KW), plus bias [O],
@@ -253,7 +270,7 @@ pub fn conv2d_backward_input<T: CudaElem>(
             cd,
         )?;
         let (pc, pg) = (dev.ptr(&cols, 0), dev.ptr(&gx, b * chw));
-        launch_plane_kernel::<T>(dev, p, "col2im", pc, pg)?;
+        launch_plane_kernel::<T>(dev, p, PlaneKernel::Col2im, pc, pg)?;
     }
     Ok(gx)
 }

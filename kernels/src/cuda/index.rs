@@ -3,7 +3,7 @@
 //! (`col2im` is a gather: deterministic, no atomics); `argmax_axis` and `index_select` are
 //! `kernels/index.cu`.
 
-use super::conv2d::launch_plane_kernel;
+use super::conv2d::{launch_plane_kernel, PlaneKernel};
 use super::launch::{self, check_len, typed};
 use super::nvrtc::Module;
 use super::{CudaDevice, CudaElem, CudaError};
@@ -26,7 +26,7 @@ fn check_geometry(op: &'static str, p: &Conv2dParams) -> Result<(usize, usize), 
 fn per_image<T: CudaElem>(
     dev: &CudaDevice,
     p: &Conv2dParams,
-    name: &'static str,
+    kernel: PlaneKernel,
     src: &CudaSlice<T>,
     (src_per, dst_per): (usize, usize),
 ) -> Result<CudaSlice<T>, CudaError> {
@@ -42,7 +42,7 @@ fn per_image<T: CudaElem>(
     for b in 0..p.n {
         // Image b of src and dst lie inside their buffers (lengths checked by the callers).
         let (ps, pd) = (dev.ptr(src, b * src_per), dev.ptr(&out, b * dst_per));
-        launch_plane_kernel::<T>(dev, p, name, ps, pd)?;
+        launch_plane_kernel::<T>(dev, p, kernel, ps, pd)?;
     }
     Ok(out)
 }
@@ -55,7 +55,7 @@ pub fn unfold<T: CudaElem>(
 ) -> Result<CudaSlice<T>, CudaError> {
     let (chw, per) = check_geometry("unfold", p)?;
     check_len("unfold", "x", x.len(), p.n * chw)?;
-    per_image(dev, p, "im2col", x, (chw, per))
+    per_image(dev, p, PlaneKernel::Im2col, x, (chw, per))
 }
 
 /// The adjoint of [`unfold`]: N×C×H×W sums of the columns gathered from each position.
@@ -66,7 +66,7 @@ pub fn fold<T: CudaElem>(
 ) -> Result<CudaSlice<T>, CudaError> {
     let (chw, per) = check_geometry("fold", p)?;
     check_len("fold", "cols", cols.len(), p.n * per)?;
-    per_image(dev, p, "col2im", cols, (per, chw))
+    per_image(dev, p, PlaneKernel::Col2im, cols, (per, chw))
 }
 
 /// Maximum over the middle axis of `x` (outer × n × inner): (values, indices as T), each
