@@ -297,7 +297,7 @@ impl Backend for Cuda {
             // Zeroed (cheap next to the product) so that no uninitialised memory is ever exposed.
             let mut out = self.zeros::<T>(op, &[batch, m, n])?;
             let od = MatDesc::row_major(0, m, n);
-            cu::gemm::gemm(dev, batch, T::ONE, sa, desc(&a), sb, desc(&b), T::ZERO, &mut out, od)
+            cu::gemm::gemm(cu::gemm::GemmMath::Exact, dev, batch, T::ONE, sa, desc(&a), sb, desc(&b), T::ZERO, &mut out, od)
                 .map_err(err(op, dev))?;
             Ok(wrap(out, out_shape))
         })

@@ -308,7 +308,7 @@ unsafe fn block_raw(_: usize, _: *const u32, _: *const u32, _: *mut f32, _: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::bf16::{pack_pairs, Bf16Path};
+    use crate::cpu::bf16::testing::v_panel;
     use half::bf16;
     use rand::{Rng, SeedableRng};
 
@@ -340,16 +340,7 @@ mod tests {
             let v: Vec<f32> = (0..c * NR).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let mut a = vec![0u32; rows * c2];
             pack_a(rows, c, |r, ci| u[r * c + ci], &mut a);
-            let mut vp = vec![0u32; c2 * NR];
-            for cp in 0..c2 {
-                let odd = (2 * cp + 1 < c).then(|| &v[(2 * cp + 1) * NR..][..NR]);
-                pack_pairs(
-                    Bf16Path::Portable,
-                    &v[2 * cp * NR..],
-                    odd,
-                    &mut vp[cp * NR..][..NR],
-                );
-            }
+            let vp = v_panel(c, &v);
             let r16 = |x: f32| bf16::from_f32(x).to_f64();
             for cols in [NR, NR / 2] {
                 let ldm = NR + 5;

@@ -358,6 +358,25 @@ unsafe fn kernel_avx512<const V: usize>(
     store_avx512(&acc, m, ldm);
 }
 
+/// Test helpers shared with the AMX tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A C × NR f32 panel (row ci: channel ci of NR tiles) as the GEMM's V panel: ⌈C/2⌉ rows of
+    /// NR channel pairs (the odd channel 0 past C).
+    pub(crate) fn v_panel(c: usize, v: &[f32]) -> Vec<u32> {
+        let c2 = c.div_ceil(2);
+        let mut vp = vec![0u32; c2 * NR];
+        for cp in 0..c2 {
+            let odd = (2 * cp + 1 < c).then(|| &v[(2 * cp + 1) * NR..][..NR]);
+            let (even, out) = (&v[2 * cp * NR..], &mut vp[cp * NR..][..NR]);
+            pack_pairs(Bf16Path::Portable, even, odd, out);
+        }
+        vp
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,16 +428,7 @@ mod tests {
             let kp = k.div_ceil(MR) * MR;
             let mut up = vec![0u32; kp * c2];
             pack_u(k, c, |r, ci| u[r * c + ci], &mut up);
-            let mut vp = vec![0u32; c2 * NR];
-            for cp in 0..c2 {
-                let odd = (2 * cp + 1 < c).then(|| &v[(2 * cp + 1) * NR..][..NR]);
-                pack_pairs(
-                    Bf16Path::Portable,
-                    &v[2 * cp * NR..],
-                    odd,
-                    &mut vp[cp * NR..][..NR],
-                );
-            }
+            let vp = testing::v_panel(c, &v);
             let r16 = |x: f32| bf16::from_f32(x).to_f64();
             for path in Bf16Path::available() {
                 for cols in [NR, NR / 2] {

@@ -6,7 +6,7 @@
 //! Memory: one `(C·KH·KW) × (OH·OW)` column matrix is allocated per call. Grouped convolutions
 //! (`groups > 1`) go to the direct kernels of [`super::grouped_conv`] after the same checks.
 
-use super::gemm::{gemm, gemm_with, GemmMath, MatDesc};
+use super::gemm::{gemm, GemmMath, MatDesc};
 use super::launch::{self, check_len, typed};
 use super::nvrtc::Module;
 use super::{CudaDevice, CudaElem, CudaError};
@@ -180,12 +180,12 @@ pub fn conv2d_forward<T: CudaElem>(
         match cols.as_mut() {
             None => {
                 let xd = MatDesc::row_major(b * chw, ckk, ohw);
-                gemm_with(math, dev, 1, T::ONE, w, wd, x, xd, T::ZERO, &mut out, od)?;
+                gemm(math, dev, 1, T::ONE, w, wd, x, xd, T::ZERO, &mut out, od)?;
             }
             Some(cols) => {
                 im2col(dev, p, x, b, cols)?;
                 let cd = MatDesc::row_major(0, ckk, ohw);
-                gemm_with(math, dev, 1, T::ONE, w, wd, cols, cd, T::ZERO, &mut out, od)?;
+                gemm(math, dev, 1, T::ONE, w, wd, cols, cd, T::ZERO, &mut out, od)?;
             }
         }
     }
@@ -231,23 +231,14 @@ pub fn conv2d_backward_input<T: CudaElem>(
         return Ok(gx);
     }
     let wt = MatDesc::row_major(0, p.c_out, ckk).t();
+    // Image b's Wᵀ·g into `out` (described by `od`).
+    let product = |b: usize, out: &mut CudaSlice<T>, od: MatDesc| {
+        let gd = MatDesc::row_major(b * ochw, p.c_out, ohw);
+        gemm(math, dev, 1, T::ONE, w, wt, grad_out, gd, T::ZERO, out, od)
+    };
     if p.window().is_pointwise() {
         for b in 0..p.n {
-            let gd = MatDesc::row_major(b * ochw, p.c_out, ohw);
-            let xd = MatDesc::row_major(b * chw, ckk, ohw);
-            gemm_with(
-                math,
-                dev,
-                1,
-                T::ONE,
-                w,
-                wt,
-                grad_out,
-                gd,
-                T::ZERO,
-                &mut gx,
-                xd,
-            )?;
+            product(b, &mut gx, MatDesc::row_major(b * chw, ckk, ohw))?;
         }
         return Ok(gx);
     }
@@ -255,20 +246,7 @@ pub fn conv2d_backward_input<T: CudaElem>(
     let mut cols = unsafe { dev.alloc::<T>(ckk * ohw) }?;
     let cd = MatDesc::row_major(0, ckk, ohw);
     for b in 0..p.n {
-        let gd = MatDesc::row_major(b * ochw, p.c_out, ohw);
-        gemm_with(
-            math,
-            dev,
-            1,
-            T::ONE,
-            w,
-            wt,
-            grad_out,
-            gd,
-            T::ZERO,
-            &mut cols,
-            cd,
-        )?;
+        product(b, &mut cols, cd)?;
         let (pc, pg) = (dev.ptr(&cols, 0), dev.ptr(&gx, b * chw));
         launch_plane_kernel::<T>(dev, p, PlaneKernel::Col2im, pc, pg)?;
     }
@@ -312,17 +290,27 @@ pub fn conv2d_backward_weight<T: CudaElem>(
     for b in 0..p.n {
         let gd = MatDesc::row_major(b * ochw, p.c_out, ohw);
         let beta = if b == 0 { T::ZERO } else { T::ONE };
-        match cols.as_mut() {
-            None => {
-                let xt = MatDesc::row_major(b * chw, ckk, ohw).t();
-                gemm(dev, 1, T::ONE, grad_out, gd, x, xt, beta, &mut gw, wd)?;
-            }
+        // The columns of image b, transposed: the image itself for a pointwise conv.
+        let (src, sd) = match cols.as_mut() {
+            None => (x, MatDesc::row_major(b * chw, ckk, ohw).t()),
             Some(cols) => {
                 im2col(dev, p, x, b, cols)?;
-                let ct = MatDesc::row_major(0, ckk, ohw).t();
-                gemm(dev, 1, T::ONE, grad_out, gd, cols, ct, beta, &mut gw, wd)?;
+                (&*cols, MatDesc::row_major(0, ckk, ohw).t())
             }
-        }
+        };
+        gemm(
+            GemmMath::Exact,
+            dev,
+            1,
+            T::ONE,
+            grad_out,
+            gd,
+            src,
+            sd,
+            beta,
+            &mut gw,
+            wd,
+        )?;
     }
     Ok(gw)
 }

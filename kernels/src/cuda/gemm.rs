@@ -173,40 +173,12 @@ pub enum GemmMath {
 }
 
 /// `C[i] = alpha·A[i]·B[i] + beta·C[i]` for `i < batch`, with A `m×k`, B `k×n` (from their
-/// descriptors) and C row-major `m×n` with row stride `dc.rs` (≥ n), column stride 1.
+/// descriptors) and C row-major `m×n` with row stride `dc.rs` (≥ n), column stride 1, computed
+/// as `math` says (f32 only; f64 is always exact).
 /// Errors: `InvalidArgument` for layouts cuBLAS cannot read (see [`MatDesc::blas_layout`]),
 /// an inner dimension of 0, sizes over i32, or buffers too short; `Cublas`, `MissingLibrary`.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm<T: CudaElem>(
-    dev: &CudaDevice,
-    batch: usize,
-    alpha: T,
-    a: &CudaSlice<T>,
-    da: MatDesc,
-    b: &CudaSlice<T>,
-    db: MatDesc,
-    beta: T,
-    c: &mut CudaSlice<T>,
-    dc: MatDesc,
-) -> Result<(), CudaError> {
-    gemm_with(
-        GemmMath::Exact,
-        dev,
-        batch,
-        alpha,
-        a,
-        da,
-        b,
-        db,
-        beta,
-        c,
-        dc,
-    )
-}
-
-/// [`gemm`] computed as `math` says. Errors: those of [`gemm`].
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_with<T: CudaElem>(
     math: GemmMath,
     dev: &CudaDevice,
     batch: usize,
