@@ -5,7 +5,7 @@
 //! `cargo run --release -p nst --example mrf_loss -- CONTENT STYLE OUT.png`
 
 use nst::image::RgbImage;
-use nst::loss::mrf::{MrfLoss, MRF_DEFAULT_LAYERS, MRF_STYLE_STRIDE};
+use nst::loss::mrf::{default_layers, MrfLoss, MRF_STYLE_STRIDE};
 use nst::loss::StyleLossKind;
 use nst::transfer::{run, target_features, StyleTransferConfig};
 use nst::vgg19::{Pooling, Vgg19};
@@ -23,11 +23,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let vgg = Arc::new(Vgg19::new(&weights, Pooling::Max)?);
     let content = RgbImage::load(args[1].as_ref(), 50_000_000)?;
     let style = RgbImage::load(args[2].as_ref(), 50_000_000)?;
+    let (style_layers, style_layer_weights) = default_layers();
     let cfg = StyleTransferConfig {
         size_px: 256,
         style_loss: StyleLossKind::Mrf,
-        style_layers: MRF_DEFAULT_LAYERS.map(|(l, _)| l.to_string()).to_vec(),
-        style_layer_weights: MRF_DEFAULT_LAYERS.map(|(_, w)| w).to_vec(),
+        style_layers,
+        style_layer_weights,
         ..StyleTransferConfig::default()
     };
 
