@@ -49,10 +49,9 @@ pub struct BenchArgs {
     #[arg(long, default_value = "auto")]
     pub conv: String,
     /// Number format of the convolutions: f32 (here the default, as PyTorch's f32 anchor), bf16
-    /// (CPU: the input gradients' operands in bf16, f32 sums, faster with AVX-512-BF16, the
-    /// forward and the losses stay f32; GPU: the convolutions' GEMMs on TF32 tensor cores, as
-    /// PyTorch's default), or auto (transfer's default: bf16 on a GPU and where the CPU has
-    /// AVX-512-BF16).
+    /// (CPU: the input gradients' operands in bf16, f32 sums, faster with AMX or on an AMD with
+    /// AVX-512-BF16, the forward and the losses stay f32; GPU: the convolutions' GEMMs on TF32
+    /// tensor cores, as PyTorch's default), or auto (transfer's default: bf16 on a GPU, with AMX, and on an AMD with AVX-512-BF16).
     #[arg(long, default_value = "f32")]
     pub precision: String,
     /// cpu, cuda, cuda:N or auto.

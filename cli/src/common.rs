@@ -231,8 +231,8 @@ fn is_ours(path: &Path, ext: &str) -> bool {
 
 /// `--precision auto|f32|bf16` → the convolutions' precision on `device` (for the config's
 /// `conv`; [`nst::config::precision_choice`]: on the CPU bf16 input gradients, on a GPU TF32
-/// GEMMs). On a CPU without AVX-512-BF16 an explicit bf16 still runs (same rounding, at or
-/// below f32 speed) and says so ([`nst::config::precision_note`]).
+/// GEMMs). On a CPU where bf16 is not faster ([`nst::engine::cpu_bf16_is_faster`]) an explicit
+/// bf16 still runs (same rounding) and says so ([`nst::config::precision_note`]).
 pub fn parse_precision(precision: &str, device: Device) -> Result<Precision> {
     let p = nst::config::precision_choice(precision, device)
         .map_err(|e| anyhow::anyhow!(e.named("--precision")))?;

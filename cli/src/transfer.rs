@@ -100,8 +100,8 @@ pub struct TransferArgs {
     /// Write every iteration's losses, elapsed seconds and scale as JSON lines to FILE.
     #[arg(long)]
     pub log_json: Option<PathBuf>,
-    /// Number format of the convolutions: auto (bf16 on a GPU and where the CPU has
-    /// AVX-512-BF16, else f32), f32, or bf16 (CPU: the input gradients' operands in bf16, f32
+    /// Number format of the convolutions: auto (bf16 on a GPU, with AMX, and on an AMD with AVX-512-BF16, else
+    /// f32), f32, or bf16 (CPU: the input gradients' operands in bf16, f32
     /// sums, the forward and the losses stay f32; GPU: the convolutions' GEMMs on TF32 tensor
     /// cores, as PyTorch's default).
     #[arg(long, default_value = "auto")]

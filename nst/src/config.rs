@@ -350,10 +350,10 @@ impl StyleTransferConfig {
 /// operands to bf16; on a GPU it runs the convolutions' GEMMs (forward and input gradient) on
 /// TF32 tensor cores ([`engine::ConvConfig`]). `auto` is bf16 on a GPU, and on a CPU where
 /// bf16 is faster ([`engine::cpu_bf16_is_faster`]: AMX, or AVX-512-BF16 on an AMD; it honours
-/// `NST_SIMD` and `NST_AMX`), else f32. `auto` is the default of `transfer`, `video` and `serve`: on an AMD Zen 5 it took
-/// 17–19% less CPU time per 512-px run with the same measures of the picture, and on an
-/// H200 TF32 took 0.72–0.74× the time of f32 per iteration (README, "Defaults, and why";
-/// benches/README.md).
+/// `NST_SIMD` and `NST_AMX`), else f32. `auto` is the default of `transfer`, `video` and
+/// `serve`: on an AMD Zen 5 it took 17–19% less CPU time per 512-px run with the same measures
+/// of the picture, and on an H200 TF32 took 0.59–0.67× the time of f32 per iteration (README,
+/// "Defaults, and why"; benches/README.md).
 ///
 /// # Errors
 /// A string that is none of the three (any case), naming them.
@@ -494,8 +494,8 @@ mod tests {
         assert_eq!(e.to_string(), "scales must be 1..=8, got 9");
     }
 
-    /// `--precision auto` is bf16 on a GPU and where the CPU has AVX-512-BF16 dot products;
-    /// f32 and bf16 are taken as given; anything else names the three.
+    /// `--precision auto` is bf16 on a GPU and where bf16 is faster on the CPU; f32 and bf16
+    /// are taken as given; anything else names the three.
     #[test]
     fn precision_choice_resolves_auto_by_device_and_cpu() {
         use engine::{Device, Precision};

@@ -54,8 +54,8 @@ pub struct ServeArgs {
     /// Pooling in VGG-19: max or avg.
     #[arg(long, default_value = "max")]
     pub pooling: String,
-    /// Number format of CPU jobs' backward-pass convolutions: auto (bf16 where the CPU has
-    /// AVX-512-BF16, else f32), f32, or bf16 (bf16 operands, f32 sums). Server-wide; GPU jobs
+    /// Number format of CPU jobs' backward-pass convolutions: auto (bf16 with AMX and on an AMD
+    /// with AVX-512-BF16, else f32), f32, or bf16 (bf16 operands, f32 sums). Server-wide; GPU jobs
     /// keep exact f32.
     #[arg(long, default_value = "auto")]
     pub precision: String,

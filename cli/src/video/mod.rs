@@ -90,7 +90,7 @@ pub struct VideoArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// optimise mode: number format of the convolutions, as `transfer --precision`: auto (bf16
-    /// on a GPU and where the CPU has AVX-512-BF16, else f32), f32 or bf16.
+    /// on a GPU, with AMX, and on an AMD with AVX-512-BF16, else f32), f32 or bf16.
     #[arg(long, default_value = "auto")]
     pub precision: String,
     /// Replace an existing output even if nst did not write it (never the input).

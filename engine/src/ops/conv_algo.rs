@@ -99,9 +99,9 @@ impl Default for ConvConfig {
 
 /// Whether [`Precision::Bf16`] runs faster than f32 on this CPU, not only rounds like bf16:
 /// where it has AMX tiles ([`kernels::cpu::amx::available`]), or AVX-512-BF16 dot products on
-/// an AMD CPU. On an Intel Xeon (Emerald Rapids, AMX off) `vdpbf16ps` was 10–16% *slower*
-/// than f32 per iteration (one `vdpbf16ps` a cycle against two f32 FMAs; benches/README.md),
-/// and on Zen 5 17–19% faster. Honours the `NST_SIMD` cap (and `NST_AMX=0`).
+/// an AMD CPU. On an Intel Xeon (Emerald Rapids, `NST_AMX=0`) `vdpbf16ps` took 10%, 16% and
+/// 22% more time per iteration than f32 in three of four runs (5% less in the fourth;
+/// benches/README.md), and on Zen 5 17–19% less. Honours the `NST_SIMD` cap (and `NST_AMX=0`).
 pub fn cpu_bf16_is_faster() -> bool {
     use kernels::cpu::bf16::{self, Bf16Path};
     let dot = Bf16Path::at(kernels::cpu::simd::SimdLevel::current()) == Bf16Path::Dot;

@@ -118,8 +118,9 @@ pub fn has_dot() -> bool {
     false
 }
 
-/// Whether the CPU's vendor is AMD (CPUID leaf 0: "AuthenticAMD"), whose Zen 4/5 run
-/// `vdpbf16ps` at twice an f32 FMA's multiply-adds (Intel's run it at the same rate).
+/// Whether the CPU's vendor is AMD (CPUID leaf 0: "AuthenticAMD"): on Zen 4/5 bf16 input
+/// gradients through `vdpbf16ps` were faster than f32, on an Intel Xeon mostly slower
+/// (`engine::cpu_bf16_is_faster`).
 pub fn cpu_is_amd() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
