@@ -12,7 +12,7 @@ use crate::tensor::contiguous_strides;
 use crate::{dispatch_float, DType, EngineError, Result, Tensor};
 use kernels::cpu::conv2d::Conv2dParams;
 use kernels::cpu::pool2d::Pool2dParams;
-use kernels::cuda::gemm::MatDesc;
+use kernels::cuda::gemm::{GemmMath, MatDesc};
 use kernels::cuda::{self as cu, CudaBuffer, CudaDevice, CudaError, CudaSlice};
 use kernels::{BinaryOp, Float as _, UnaryOp};
 use std::ops::Deref;
@@ -297,7 +297,7 @@ impl Backend for Cuda {
             // Zeroed (cheap next to the product) so that no uninitialised memory is ever exposed.
             let mut out = self.zeros::<T>(op, &[batch, m, n])?;
             let od = MatDesc::row_major(0, m, n);
-            cu::gemm::gemm(cu::gemm::GemmMath::Exact, dev, batch, T::ONE, sa, desc(&a), sb, desc(&b), T::ZERO, &mut out, od)
+            cu::gemm::gemm(GemmMath::Exact, dev, batch, T::ONE, sa, desc(&a), sb, desc(&b), T::ZERO, &mut out, od)
                 .map_err(err(op, dev))?;
             Ok(wrap(out, out_shape))
         })
@@ -546,9 +546,9 @@ impl Backend for Cuda {
 /// [`Precision::Bf16`](crate::Precision) (`--precision bf16`, and `auto` on a GPU) is TF32
 /// tensor-core math (operands rounded to 10-bit significands, f32 sums: what PyTorch uses for
 /// convolutions by default); `F32` is IEEE f32. f64 is always exact.
-fn gemm_math(c: &ConvCall<'_>) -> cu::gemm::GemmMath {
+fn gemm_math(c: &ConvCall<'_>) -> GemmMath {
     match c.cfg.precision {
-        crate::Precision::Bf16 => cu::gemm::GemmMath::Tf32,
-        crate::Precision::F32 => cu::gemm::GemmMath::Exact,
+        crate::Precision::Bf16 => GemmMath::Tf32,
+        crate::Precision::F32 => GemmMath::Exact,
     }
 }

@@ -8,10 +8,11 @@
 //! once; without it the first tile instruction is a fault). `NST_AMX=0` turns it off.
 //!
 //! Layouts (pairs are [`super::bf16`]'s: the even channel's bf16 in the low half):
-//! - A (the weights U, [`pack_a`]): rows in blocks of 16, each row its `c2` pairs contiguous;
+//! - A (the weights U, [`pack_a`]): each row its `c2` pairs contiguous, read 16 rows a tile;
 //! - B (the transformed tiles V): the bf16 module's panels as they are, `c2 × NR` pairs, which
 //!   is the VNNI layout `tdpbf16ps` reads (row = channel pair, 16 columns per tile);
-//! - M: 16 rows of NR (or NR/2) f32 at row stride `ldm`, overwritten.
+//! - M: 16 ([`Tiles::block`]) or 32 ([`Tiles::block32`]) rows of NR (or NR/2) f32 at row
+//!   stride `ldm`, overwritten.
 //!
 //! The instructions are written with `asm!` (Rust's AMX intrinsics are not stable); the tile
 //! registers are not visible to the compiler, which never uses them.
@@ -106,8 +107,8 @@ impl TileConfig {
     }
 }
 
-/// Runs `f` with the tile registers configured for [`block`], releasing them after (so a
-/// context switch saves no tile data). Call [`block`] only inside.
+/// Runs `f` with the tile registers configured for [`Tiles::block`] and [`Tiles::block32`],
+/// releasing them after (so a context switch saves no tile data).
 ///
 /// # Panics
 /// If AMX is not [`available`].
@@ -150,9 +151,7 @@ impl Tiles {
         // (+16 only when cols = NR).
         unsafe { block_raw(c2, a.as_ptr(), v.as_ptr(), m.as_mut_ptr(), ldm, cols == NR) }
     }
-}
 
-impl Tiles {
     /// [`Tiles::block`] for 32 rows: `a` holds 32 rows of `c2` pairs, `m` gets 32 rows. Each V
     /// tile serves both 16-row halves, so a product needs half the tile loads of two blocks.
     ///

@@ -216,8 +216,9 @@ pub(super) fn winograd_impl<T: Float>(
                 // Per ξ: kp × C2 pairs (input gradient: C × K/2 of Uᵀ).
                 let (ub, per_xi) = (if o.input_grad { &ww.ubt } else { &ww.ub }, kp * c2);
                 let ua = if o.input_grad { &ww.uat } else { &ww.ua };
-                if path == Bf16Path::Dot && !ua.is_empty() && amx::available() {
-                    // AMX: 16 rows of U per tile block, the V panels as they are.
+                // The AMX copy exists only where AMX is available (WinogradWeights::ua).
+                if path == Bf16Path::Dot && !ua.is_empty() {
+                    // AMX: U's rows 32 (or 16) at a time, the V panels as they are.
                     let tr = amx::TILE_ROWS;
                     mm32.par_chunks_mut(kp * pb)
                         .zip(vb.par_chunks(c2 * pb))
