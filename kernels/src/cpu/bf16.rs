@@ -14,7 +14,7 @@
 
 #[cfg(target_arch = "x86_64")]
 use super::packed_gemm::store_avx512;
-use super::packed_gemm::{MR, NR};
+use super::packed_gemm::{MR, NR, U_AHEAD};
 use super::simd::SimdLevel;
 use half::bf16;
 
@@ -310,6 +310,10 @@ unsafe fn kernel_dot<const V: usize>(
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); V]; MR];
     for cp in 0..c2 {
+        // U streams from memory in the deep layers, as in the f32 kernel
+        // (packed_gemm::U_AHEAD): 64 pairs = 128 channels ahead (2 KiB of bf16 panel). A hint
+        // only: addresses past U's end are not dereferenced.
+        _mm_prefetch::<_MM_HINT_T0>(u.wrapping_add((cp + U_AHEAD / 2) * MR) as *const i8);
         let x: [__m512bh; V] = std::array::from_fn(|i| {
             let raw = _mm512_loadu_si512(v.add(cp * NR + 16 * i) as *const _);
             std::mem::transmute::<__m512i, __m512bh>(raw)

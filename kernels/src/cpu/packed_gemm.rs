@@ -6,7 +6,8 @@
 //!   Winograd input transform.
 //! - M: 8 rows of 32 values, row stride `ldm`, overwritten (the sum over C is complete inside).
 //!
-//! Kernels for AVX-512 (8×2 zmm accumulators), AVX2+FMA (register blocks of 6 rows × 16
+//! Kernels for AVX-512 (8×2 zmm accumulators; the forward prefetches U [`U_AHEAD`] channels
+//! ahead), AVX2+FMA (register blocks of 6 rows × 16
 //! columns in 12 ymm accumulators, then 2 rows × 32, with software prefetch of the next U and V
 //! rows; see [`kernel_avx2_walk`]) and portable Rust, chosen at run time ([`SimdLevel`]). f64
 //! always uses the portable one.
@@ -18,6 +19,14 @@ use super::{is_f32, Float};
 pub const MR: usize = 8;
 /// Columns (tiles) of M per kernel call.
 pub const NR: usize = 32;
+
+/// How many channels ahead the forward kernels prefetch U (4 KiB of panel at MR = 8): the
+/// deep layers' U (36 MiB per 512→512 layer at F(4×4)) is far larger than the last-level
+/// cache and read once per block of tiles, so it streams from memory. On the Zen 5 here
+/// (`packed_gemm_speed`, one thread, C = K = 512) AVX-512 went from 139 to 214–218 GFLOP/s at
+/// 48 tiles and from 53 to 114–127 at 12 (32 channels ahead: 162 and 76; 256–512: no better),
+/// AVX2 from 100 to 111 (it prefetched 32 ahead before).
+pub(crate) const U_AHEAD: usize = 128;
 
 /// Pack row-major `u` (K×C) into panels of MR rows: `out[(kb·C + c)·MR + r] = u[kb·MR + r][c]`,
 /// with zero rows past K. `out.len()` must be `K.div_ceil(MR)·MR·C`.
@@ -291,6 +300,8 @@ unsafe fn kernel_avx512<const V: usize>(
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); V]; MR];
     for ci in 0..c {
+        // A hint only: addresses past U's end are not dereferenced.
+        _mm_prefetch::<_MM_HINT_T0>(u.wrapping_add((ci + U_AHEAD) * MR) as *const i8);
         let x: [__m512; V] = std::array::from_fn(|i| _mm512_loadu_ps(v.add(ci * vs + 16 * i)));
         let up = u.add(ci * MR);
         for (r, a) in acc.iter_mut().enumerate() {
@@ -323,10 +334,10 @@ struct Walk {
 /// summed over every step of `w` in `R·S` ymm accumulators (≤ 12, so with the S loaded V
 /// vectors and a broadcast all stay in the 16 ymm registers), then stored. Each V vector
 /// feeds R FMAs and each broadcast S. With `PF` (the first block over the operands) it also
-/// prefetches, d steps of b ahead, U's values (forward: one line, d = 32 channels; transposed:
-/// the 256-byte MR×MR block, d = 2 blocks) and the first 128 bytes of V's row: the deep layers'
-/// panels come from L2 or memory (C = K = 512 at 48 tiles: 87 → 100 GFLOP/s forward; d tried
-/// at 16/32 and 2/4).
+/// prefetches, d steps of b ahead, U's values (forward: one line, d = [`U_AHEAD`] channels;
+/// transposed: the 256-byte MR×MR block, d = 2 blocks) and the first 128 bytes of V's row: the
+/// deep layers' panels come from L2 or memory (C = K = 512 at 48 tiles: 87 → 100 GFLOP/s
+/// forward with d = 32, 111 with 128; transposed d tried at 2/4).
 ///
 /// # Safety
 /// AVX2 + FMA; `w` in bounds for rows r0..r0 + R and columns j0..j0 + 8·S; `m` writable there.
@@ -345,7 +356,7 @@ unsafe fn block_avx2<const L: usize, const R: usize, const S: usize, const PF: b
     let (u, v) = (w.u.add(r0 * w.rs), w.v.add(j0));
     for b in 0..w.nb {
         if PF {
-            let d = if L == 1 { 32 } else { 2 };
+            let d = if L == 1 { U_AHEAD } else { 2 };
             _mm_prefetch::<_MM_HINT_T0>(w.u.wrapping_add((b + d) * w.ubs) as *const i8);
             if L > 1 {
                 for q in 1..4 {
