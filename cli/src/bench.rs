@@ -7,7 +7,7 @@
 use crate::common::{check_device, in_flag_words, load_vgg, parse_flag, parse_precision};
 use anyhow::Result;
 use clap::Args;
-use nst::engine::{ConvAlgorithm, ConvConfig, Tensor};
+use nst::engine::{ConvAlgorithm, ConvConfig, Device, Tensor};
 use nst::image::{RgbImage, DEFAULT_MAX_PIXELS};
 use nst::optim::Adam;
 use nst::transfer::{objective_from_tensors, reference_config};
@@ -67,6 +67,10 @@ pub struct BenchArgs {
     /// VGG-19 weights [default: the cache].
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Also print to stderr where the timed iterations went: wall time per op (forward and
+    /// backward apart, by the op's input shape), a profile without perf. CPU only.
+    #[arg(long, conflicts_with = "network")]
+    pub profile: bool,
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -110,6 +114,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let algo: ConvAlgorithm = parse_flag("--conv", &args.conv)?;
     let device = check_device(&args.device)?;
+    if args.profile && device != Device::Cpu {
+        anyhow::bail!(
+            "--profile times ops on the CPU only (a GPU runs them asynchronously); \
+             drop --profile or use --device cpu"
+        );
+    }
     let precision = parse_precision(&args.precision, device)?;
     let mut cfg = reference_config();
     cfg.style_loss = parse_flag("--style-loss", &args.style_loss)?;
@@ -150,6 +160,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     nst::engine::reset_peak_live_bytes();
     let mut times = Vec::with_capacity(args.iterations);
     let mut loss = 0.0;
+    if args.profile {
+        nst::engine::profile::start();
+    }
     for _ in 0..args.iterations {
         let t = Instant::now();
         loss = step(&mut x)?;
@@ -158,6 +171,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             note!("{} {loss}", times.len());
         }
     }
+    let profile = args.profile.then(nst::engine::profile::finish);
     times.sort_by(f64::total_cmp);
     let median = if times.is_empty() {
         f64::NAN
@@ -178,5 +192,60 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "tensor_peak_mb": nst::engine::peak_live_bytes() as f64 / MIB,
         })
     );
+    if let Some(rows) = profile {
+        eprint!("{}", profile_table(&rows, &times));
+    }
     Ok(())
+}
+
+/// The `--profile` table: per row of `rows` (from `engine::profile`), milliseconds and calls per
+/// iteration and the share of the timed iterations' wall time (`times`, seconds each); rows
+/// under 0.5% are summed into one line, and the time outside any op (autograd bookkeeping,
+/// reading loss values) is its own line.
+fn profile_table(rows: &[nst::engine::profile::OpTime], times: &[f64]) -> String {
+    use std::fmt::Write;
+    let n = times.len().max(1) as f64;
+    let total: f64 = times.iter().sum();
+    let in_ops: f64 = rows.iter().map(|r| r.seconds).sum();
+    let share = |s: f64| if total > 0.0 { 100.0 * s / total } else { 0.0 };
+    let mut out = format!(
+        "profile over {} iterations ({:.1} ms each on average; wall time per op):\n\
+         {:>9}  {:>6}  {:>8}  {:<8}  {:<20}  input (NCHW; a convolution's OIHW weight after *)\n",
+        times.len(),
+        1e3 * total / n,
+        "ms/it",
+        "share",
+        "calls/it",
+        "phase",
+        "op"
+    );
+    let (mut small, mut small_rows) = (0.0, 0);
+    for r in rows {
+        if share(r.seconds) < 0.5 {
+            small += r.seconds;
+            small_rows += 1;
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{:>9.2}  {:>5.1}%  {:>8.1}  {:<8}  {:<20}  {}",
+            1e3 * r.seconds / n,
+            share(r.seconds),
+            r.calls as f64 / n,
+            r.phase,
+            r.op,
+            r.input
+        );
+    }
+    let mut line = |ms: f64, what: String| {
+        let _ = writeln!(out, "{:>9.2}  {:>5.1}%  {what}", 1e3 * ms / n, share(ms));
+    };
+    if small_rows > 0 {
+        line(small, format!("{small_rows} more rows under 0.5% each"));
+    }
+    line(
+        total - in_ops,
+        "outside ops (autograd bookkeeping, loss values, …)".into(),
+    );
+    out
 }

@@ -410,6 +410,71 @@ fn sizes_too_small_and_bad_numbers_are_refused_before_any_work() {
 }
 
 #[test]
+fn bench_profile_splits_the_iterations_by_op_and_adds_up() {
+    if nst_tests::weights_or_skip().is_none() {
+        return;
+    }
+    let (c, s) = (content(), style());
+    let args = [
+        "bench",
+        "--content",
+        &c,
+        "--style",
+        &s,
+        "--size",
+        "64",
+        "--iterations",
+        "2",
+    ];
+    let o = nst(&[&args[..], &["--profile"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // stdout keeps its one JSON line; the table goes to stderr.
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["iterations"], 2);
+    let err = stderr(&o);
+    let mut lines = err
+        .lines()
+        .skip_while(|l| !l.starts_with("profile over 2 iterations"));
+    let header = lines
+        .next()
+        .unwrap_or_else(|| panic!("no profile header: {err}"));
+    let avg: f64 = header
+        .split('(')
+        .nth(1)
+        .unwrap()
+        .split(" ms")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let rows: Vec<Vec<&str>> = lines
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    // Every row's ms/it (ops, the rows under 0.5%, the time outside ops) adds up to the
+    // average iteration, to the table's rounding (0.005 ms a row).
+    let sum: f64 = rows.iter().map(|r| r[0].parse::<f64>().unwrap()).sum();
+    assert!(
+        (sum - avg).abs() <= 0.05 + 0.006 * rows.len() as f64,
+        "{sum} vs {avg}: {err}"
+    );
+    // VGG-19 at 64×43: conv4_2…conv4_4 (512→512 on 5×8) run 3 times an iteration, forward
+    // and, for the image's gradient, backward.
+    for phase in ["forward", "backward"] {
+        let row = rows.iter().find(|r| {
+            r.len() == 8
+                && r[3] == phase
+                && r[4] == "conv2d_relu"
+                && r[5] == "1×512×5×8"
+                && r[7] == "512×512×3×3"
+        });
+        assert_eq!(row.map(|r| r[2]), Some("3.0"), "{phase}: {err}");
+    }
+}
+
+#[test]
 fn help_lists_every_option_with_defaults() {
     let o = nst(&["transfer", "--help"]);
     assert!(o.status.success());

@@ -225,6 +225,7 @@ pub fn backward(root: &Tensor) -> Result<()> {
         });
     }
     let _guard = no_grad_guard();
+    let _phase = crate::profile::BackwardPhase::enter();
     let seed = Tensor::from_storage(
         match root.dtype() {
             crate::DType::F64 => Storage::F64(vec![1.0]),

@@ -14,6 +14,7 @@ mod backend;
 mod device;
 mod error;
 pub mod ops;
+pub mod profile;
 mod storage;
 mod tensor;
 pub mod testing;

@@ -26,6 +26,7 @@ pub(crate) use layers::{LayerBackend, NormArgs};
 use crate::ops::conv_algo::{ConvConfig, Prepared};
 use crate::ops::optim::AdamParams;
 use crate::ops::sort::{IndexData, Indices};
+use crate::profile::{self, Span};
 use crate::{DType, Device, Result, Tensor};
 use kernels::cpu::conv2d::Conv2dParams;
 use kernels::cpu::pool2d::Pool2dParams;
@@ -34,11 +35,45 @@ use kernels::{BinaryOp, UnaryOp};
 
 /// The backend that computes on `t`'s device: the one place ops branch on the device.
 /// Errors: `DeviceUnavailable` when `t`'s GPU cannot be opened.
-pub(crate) fn backend_of(op: &'static str, t: &Tensor) -> Result<Box<dyn Backend>> {
-    Ok(match t.device() {
+/// The backend of `t`'s device, for one op: the handle also times the op while a profile is
+/// collected ([`crate::profile`]; from here to the handle's drop, keyed by `op` and `t`'s
+/// shape).
+pub(crate) fn backend_of(op: &'static str, t: &Tensor) -> Result<BackendRef> {
+    let span = Span::open(op, || profile::dims(t.shape()));
+    open(op, t, span)
+}
+
+/// [`backend_of`] for a convolution on `t` with weight `w`: the profile row names both shapes.
+pub(crate) fn backend_of_conv(op: &'static str, t: &Tensor, w: &Tensor) -> Result<BackendRef> {
+    let span = Span::open(op, || {
+        format!(
+            "{} * {}",
+            profile::dims(t.shape()),
+            profile::dims(w.shape())
+        )
+    });
+    open(op, t, span)
+}
+
+fn open(op: &'static str, t: &Tensor, span: Span) -> Result<BackendRef> {
+    let be: Box<dyn Backend> = match t.device() {
         Device::Cpu => Box::new(cpu::Cpu::host()),
         Device::Cuda(n) => Box::new(cuda::Cuda::open(op, n)?),
-    })
+    };
+    Ok(BackendRef { be, _span: span })
+}
+
+/// [`backend_of`]'s handle: the backend (through `Deref`) and the op's profile span.
+pub(crate) struct BackendRef {
+    be: Box<dyn Backend>,
+    _span: Span,
+}
+
+impl std::ops::Deref for BackendRef {
+    type Target = dyn Backend;
+    fn deref(&self) -> &Self::Target {
+        &*self.be
+    }
 }
 
 /// `t` (not on `device`) as a new contiguous tensor on `device`: host → GPU, GPU → host, or

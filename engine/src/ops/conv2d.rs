@@ -5,7 +5,7 @@
 use super::check_same;
 use super::conv_algo::{ConvConfig, Prepared};
 use super::record;
-use crate::backend::{backend_of, ConvCall};
+use crate::backend::{backend_of_conv, ConvCall};
 use crate::{EngineError, Result, Tensor};
 use kernels::cpu::conv2d::Conv2dParams;
 use kernels::window::{Window2d, WindowError};
@@ -176,7 +176,7 @@ impl Tensor {
             cfg,
             prepared: None,
         };
-        let out = backend_of(op, self)?.conv2d(op, self, weight, bias, call, false)?;
+        let out = backend_of_conv(op, self, weight)?.conv2d(op, self, weight, bias, call, false)?;
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
         let w = weight.clone();
@@ -190,7 +190,7 @@ impl Tensor {
         let has_bias = bias.is_some();
         Ok(record(op, out, &inputs, move |g| {
             let op = "conv2d_backward";
-            let be = backend_of(op, g)?;
+            let be = backend_of_conv(op, g, &w)?;
             let call = ConvCall {
                 p: &p,
                 cfg,
@@ -237,7 +237,7 @@ pub(super) fn frozen(
         cfg,
         prepared: prepared.as_deref(),
     };
-    let out = backend_of(op, x)?.conv2d(op, x, weight, bias, call, relu)?;
+    let out = backend_of_conv(op, x, weight)?.conv2d(op, x, weight, bias, call, relu)?;
     if !x.requires_grad() {
         return Ok(out);
     }
@@ -249,7 +249,7 @@ pub(super) fn frozen(
             cfg,
             prepared: prepared.as_deref(),
         };
-        let gx = backend_of(op, g)?.conv2d_backward_input(op, g, &w, call, y.as_ref())?;
+        let gx = backend_of_conv(op, g, &w)?.conv2d_backward_input(op, g, &w, call, y.as_ref())?;
         Ok(vec![Some(gx)])
     }))
 }
