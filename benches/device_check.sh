@@ -7,9 +7,12 @@
 #            anchor by default (TF32 convolutions) and with TF32 off;
 #   cpu      the host CPU, 2 threads, 256 and 512 px: nst f32, bf16, bf16 with NST_AMX=0,
 #            PyTorch f32 and bf16 autocast;
+#   profile  the host CPU, 2 threads: `nst-cli bench --profile` (time per op) at 256 and 512 px,
+#            f32 and bf16 (tables in $OUT/profile_*.txt), then the kernel examples
+#            packed_gemm_speed (1 thread) and conv_speed (2 threads);
 #   losses   300 Adam iterations f32 vs bf16, on the CPU (256 px) and the GPU (512 px);
 #   pictures the default 512-px transfer on the CPU and the GPU, f32 and bf16/auto.
-# Usage: bash DIR/device_check.sh [STAGE…]   (default: all five). Output: logs and PNGs in $OUT.
+# Usage: bash DIR/device_check.sh [STAGE…]   (default: all six). Output: logs and PNGs in $OUT.
 set -uo pipefail
 dir=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/device_check}
@@ -18,7 +21,7 @@ bin=/tmp/nst-device
 mkdir -p "$bin/home"
 t0=$(date +%s)
 stamp() { echo "== $(($(date +%s) - t0))s $*"; }
-stages=" ${*:-tests gpubench cpu losses pictures} "
+stages=" ${*:-tests gpubench cpu profile losses pictures} "
 has() { [[ $stages == *" $1 "* ]]; }
 tar xJf "$dir/pack.tar.xz" -C "$bin" || exit 1
 mv -f "$bin/vgg19.safetensors" "$bin/home/" 2>/dev/null
@@ -78,6 +81,21 @@ if has cpu; then
         --autocast $a 2>&1 | tail -1
     done
   done
+fi
+if has profile; then
+  stamp "cpu profile, 2 threads"
+  for s in 256 512; do
+    for prec in f32 bf16; do
+      f=$out/profile_${prec}_$s.txt
+      timeout 90 "$bin/nst-cli" bench "${im[@]}" --size $s --iterations 5 --threads 2 \
+        --precision $prec --weights "$w" --profile >"$f" 2>&1
+      echo "# nst $prec $s --profile (rc $?): $f"
+      head -16 "$f"
+    done
+  done
+  stamp "kernel examples"
+  RAYON_NUM_THREADS=1 timeout 120 "$bin/packed_gemm_speed" 3 2>&1 | tail -12
+  RAYON_NUM_THREADS=2 timeout 120 "$bin/conv_speed" 256 2>&1 | tail -6
 fi
 if has losses; then
   stamp "300-iteration losses"
