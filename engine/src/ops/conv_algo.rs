@@ -6,7 +6,8 @@
 //! 3×3, stride 1, padding 1 convolutions (all of VGG-19's) with at least
 //! [`WINOGRAD_MIN_CHANNELS`] input channels run as Winograd F(m×m, 3×3) (Lavin & Gray 2016);
 //! everything else as im2col + GEMM. The forward and the input gradient both use it (the input
-//! gradient of such a convolution is a 3×3 convolution with flipped, transposed weights).
+//! gradient of such a convolution is a 3×3 convolution with flipped, transposed weights), the
+//! input gradient only where the convolution also has that many input channels (its outputs).
 //! A frozen convolution transforms its weights once per tile size and precision; the input
 //! gradient reads the forward's transforms (`conv3x3_winograd_input_grad`) where the channel
 //! counts are multiples of 8, so VGG keeps one set (≈ 4× the weights for F(4,3)); with
@@ -267,8 +268,13 @@ pub(crate) fn backward_input<T: Element>(
     w: &[T],
     grad_in: &mut [T],
 ) {
-    // The input gradient is a convolution over C_out channels.
-    match (winograd_tile(p, p.c_out, cfg.algorithm), relu_out) {
+    // The input gradient is a convolution over C_out channels with C_in outputs: Winograd
+    // only where both are wide enough. With few (VGG-19's first layer, 3←64) the transforms
+    // of the C_out planes cost more than the thin GEMMs they feed: that input gradient took
+    // 4.6–4.9 ms by Winograd and 2.5–2.7 by im2col at 256×192, 16–18 and 9.4–9.9 at 512×384
+    // (`bench --profile`, alternated).
+    let tile = winograd_tile(p, p.c_out, cfg.algorithm).filter(|_| p.c_in >= WINOGRAD_MIN_CHANNELS);
+    match (tile, relu_out) {
         (Some(tile), mask) => {
             let pr = cfg.precision;
             input_grad_winograd(pool, p, tile, pr, prepared, w, grad_out, mask, grad_in)
