@@ -30,6 +30,22 @@ pub enum UnaryOp {
 }
 
 impl UnaryOp {
+    /// The map's name in snake case (`mul_scalar`, `square`, …), for profiles and messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::AddScalar(_) => "add_scalar",
+            UnaryOp::MulScalar(_) => "mul_scalar",
+            UnaryOp::Square => "square",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Relu => "relu",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Clamp { .. } => "clamp",
+            UnaryOp::ClampGrad { .. } => "clamp_grad",
+        }
+    }
+
     /// `f(v)` (the scalar is rounded to `T` first, as on a GPU).
     #[inline(always)]
     pub fn apply<T: Float>(self, v: T) -> T {

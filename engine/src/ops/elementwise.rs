@@ -43,7 +43,7 @@ fn binary(op_name: &'static str, op: BinaryOp, a: &Tensor, b: &Tensor) -> Result
 
 /// Apply a unary map (no recording).
 pub(crate) fn unary_raw(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
-    backend_of("unary", x)?.unary("unary", op, x)
+    backend_of(op.name(), x)?.unary(op.name(), op, x)
 }
 
 impl Tensor {
