@@ -4,9 +4,9 @@
 //! Every op reaches its backend through one call (`backend_of`), which opens a [`Span`]: while
 //! collection is on ([`start`] … [`finish`], on the calling thread), the span's wall time is
 //! added to the row of (op name, [`Phase`], the op's input: the shape of its first tensor, for
-//! a convolution also the weight's). Only the outermost
-//! span counts, so an op that runs other ops inside is timed once, as itself. Kernels run their
-//! rayon workers inside the span, so the time is the op's wall time on all threads. On a GPU
+//! a convolution also the weight's). Only the outermost span counts, so an op that runs other
+//! ops inside is timed once, as itself. Kernels run their rayon workers inside the span, so
+//! the time is the op's wall time on all threads. On a GPU
 //! the times are those of launching the work, not of running it (the launches are
 //! asynchronous); [`start`]'s callers time CPU runs only.
 //!
@@ -40,6 +40,7 @@ impl std::fmt::Display for Phase {
 pub struct OpTime {
     /// The op's public name (`conv2d`, `max_pool2d`, `mul`, …).
     pub op: &'static str,
+    /// Forward (called by the program) or backward (called by the tape).
     pub phase: Phase,
     /// The shape of the op's first tensor (its input; in the backward, the incoming gradient),
     /// e.g. `1×64×192×256`; for a convolution followed by ` * ` and the weight's (OIHW).

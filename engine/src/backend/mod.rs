@@ -33,11 +33,10 @@ use kernels::cpu::pool2d::Pool2dParams;
 use kernels::cuda::CudaSlice;
 use kernels::{BinaryOp, UnaryOp};
 
-/// The backend that computes on `t`'s device: the one place ops branch on the device.
+/// The backend that computes on `t`'s device, for one op: the one place ops branch on the
+/// device. The handle also times the op while a profile is collected ([`crate::profile`]:
+/// from here to the handle's drop, keyed by `op` and `t`'s shape).
 /// Errors: `DeviceUnavailable` when `t`'s GPU cannot be opened.
-/// The backend of `t`'s device, for one op: the handle also times the op while a profile is
-/// collected ([`crate::profile`]; from here to the handle's drop, keyed by `op` and `t`'s
-/// shape).
 pub(crate) fn backend_of(op: &'static str, t: &Tensor) -> Result<BackendRef> {
     let span = Span::open(op, || profile::dims(t.shape()));
     open(op, t, span)
