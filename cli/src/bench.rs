@@ -204,7 +204,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
 /// reading loss values) is its own line.
 fn profile_table(rows: &[nst::engine::profile::OpTime], times: &[f64]) -> String {
     use std::fmt::Write;
-    let n = times.len().max(1) as f64;
+    if times.is_empty() {
+        return "profile: no timed iterations (--iterations 0)\n".into();
+    }
+    let n = times.len() as f64;
     let total: f64 = times.iter().sum();
     let in_ops: f64 = rows.iter().map(|r| r.seconds).sum();
     let share = |s: f64| if total > 0.0 { 100.0 * s / total } else { 0.0 };
