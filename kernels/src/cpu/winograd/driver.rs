@@ -214,7 +214,7 @@ pub(super) fn winograd_impl<T: Float>(
                     std::slice::from_raw_parts_mut(mm.as_mut_ptr() as *mut f32, mm.len())
                 };
                 // Per ξ: kp × C2 pairs (input gradient: C × K/2 of Uᵀ).
-                let (ub, per_xi) = (if o.input_grad { &ww.ubt } else { &ww.ub }, kp * c2);
+                let per_xi = kp * c2;
                 let ua = if o.input_grad { &ww.uat } else { &ww.ua };
                 // The AMX copy exists only where AMX is available (WinogradWeights::ua).
                 if path == Bf16Path::Dot && !ua.is_empty() {
@@ -246,6 +246,8 @@ pub(super) fn winograd_impl<T: Float>(
                             })
                         });
                 } else {
+                    // Uᵀ's panels may be built here, on first use (WinogradWeights::ubt).
+                    let ub = if o.input_grad { ww.ubt() } else { &ww.ub[..] };
                     for_each_panel(
                         mm32,
                         vb,

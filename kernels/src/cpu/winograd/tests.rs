@@ -360,3 +360,80 @@ fn bf16_forward_and_input_grad_stay_within_bf16_rounding_of_direct_convolution()
         }
     }
 }
+
+#[test]
+fn deferred_bf16_input_grad_panels_are_built_on_first_use_and_give_the_same_result() {
+    use super::weights::DeferUt;
+    use Precision::{Bf16, F32};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+    // Shared input gradients (K, C multiples of 8); the second fits AMX tiles.
+    for &(n, c, h, w, k) in &[(2, 24, 11, 9, 16), (1, 64, 13, 18, 32)] {
+        let p = params(n, c, h, w, k);
+        let w32: Vec<f32> = (0..p.weight_len())
+            .map(|_| rng.gen_range(-1.0..1.0))
+            .collect();
+        let go: Vec<f32> = (0..p.output_len())
+            .map(|_| rng.gen_range(-1.0..1.0))
+            .collect();
+        let mask: Vec<f32> = (0..go.len()).map(|i| (i % 3 != 0) as u8 as f32).collect();
+        let tile = WinogradTile::F4;
+        let eager = WinogradWeights::new(tile, &w32, k, c).with_precision(F32, Bf16);
+        let lazy =
+            WinogradWeights::new(tile, &w32, k, c).with_precision_impl(F32, Bf16, DeferUt::Always);
+        assert!(lazy.ubt_built().is_none(), "deferred: not built yet");
+        assert_eq!(lazy.precision(), eager.precision());
+        for level in SimdLevel::available() {
+            for m in [None, Some(&mask[..])] {
+                let o = Opts {
+                    mask: m,
+                    input_grad: true,
+                    ..Opts::plain()
+                };
+                let run = |ww: &WinogradWeights<f32>| {
+                    let mut gi = vec![f32::NAN; p.input_len()];
+                    winograd_impl(
+                        &BufferPool::new(),
+                        level,
+                        ww,
+                        &go,
+                        None,
+                        (n, h, w),
+                        &mut gi,
+                        o,
+                    );
+                    gi
+                };
+                // The same panels, so the same bits, whenever they were built.
+                assert_eq!(run(&eager), run(&lazy), "{level:?} mask {}", m.is_some());
+            }
+        }
+        // Every level ran, and at least the portable one packs pairs without AMX.
+        assert_eq!(lazy.ubt_built(), eager.ubt_built());
+        // With AMX, production defers them where the tiles take the GEMM: built only by the
+        // paths without AMX above, never at the AVX-512-BF16 level alone.
+        let amx_only = WinogradWeights::new(tile, &w32, k, c).with_precision(F32, Bf16);
+        if crate::cpu::amx::available() && !amx_only.uat.is_empty() {
+            let mut gi = vec![f32::NAN; p.input_len()];
+            let o = Opts {
+                input_grad: true,
+                ..Opts::plain()
+            };
+            let top = SimdLevel::detected();
+            winograd_impl(
+                &BufferPool::new(),
+                top,
+                &amx_only,
+                &go,
+                None,
+                (n, h, w),
+                &mut gi,
+                o,
+            );
+            assert!(
+                amx_only.ubt_built().is_none(),
+                "AMX ran without the VNNI copy"
+            );
+            println!("{n}x{c}x{h}x{w}→{k}: input gradient on AMX without Uᵀ's VNNI panels");
+        }
+    }
+}

@@ -8,6 +8,7 @@ use crate::cpu::bf16::{self, Precision};
 use crate::cpu::packed_gemm::MR;
 use crate::cpu::{is_f32, Float, SendPtr};
 use rayon::prelude::*;
+use std::sync::OnceLock;
 
 /// Transformed 3×3 weights `U[ξ] = (G g Gᵀ)[ξ]`: (m+2)² matrices of K×C, each packed into
 /// panels of [`MR`] rows ([`packed_gemm::pack_u`](crate::cpu::packed_gemm::pack_u); K padded to a multiple of MR), or, after
@@ -25,13 +26,26 @@ pub struct WinogradWeights<T> {
     pub(super) grad: Precision,
     /// bf16: the forward's panels, per ξ `kp × ⌈C/2⌉` pairs.
     pub(super) ub: Vec<u32>,
-    /// bf16: the input gradient's panels of Uᵀ (pairs along K), per ξ `C × K/2`; empty unless
-    /// [`shares_input_grad`].
-    pub(super) ubt: Vec<u32>,
+    /// bf16: the input gradient's panels of Uᵀ (pairs along K), per ξ `C × K/2`; only where
+    /// [`shares_input_grad`]. Built with the bf16 input gradient, or, where the AMX copy `uat`
+    /// serves that GEMM and the f32 panels stay (forward in f32), only if a path without AMX
+    /// asks ([`WinogradWeights::ubt`]): with AMX, 104 MB less for VGG-19's layers.
+    ubt: OnceLock<Vec<u32>>,
     /// bf16 on AMX ([`amx::available`] and [`amx::fits`]): `ub`'s and `ubt`'s values again in
     /// the AMX A-tile layout ([`amx::pack_a`]), per ξ `kp × ⌈C/2⌉` and `C × K/2`; else empty.
     pub(super) ua: Vec<u32>,
     pub(super) uat: Vec<u32>,
+}
+
+/// When [`WinogradWeights::with_precision_impl`] leaves Uᵀ's bf16 panels for their first use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum DeferUt {
+    /// Where the AMX copy takes the input gradient's GEMM (the panels are then built only if a
+    /// path without AMX runs it, e.g. `NST_SIMD=avx2`).
+    IfAmx,
+    /// Always (tests: the deferred build on any CPU).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Always,
 }
 
 impl<T: Float> WinogradWeights<T> {
@@ -108,7 +122,7 @@ impl<T: Float> WinogradWeights<T> {
             fwd: Precision::F32,
             grad: Precision::F32,
             ub: Vec::new(),
-            ubt: Vec::new(),
+            ubt: OnceLock::new(),
             ua: Vec::new(),
             uat: Vec::new(),
         }
@@ -130,7 +144,19 @@ impl<T: Float> WinogradWeights<T> {
     ///
     /// # Panics
     /// If a use that is already bf16 is asked for F32 again (bf16 is final per use).
-    pub fn with_precision(mut self, forward: Precision, input_grad: Precision) -> Self {
+    pub fn with_precision(self, forward: Precision, input_grad: Precision) -> Self {
+        self.with_precision_impl(forward, input_grad, DeferUt::IfAmx)
+    }
+
+    /// [`with_precision`](Self::with_precision), with Uᵀ's bf16 panels left for their first
+    /// use ([`WinogradWeights::ubt`]) as `defer` says, where the forward stays f32 (U's f32
+    /// panels, their source, stay then).
+    pub(super) fn with_precision_impl(
+        mut self,
+        forward: Precision,
+        input_grad: Precision,
+        defer: DeferUt,
+    ) -> Self {
         use Precision::{Bf16, F32};
         if !is_f32::<T>() {
             return self;
@@ -144,20 +170,10 @@ impl<T: Float> WinogradWeights<T> {
         // The f32 panels are still there: they are dropped only when the forward is bf16 and
         // the input gradient is bf16 or not shared, after which the assert above allows no use
         // to need them again.
-        let (u, k, c, kp, a2) = (&self.u, self.k, self.c, self.kp, mats(self.tile).a.pow(2));
-        // U[ξ][row][ci] in pack_u's layout (T is f32: the conversion is exact).
-        let at = |xi: usize, row: usize, ci: usize| {
-            u[xi * kp * c + ((row / MR) * c + ci) * MR + row % MR].to_f64() as f32
-        };
-        // bf16 panels of a rows × cols matrix per ξ: U for the forward, Uᵀ for the input
-        // gradient.
+        let (k, c, kp, a2) = (self.k, self.c, self.kp, mats(self.tile).a.pow(2));
+        let at = |xi: usize, row: usize, ci: usize| self.u_at(xi, row, ci);
         let pack = |rows: usize, cols: usize, get: &(dyn Fn(usize, usize, usize) -> f32 + Sync)| {
-            let per_xi = rows.div_ceil(MR) * MR * cols.div_ceil(2);
-            let mut out = vec![0u32; a2 * per_xi];
-            out.par_chunks_mut(per_xi).enumerate().for_each(|(xi, o)| {
-                bf16::pack_u(rows, cols, |r, col| get(xi, r, col), o);
-            });
-            out
+            self.bf16_panels(rows, cols, get)
         };
         // The AMX copy (rows padded with zeros to `rows_p`), where the tiles fit.
         let pack_amx = |rows: usize,
@@ -175,20 +191,87 @@ impl<T: Float> WinogradWeights<T> {
             });
             out
         };
+        let (mut ub, mut ua, mut ubt, mut uat) = (None, None, None, None);
         if forward == Bf16 && self.fwd == F32 {
-            self.ub = pack(k, c, &at);
-            self.ua = pack_amx(k, kp, c, &at);
+            ub = Some(pack(k, c, &at));
+            ua = Some(pack_amx(k, kp, c, &at));
         }
         if input_grad == Bf16 && self.grad == F32 {
             let at_t = |xi: usize, ci: usize, row: usize| at(xi, row, ci);
-            self.ubt = pack(c, k, &at_t);
-            self.uat = pack_amx(c, c, k, &at_t);
+            let amx_t = pack_amx(c, c, k, &at_t);
+            let deferred = forward == F32
+                && match defer {
+                    DeferUt::IfAmx => !amx_t.is_empty(),
+                    DeferUt::Always => true,
+                };
+            if !deferred {
+                ubt = Some(pack(c, k, &at_t));
+            }
+            uat = Some(amx_t);
+        }
+        if let Some(v) = ub {
+            self.ub = v;
+        }
+        if let Some(v) = ua {
+            self.ua = v;
+        }
+        if let Some(v) = ubt {
+            self.ubt = OnceLock::from(v);
+        }
+        if let Some(v) = uat {
+            self.uat = v;
         }
         (self.fwd, self.grad) = (forward, input_grad);
         if forward == Bf16 && (input_grad == Bf16 || !shares) {
             self.u = Vec::new();
         }
         self
+    }
+
+    /// U[ξ][row][ci] from the f32 panels (pack_u's layout; T is f32, so the conversion is
+    /// exact).
+    fn u_at(&self, xi: usize, row: usize, ci: usize) -> f32 {
+        let (c, kp) = (self.c, self.kp);
+        self.u[xi * kp * c + ((row / MR) * c + ci) * MR + row % MR].to_f64() as f32
+    }
+
+    /// bf16 panels ([`bf16::pack_u`]) of a rows × cols matrix per ξ, `get(ξ, row, col)`: U for
+    /// the forward, Uᵀ for the input gradient.
+    fn bf16_panels(
+        &self,
+        rows: usize,
+        cols: usize,
+        get: &(dyn Fn(usize, usize, usize) -> f32 + Sync),
+    ) -> Vec<u32> {
+        let a2 = mats(self.tile).a.pow(2);
+        let per_xi = rows.div_ceil(MR) * MR * cols.div_ceil(2);
+        let mut out = vec![0u32; a2 * per_xi];
+        out.par_chunks_mut(per_xi).enumerate().for_each(|(xi, o)| {
+            bf16::pack_u(rows, cols, |r, col| get(xi, r, col), o);
+        });
+        out
+    }
+
+    /// The input gradient's bf16 panels of Uᵀ, built now from U's f32 panels if
+    /// [`with_precision`](Self::with_precision) left them for first use.
+    ///
+    /// # Panics
+    /// If the input gradient is not bf16 and shared (no such panels are meant to exist).
+    pub(super) fn ubt(&self) -> &[u32] {
+        assert!(
+            self.grad == Precision::Bf16 && self.shares_input_grad(),
+            "winograd: no bf16 input-gradient panels"
+        );
+        self.ubt.get_or_init(|| {
+            let at_t = |xi: usize, ci: usize, row: usize| self.u_at(xi, row, ci);
+            self.bf16_panels(self.c, self.k, &at_t)
+        })
+    }
+
+    /// Uᵀ's bf16 panels if built (tests: whether [`WinogradWeights::ubt`] deferred them).
+    #[cfg(test)]
+    pub(super) fn ubt_built(&self) -> Option<&[u32]> {
+        self.ubt.get().map(|v| &v[..])
     }
 
     /// The GEMM operands' number format in the forward and in the input gradient
