@@ -94,7 +94,7 @@ if has profile; then
     done
   done
   stamp "kernel examples"
-  RAYON_NUM_THREADS=1 timeout 120 "$bin/packed_gemm_speed" 3 2>&1 | tail -12
+  RAYON_NUM_THREADS=1 timeout 120 "$bin/packed_gemm_speed" 3 2>&1 | tail -13
   RAYON_NUM_THREADS=2 timeout 120 "$bin/conv_speed" 256 2>&1 | tail -6
 fi
 if has losses; then
