@@ -142,6 +142,10 @@ impl<T: Float> WinogradWeights<T> {
     /// 250. Rounding only the input gradient perturbs the gradient in proportion to its size,
     /// and the loss curve stayed within 0.1% of f32's (benches/README.md).
     ///
+    /// Where AMX takes the bf16 input gradient and the forward stays f32, Uᵀ's `vdpbf16ps`
+    /// panels are built only if a path without AMX runs it (e.g. `NST_SIMD=avx2`): the AMX
+    /// copy serves, and VGG-19 needs 104 MB less.
+    ///
     /// # Panics
     /// If a use that is already bf16 is asked for F32 again (bf16 is final per use).
     pub fn with_precision(self, forward: Precision, input_grad: Precision) -> Self {
@@ -172,9 +176,6 @@ impl<T: Float> WinogradWeights<T> {
         // to need them again.
         let (k, c, kp, a2) = (self.k, self.c, self.kp, mats(self.tile).a.pow(2));
         let at = |xi: usize, row: usize, ci: usize| self.u_at(xi, row, ci);
-        let pack = |rows: usize, cols: usize, get: &(dyn Fn(usize, usize, usize) -> f32 + Sync)| {
-            self.bf16_panels(rows, cols, get)
-        };
         // The AMX copy (rows padded with zeros to `rows_p`), where the tiles fit.
         let pack_amx = |rows: usize,
                         rows_p: usize,
@@ -193,7 +194,7 @@ impl<T: Float> WinogradWeights<T> {
         };
         let (mut ub, mut ua, mut ubt, mut uat) = (None, None, None, None);
         if forward == Bf16 && self.fwd == F32 {
-            ub = Some(pack(k, c, &at));
+            ub = Some(self.bf16_panels(k, c, &at));
             ua = Some(pack_amx(k, kp, c, &at));
         }
         if input_grad == Bf16 && self.grad == F32 {
@@ -205,7 +206,7 @@ impl<T: Float> WinogradWeights<T> {
                     DeferUt::Always => true,
                 };
             if !deferred {
-                ubt = Some(pack(c, k, &at_t));
+                ubt = Some(self.bf16_panels(c, k, &at_t));
             }
             uat = Some(amx_t);
         }
