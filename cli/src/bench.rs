@@ -67,9 +67,10 @@ pub struct BenchArgs {
     /// VGG-19 weights [default: the cache].
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Also print to stderr where the timed iterations went: wall time per op (forward and
-    /// backward apart, by the op's input shape), a profile without perf. CPU only.
-    #[arg(long, conflicts_with = "network")]
+    /// Also print to stderr where the timed iterations (or pictures, with --network) went:
+    /// wall time per op (forward and backward apart, by the op's input shape), a profile
+    /// without perf. CPU only.
+    #[arg(long)]
     pub profile: bool,
 }
 
@@ -107,6 +108,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             size: args.size,
             iterations: args.iterations,
             device: &args.device,
+            profile: args.profile,
         });
     }
     let Some(style) = &args.style else {
@@ -114,12 +116,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let algo: ConvAlgorithm = parse_flag("--conv", &args.conv)?;
     let device = check_device(&args.device)?;
-    if args.profile && device != Device::Cpu {
-        anyhow::bail!(
-            "--profile times ops on the CPU only (a GPU runs them asynchronously); \
-             drop --profile or use --device cpu"
-        );
-    }
+    check_profile_device(args.profile, device)?;
     let precision = parse_precision(&args.precision, device)?;
     let mut cfg = reference_config();
     cfg.style_loss = parse_flag("--style-loss", &args.style_loss)?;
@@ -198,11 +195,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--profile` times ops on the CPU only: an error for any other device.
+pub(crate) fn check_profile_device(profile: bool, device: Device) -> Result<()> {
+    if profile && device != Device::Cpu {
+        anyhow::bail!(
+            "--profile times ops on the CPU only (a GPU runs them asynchronously); \
+             drop --profile or use --device cpu"
+        );
+    }
+    Ok(())
+}
+
 /// The `--profile` table: per row of `rows` (from `engine::profile`), milliseconds and calls per
 /// iteration and the share of the timed iterations' wall time (`times`, seconds each); rows
 /// under 0.5% are summed into one line, and the time outside any op (autograd bookkeeping,
 /// reading loss values) is its own line.
-fn profile_table(rows: &[nst::engine::profile::OpTime], times: &[f64]) -> String {
+pub(crate) fn profile_table(rows: &[nst::engine::profile::OpTime], times: &[f64]) -> String {
     use std::fmt::Write;
     if times.is_empty() {
         return "profile: no timed iterations (--iterations 0)\n".into();

@@ -45,6 +45,8 @@ pub struct FastBench<'a> {
     pub size: usize,
     pub iterations: usize,
     pub device: &'a str,
+    /// Also print the time per op of the timed pictures to stderr (`bench --profile`).
+    pub profile: bool,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -57,8 +59,13 @@ fn missing_weights(e: nst::Error) -> anyhow::Error {
 }
 
 /// Times `f` once warm-up and `n` times; returns the timings in seconds and the last result.
-fn timed<T>(n: usize, mut f: impl FnMut() -> Result<T>) -> Result<(Vec<f64>, T)> {
+/// With `profile`, the ops of the timed calls are profiled (`engine::profile`, collected by
+/// the caller's `finish`).
+fn timed<T>(n: usize, profile: bool, mut f: impl FnMut() -> Result<T>) -> Result<(Vec<f64>, T)> {
     let mut last = f()?;
+    if profile {
+        nst::engine::profile::start();
+    }
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
@@ -71,6 +78,7 @@ fn timed<T>(n: usize, mut f: impl FnMut() -> Result<T>) -> Result<(Vec<f64>, T)>
 /// Runs the bench and prints its JSON line.
 pub fn run(b: FastBench<'_>) -> Result<()> {
     let device: Device = check_device(b.device)?;
+    crate::bench::check_profile_device(b.profile, device)?;
     // Every option first: a bad one is refused before the images and weights are read.
     let mode = match (b.network, b.style_image) {
         ("multistyle26", Some(_)) => {
@@ -105,10 +113,10 @@ pub fn run(b: FastBench<'_>) -> Result<()> {
             let net = Multistyle26::new(&w, device)?;
             let mut s = vec![0.0f32; N_STYLES];
             s[builtin] = 1.0;
-            let (times, out) = timed(b.iterations, || Ok(net.stylize(&photo, &s)?))?;
+            let (times, out) = timed(b.iterations, b.profile, || Ok(net.stylize(&photo, &s)?))?;
             json["builtin"] = builtin.into();
-            json["sec_median"] = median(times).into();
-            out
+            json["sec_median"] = median(times.clone()).into();
+            (out, times)
         }
         Mode::Painting(painting) => {
             let painting = RgbImage::load(painting, DEFAULT_MAX_PIXELS)
@@ -123,6 +131,9 @@ pub fn run(b: FastBench<'_>) -> Result<()> {
             )?;
             // The warm-up picture, then the timed ones.
             let mut out = transform.stylize(&photo, &predict.style_vector(&painting)?)?;
+            if b.profile {
+                nst::engine::profile::start();
+            }
             let (mut tp, mut tt, mut total) = (vec![], vec![], vec![]);
             for _ in 0..b.iterations {
                 let t0 = Instant::now();
@@ -134,16 +145,21 @@ pub fn run(b: FastBench<'_>) -> Result<()> {
                 tt.push((t2 - t1).as_secs_f64());
                 total.push((t2 - t0).as_secs_f64());
             }
-            json["sec_median"] = median(total).into();
+            json["sec_median"] = median(total.clone()).into();
             json["predict_sec_median"] = median(tp).into();
             json["transform_sec_median"] = median(tt).into();
-            out
+            (out, total)
         }
     };
+    let (out, times) = out;
+    let profile = b.profile.then(nst::engine::profile::finish);
     json["output"] = serde_json::json!([out.height, out.width]);
     json["peak_rss_mb"] = crate::bench::peak_rss_mib().into();
     // Not println!: a closed pipe is an error (main exits quietly), not a panic.
     use std::io::Write as _;
     writeln!(std::io::stdout().lock(), "{json}")?;
+    if let Some(rows) = profile {
+        eprint!("{}", crate::bench::profile_table(&rows, &times));
+    }
     Ok(())
 }

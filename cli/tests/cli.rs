@@ -472,6 +472,28 @@ fn bench_profile_splits_the_iterations_by_op_and_adds_up() {
         });
         assert_eq!(row.map(|r| r[2]), Some("3.0"), "{phase}: {err}");
     }
+    // The feed-forward network too: its 3×3 32→32 convolutions at a quarter of the photo
+    // (16×11, reflect-padded to 18×13), 12 a picture (as measured at 512 px too).
+    if !fast_weights_present() {
+        return;
+    }
+    let fast = [
+        "bench",
+        "--content",
+        &c,
+        "--network",
+        "multistyle26",
+        "--size",
+        "64",
+    ];
+    let o = nst(&[&fast[..], &["--iterations", "2", "--profile"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let row = err
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|r| r.len() == 8 && r[4] == "conv2d" && r[5] == "1×32×13×18" && r[2] == "12.0");
+    assert!(row.is_some(), "no residual-block row: {err}");
 }
 
 #[test]
