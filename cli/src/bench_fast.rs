@@ -107,7 +107,8 @@ pub fn run(b: FastBench<'_>) -> Result<()> {
         "threads": rayon::current_num_threads(), "network": b.network,
         "size": [photo.height, photo.width], "iterations": b.iterations,
     });
-    let out = match mode {
+    // The last picture, and the timed pictures' seconds.
+    let (out, times) = match mode {
         Mode::Builtin(builtin) => {
             let w = Multistyle26Weights::load_cached().map_err(missing_weights)?;
             let net = Multistyle26::new(&w, device)?;
@@ -151,7 +152,6 @@ pub fn run(b: FastBench<'_>) -> Result<()> {
             (out, total)
         }
     };
-    let (out, times) = out;
     let profile = b.profile.then(nst::engine::profile::finish);
     json["output"] = serde_json::json!([out.height, out.width]);
     json["peak_rss_mb"] = crate::bench::peak_rss_mib().into();
