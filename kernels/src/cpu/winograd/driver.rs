@@ -7,7 +7,7 @@ use super::transform::{input_transform, output_transform, Epilogue};
 use super::WinogradWeights;
 use crate::cpu::amx;
 use crate::cpu::bf16::{self, Bf16Path, Precision};
-use crate::cpu::buffers::BufferPool;
+use crate::cpu::buffers::{align_pad, aligned, BufferPool};
 use crate::cpu::packed_gemm::{self, MR, NR};
 use crate::cpu::simd::SimdLevel;
 use crate::cpu::{is_f32, Float, SendPtr};
@@ -131,12 +131,13 @@ pub(super) fn winograd_impl<T: Float>(
     let (path, c2) = (Bf16Path::at(level), c.div_ceil(2));
     let v_len = if bf { 0 } else { a * a * c * pb };
     let vb_len = if bf { a * a * c2 * pb } else { 0 };
-    let mut v_buf = pool.scratch::<T>(v_len);
-    let mut vb_buf = pool.scratch::<u32>(vb_len);
-    let mut mm_buf = pool.scratch::<T>(a * a * kp * pb);
-    let v = &mut v_buf[..v_len];
-    let vb = &mut vb_buf[..vb_len];
-    let mm = &mut mm_buf[..a * a * kp * pb];
+    // Each starts on a cache line (buffers::aligned): the panels' rows are 128-byte multiples.
+    let mut v_buf = pool.scratch::<T>(v_len + align_pad::<T>());
+    let mut vb_buf = pool.scratch::<u32>(vb_len + align_pad::<u32>());
+    let mut mm_buf = pool.scratch::<T>(a * a * kp * pb + align_pad::<T>());
+    let v = aligned(&mut v_buf, v_len);
+    let vb = aligned(&mut vb_buf, vb_len);
+    let mm = aligned(&mut mm_buf, a * a * kp * pb);
     for img in 0..n {
         let x = &input[img * c * h * w..(img + 1) * c * h * w];
         let y = &mut out[img * k * h * w..(img + 1) * k * h * w];
