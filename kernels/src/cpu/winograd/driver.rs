@@ -27,6 +27,13 @@ fn block_tiles(c: usize, k: usize, a: usize, tiles: usize, budget: usize) -> usi
 /// 24 MiB (alternated runs), at 256 px no slower, and peak RSS fell by ≈ 45 MB.
 pub(super) const BLOCK_BUDGET: usize = 8 << 20;
 
+/// Elements (64 bytes of f32 or u32) between one transform point's V (or M) and the next,
+/// beyond the point's own `depth·pb`: without them the 36 points' rows lie a multiple of 4 KiB
+/// apart (C and pb are multiples of 32), so the input transform's 36 stores of one vector of
+/// tiles and the output transform's 36 loads all fall in one cache set (12 ways in L1, 16 in
+/// L2) and evict each other.
+pub(super) const XI_PAD: usize = 16;
+
 /// What [`winograd_impl`] computes besides the plain convolution.
 #[derive(Clone, Copy)]
 pub(super) struct Opts<'a, T> {
@@ -129,15 +136,17 @@ pub(super) fn winograd_impl<T: Float>(
         "bf16 panels exist for f32 weights only"
     );
     let (path, c2) = (Bf16Path::at(level), c.div_ceil(2));
-    let v_len = if bf { 0 } else { a * a * c * pb };
-    let vb_len = if bf { a * a * c2 * pb } else { 0 };
+    // Per transform point ξ: V[ξ] (depth·pb), M[ξ] (kp·pb), each then XI_PAD apart.
+    let (vs, vbs, ms) = (c * pb + XI_PAD, c2 * pb + XI_PAD, kp * pb + XI_PAD);
+    let v_len = if bf { 0 } else { a * a * vs };
+    let vb_len = if bf { a * a * vbs } else { 0 };
     // Each starts on a cache line (buffers::aligned): the panels' rows are 128-byte multiples.
     let mut v_buf = pool.scratch::<T>(v_len + align_pad::<T>());
     let mut vb_buf = pool.scratch::<u32>(vb_len + align_pad::<u32>());
-    let mut mm_buf = pool.scratch::<T>(a * a * kp * pb + align_pad::<T>());
+    let mut mm_buf = pool.scratch::<T>(a * a * ms + align_pad::<T>());
     let v = aligned(&mut v_buf, v_len);
     let vb = aligned(&mut vb_buf, vb_len);
-    let mm = aligned(&mut mm_buf, a * a * kp * pb);
+    let mm = aligned(&mut mm_buf, a * a * ms);
     for img in 0..n {
         let x = &input[img * c * h * w..(img + 1) * c * h * w];
         let y = &mut out[img * k * h * w..(img + 1) * k * h * w];
@@ -177,7 +186,7 @@ pub(super) fn winograd_impl<T: Float>(
                                 // Panel row (ξ, group, cp) is written by this pair's task only.
                                 let dst = unsafe {
                                     std::slice::from_raw_parts_mut(
-                                        { vp }.0.add((r * c2 + cp) * NR),
+                                        { vp }.0.add(xi * vbs + (grp * c2 + cp) * NR),
                                         NR,
                                     )
                                 };
@@ -195,7 +204,7 @@ pub(super) fn winograd_impl<T: Float>(
                         // Panel row (ξ, group, ci) is written by this channel's task only.
                         let row = |xi: usize, grp: usize| unsafe {
                             std::slice::from_raw_parts_mut(
-                                { vp }.0.add(((xi * groups + grp) * c + ci) * NR),
+                                { vp }.0.add(xi * vs + (grp * c + ci) * NR),
                                 NR,
                             )
                         };
@@ -221,8 +230,8 @@ pub(super) fn winograd_impl<T: Float>(
                 if path == Bf16Path::Dot && !ua.is_empty() {
                     // AMX: U's rows 32 (or 16) at a time, the V panels as they are.
                     let tr = amx::TILE_ROWS;
-                    mm32.par_chunks_mut(kp * pb)
-                        .zip(vb.par_chunks(c2 * pb))
+                    mm32.par_chunks_mut(ms)
+                        .zip(vb.par_chunks(vbs))
                         .enumerate()
                         .for_each(|(xi, (mx, vx))| {
                             amx::with_tiles(|t| {
@@ -255,6 +264,7 @@ pub(super) fn winograd_impl<T: Float>(
                         c2,
                         kp,
                         pb,
+                        (ms, vbs),
                         used_groups,
                         |xi, kb, grp, panel, out| {
                             let up = &ub[xi * per_xi + kb * c2 * MR..][..c2 * MR];
@@ -263,20 +273,29 @@ pub(super) fn winograd_impl<T: Float>(
                     );
                 }
             } else {
-                for_each_panel(mm, v, c, kp, pb, used_groups, |xi, kb, grp, panel, out| {
-                    let u = &ww.u[xi * ww.kp * ww.c..(xi + 1) * ww.kp * ww.c];
-                    if o.input_grad {
-                        let (up, us) = (&u[kb * MR * MR..], ww.c * MR);
-                        packed_gemm::kernel_t(level, c / MR, up, us, panel, out, pb, cols(grp));
-                    } else {
-                        let up = &u[kb * c * MR..(kb + 1) * c * MR];
-                        if cols(grp) < NR {
-                            packed_gemm::kernel_half(level, c, up, panel, out, pb);
+                for_each_panel(
+                    mm,
+                    v,
+                    c,
+                    kp,
+                    pb,
+                    (ms, vs),
+                    used_groups,
+                    |xi, kb, grp, panel, out| {
+                        let u = &ww.u[xi * ww.kp * ww.c..(xi + 1) * ww.kp * ww.c];
+                        if o.input_grad {
+                            let (up, us) = (&u[kb * MR * MR..], ww.c * MR);
+                            packed_gemm::kernel_t(level, c / MR, up, us, panel, out, pb, cols(grp));
                         } else {
-                            packed_gemm::kernel(level, c, up, panel, out, pb);
+                            let up = &u[kb * c * MR..(kb + 1) * c * MR];
+                            if cols(grp) < NR {
+                                packed_gemm::kernel_half(level, c, up, panel, out, pb);
+                            } else {
+                                packed_gemm::kernel(level, c, up, panel, out, pb);
+                            }
                         }
-                    }
-                });
+                    },
+                );
             }
             // Output tiles, per output channel (disjoint planes of y).
             y.par_chunks_mut(h * w).enumerate().for_each_init(
@@ -289,7 +308,7 @@ pub(super) fn winograd_impl<T: Float>(
                     };
                     level.run(
                         #[inline(always)]
-                        || output_transform(mm, kp, ko, &g, &at, t0, p, pb, e, s, plane),
+                        || output_transform(mm, ms, ko, &g, &at, t0, p, pb, e, s, plane),
                     );
                 },
             );
@@ -303,18 +322,20 @@ pub(super) fn winograd_impl<T: Float>(
 /// `f(ξ, kb, grp, panel, out)` for every transform point ξ (in parallel over ξ), row panel
 /// kb < kp/MR and tile group grp < `used_groups`: `panel` is the group's V panel (`depth` rows
 /// of NR, from V[ξ] of `depth·pb` elements), `out` is M[ξ] (kp rows of pb) from row kb·MR,
-/// column grp·NR.
+/// column grp·NR. M[ξ] and V[ξ] start `strides` = (M's, V's) elements apart.
+#[allow(clippy::too_many_arguments)]
 fn for_each_panel<M: Send, V: Sync>(
     mm: &mut [M],
     v: &[V],
     depth: usize,
     kp: usize,
     pb: usize,
+    strides: (usize, usize),
     used_groups: usize,
     f: impl Fn(usize, usize, usize, &[V], &mut [M]) + Sync,
 ) {
-    mm.par_chunks_mut(kp * pb)
-        .zip(v.par_chunks(depth * pb))
+    mm.par_chunks_mut(strides.0)
+        .zip(v.par_chunks(strides.1))
         .enumerate()
         .for_each(|(xi, (mx, vx))| {
             for kb in 0..kp / MR {

@@ -437,3 +437,62 @@ fn deferred_bf16_input_grad_panels_are_built_on_first_use_and_give_the_same_resu
         }
     }
 }
+
+/// A pool whose idle buffers are NaN (f32) or NaN bf16 pairs (u32), several sizes: what the
+/// driver takes from it unzeroed must be written before it is read.
+fn poisoned_pool() -> BufferPool {
+    let pool = BufferPool::new();
+    for n in [300_000, 1_000_000, 3_000_000] {
+        pool.recycle(vec![f32::NAN; n]);
+        pool.recycle(vec![f32::NAN; n + 7]);
+        pool.recycle(vec![0x7fc0_7fc0u32; n]);
+    }
+    pool
+}
+
+#[test]
+fn stale_work_buffers_never_reach_the_output() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for &(c, k, h, w) in &[(64, 64, 37, 45), (32, 16, 20, 70), (16, 48, 9, 130)] {
+        let x: Vec<f32> = (0..c * h * w).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let wt: Vec<f32> = (0..k * c * 9).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let g: Vec<f32> = (0..k * h * w).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let mk: Vec<f32> = (0..k * h * w).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        for prec in [Precision::F32, Precision::Bf16] {
+            let ww = WinogradWeights::new(WinogradTile::F4, &wt, k, c).with_precision(prec, prec);
+            for level in SimdLevel::available() {
+                for budget in [BLOCK_BUDGET, 1] {
+                    let run = |pool: &BufferPool, input_grad: bool| {
+                        let (src, len, mask) = if input_grad {
+                            (&g, c * h * w, Some(&mk[..]))
+                        } else {
+                            (&x, k * h * w, None)
+                        };
+                        let mut out = vec![0.0f32; len];
+                        let o = Opts {
+                            budget,
+                            relu: !input_grad,
+                            mask,
+                            input_grad,
+                        };
+                        winograd_impl(pool, level, &ww, src, None, (1, h, w), &mut out, o);
+                        out
+                    };
+                    for input_grad in [false, true] {
+                        let clean = run(&BufferPool::new(), input_grad);
+                        let dirty = run(&poisoned_pool(), input_grad);
+                        assert!(clean.iter().all(|v| v.is_finite()));
+                        assert!(
+                            clean
+                                .iter()
+                                .zip(&dirty)
+                                .all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{c}->{k} {h}x{w} {prec:?} {level:?} budget {budget} \
+                             input_grad {input_grad}: stale values changed the output"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -229,13 +229,13 @@ pub(super) fn input_transform<'v, T: Float + 'v>(
     }
 }
 
-/// For output channel `ko` (row ko of each M[ξ], which has `k` rows): its plane's tiles
-/// t0..t0+p = Aᵀ M A + bias, clipped at the edges.
+/// For output channel `ko` (row ko of each M[ξ]: rows of `pb`, M[ξ] at `ξ·xs` in `mm`): its
+/// plane's tiles t0..t0+p = Aᵀ M A + bias, clipped at the edges.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) fn output_transform<T: Float>(
     mm: &[T],
-    k: usize,
+    xs: usize,
     ko: usize,
     g: &Geom,
     at: &[Vec<(usize, T)>],
@@ -262,10 +262,10 @@ pub(super) fn output_transform<T: Float>(
             unsafe {
                 let (mj, dj) = (mp.add(ko * pb + j), d.add(j));
                 match (g.x4, g.mirror) {
-                    (Unrolled::Avx512, true) => output4_avx512::<true>(mj, k * pb, dj, pb),
-                    (Unrolled::Avx512, false) => output4_avx512::<false>(mj, k * pb, dj, pb),
-                    (_, true) => output4_avx2::<true>(mj, k * pb, dj, pb),
-                    (_, false) => output4_avx2::<false>(mj, k * pb, dj, pb),
+                    (Unrolled::Avx512, true) => output4_avx512::<true>(mj, xs, dj, pb),
+                    (Unrolled::Avx512, false) => output4_avx512::<false>(mj, xs, dj, pb),
+                    (_, true) => output4_avx2::<true>(mj, xs, dj, pb),
+                    (_, false) => output4_avx2::<false>(mj, xs, dj, pb),
                 }
             }
         }
@@ -278,7 +278,7 @@ pub(super) fn output_transform<T: Float>(
                 combine(
                     &mut s.tmp[(r * a + q) * pb..],
                     row,
-                    |i| ((i * a + q) * k + ko) * pb,
+                    |i| (i * a + q) * xs + ko * pb,
                     mm,
                     p,
                 );
