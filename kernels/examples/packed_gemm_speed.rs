@@ -11,6 +11,7 @@
 
 use kernels::cpu::packed_gemm::{kernel, kernel_half, kernel_t, MR, NR};
 use kernels::cpu::simd::SimdLevel;
+use kernels::cpu::winograd::U_PAD;
 use std::time::Instant;
 
 /// (C = K, tiles) of the Winograd layers at 256×170 (conv1_2 … conv5_1).
@@ -23,7 +24,9 @@ fn products(level: SimdLevel, c: usize, tiles: usize, transposed: bool, bufs: &m
     let groups = tiles.div_ceil(NR);
     let pb = groups * NR;
     for xi in 0..POINTS {
-        let ux = &bufs.u[xi * c * c..][..c * c];
+        // U as WinogradWeights lays it out: row panels of C·MR, U_PAD apart.
+        let ps = c * MR + U_PAD;
+        let ux = &bufs.u[xi * (c / MR) * ps..][..(c / MR) * ps];
         let vx = &bufs.v[xi * c * pb..][..c * pb];
         let mx = &mut bufs.m[xi * c * pb..][..c * pb];
         for kb in 0..c / MR {
@@ -36,20 +39,11 @@ fn products(level: SimdLevel, c: usize, tiles: usize, transposed: bool, bufs: &m
                     NR
                 };
                 if transposed {
-                    kernel_t(
-                        level,
-                        c / MR,
-                        &ux[kb * MR * MR..],
-                        c * MR,
-                        panel,
-                        out,
-                        pb,
-                        cols,
-                    );
+                    kernel_t(level, c / MR, &ux[kb * MR * MR..], ps, panel, out, pb, cols);
                 } else if cols < NR {
-                    kernel_half(level, c, &ux[kb * c * MR..], panel, out, pb);
+                    kernel_half(level, c, &ux[kb * ps..], panel, out, pb);
                 } else {
-                    kernel(level, c, &ux[kb * c * MR..], panel, out, pb);
+                    kernel(level, c, &ux[kb * ps..], panel, out, pb);
                 }
             }
         }
@@ -75,7 +69,7 @@ fn main() {
     for (c, tiles) in SHAPES {
         let pb = tiles.div_ceil(NR) * NR;
         let mut bufs = Bufs {
-            u: (0..POINTS * c * c)
+            u: (0..POINTS * (c / MR) * (c * MR + U_PAD))
                 .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5)
                 .collect(),
             v: (0..POINTS * c * pb)

@@ -273,6 +273,9 @@ pub(super) fn winograd_impl<T: Float>(
                     );
                 }
             } else {
+                // U's row panels are `ps` apart (WinogradWeights::panel_stride).
+                let ps = ww.panel_stride();
+                let per_xi = ww.kp / MR * ps;
                 for_each_panel(
                     mm,
                     v,
@@ -282,12 +285,12 @@ pub(super) fn winograd_impl<T: Float>(
                     (ms, vs),
                     used_groups,
                     |xi, kb, grp, panel, out| {
-                        let u = &ww.u[xi * ww.kp * ww.c..(xi + 1) * ww.kp * ww.c];
+                        let u = &ww.u[xi * per_xi..(xi + 1) * per_xi];
                         if o.input_grad {
-                            let (up, us) = (&u[kb * MR * MR..], ww.c * MR);
-                            packed_gemm::kernel_t(level, c / MR, up, us, panel, out, pb, cols(grp));
+                            let up = &u[kb * MR * MR..];
+                            packed_gemm::kernel_t(level, c / MR, up, ps, panel, out, pb, cols(grp));
                         } else {
-                            let up = &u[kb * c * MR..(kb + 1) * c * MR];
+                            let up = &u[kb * ps..][..c * MR];
                             if cols(grp) < NR {
                                 packed_gemm::kernel_half(level, c, up, panel, out, pb);
                             } else {

@@ -22,7 +22,7 @@ mod transform;
 mod transform_x86;
 mod weights;
 
-pub use weights::WinogradWeights;
+pub use weights::{WinogradWeights, U_PAD};
 
 use super::buffers::BufferPool;
 use super::packed_gemm::MR;
