@@ -9,7 +9,7 @@
 #            PyTorch f32 and bf16 autocast;
 #   profile  the host CPU, 2 threads: `nst-cli bench --profile` (time per op) at 256 and 512 px,
 #            f32 and bf16 (tables in $OUT/profile_*.txt), then the kernel examples
-#            packed_gemm_speed (1 thread) and conv_speed (2 threads);
+#            packed_gemm_speed (1 thread), conv_speed and gram_speed (2 threads);
 #   losses   300 Adam iterations f32 vs bf16, on the CPU (256 px) and the GPU (512 px);
 #   pictures the default 512-px transfer on the CPU and the GPU, f32 and bf16/auto.
 # Usage: bash DIR/device_check.sh [STAGE…]   (default: all six). Output: logs and PNGs in $OUT.
@@ -96,6 +96,7 @@ if has profile; then
   stamp "kernel examples"
   RAYON_NUM_THREADS=1 timeout 120 "$bin/packed_gemm_speed" 3 2>&1 | tail -13
   RAYON_NUM_THREADS=2 timeout 120 "$bin/conv_speed" 256 2>&1 | tail -6
+  RAYON_NUM_THREADS=2 timeout 60 "$bin/gram_speed" 512 2>&1 | tail -6
 fi
 if has losses; then
   stamp "300-iteration losses"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what benches/device_check.sh needs on a machine without a Rust toolchain (the lent GPU
 # machine): the release nst-cli, the test binaries with GPU or bf16/AMX tests and the kernel
-# speed examples (packed_gemm_speed, conv_speed; stripped), the VGG-19 weights and PyTorch's
+# speed examples (packed_gemm_speed, conv_speed, gram_speed; stripped), the VGG-19 weights and PyTorch's
 # anchor, into DIR (default .gpu, which .git/info/exclude should
 # list). Usage: benches/device_pack.sh [DIR]
 # Environment: TORCH_REFERENCE (default ../shared/bench/torch_reference.py), NST_WEIGHTS
@@ -17,8 +17,9 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 cargo build --release -p nst-cli --quiet
 strip -o "$stage/nst-cli" target/release/nst-cli
-cargo build --release -p nst-kernels --example packed_gemm_speed --example conv_speed --quiet
-for e in packed_gemm_speed conv_speed; do
+cargo build --release -p nst-kernels --example packed_gemm_speed --example conv_speed \
+  --example gram_speed --quiet
+for e in packed_gemm_speed conv_speed gram_speed; do
   strip -o "$stage/$e" "target/release/examples/$e"
 done
 exes=$(
