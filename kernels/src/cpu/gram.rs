@@ -7,7 +7,8 @@
 //! - `G`: dot products of F's rows read in place, 4×4 rows at a time with AVX-512, over
 //!   chunks of K that stay in cache, the upper triangle only (G is symmetric), then mirrored;
 //! - `S·F`: the Winograd micro-kernel ([`packed_gemm::kernel_vs`]) with S packed (small) and
-//!   F's rows read in place as its V panels.
+//!   F's columns, NR at a time, copied into a V panel (C×NR, in L1) with the rows of the
+//!   panels two ahead prefetched.
 //!
 //! Other instruction sets and types use the general GEMM.
 
@@ -48,27 +49,40 @@ pub fn gram_backward<T: Float>(s: &[T], f: &[T], c: usize, k: usize, out: &mut [
         gemm_rm(c, c, k, T::ONE, s, false, f, false, T::ZERO, out);
         return;
     }
-    // S packed into MR-row panels (zero rows past C); F's rows are the V panels in place.
+    // S packed into MR-row panels (zero rows past C).
     let cp = c.div_ceil(MR) * MR;
     let mut up = vec![T::ZERO; cp * c];
     packed_gemm::pack_u(s, c, c, &mut up);
     let full = k / NR * NR;
-    // Column panels of NR: each task writes its own columns of every row of `out`.
+    // Column panels of NR: each task copies F's panel (its C rows lie K apart, often a
+    // multiple of 4 KiB, so read in place they shared a few cache sets and left L1 between
+    // the cp/MR products that reuse them) and writes its own columns of every row of `out`.
     let op = SendPtr(out.as_mut_ptr());
-    (0..full / NR).into_par_iter().for_each(|jp| {
-        let j0 = jp * NR;
-        let mut m = [T::ZERO; MR * NR];
-        for kb in 0..cp / MR {
-            let u = &up[kb * c * MR..(kb + 1) * c * MR];
-            packed_gemm::kernel_vs(level, c, u, &f[j0..], k, &mut m, NR);
-            for r in 0..MR.min(c - kb * MR) {
-                let row = kb * MR + r;
-                // SAFETY: columns j0..j0+NR of row `row` belong to this task only.
-                let dst = unsafe { std::slice::from_raw_parts_mut({ op }.0.add(row * k + j0), NR) };
-                dst.copy_from_slice(&m[r * NR..(r + 1) * NR]);
+    (0..full / NR).into_par_iter().for_each_init(
+        || vec![T::ZERO; c * NR],
+        |panel, jp| {
+            let j0 = jp * NR;
+            for (ci, row) in panel.chunks_exact_mut(NR).enumerate() {
+                row.copy_from_slice(&f[ci * k + j0..][..NR]);
+                if j0 + (PANELS_AHEAD + 1) * NR <= full {
+                    let at = ci * k + j0 + PANELS_AHEAD * NR;
+                    prefetch_panel_row(f[at..].as_ptr(), { op }.0.wrapping_add(at));
+                }
             }
-        }
-    });
+            let mut m = [T::ZERO; MR * NR];
+            for kb in 0..cp / MR {
+                let u = &up[kb * c * MR..(kb + 1) * c * MR];
+                packed_gemm::kernel_vs(level, c, u, panel, NR, &mut m, NR);
+                for r in 0..MR.min(c - kb * MR) {
+                    let row = kb * MR + r;
+                    // SAFETY: columns j0..j0+NR of row `row` belong to this task only.
+                    let dst =
+                        unsafe { std::slice::from_raw_parts_mut({ op }.0.add(row * k + j0), NR) };
+                    dst.copy_from_slice(&m[r * NR..(r + 1) * NR]);
+                }
+            }
+        },
+    );
     // The last K mod NR columns, as strided views of f and out (no copies).
     if full < k {
         let cols = MatLayout {
@@ -89,6 +103,28 @@ pub fn gram_backward<T: Float>(s: &[T], f: &[T], c: usize, k: usize, out: &mut [
             cols,
         );
     }
+}
+
+/// How many column panels ahead [`gram_backward`] prefetches F's and `out`'s rows: the C
+/// rows are C streams K apart, more than the hardware prefetchers follow.
+const PANELS_AHEAD: usize = 2;
+
+/// Prefetch one panel row (NR elements) of F, to read, and of `out`, to write.
+#[inline(always)]
+fn prefetch_panel_row<T>(f: *const T, out: *mut T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        let line = 64 / std::mem::size_of::<T>();
+        for q in (0..NR).step_by(line) {
+            // SAFETY: prefetches are hints (never fault); the callers' addresses are in bounds.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(f.wrapping_add(q) as *const i8);
+                _mm_prefetch::<_MM_HINT_ET0>(out.wrapping_add(q) as *const i8);
+            }
+        }
+    }
+    let _ = (f, out);
 }
 
 /// Floats of K per chunk so that one chunk of all C rows is about 512 KB (stays in L2).
