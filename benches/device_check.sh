@@ -9,7 +9,8 @@
 #            PyTorch f32 and bf16 autocast;
 #   profile  the host CPU, 2 threads: `nst-cli bench --profile` (time per op) at 256 and 512 px,
 #            f32 and bf16 (tables in $OUT/profile_*.txt), then the kernel examples
-#            packed_gemm_speed (1 thread), conv_speed and gram_speed (2 threads);
+#            packed_gemm_speed (1 thread), conv_speed and gram_speed (2 threads), and a sweep
+#            of the Winograd block budget (NST_WINOGRAD_BLOCK_MIB 2–16, default 8);
 #   losses   300 Adam iterations f32 vs bf16, on the CPU (256 px) and the GPU (512 px);
 #   pictures the default 512-px transfer on the CPU and the GPU, f32 and bf16/auto.
 # Usage: bash DIR/device_check.sh [STAGE…]   (default: all six). Output: logs and PNGs in $OUT.
@@ -97,6 +98,14 @@ if has profile; then
   RAYON_NUM_THREADS=1 timeout 120 "$bin/packed_gemm_speed" 3 2>&1 | tail -13
   RAYON_NUM_THREADS=2 timeout 120 "$bin/conv_speed" 256 2>&1 | tail -6
   RAYON_NUM_THREADS=2 timeout 60 "$bin/gram_speed" 512 2>&1 | tail -6
+  stamp "Winograd block budget (NST_WINOGRAD_BLOCK_MIB), f32, 2 threads"
+  for s in 256 512; do
+    for mib in 8 2 4 16 8; do
+      echo "# nst f32 $s budget $mib MiB: $(NST_WINOGRAD_BLOCK_MIB=$mib timeout 60 \
+        "$bin/nst-cli" bench "${im[@]}" --size $s --iterations 5 --threads 2 --weights "$w" \
+        2>&1 | tail -1 | grep -o '"sec_per_iter_median":[0-9.]*')"
+    done
+  done
 fi
 if has losses; then
   stamp "300-iteration losses"

@@ -27,6 +27,20 @@ fn block_tiles(c: usize, k: usize, a: usize, tiles: usize, budget: usize) -> usi
 /// 24 MiB (alternated runs), at 256 px no slower, and peak RSS fell by ≈ 45 MB.
 pub(super) const BLOCK_BUDGET: usize = 8 << 20;
 
+/// The block budget the convolutions use: [`BLOCK_BUDGET`], or `NST_WINOGRAD_BLOCK_MIB` MiB
+/// (1–256) where that environment variable is set, for measuring another CPU's best size
+/// (an Intel Xeon has 2 MiB of L2 per core, this Zen 5 1 MiB) without a rebuild. Read once.
+pub(super) fn block_budget() -> usize {
+    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        std::env::var("NST_WINOGRAD_BLOCK_MIB")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|m| (1..=256).contains(m))
+            .map_or(BLOCK_BUDGET, |m| m << 20)
+    })
+}
+
 /// Elements (64 bytes of f32 or u32) between one transform point's V (or M) and the next,
 /// beyond the point's own `depth·pb`: without them the 36 points' rows lie a multiple of 4 KiB
 /// apart (C and pb are multiples of 32), so the input transform's 36 stores of one vector of
@@ -54,7 +68,7 @@ pub(super) struct Opts<'a, T> {
 impl<T> Opts<'_, T> {
     pub(super) fn plain() -> Self {
         Opts {
-            budget: BLOCK_BUDGET,
+            budget: block_budget(),
             relu: false,
             mask: None,
             input_grad: false,
