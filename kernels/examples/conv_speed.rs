@@ -9,19 +9,9 @@ use kernels::cpu::conv2d::{conv2d_forward, Conv2dParams};
 use kernels::cpu::winograd::{
     conv3x3_winograd, conv3x3_winograd_input_grad, WinogradTile, WinogradWeights,
 };
-use std::time::Instant;
-
-/// Fastest of 7 runs after a warm-up (the minimum is the least disturbed by other load).
-fn time(mut f: impl FnMut()) -> f64 {
-    f();
-    (0..7)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+#[path = "util/timing.rs"]
+mod timing;
+use timing::time;
 
 fn main() {
     // One work-buffer pool for every call, as the engine's CPU backend keeps one.

@@ -6,18 +6,9 @@
 //! fastest of 7 runs.
 
 use kernels::cpu::gram::{gram, gram_backward};
-use std::time::Instant;
-
-fn time(mut f: impl FnMut()) -> f64 {
-    f();
-    (0..7)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+#[path = "util/timing.rs"]
+mod timing;
+use timing::time;
 
 fn main() {
     let side: usize = std::env::args()
