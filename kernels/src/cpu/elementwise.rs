@@ -187,12 +187,16 @@ pub fn binary_strided<T: Float, F: Fn(T, T) -> T + Sync>(
 }
 
 /// Runs `$call` with `$o` bound to `$op` re-built per variant, so that each variant's loop is
-/// compiled on its own (the `match` in `apply` folds away, and the loop vectorises).
+/// compiled on its own (the `match` in `apply` folds away, and the loop vectorises). Variants
+/// without data are bound as constants: a closure that captured the op as a value read its
+/// discriminant from memory and dispatched through a jump table on every element (the
+/// closure's loop runs inside rayon, where the op's invariance was not visible).
 macro_rules! per_variant {
     (unary $op:expr, $o:ident => $call:expr) => {
         match $op {
             UnaryOp::Neg => {
-                let $o = UnaryOp::Neg;
+                #[allow(non_upper_case_globals)]
+                const $o: UnaryOp = UnaryOp::Neg;
                 $call
             }
             UnaryOp::AddScalar(s) => {
@@ -204,23 +208,28 @@ macro_rules! per_variant {
                 $call
             }
             UnaryOp::Square => {
-                let $o = UnaryOp::Square;
+                #[allow(non_upper_case_globals)]
+                const $o: UnaryOp = UnaryOp::Square;
                 $call
             }
             UnaryOp::Sqrt => {
-                let $o = UnaryOp::Sqrt;
+                #[allow(non_upper_case_globals)]
+                const $o: UnaryOp = UnaryOp::Sqrt;
                 $call
             }
             UnaryOp::Abs => {
-                let $o = UnaryOp::Abs;
+                #[allow(non_upper_case_globals)]
+                const $o: UnaryOp = UnaryOp::Abs;
                 $call
             }
             UnaryOp::Relu => {
-                let $o = UnaryOp::Relu;
+                #[allow(non_upper_case_globals)]
+                const $o: UnaryOp = UnaryOp::Relu;
                 $call
             }
             UnaryOp::Sigmoid => {
-                let $o = UnaryOp::Sigmoid;
+                #[allow(non_upper_case_globals)]
+                const $o: UnaryOp = UnaryOp::Sigmoid;
                 $call
             }
             UnaryOp::Clamp { min, max } => {
@@ -236,31 +245,38 @@ macro_rules! per_variant {
     (binary $op:expr, $o:ident => $call:expr) => {
         match $op {
             BinaryOp::Add => {
-                let $o = BinaryOp::Add;
+                #[allow(non_upper_case_globals)]
+                const $o: BinaryOp = BinaryOp::Add;
                 $call
             }
             BinaryOp::Sub => {
-                let $o = BinaryOp::Sub;
+                #[allow(non_upper_case_globals)]
+                const $o: BinaryOp = BinaryOp::Sub;
                 $call
             }
             BinaryOp::Mul => {
-                let $o = BinaryOp::Mul;
+                #[allow(non_upper_case_globals)]
+                const $o: BinaryOp = BinaryOp::Mul;
                 $call
             }
             BinaryOp::Div => {
-                let $o = BinaryOp::Div;
+                #[allow(non_upper_case_globals)]
+                const $o: BinaryOp = BinaryOp::Div;
                 $call
             }
             BinaryOp::ReluGrad => {
-                let $o = BinaryOp::ReluGrad;
+                #[allow(non_upper_case_globals)]
+                const $o: BinaryOp = BinaryOp::ReluGrad;
                 $call
             }
             BinaryOp::AbsGrad => {
-                let $o = BinaryOp::AbsGrad;
+                #[allow(non_upper_case_globals)]
+                const $o: BinaryOp = BinaryOp::AbsGrad;
                 $call
             }
             BinaryOp::SigmoidGrad => {
-                let $o = BinaryOp::SigmoidGrad;
+                #[allow(non_upper_case_globals)]
+                const $o: BinaryOp = BinaryOp::SigmoidGrad;
                 $call
             }
         }
