@@ -186,11 +186,27 @@ pub fn binary_strided<T: Float, F: Fn(T, T) -> T + Sync>(
     }
 }
 
+/// An op with data (a scalar, bounds) as a closure that rebuilds the variant around its
+/// captured values, so that `apply`'s `match` folds inside it ([`per_variant`]).
+#[derive(Clone, Copy)]
+struct Bound<F>(F);
+
+impl<F> Bound<F> {
+    #[inline(always)]
+    fn apply<T>(self, v: T) -> T
+    where
+        F: Fn(T) -> T,
+    {
+        (self.0)(v)
+    }
+}
+
 /// Runs `$call` with `$o` bound to `$op` re-built per variant, so that each variant's loop is
 /// compiled on its own (the `match` in `apply` folds away, and the loop vectorises). Variants
 /// without data are bound as constants: a closure that captured the op as a value read its
 /// discriminant from memory and dispatched through a jump table on every element (the
-/// closure's loop runs inside rayon, where the op's invariance was not visible).
+/// closure's loop runs inside rayon, where the op's invariance was not visible); variants with
+/// data as a [`Bound`] closure over their values.
 macro_rules! per_variant {
     (unary $op:expr, $o:ident => $call:expr) => {
         match $op {
@@ -200,11 +216,11 @@ macro_rules! per_variant {
                 $call
             }
             UnaryOp::AddScalar(s) => {
-                let $o = UnaryOp::AddScalar(s);
+                let $o = Bound(move |v| UnaryOp::AddScalar(s).apply(v));
                 $call
             }
             UnaryOp::MulScalar(s) => {
-                let $o = UnaryOp::MulScalar(s);
+                let $o = Bound(move |v| UnaryOp::MulScalar(s).apply(v));
                 $call
             }
             UnaryOp::Square => {
@@ -233,11 +249,11 @@ macro_rules! per_variant {
                 $call
             }
             UnaryOp::Clamp { min, max } => {
-                let $o = UnaryOp::Clamp { min, max };
+                let $o = Bound(move |v| UnaryOp::Clamp { min, max }.apply(v));
                 $call
             }
             UnaryOp::ClampGrad { min, max } => {
-                let $o = UnaryOp::ClampGrad { min, max };
+                let $o = Bound(move |v| UnaryOp::ClampGrad { min, max }.apply(v));
                 $call
             }
         }
