@@ -272,18 +272,14 @@ pub(crate) fn backward_input<T: Element>(
     // only where both are wide enough. With few (VGG-19's first layer, 3←64) the transforms
     // of the C_out planes cost more than the thin GEMMs they feed: that input gradient took
     // 4.6–4.9 ms by Winograd and 2.5–2.7 by im2col at 256×192, 16–18 and 9.4–9.9 at 512×384
-    // (`bench --profile`, alternated).
+    // (`bench --profile`, alternated); through packed panels with the mask applied on the way
+    // in (`conv2d_backward_input_masked`) 1.7–1.8 and 7.0–7.7.
     let tile = winograd_tile(p, p.c_out, cfg.algorithm).filter(|_| p.c_in >= WINOGRAD_MIN_CHANNELS);
     match (tile, relu_out) {
         (Some(tile), mask) => {
             let pr = cfg.precision;
             input_grad_winograd(pool, p, tile, pr, prepared, w, grad_out, mask, grad_in)
         }
-        (None, Some(y)) => {
-            let mut gm = vec![T::ZERO; grad_out.len()];
-            kernels::cpu::elementwise::relu_backward(grad_out, y, &mut gm);
-            k::conv2d_backward_input(pool, p, &gm, w, grad_in)
-        }
-        (None, None) => k::conv2d_backward_input(pool, p, grad_out, w, grad_in),
+        (None, mask) => k::conv2d_backward_input_masked(pool, p, grad_out, mask, w, grad_in),
     }
 }

@@ -399,6 +399,49 @@ fn forward_impl<T: Float>(
     });
 }
 
+/// Input gradient of `grad_out · [mask > 0]` (`mask`: the output of a ReLU that follows the
+/// convolution, same shape as `grad_out`; `None`: [`conv2d_backward_input`]). Few input
+/// channels with stride 1 (VGG-19's conv1_1) go through packed panels with the mask applied on
+/// the way in ([`panel_grad`]); other shapes through a masked copy and
+/// [`conv2d_backward_input`]. `grad_in` is overwritten.
+///
+/// # Panics
+/// If a length disagrees with `p` (as [`conv2d_backward_input`]; `mask` as `grad_out`).
+pub fn conv2d_backward_input_masked<T: Float>(
+    pool: &BufferPool,
+    p: &Conv2dParams,
+    grad_out: &[T],
+    mask: Option<&[T]>,
+    weight: &[T],
+    grad_in: &mut [T],
+) {
+    check_lens(
+        "conv2d_backward_input",
+        p,
+        &[
+            ("grad_out", grad_out.len(), p.output_len()),
+            (
+                "mask",
+                mask.map_or(p.output_len(), |m| m.len()),
+                p.output_len(),
+            ),
+            ("weight", weight.len(), p.weight_len()),
+            ("grad_in", grad_in.len(), p.input_len()),
+        ],
+    );
+    if panel_grad::applies::<T>(p) {
+        return panel_grad::backward_input(p, grad_out, mask, weight, grad_in);
+    }
+    match mask {
+        Some(y) => {
+            let mut gm = vec![T::ZERO; grad_out.len()];
+            super::elementwise::relu_backward(grad_out, y, &mut gm);
+            conv2d_backward_input(pool, p, &gm, weight, grad_in)
+        }
+        None => conv2d_backward_input(pool, p, grad_out, weight, grad_in),
+    }
+}
+
 /// Input gradient: `grad_in = ∂L/∂input` given `grad_out = ∂L/∂out`. `grad_in` is overwritten.
 pub fn conv2d_backward_input<T: Float>(
     pool: &BufferPool,
@@ -600,6 +643,7 @@ mod depthwise;
 mod direct;
 mod grouped;
 mod panel;
+mod panel_grad;
 
 #[cfg(test)]
 mod tests;

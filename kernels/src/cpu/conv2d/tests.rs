@@ -1,5 +1,6 @@
 //! Unit tests of `conv2d` against naive f64 references.
 use super::*;
+use crate::cpu::simd::SimdLevel;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -485,5 +486,66 @@ fn grouped_and_depthwise_match_naive_f64_and_f32() {
             1e-13 * terms,
             &format!("grouped backward_bias {p:?}"),
         );
+    }
+}
+
+#[test]
+fn masked_input_gradient_through_panels_matches_float64() {
+    let mut rng = StdRng::seed_from_u64(41);
+    for p in [
+        params(1, 3, 9, 40, 64, (3, 3), (1, 1), (1, 1)), // VGG-19 conv1_1's shape
+        params(2, 3, 17, 70, 8, (3, 3), (1, 1), (1, 1)), // a last panel overlapping the one before
+        params(1, 1, 5, 34, 16, (3, 3), (1, 1), (0, 0)),
+        params(1, 2, 6, 37, 8, (5, 5), (1, 1), (2, 2)),
+        params(1, 7, 8, 40, 16, (3, 3), (1, 1), (1, 1)), // K = 63
+        params(1, 3, 9, 20, 64, (3, 3), (1, 1), (1, 1)), // OW < NR: the masked-copy path
+    ] {
+        let wide = p.out_w() >= 32;
+        if SimdLevel::current() != SimdLevel::Portable {
+            assert_eq!(panel_grad::applies::<f32>(&p), wide, "{p:?}");
+        }
+        let g: Vec<f64> = (0..p.output_len())
+            .map(|_| rng.gen_range(-1.0..1.0))
+            .collect();
+        let y: Vec<f64> = (0..p.output_len())
+            .map(|_| rng.gen_range(-1.0..1.0))
+            .collect();
+        let w: Vec<f64> = (0..p.weight_len())
+            .map(|_| rng.gen_range(-1.0..1.0))
+            .collect();
+        let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let pool = BufferPool::new();
+        for masked in [false, true] {
+            let gm: Vec<f64> = if masked {
+                g.iter()
+                    .zip(&y)
+                    .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 })
+                    .collect()
+            } else {
+                g.clone()
+            };
+            let mut want = vec![0.0f64; p.input_len()];
+            conv2d_backward_input(&pool, &p, &gm, &w, &mut want);
+            let mut got = vec![f32::NAN; p.input_len()];
+            let mask = masked.then(|| f32s(&y));
+            conv2d_backward_input_masked(
+                &pool,
+                &p,
+                &f32s(&g),
+                mask.as_deref(),
+                &f32s(&w),
+                &mut got,
+            );
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(&a, &b)| (a as f64 - b).abs())
+                .fold(0.0, f64::max);
+            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            assert!(
+                err <= 1e-5 * scale,
+                "{p:?} masked {masked}: max error {err}"
+            );
+        }
     }
 }
