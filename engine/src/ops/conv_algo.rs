@@ -218,14 +218,8 @@ pub(crate) fn forward<T: Element>(
                 conv3x3_winograd(pool, &ww, x, b, p.n, p.h, p.w, out)
             }
         }
-        None => {
-            k::conv2d_forward(pool, p, x, w, b, out);
-            if relu {
-                use rayon::prelude::*;
-                out.par_chunks_mut(1 << 16)
-                    .for_each(|c| c.iter_mut().for_each(|v| *v = v.max(T::ZERO)));
-            }
-        }
+        None if relu => k::conv2d_forward_relu(pool, p, x, w, b, out),
+        None => k::conv2d_forward(pool, p, x, w, b, out),
     }
 }
 

@@ -322,14 +322,31 @@ pub fn conv2d_forward<T: Float>(
     forward_impl(pool, p, input, weight, bias, out, COL_BUDGET)
 }
 
-fn forward_impl<T: Float>(
+/// [`conv2d_forward`] followed by ReLU (`out = max(0, conv)`), fused into the store where the
+/// convolution goes through packed panels (VGG-19's conv1_1), else one pass over `out`.
+pub fn conv2d_forward_relu<T: Float>(
     pool: &BufferPool,
     p: &Conv2dParams,
     input: &[T],
     weight: &[T],
     bias: Option<&[T]>,
     out: &mut [T],
-    budget: usize,
+) {
+    if p.groups == 1 && !direct::applies::<T>(p) && panel::applies(p) {
+        check_forward_lens(p, input, weight, bias, out);
+        return panel::forward(p, input, weight, bias, out, true);
+    }
+    conv2d_forward(pool, p, input, weight, bias, out);
+    out.par_chunks_mut(1 << 16)
+        .for_each(|c| c.iter_mut().for_each(|v| *v = v.max(T::ZERO)));
+}
+
+fn check_forward_lens<T>(
+    p: &Conv2dParams,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &[T],
 ) {
     check_lens(
         "conv2d_forward",
@@ -341,11 +358,23 @@ fn forward_impl<T: Float>(
             ("bias", bias.map_or(p.c_out, |b| b.len()), p.c_out),
         ],
     );
+}
+
+fn forward_impl<T: Float>(
+    pool: &BufferPool,
+    p: &Conv2dParams,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+    budget: usize,
+) {
+    check_forward_lens(p, input, weight, bias, out);
     if direct::applies::<T>(p) {
         return direct::forward(p, input, weight, bias, out);
     }
     if panel::applies(p) {
-        return panel::forward(p, input, weight, bias, out);
+        return panel::forward(p, input, weight, bias, out, false);
     }
     let g = Geom::new(p, budget);
     let (in_per, out_per) = (p.c_in * p.h * p.w, p.c_out * g.ohw());

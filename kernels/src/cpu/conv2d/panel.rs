@@ -22,13 +22,15 @@ pub(super) fn applies(p: &Conv2dParams) -> bool {
 }
 
 /// `out[n,o,y,x] = bias[o] + Σ_{c,i,j} w[o,c,i,j]·x[n,c,y·s_h+i−p_h, x·s_w+j−p_w]` (zero
-/// outside the input; `applies(p)` holds; lengths checked by the caller).
+/// outside the input; then `max(0, ·)` when `relu`; `applies(p)` holds; lengths checked by the
+/// caller).
 pub(super) fn forward<T: Float>(
     p: &Conv2dParams,
     input: &[T],
     weight: &[T],
     bias: Option<&[T]>,
     out: &mut [T],
+    relu: bool,
 ) {
     assert!(applies(p), "panel conv2d: {p:?}");
     let (oh, ow) = (p.out_h(), p.out_w());
@@ -71,7 +73,13 @@ pub(super) fn forward<T: Float>(
                             // overlapping panels of one row are written in turn by this task,
                             // with the same values.
                             let d = unsafe { std::slice::from_raw_parts_mut(dst.0.add(at), NR) };
-                            d.copy_from_slice(mr);
+                            if relu {
+                                for (d, &v) in d.iter_mut().zip(mr.iter()) {
+                                    *d = v.max(T::ZERO);
+                                }
+                            } else {
+                                d.copy_from_slice(mr);
+                            }
                         }
                     }
                 }

@@ -549,3 +549,31 @@ fn masked_input_gradient_through_panels_matches_float64() {
         }
     }
 }
+
+#[test]
+fn forward_relu_equals_forward_then_relu() {
+    let mut rng = StdRng::seed_from_u64(43);
+    for p in [
+        params(1, 3, 9, 40, 64, (3, 3), (1, 1), (1, 1)), // packed panels: ReLU fused
+        params(2, 5, 7, 9, 6, (3, 3), (1, 1), (1, 1)),   // im2col, then a pass
+    ] {
+        let x: Vec<f32> = (0..p.input_len())
+            .map(|_| rng.gen_range(-1.0..1.0))
+            .collect();
+        let w: Vec<f32> = (0..p.weight_len())
+            .map(|_| rng.gen_range(-1.0..1.0))
+            .collect();
+        let b: Vec<f32> = (0..p.c_out).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let pool = BufferPool::new();
+        let mut want = vec![0.0f32; p.output_len()];
+        conv2d_forward(&pool, &p, &x, &w, Some(&b), &mut want);
+        assert!(
+            want.iter().any(|&v| v < 0.0),
+            "the test needs negative outputs"
+        );
+        want.iter_mut().for_each(|v| *v = v.max(0.0));
+        let mut got = vec![f32::NAN; p.output_len()];
+        conv2d_forward_relu(&pool, &p, &x, &w, Some(&b), &mut got);
+        assert_eq!(got, want, "{p:?}");
+    }
+}
