@@ -1,6 +1,7 @@
 //! 2-D max and average pooling on NCHW, forward and backward, parallel over (n, c) planes.
 
-use super::Float;
+use super::simd::SimdLevel;
+use super::{is_f32, Float};
 use crate::window::Window2d;
 use rayon::prelude::*;
 
@@ -149,6 +150,8 @@ fn max_pool_2x2<T: Float>(
     out: &mut [T],
     argmax: &mut [u32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    let simd = is_f32::<T>() && SimdLevel::current() == SimdLevel::Avx512;
     for oy in 0..oh {
         let (r0, r1) = (
             &plane[2 * oy * w..][..2 * ow],
@@ -156,7 +159,23 @@ fn max_pool_2x2<T: Float>(
         );
         let (out, argmax) = (&mut out[oy * ow..][..ow], &mut argmax[oy * ow..][..ow]);
         let base = (2 * oy * w) as u32;
-        for ox in 0..ow {
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            // SAFETY: AVX-512F detected and T is f32 (checked above); the slices' lengths bound
+            // every access (the kernel reads 2·16 floats of each row per 16 outputs).
+            done = unsafe {
+                max_2x2_avx512(
+                    std::slice::from_raw_parts(r0.as_ptr() as *const f32, r0.len()),
+                    std::slice::from_raw_parts(r1.as_ptr() as *const f32, r1.len()),
+                    base,
+                    w as u32,
+                    std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len()),
+                    argmax,
+                )
+            };
+        }
+        for ox in done..ow {
             let x = 2 * ox;
             let (mut best, mut arg) = (r0[x], base + x as u32);
             for (v, at) in [
@@ -172,6 +191,138 @@ fn max_pool_2x2<T: Float>(
             argmax[ox] = arg;
         }
     }
+}
+
+/// [`max_pool_2x2`]'s row with AVX-512, 16 outputs at a time (the two input rows' pairs split
+/// into even and odd columns by two-source permutes; the same first-maximum and NaN rules as
+/// masks). Returns how many outputs it wrote (a multiple of 16; the caller does the rest).
+///
+/// # Safety
+/// AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn max_2x2_avx512(
+    r0: &[f32],
+    r1: &[f32],
+    base: u32,
+    w: u32,
+    out: &mut [f32],
+    argmax: &mut [u32],
+) -> usize {
+    use std::arch::x86_64::*;
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    let n = out
+        .len()
+        .min(argmax.len())
+        .min(r0.len() / 2)
+        .min(r1.len() / 2)
+        / 16
+        * 16;
+    for ox in (0..n).step_by(16) {
+        let ld = |r: &[f32], i: usize| _mm512_loadu_ps(r[2 * ox + 16 * i..][..16].as_ptr());
+        let (a0, a1, b0, b1) = (ld(r0, 0), ld(r0, 1), ld(r1, 0), ld(r1, 1));
+        let vs = [
+            _mm512_permutex2var_ps(a0, odd, a1),
+            _mm512_permutex2var_ps(b0, even, b1),
+            _mm512_permutex2var_ps(b0, odd, b1),
+        ];
+        // Input index of each lane's top-left cell: base + 2·(ox + lane).
+        let i0 = _mm512_add_epi32(_mm512_set1_epi32((base + 2 * ox as u32) as i32), even);
+        let idx = [
+            _mm512_add_epi32(i0, _mm512_set1_epi32(1)),
+            _mm512_add_epi32(i0, _mm512_set1_epi32(w as i32)),
+            _mm512_add_epi32(i0, _mm512_set1_epi32(w as i32 + 1)),
+        ];
+        let (mut best, mut arg) = (_mm512_permutex2var_ps(a0, even, a1), i0);
+        for (v, at) in vs.into_iter().zip(idx) {
+            // take = !isnan(best) && (v > best || isnan(v))
+            let best_ok = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(best, best);
+            let bigger = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best);
+            let v_nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+            let take = best_ok & (bigger | v_nan);
+            best = _mm512_mask_blend_ps(take, best, v);
+            arg = _mm512_mask_blend_epi32(take, arg, at);
+        }
+        _mm512_storeu_ps(out[ox..][..16].as_mut_ptr(), best);
+        _mm512_storeu_si512(argmax[ox..][..16].as_mut_ptr() as *mut _, arg);
+    }
+    n
+}
+
+/// One input row of [`max_unpool_2x2`] with AVX-512, 16 windows at a time, without branches
+/// (the argmax cells are data-dependent, and branches on them mispredicted: a scalar loop ran
+/// 14× slower in the pipeline than on a regular test pattern). `row` holds the row's first
+/// 2·OW inputs, whose first has index `rb`. Returns how many windows it did (a multiple of 16).
+///
+/// # Safety
+/// AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn unpool_2x2_avx512(row: &mut [f32], rb: u32, g: &[f32], a: &[u32]) -> usize {
+    use std::arch::x86_64::*;
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    // Lanes 0..16 of (v0, v1) interleaved: v0[0], v1[0], v0[1], v1[1], … (lo: 0..8, hi: 8..16).
+    let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    let n = g.len().min(a.len()).min(row.len() / 2) / 16 * 16;
+    for ox in (0..n).step_by(16) {
+        let gv = _mm512_loadu_ps(g[ox..][..16].as_ptr());
+        let av = _mm512_loadu_si512(a[ox..][..16].as_ptr() as *const _);
+        let at = _mm512_add_epi32(_mm512_set1_epi32((rb + 2 * ox as u32) as i32), even);
+        let v0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(av, at), gv);
+        let at1 = _mm512_add_epi32(at, _mm512_set1_epi32(1));
+        let v1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(av, at1), gv);
+        let d = row[2 * ox..][..32].as_mut_ptr();
+        _mm512_storeu_ps(d, _mm512_permutex2var_ps(v0, lo, v1));
+        _mm512_storeu_ps(d.add(16), _mm512_permutex2var_ps(v0, hi, v1));
+    }
+    n
+}
+
+/// [`max_pool2d_backward`] for one plane of width `w` with a 2×2 window, stride 2 and no
+/// padding: the windows do not overlap, so each input is written once, in order, with its
+/// window's gradient where it is the argmax and 0 elsewhere (rows and columns past the last
+/// window: 0), instead of zeroing the plane and scattering.
+fn max_unpool_2x2<T: Float>(
+    gin: &mut [T],
+    w: usize,
+    oh: usize,
+    ow: usize,
+    gout: &[T],
+    arg: &[u32],
+) {
+    for oy in 0..oh {
+        let (g, a) = (&gout[oy * ow..][..ow], &arg[oy * ow..][..ow]);
+        for r in 0..2 {
+            let row = &mut gin[(2 * oy + r) * w..][..w];
+            let rb = ((2 * oy + r) * w) as u32;
+            let mut done = 0;
+            #[cfg(target_arch = "x86_64")]
+            if is_f32::<T>() && SimdLevel::current() == SimdLevel::Avx512 {
+                // SAFETY: AVX-512F detected and T is f32 (checked); lengths bound the accesses.
+                done = unsafe {
+                    unpool_2x2_avx512(
+                        std::slice::from_raw_parts_mut(row.as_mut_ptr() as *mut f32, 2 * ow),
+                        rb,
+                        std::slice::from_raw_parts(g.as_ptr() as *const f32, ow),
+                        a,
+                    )
+                };
+            }
+            let pairs = row[2 * done..2 * ow]
+                .chunks_exact_mut(2)
+                .zip(a[done..].iter().zip(&g[done..]));
+            for (i, (d, (&a, &g))) in pairs.enumerate() {
+                let ox = done + i;
+                let at = rb + 2 * ox as u32;
+                d[0] = if a == at { g } else { T::ZERO };
+                d[1] = if a == at + 1 { g } else { T::ZERO };
+            }
+            row[2 * ow..].fill(T::ZERO);
+        }
+    }
+    gin[2 * oh * w..].fill(T::ZERO);
 }
 
 /// Max-pooling backward from the saved argmax: `grad_in` is overwritten with zeros, then each
@@ -199,12 +350,16 @@ pub fn max_pool2d_backward<T: Float>(
         grad_in.fill(T::ZERO);
         return;
     }
+    let two_by_two = (p.kh, p.kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (2, 2, 2, 2, 0, 0);
     grad_in
         .par_chunks_mut(hw)
         .zip(grad_out.par_chunks(ohw))
         .zip(argmax.par_chunks(ohw))
         .with_min_len(planes_per_task(p))
         .for_each(|((gin, gout), arg)| {
+            if two_by_two {
+                return max_unpool_2x2(gin, p.w, p.out_h(), p.out_w(), gout, arg);
+            }
             gin.fill(T::ZERO);
             for (&g, &a) in gout.iter().zip(arg) {
                 if a != NO_ARGMAX {

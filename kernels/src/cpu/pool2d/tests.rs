@@ -34,6 +34,7 @@ fn shapes() -> Vec<Pool2dParams> {
         params((1, 7, 6, 5), (2, 2), (1, 1), (0, 0)),
         params((3, 3, 5, 7), (5, 5), (2, 2), (2, 2)),
         params((1, 6, 32, 30), (2, 2), (2, 2), (0, 0)),
+        params((2, 3, 13, 67), (2, 2), (2, 2), (0, 0)),
         params((3, 9, 10, 3), (3, 3), (1, 1), (1, 1)),
         params((1, 2, 3, 3), (5, 3), (2, 1), (2, 1)),
     ]
@@ -315,4 +316,34 @@ fn window_clips_to_the_input() {
     assert_eq!(window(4, 3, 1, 1, 5), (3, 5));
     assert_eq!(window(2, 2, 2, 0, 5), (4, 5));
     assert_eq!(window(0, 2, 1, 3, 5), (0, 0));
+}
+
+#[test]
+fn max_pool_2x2_vector_rows_keep_the_nan_and_tie_rules() {
+    // 2 × 70 (35 windows: two blocks of 16 for the vector path, 3 for the scalar tail) with
+    // NaNs and ties placed in every cell position of some windows.
+    let p = params((1, 1, 2, 70), (2, 2), (2, 2), (0, 0));
+    let mut rng = StdRng::seed_from_u64(23);
+    let mut x: Vec<f32> = (0..140).map(|_| rng.gen_range(0..3) as f32).collect();
+    for (i, v) in x.iter_mut().enumerate() {
+        if i % 7 == 3 || i % 11 == 0 {
+            *v = f32::NAN;
+        }
+    }
+    let (mut out, mut arg) = (vec![0.0f32; 35], vec![0u32; 35]);
+    max_pool2d_forward(&p, &x, &mut out, &mut arg);
+    for ox in 0..35 {
+        let cells = [2 * ox, 2 * ox + 1, 70 + 2 * ox, 70 + 2 * ox + 1];
+        let (mut best, mut at) = (x[cells[0]], cells[0]);
+        for &c in &cells[1..] {
+            if !best.is_nan() && (x[c] > best || x[c].is_nan()) {
+                (best, at) = (x[c], c);
+            }
+        }
+        assert_eq!(arg[ox] as usize, at, "window {ox}");
+        assert!(
+            out[ox] == best || (out[ox].is_nan() && best.is_nan()),
+            "window {ox}"
+        );
+    }
 }
