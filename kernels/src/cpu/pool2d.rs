@@ -283,7 +283,8 @@ unsafe fn unpool_2x2_avx512(row: &mut [f32], rb: u32, g: &[f32], a: &[u32]) -> u
 /// [`max_pool2d_backward`] for one plane of width `w` with a 2×2 window, stride 2 and no
 /// padding: the windows do not overlap, so each input is written once, in order, with its
 /// window's gradient where it is the argmax and 0 elsewhere (rows and columns past the last
-/// window: 0), instead of zeroing the plane and scattering.
+/// window: 0), instead of zeroing the plane and scattering. Used for f32 with AVX-512 only: the
+/// rows run in `unpool_2x2_avx512`, the scalar loop does the last < 16 windows of a row.
 fn max_unpool_2x2<T: Float>(
     gin: &mut [T],
     w: usize,
@@ -350,7 +351,11 @@ pub fn max_pool2d_backward<T: Float>(
         grad_in.fill(T::ZERO);
         return;
     }
-    let two_by_two = (p.kh, p.kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (2, 2, 2, 2, 0, 0);
+    // The 2×2 write-once path only where its rows run in AVX-512 (`unpool_2x2_avx512`): its
+    // scalar form branches on data-dependent argmax cells and lost to zero-and-scatter.
+    let two_by_two = (p.kh, p.kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (2, 2, 2, 2, 0, 0)
+        && is_f32::<T>()
+        && SimdLevel::current() == SimdLevel::Avx512;
     grad_in
         .par_chunks_mut(hw)
         .zip(grad_out.par_chunks(ohw))
