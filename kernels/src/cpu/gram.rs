@@ -143,14 +143,47 @@ unsafe fn gram_avx512(f: *const f32, c: usize, k: usize, scale: f32, g: *mut f32
     let fp = SendPtr(f as *mut f32);
     let gp = SendPtr(g);
     let kc = chunk_len(c);
-    for p0 in (0..k).step_by(kc) {
-        let len = kc.min(k - p0);
-        (0..nb).into_par_iter().for_each(|bi| {
-            for bj in bi..nb {
-                // SAFETY: block (bi, bj) of g is written by this task only.
-                unsafe { block4x4({ fp }.0, k, 4 * bi, 4 * bj, p0, len, { gp }.0, c) };
+    let parts = rayon::current_num_threads();
+    if c <= 128 && parts > 1 && k >= 4 * parts * kc {
+        // Few channels, long K: each thread takes a stretch of K (whole chunks) and all the
+        // blocks, into its own C×C sums, added at the end (no fork-join per chunk, no
+        // imbalance between the triangle's long and short rows).
+        let chunks = k.div_ceil(kc);
+        let per = chunks.div_ceil(parts);
+        let partial: Vec<Vec<f32>> = (0..parts)
+            .into_par_iter()
+            .map(|t| {
+                let mut gt = vec![0.0f32; c * c];
+                for ch in (t * per..((t + 1) * per).min(chunks)).map(|ch| ch * kc) {
+                    let len = kc.min(k - ch);
+                    for bi in 0..nb {
+                        for bj in bi..nb {
+                            // SAFETY: gt is this task's own.
+                            unsafe {
+                                block4x4({ fp }.0, k, 4 * bi, 4 * bj, ch, len, gt.as_mut_ptr(), c)
+                            };
+                        }
+                    }
+                }
+                gt
+            })
+            .collect();
+        let g = std::slice::from_raw_parts_mut(g, c * c);
+        for gt in &partial {
+            for (a, b) in g.iter_mut().zip(gt) {
+                *a += b;
             }
-        });
+        }
+    } else {
+        for p0 in (0..k).step_by(kc) {
+            let len = kc.min(k - p0);
+            (0..nb).into_par_iter().for_each(|bi| {
+                for bj in bi..nb {
+                    // SAFETY: block (bi, bj) of g is written by this task only.
+                    unsafe { block4x4({ fp }.0, k, 4 * bi, 4 * bj, p0, len, { gp }.0, c) };
+                }
+            });
+        }
     }
     // Mirror the upper triangle into the lower one, then scale: rows in parallel, each task
     // writing its own rows only (a single-threaded mirror of column-strided writes took most
