@@ -316,10 +316,7 @@ pub fn conv2d_forward<T: Float>(
     bias: Option<&[T]>,
     out: &mut [T],
 ) {
-    if p.groups > 1 {
-        return grouped::forward(pool, p, input, weight, bias, out);
-    }
-    forward_impl(pool, p, input, weight, bias, out, COL_BUDGET)
+    forward_act(pool, p, input, weight, bias, out, false)
 }
 
 /// [`conv2d_forward`] followed by ReLU (`out = max(0, conv)`), fused into the store where the
@@ -332,11 +329,31 @@ pub fn conv2d_forward_relu<T: Float>(
     bias: Option<&[T]>,
     out: &mut [T],
 ) {
-    if p.groups == 1 && !direct::applies::<T>(p) && panel::applies(p) {
-        check_forward_lens(p, input, weight, bias, out);
-        return panel::forward(p, input, weight, bias, out, true);
+    forward_act(pool, p, input, weight, bias, out, true)
+}
+
+/// [`conv2d_forward`], then ReLU when `relu`.
+fn forward_act<T: Float>(
+    pool: &BufferPool,
+    p: &Conv2dParams,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+    relu: bool,
+) {
+    if p.groups > 1 {
+        grouped::forward(pool, p, input, weight, bias, out);
+        if relu {
+            relu_in_place(out);
+        }
+        return;
     }
-    conv2d_forward(pool, p, input, weight, bias, out);
+    forward_impl(pool, p, input, weight, bias, out, COL_BUDGET, relu)
+}
+
+/// `v = max(0, v)` over `out`, in parallel.
+fn relu_in_place<T: Float>(out: &mut [T]) {
     out.par_chunks_mut(1 << 16)
         .for_each(|c| c.iter_mut().for_each(|v| *v = v.max(T::ZERO)));
 }
@@ -360,6 +377,9 @@ fn check_forward_lens<T>(
     );
 }
 
+/// One group's forward by the first algorithm that applies (direct, packed panels, im2col
+/// bands of `budget`), then ReLU when `relu` (inside the panels' store, else one pass).
+#[allow(clippy::too_many_arguments)]
 fn forward_impl<T: Float>(
     pool: &BufferPool,
     p: &Conv2dParams,
@@ -368,14 +388,31 @@ fn forward_impl<T: Float>(
     bias: Option<&[T]>,
     out: &mut [T],
     budget: usize,
+    relu: bool,
 ) {
     check_forward_lens(p, input, weight, bias, out);
     if direct::applies::<T>(p) {
-        return direct::forward(p, input, weight, bias, out);
+        direct::forward(p, input, weight, bias, out);
+    } else if panel::applies(p) {
+        return panel::forward(p, input, weight, bias, out, relu);
+    } else {
+        im2col_forward(pool, p, input, weight, bias, out, budget);
     }
-    if panel::applies(p) {
-        return panel::forward(p, input, weight, bias, out, false);
+    if relu {
+        relu_in_place(out);
     }
+}
+
+/// [`forward_impl`] by im2col bands of `budget` bytes and GEMM (lengths checked).
+fn im2col_forward<T: Float>(
+    pool: &BufferPool,
+    p: &Conv2dParams,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+    budget: usize,
+) {
     let g = Geom::new(p, budget);
     let (in_per, out_per) = (p.c_in * p.h * p.w, p.c_out * g.ohw());
     if out_per == 0 {

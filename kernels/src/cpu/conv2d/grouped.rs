@@ -7,7 +7,8 @@
 
 use super::depthwise;
 use super::{
-    backward_input_impl, backward_weight_impl, check_lens, forward_impl, Conv2dParams, COL_BUDGET,
+    backward_input_impl, backward_weight_impl, check_forward_lens, check_lens, forward_impl,
+    Conv2dParams, COL_BUDGET,
 };
 use crate::cpu::buffers::BufferPool;
 use crate::cpu::Float;
@@ -37,16 +38,7 @@ pub(super) fn forward<T: Float>(
     bias: Option<&[T]>,
     out: &mut [T],
 ) {
-    check_lens(
-        "conv2d_forward",
-        p,
-        &[
-            ("input", input.len(), p.input_len()),
-            ("weight", weight.len(), p.weight_len()),
-            ("out", out.len(), p.output_len()),
-            ("bias", bias.map_or(p.c_out, |b| b.len()), p.c_out),
-        ],
-    );
+    check_forward_lens(p, input, weight, bias, out);
     if p.is_depthwise() {
         return depthwise::forward(p, input, weight, bias, out);
     }
@@ -59,7 +51,7 @@ pub(super) fn forward<T: Float>(
             let b = bias.map(|b| &b[k * og..(k + 1) * og]);
             let (x, w) = (&input[at * in_g..][..in_g], &weight[k * w_g..][..w_g]);
             let o = &mut out[at * out_g..][..out_g];
-            forward_impl(pool, &gp, x, w, b, o, COL_BUDGET);
+            forward_impl(pool, &gp, x, w, b, o, COL_BUDGET, false);
         }
     }
 }

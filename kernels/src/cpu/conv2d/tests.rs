@@ -184,7 +184,16 @@ fn forward_matches_naive_f64_and_f32() {
             for budget in budgets(&p) {
                 let what = format!("forward {p:?} bias={} budget={budget}", bias.is_some());
                 let mut out = vec![f64::NAN; p.output_len()];
-                forward_impl(&BufferPool::new(), &p, &x, &w, bias, &mut out, budget);
+                forward_impl(
+                    &BufferPool::new(),
+                    &p,
+                    &x,
+                    &w,
+                    bias,
+                    &mut out,
+                    budget,
+                    false,
+                );
                 assert_close(&out, &want, 1e-13 * terms, &what);
 
                 let b32 = bias.map(to_f32);
@@ -197,6 +206,7 @@ fn forward_matches_naive_f64_and_f32() {
                     b32.as_deref(),
                     &mut out32,
                     budget,
+                    false,
                 );
                 assert_close(&out32, &want, 2e-6 * terms, &what);
             }
