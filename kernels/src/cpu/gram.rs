@@ -15,7 +15,7 @@
 use super::gemm::{gemm, gemm_rm, MatLayout};
 use super::packed_gemm::{self, MR, NR};
 use super::simd::SimdLevel;
-use super::{is_f32, Float, SendPtr};
+use super::{is_f32, prefetch, Float, SendPtr};
 use rayon::prelude::*;
 
 /// `g (C×C) = scale · f fᵀ` for row-major `f` (C×K). `g` is overwritten.
@@ -66,7 +66,8 @@ pub fn gram_backward<T: Float>(s: &[T], f: &[T], c: usize, k: usize, out: &mut [
                 row.copy_from_slice(&f[ci * k + j0..][..NR]);
                 if j0 + (PANELS_AHEAD + 1) * NR <= full {
                     let at = ci * k + j0 + PANELS_AHEAD * NR;
-                    prefetch_panel_row(f[at..].as_ptr(), { op }.0.wrapping_add(at));
+                    prefetch::<T, false>(f[at..].as_ptr(), NR);
+                    prefetch::<T, true>({ op }.0.wrapping_add(at), NR);
                 }
             }
             let mut m = [T::ZERO; MR * NR];
@@ -108,24 +109,6 @@ pub fn gram_backward<T: Float>(s: &[T], f: &[T], c: usize, k: usize, out: &mut [
 /// How many column panels ahead [`gram_backward`] prefetches F's and `out`'s rows: the C
 /// rows are C streams K apart, more than the hardware prefetchers follow.
 const PANELS_AHEAD: usize = 2;
-
-/// Prefetch one panel row (NR elements) of F, to read, and of `out`, to write.
-#[inline(always)]
-fn prefetch_panel_row<T>(f: *const T, out: *mut T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::*;
-        let line = 64 / std::mem::size_of::<T>();
-        for q in (0..NR).step_by(line) {
-            // SAFETY: prefetches are hints (never fault); the callers' addresses are in bounds.
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(f.wrapping_add(q) as *const i8);
-                _mm_prefetch::<_MM_HINT_ET0>(out.wrapping_add(q) as *const i8);
-            }
-        }
-    }
-    let _ = (f, out);
-}
 
 /// Floats of K per chunk so that one chunk of all C rows is about 512 KB (stays in L2).
 fn chunk_len(c: usize) -> usize {

@@ -14,7 +14,7 @@
 use super::{block_starts, Conv2dParams};
 use crate::cpu::packed_gemm::{self, MR, NR};
 use crate::cpu::simd::SimdLevel;
-use crate::cpu::{is_f32, Float, SendPtr};
+use crate::cpu::{is_f32, prefetch, Float, SendPtr};
 use rayon::prelude::*;
 
 /// The most rows K = C_in·KH·KW this path takes (the micro-kernel's M is K padded to MR).
@@ -109,9 +109,9 @@ fn fill<T: Float>(p: &Conv2dParams, go: &[T], mk: Option<&[T]>, oy: usize, x0: u
     let ahead = (x0 + 3 * NR <= p.out_w()).then_some(at + 2 * NR);
     for (o, d) in v.chunks_exact_mut(NR).enumerate() {
         if let Some(a) = ahead {
-            prefetch_row(&go[o * plane + a..][..NR]);
+            prefetch::<T, false>(go[o * plane + a..][..NR].as_ptr(), NR);
             if let Some(mk) = mk {
-                prefetch_row(&mk[o * plane + a..][..NR]);
+                prefetch::<T, false>(mk[o * plane + a..][..NR].as_ptr(), NR);
             }
         }
         let g = &go[o * plane + at..][..NR];
@@ -125,21 +125,6 @@ fn fill<T: Float>(p: &Conv2dParams, go: &[T], mk: Option<&[T]>, oy: usize, x0: u
             None => d.copy_from_slice(g),
         }
     }
-}
-
-/// Prefetch the cache lines of `row` (a hint only).
-#[inline(always)]
-fn prefetch_row<T>(row: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    for q in (0..row.len()).step_by(64 / std::mem::size_of::<T>()) {
-        // SAFETY: a prefetch never faults; the address is inside `row`.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                row[q..].as_ptr() as *const i8
-            )
-        };
-    }
-    let _ = row;
 }
 
 /// Adds rows `rb·MR..` of the K × NR product `m` (rows r = (c, i, j)) into the input gradient
