@@ -69,6 +69,12 @@ fn planes_per_task(p: &Pool2dParams) -> usize {
     (MIN_TASK_ELEMS / (p.h * p.w).max(p.out_h() * p.out_w()).max(1)).max(1)
 }
 
+/// A 2×2 window, stride 2, no padding (VGG's pools): the windows tile the plane without
+/// overlap and every one lies inside it.
+fn is_2x2_stride_2(p: &Pool2dParams) -> bool {
+    (p.kh, p.kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (2, 2, 2, 2, 0, 0)
+}
+
 fn check_lens(op: &str, p: &Pool2dParams, lens: &[(&str, usize, usize)]) {
     for &(name, got, want) in lens {
         assert_eq!(
@@ -109,7 +115,7 @@ pub fn max_pool2d_forward<T: Float>(
         argmax.fill(NO_ARGMAX);
         return;
     }
-    let two_by_two = (p.kh, p.kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (2, 2, 2, 2, 0, 0);
+    let two_by_two = is_2x2_stride_2(p);
     out.par_chunks_mut(oh * ow)
         .zip(argmax.par_chunks_mut(oh * ow))
         .zip(input.par_chunks(hw))
@@ -353,9 +359,8 @@ pub fn max_pool2d_backward<T: Float>(
     }
     // The 2×2 write-once path only where its rows run in AVX-512 (`unpool_2x2_avx512`): its
     // scalar form branches on data-dependent argmax cells and lost to zero-and-scatter.
-    let two_by_two = (p.kh, p.kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (2, 2, 2, 2, 0, 0)
-        && is_f32::<T>()
-        && SimdLevel::current() == SimdLevel::Avx512;
+    let two_by_two =
+        is_2x2_stride_2(p) && is_f32::<T>() && SimdLevel::current() == SimdLevel::Avx512;
     grad_in
         .par_chunks_mut(hw)
         .zip(grad_out.par_chunks(ohw))
