@@ -10,6 +10,7 @@ pub mod elementwise;
 pub mod float;
 pub mod gemm;
 pub mod gram;
+pub mod hugepages;
 pub mod index;
 pub mod norm;
 pub mod packed_gemm;
