@@ -211,7 +211,8 @@ fn graph(root: &Arc<Node>) -> Result<HashMap<usize, Scheduled>> {
 fn accumulate(slot: Option<Tensor>, g: Tensor) -> Result<Tensor> {
     match slot {
         None => Ok(g),
-        Some(prev) => prev.add(&g),
+        // In place where `prev` is the tape's own (Tensor::add_grad).
+        Some(prev) => prev.add_grad(&g),
     }
 }
 

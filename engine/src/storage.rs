@@ -31,7 +31,8 @@ pub fn reset_peak_live_bytes() {
     PEAK_BYTES.store(live_bytes(), Ordering::Relaxed);
 }
 
-/// Flat element buffer. Immutable once wrapped in a tensor (ops allocate their outputs).
+/// Flat element buffer. Immutable once wrapped in a tensor (ops allocate their outputs), but
+/// for the tape's gradient sums into a buffer nothing else holds (`Tensor::add_grad`).
 #[derive(Debug)]
 pub enum Storage {
     F32(Vec<f32>),

@@ -9,7 +9,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 /// An n-dimensional array (images NCHW, conv weights OIHW). Cheap to clone: clones share the
-/// storage and the autodiff node. Ops return new tensors; storage is never mutated in place.
+/// storage and the autodiff node. Ops return new tensors; storage that anyone can see is never
+/// mutated in place (the one in-place write, `add_grad`, is to a gradient sum the tape alone holds).
 #[derive(Clone)]
 pub struct Tensor(pub(crate) Arc<Inner>);
 

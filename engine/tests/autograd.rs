@@ -140,3 +140,33 @@ fn errors_name_the_op_and_shapes_and_never_panic() {
     ));
     assert!(a.gram_matrix().is_err() && a.tv_loss().is_err());
 }
+
+/// y = x·2 feeds four terms, so y's gradient is a sum of four, made in place after the first
+/// (`Tensor::add_grad`); the leaf's gradient, which the caller holds, is summed out of place.
+#[test]
+fn gradient_sums_are_exact_and_leave_held_gradients_alone() {
+    let x = Tensor::from_vec(vec![1.0f64, -2.0, 3.0], &[3])
+        .unwrap()
+        .requires_grad_();
+    let loss = |x: &Tensor| -> engine::Result<Tensor> {
+        let y = x.mul_scalar(2.0)?;
+        let terms = y.mul_scalar(3.0)?.add(&y.square()?)?.add(&y)?;
+        terms.add(&y.mul(&y.mul_scalar(0.5)?)?)?.sum()
+    };
+    // d/dy (3y + y² + y + y²/2) = 4 + 3y; dy/dx = 2.
+    let want: Vec<f64> = [1.0f64, -2.0, 3.0]
+        .iter()
+        .map(|&v| 2.0 * (4.0 + 3.0 * 2.0 * v))
+        .collect();
+    loss(&x).unwrap().backward().unwrap();
+    let first = x.grad().unwrap();
+    assert_eq!(first.to_vec::<f64>().unwrap(), want);
+    loss(&x).unwrap().backward().unwrap();
+    let twice: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
+    assert_eq!(x.grad().unwrap().to_vec::<f64>().unwrap(), twice);
+    assert_eq!(
+        first.to_vec::<f64>().unwrap(),
+        want,
+        "held gradient changed"
+    );
+}

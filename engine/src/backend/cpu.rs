@@ -8,7 +8,7 @@ use crate::ops::optim::AdamParams;
 use crate::ops::sort::{IndexData, Indices};
 use crate::storage::Element;
 use crate::tensor::contiguous_strides;
-use crate::{dispatch_float, DType, EngineError, Result, Tensor};
+use crate::{dispatch_float, DType, EngineError, Result, Storage, Tensor};
 use kernels::cpu::buffers::BufferPool;
 use kernels::cpu::conv2d::{self as conv, Conv2dParams};
 use kernels::cpu::elementwise as ew;
@@ -153,6 +153,18 @@ impl Backend for Cpu {
             }
             Tensor::from_vec(out, shape)
         })
+    }
+
+    fn add_assign(&self, op: &'static str, acc: &mut Storage, g: &Tensor) -> Result<bool> {
+        if !g.is_contiguous() || acc.len() != g.numel() || acc.dtype() != g.dtype() {
+            return Ok(false);
+        }
+        match acc {
+            Storage::F32(a) => ew::add_assign(a, g.storage_slice::<f32>(op)?),
+            Storage::F64(a) => ew::add_assign(a, g.storage_slice::<f64>(op)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     fn contiguous(&self, op: &'static str, x: &Tensor) -> Result<Tensor> {

@@ -27,7 +27,7 @@ use crate::ops::conv_algo::{ConvConfig, Prepared};
 use crate::ops::optim::AdamParams;
 use crate::ops::sort::{IndexData, Indices};
 use crate::profile::{self, Span};
-use crate::{DType, Device, Result, Tensor};
+use crate::{DType, Device, Result, Storage, Tensor};
 use kernels::cpu::conv2d::Conv2dParams;
 use kernels::cpu::pool2d::Pool2dParams;
 use kernels::cuda::CudaSlice;
@@ -145,6 +145,12 @@ pub(crate) trait Backend: LayerBackend + IndexBackend {
         b: &Tensor,
         shape: &[usize],
     ) -> Result<Tensor>;
+    /// `acc += g` in place, where `acc` (contiguous, `g`'s shape and dtype, owned by the
+    /// caller alone) can be written on this device; `Ok(false)`, `acc` untouched, where not
+    /// (the caller then adds out of place).
+    fn add_assign(&self, _op: &'static str, _acc: &mut Storage, _g: &Tensor) -> Result<bool> {
+        Ok(false)
+    }
     /// A contiguous copy of the (strided) view `x`.
     fn contiguous(&self, op: &'static str, x: &Tensor) -> Result<Tensor>;
     /// Zeros of the contiguous `shape` with `src` written into the view of it that has

@@ -37,6 +37,27 @@ pub fn binary<T: Float, F: Fn(T, T) -> T + Sync>(a: &[T], b: &[T], out: &mut [T]
     }
 }
 
+/// `acc[i] += x[i]` for equal-length buffers, in place (the tape's gradient sums: no output
+/// buffer to allocate and zero, one stream fewer than `binary`).
+///
+/// # Panics
+/// If the lengths differ.
+pub fn add_assign<T: Float>(acc: &mut [T], x: &[T]) {
+    assert_eq!(acc.len(), x.len(), "add_assign: lengths");
+    let body = |(a, x): (&mut [T], &[T])| {
+        for (a, &x) in a.iter_mut().zip(x) {
+            *a += x;
+        }
+    };
+    if acc.len() <= PAR_CHUNK {
+        body((acc, x));
+    } else {
+        acc.par_chunks_mut(PAR_CHUNK)
+            .zip(x.par_chunks(PAR_CHUNK))
+            .for_each(body);
+    }
+}
+
 /// ReLU's backward from its output: `out[i] = grad[i]` where `y[i] > 0`, else 0.
 pub fn relu_backward<T: Float>(grad: &[T], y: &[T], out: &mut [T]) {
     binary(grad, y, out, |g, y| if y > T::ZERO { g } else { T::ZERO });
