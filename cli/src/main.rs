@@ -13,11 +13,6 @@ macro_rules! note {
     }};
 }
 
-/// Large blocks on transparent huge pages where the system's THP mode is `madvise`
-/// (engine::HugePageAlloc: about 4% less time per iteration at 512 px on the Zen 5 here).
-#[global_allocator]
-static ALLOC: nst::engine::HugePageAlloc = nst::engine::HugePageAlloc;
-
 mod batch;
 mod bench;
 mod bench_fast;

@@ -22,9 +22,6 @@ pub mod testing;
 pub use autograd::{is_grad_enabled, no_grad, no_grad_guard};
 pub use device::{DType, Device, DeviceChoice, DeviceChoiceError};
 pub use error::{EngineError, Result};
-/// A global allocator for binaries: the system one, with large blocks on transparent huge pages
-/// (`kernels::cpu::hugepages`).
-pub use kernels::cpu::hugepages::HugePageAlloc;
 pub use kernels::ParseOptionError;
 pub use ops::conv_algo::{cpu_bf16_is_faster, WINOGRAD_MIN_CHANNELS};
 pub use ops::{

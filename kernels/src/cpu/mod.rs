@@ -10,7 +10,6 @@ pub mod elementwise;
 pub mod float;
 pub mod gemm;
 pub mod gram;
-pub mod hugepages;
 pub mod index;
 pub mod norm;
 pub mod packed_gemm;
