@@ -10,7 +10,8 @@
 #   profile  the host CPU, 2 threads: `nst-cli bench --profile` (time per op) at 256 and 512 px,
 #            f32 and bf16 (tables in $OUT/profile_*.txt), then the kernel examples
 #            packed_gemm_speed (1 thread), conv_speed and gram_speed (2 threads), and a sweep
-#            of the Winograd block budget (NST_WINOGRAD_BLOCK_MIB 2–16, default 8);
+#            of the Winograd block budget (NST_WINOGRAD_BLOCK_MIB 2–16, default 8) and an
+#            A/B of glibc's transparent huge pages (s/it and whole-run wall time);
 #   losses   300 Adam iterations f32 vs bf16, on the CPU (256 px) and the GPU (512 px);
 #   pictures the default 512-px transfer on the CPU and the GPU, f32 and bf16/auto.
 # Usage: bash DIR/device_check.sh [STAGE…]   (default: all six). Output: logs and PNGs in $OUT.
@@ -104,6 +105,19 @@ if has profile; then
       echo "# nst f32 $s budget $mib MiB: $(NST_WINOGRAD_BLOCK_MIB=$mib timeout 60 \
         "$bin/nst-cli" bench "${im[@]}" --size $s --iterations 5 --threads 2 --weights "$w" \
         2>&1 | tail -1 | grep -o '"sec_per_iter_median":[0-9.]*')"
+    done
+  done
+  # Transparent huge pages through glibc (no code change): on the Zen 5 VM they cut s/it at
+  # 512 px by 4-8% but made the first touch of memory so costly that a whole run got slower
+  # (benches/README.md, session 13). Whole-run wall time and s/it, with and without.
+  stamp "huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1), f32, 2 threads"
+  echo "THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
+  TIMEFORMAT="wall %R s"
+  for s in 256 512; do
+    for t in 0 1 0 1; do
+      echo "# nst f32 $s hugetlb=$t: $( { time GLIBC_TUNABLES=glibc.malloc.hugetlb=$t timeout 60 \
+        "$bin/nst-cli" bench "${im[@]}" --size $s --iterations 5 --threads 2 --weights "$w" \
+        2>&1 | tail -1 | grep -o '"sec_per_iter_median":[0-9.]*'; } 2>&1 | tr '\n' ' ')"
     done
   done
 fi
