@@ -54,38 +54,48 @@ pub fn gram_backward<T: Float>(s: &[T], f: &[T], c: usize, k: usize, out: &mut [
     let mut up = vec![T::ZERO; cp * c];
     packed_gemm::pack_u(s, c, c, &mut up);
     let full = k / NR * NR;
-    // Column panels of NR: each task copies F's panel (its C rows lie K apart, often a
-    // multiple of 4 KiB, so read in place they shared a few cache sets and left L1 between
-    // the cp/MR products that reuse them) and writes its own columns of every row of `out`.
+    // Chunks of column panels of NR: each task copies F's panels (their C rows lie K apart,
+    // often a multiple of 4 KiB, so read in place they shared a few cache sets and left L1
+    // between the cp/MR products that reuse them), then runs each block of MR rows of S over
+    // the chunk, so its stores stream along MR rows of `out` (per single panel they went to
+    // all C rows at once, more streams than the prefetchers follow). It writes its own
+    // columns of every row of `out`.
+    let ch = (GRAM_CHUNK_BYTES / (c * NR * std::mem::size_of::<T>())).max(1);
+    let panels = full / NR;
     let op = SendPtr(out.as_mut_ptr());
-    (0..full / NR).into_par_iter().for_each_init(
-        || vec![T::ZERO; c * NR],
+    (0..panels.div_ceil(ch)).into_par_iter().for_each_init(
+        || vec![T::ZERO; ch * c * NR],
         // The copies compiled for `level` (SimdLevel::run): as a plain closure they were
         // 16-byte SSE moves, 4× as many as with AVX-512.
-        |panel, jp| {
+        |buf, chunk| {
             level.run(
                 #[inline(always)]
                 || {
-                    let j0 = jp * NR;
-                    for (ci, row) in panel.chunks_exact_mut(NR).enumerate() {
-                        row.copy_from_slice(&f[ci * k + j0..][..NR]);
-                        if j0 + (PANELS_AHEAD + 1) * NR <= full {
-                            let at = ci * k + j0 + PANELS_AHEAD * NR;
-                            prefetch::<T, false>(f[at..].as_ptr(), NR);
-                            prefetch::<T, true>({ op }.0.wrapping_add(at), NR);
+                    let jps = chunk * ch..((chunk + 1) * ch).min(panels);
+                    for (jp, panel) in jps.clone().zip(buf.chunks_exact_mut(c * NR)) {
+                        let j0 = jp * NR;
+                        for (ci, row) in panel.chunks_exact_mut(NR).enumerate() {
+                            row.copy_from_slice(&f[ci * k + j0..][..NR]);
+                            if j0 + (PANELS_AHEAD + 1) * NR <= full {
+                                let at = ci * k + j0 + PANELS_AHEAD * NR;
+                                prefetch::<T, false>(f[at..].as_ptr(), NR);
+                            }
                         }
                     }
                     let mut m = [T::ZERO; MR * NR];
                     for kb in 0..cp / MR {
                         let u = &up[kb * c * MR..(kb + 1) * c * MR];
-                        packed_gemm::kernel_vs(level, c, u, panel, NR, &mut m, NR);
-                        for r in 0..MR.min(c - kb * MR) {
-                            let row = kb * MR + r;
-                            // SAFETY: columns j0..j0+NR of row `row` belong to this task only.
-                            let dst = unsafe {
-                                std::slice::from_raw_parts_mut({ op }.0.add(row * k + j0), NR)
-                            };
-                            dst.copy_from_slice(&m[r * NR..(r + 1) * NR]);
+                        for (jp, panel) in jps.clone().zip(buf.chunks_exact(c * NR)) {
+                            let j0 = jp * NR;
+                            packed_gemm::kernel_vs(level, c, u, panel, NR, &mut m, NR);
+                            for r in 0..MR.min(c - kb * MR) {
+                                let row = kb * MR + r;
+                                // SAFETY: columns j0..j0+NR of row `row` belong to this task only.
+                                let dst = unsafe {
+                                    std::slice::from_raw_parts_mut({ op }.0.add(row * k + j0), NR)
+                                };
+                                dst.copy_from_slice(&m[r * NR..(r + 1) * NR]);
+                            }
                         }
                     }
                 },
@@ -114,9 +124,13 @@ pub fn gram_backward<T: Float>(s: &[T], f: &[T], c: usize, k: usize, out: &mut [
     }
 }
 
-/// How many column panels ahead [`gram_backward`] prefetches F's and `out`'s rows: the C
-/// rows are C streams K apart, more than the hardware prefetchers follow.
+/// How many column panels ahead [`gram_backward`] prefetches F's rows: the C rows are C
+/// streams K apart, more than the hardware prefetchers follow.
 const PANELS_AHEAD: usize = 2;
+
+/// About how many bytes of F's column panels one [`gram_backward`] task copies before running
+/// S's row blocks over them (64 KB: 8 panels at C = 64, one at C = 512).
+const GRAM_CHUNK_BYTES: usize = 64 << 10;
 
 /// Floats of K per chunk so that one chunk of all C rows is about 512 KB (stays in L2).
 fn chunk_len(c: usize) -> usize {
