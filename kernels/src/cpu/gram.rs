@@ -7,8 +7,8 @@
 //! - `G`: dot products of F's rows read in place, 4×4 rows at a time with AVX-512, over
 //!   chunks of K that stay in cache, the upper triangle only (G is symmetric), then mirrored;
 //! - `S·F`: the Winograd micro-kernel ([`packed_gemm::kernel_vs`]) with S packed (small) and
-//!   F's columns, NR at a time, copied into a V panel (C×NR, in L1) with the rows of the
-//!   panels two ahead prefetched.
+//!   F's columns copied, about 64 KB of NR-column panels per task (F's rows two panels ahead
+//!   prefetched), then each MR-row block of S run along them.
 //!
 //! Other instruction sets and types use the general GEMM.
 
@@ -78,7 +78,7 @@ pub fn gram_backward<T: Float>(s: &[T], f: &[T], c: usize, k: usize, out: &mut [
                             row.copy_from_slice(&f[ci * k + j0..][..NR]);
                             if j0 + (PANELS_AHEAD + 1) * NR <= full {
                                 let at = ci * k + j0 + PANELS_AHEAD * NR;
-                                prefetch::<T, false>(f[at..].as_ptr(), NR);
+                                prefetch(f[at..].as_ptr(), NR);
                             }
                         }
                     }
@@ -175,9 +175,7 @@ unsafe fn gram_avx512(f: *const f32, c: usize, k: usize, scale: f32, g: *mut f32
             .collect();
         let g = std::slice::from_raw_parts_mut(g, c * c);
         for gt in &partial {
-            for (a, b) in g.iter_mut().zip(gt) {
-                *a += b;
-            }
+            super::elementwise::add_assign(g, gt);
         }
     } else {
         for p0 in (0..k).step_by(kc) {

@@ -35,23 +35,16 @@ pub(crate) fn is_f32<T: 'static>() -> bool {
     std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
 }
 
-/// Prefetch the cache lines of `len` elements from `p` into L1, to read or, with `WRITE`, to
-/// write (`prefetchw`): for rows a stride apart that no hardware prefetcher follows. A hint
-/// only: it never faults, so `p` need not be in bounds. Does nothing off x86-64.
+/// Prefetch the cache lines of `len` elements from `p` into L1, for reading: for rows a stride
+/// apart that no hardware prefetcher follows. A hint only: it never faults, so `p` need not be
+/// in bounds. Does nothing off x86-64.
 #[inline(always)]
-pub(crate) fn prefetch<T, const WRITE: bool>(p: *const T, len: usize) {
+pub(crate) fn prefetch<T>(p: *const T, len: usize) {
     #[cfg(target_arch = "x86_64")]
     for q in (0..len).step_by((64 / std::mem::size_of::<T>()).max(1)) {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
-        let at = p.wrapping_add(q) as *const i8;
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         // SAFETY: prefetch instructions are hints and never fault.
-        unsafe {
-            if WRITE {
-                _mm_prefetch::<_MM_HINT_ET0>(at)
-            } else {
-                _mm_prefetch::<_MM_HINT_T0>(at)
-            }
-        };
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(q) as *const i8) };
     }
     let _ = (p, len);
 }

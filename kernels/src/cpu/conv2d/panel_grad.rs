@@ -109,9 +109,9 @@ fn fill<T: Float>(p: &Conv2dParams, go: &[T], mk: Option<&[T]>, oy: usize, x0: u
     let ahead = (x0 + 3 * NR <= p.out_w()).then_some(at + 2 * NR);
     for (o, d) in v.chunks_exact_mut(NR).enumerate() {
         if let Some(a) = ahead {
-            prefetch::<T, false>(go[o * plane + a..][..NR].as_ptr(), NR);
+            prefetch(go[o * plane + a..][..NR].as_ptr(), NR);
             if let Some(mk) = mk {
-                prefetch::<T, false>(mk[o * plane + a..][..NR].as_ptr(), NR);
+                prefetch(mk[o * plane + a..][..NR].as_ptr(), NR);
             }
         }
         let g = &go[o * plane + at..][..NR];
