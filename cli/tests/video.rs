@@ -151,6 +151,29 @@ fn a_clip_round_trips_with_its_frames_rate_and_audio() {
     assert_eq!(names, ["clip.mp4", "mine.mp4", "out.mp4", "small.mkv"]);
 }
 
+#[test]
+fn a_phone_clip_with_a_quarter_turn_comes_out_upright() {
+    if !ffmpeg_present() || !fast_weights_present() {
+        return;
+    }
+    let d = tmp("rotated");
+    let (clip, turned, out) = (d.join("clip.mp4"), d.join("turned.mp4"), d.join("out.mp4"));
+    make_clip(&clip, "64x48", 4);
+    // A portrait phone clip: frames stored 64×48 with a display rotation of 90°.
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&clip)
+        .args(["-c", "copy", "-metadata:s:v:0", "rotate=90"])
+        .arg(&turned)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = nst(&["video", &s(&turned), "-o", &s(&out), "--style", "19"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Shown 48×64 (as players show the input), not squeezed into 64×48.
+    assert_eq!(probe(&out), (4, "8/1".into(), 48, 64, 1));
+}
+
 /// An animated GIF of `n` frames, 64×48, a square moving 3 px a frame over a still
 /// background, each frame shown 120 ms.
 fn make_gif(path: &Path, n: u32) {

@@ -50,6 +50,8 @@ fn last_line(stderr: &[u8]) -> String {
 /// What ffprobe says of a video file.
 #[derive(Clone, Debug)]
 pub struct Probe {
+    /// The frames' size as shown, in pixels: sides swapped for a stream with a quarter-turn
+    /// display rotation (a phone's portrait clip), as ffmpeg decodes such frames upright.
     pub width: usize,
     pub height: usize,
     /// Frames per second as ffmpeg writes it (`30/1`, `30000/1001`).
@@ -65,7 +67,8 @@ pub fn probe(path: &Path) -> Result<Probe> {
     let mut c = command("ffprobe");
     c.args([
         "-show_entries",
-        "stream=codec_type,width,height,avg_frame_rate,r_frame_rate,nb_frames:format=duration",
+        "stream=codec_type,width,height,avg_frame_rate,r_frame_rate,nb_frames\
+         :stream_side_data=rotation:stream_tags=rotate:format=duration",
         "-of",
         "json",
     ])
@@ -92,6 +95,13 @@ pub fn probe(path: &Path) -> Result<Probe> {
     let (Some(width), Some(height)) = (video["width"].as_u64(), video["height"].as_u64()) else {
         bail!("{}: the video stream has no size", path.display());
     };
+    // A phone's portrait clip is stored landscape with a display rotation; ffmpeg turns its
+    // frames upright when it decodes them, so a quarter turn swaps the shown sides.
+    let (width, height) = if quarter_turn(video) {
+        (height, width)
+    } else {
+        (width, height)
+    };
     let good = |r: &serde_json::Value| {
         r.as_str()
             .filter(|r| rate_value(r).is_some_and(|f| f > 0.0 && f < 1000.0))
@@ -114,6 +124,22 @@ pub fn probe(path: &Path) -> Result<Probe> {
         frames,
         has_audio: streams.iter().any(|s| s["codec_type"] == "audio"),
     })
+}
+
+/// Whether ffprobe's stream says its frames are shown turned by 90° or 270°: the display
+/// matrix's `rotation` in degrees (its side data, ffmpeg ≥ 4) or the older `rotate` tag.
+fn quarter_turn(stream: &serde_json::Value) -> bool {
+    let side = stream["side_data_list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["rotation"].as_f64());
+    let tag = stream["tags"]["rotate"]
+        .as_str()
+        .and_then(|r| r.trim().parse::<f64>().ok());
+    side.chain(tag)
+        .next()
+        .is_some_and(|r| r.is_finite() && (r.round() as i64).rem_euclid(180) == 90)
 }
 
 /// `a/b` or `a` as frames per second.
@@ -336,4 +362,32 @@ pub fn written_by_nst(path: &Path) -> bool {
     .stdin(Stdio::null());
     c.output()
         .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == MARK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quarter_turn;
+    use serde_json::json;
+
+    #[test]
+    fn a_quarter_turn_is_read_from_side_data_or_the_old_tag() {
+        let side = |r: f64| json!({"side_data_list": [{"side_data_type": "Display Matrix", "rotation": r}]});
+        for (r, turned) in [
+            (90.0, true),
+            (-90.0, true),
+            (270.0, true),
+            (180.0, false),
+            (0.0, false),
+            (-180.0, false),
+        ] {
+            assert_eq!(quarter_turn(&side(r)), turned, "rotation {r}");
+        }
+        assert!(quarter_turn(&json!({"tags": {"rotate": "90"}})));
+        assert!(!quarter_turn(&json!({"tags": {"rotate": "180"}})));
+        assert!(!quarter_turn(&json!({"tags": {"rotate": "sideways"}})));
+        assert!(!quarter_turn(&json!({"width": 64, "height": 48})));
+        assert!(!quarter_turn(
+            &json!({"side_data_list": [{"side_data_type": "Stereo 3D"}]})
+        ));
+    }
 }
