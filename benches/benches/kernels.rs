@@ -50,6 +50,7 @@ fn conv_params(c_in: usize, c_out: usize, size_px: usize) -> Conv2dParams {
         pad_h: 1,
         pad_w: 1,
         groups: 1,
+        pad_mode: kernels::cpu::spatial::PadMode::Zero,
     }
 }
 

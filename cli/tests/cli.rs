@@ -473,7 +473,8 @@ fn bench_profile_splits_the_iterations_by_op_and_adds_up() {
         assert_eq!(row.map(|r| r[2]), Some("3.0"), "{phase}: {err}");
     }
     // The feed-forward network too: its 3×3 32→32 convolutions at a quarter of the photo
-    // (16×11, reflect-padded to 18×13), 12 a picture (as measured at 512 px too).
+    // (16×11; their reflect padding read in place, so no pad2d row), 12 a picture (as measured
+    // at 512 px too).
     if !fast_weights_present() {
         return;
     }
@@ -492,8 +493,13 @@ fn bench_profile_splits_the_iterations_by_op_and_adds_up() {
     let row = err
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|r| r.len() == 8 && r[4] == "conv2d" && r[5] == "1×32×13×18" && r[2] == "12.0");
+        .find(|r| r.len() == 8 && r[4] == "conv2d" && r[5] == "1×32×11×16" && r[2] == "12.0");
     assert!(row.is_some(), "no residual-block row: {err}");
+    let padded = err
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .any(|r| r.len() == 6 && r[4] == "pad2d" && r[5] == "1×32×11×16");
+    assert!(!padded, "the residual blocks' padding was copied: {err}");
 }
 
 #[test]

@@ -41,6 +41,7 @@ fn main() {
             pad_h: 1,
             pad_w: 1,
             groups: 1,
+            pad_mode: kernels::cpu::spatial::PadMode::Zero,
         };
         let x: Vec<f32> = (0..p.input_len())
             .map(|i| ((i * 7919) % 1000) as f32 * 1e-3)

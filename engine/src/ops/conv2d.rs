@@ -3,23 +3,28 @@
 //! own kernel.
 
 use super::check_same;
-use super::conv_algo::{ConvConfig, Prepared};
+use super::conv_algo::{self, ConvConfig, Prepared};
 use super::record;
+use crate::autograd::is_grad_enabled;
 use crate::backend::{backend_of_conv, ConvCall};
-use crate::{EngineError, Result, Tensor};
+use crate::{Device, EngineError, Pad2d, PadMode, Result, Tensor};
 use kernels::cpu::conv2d::Conv2dParams;
 use kernels::window::{Window2d, WindowError};
 use std::sync::Arc;
 
-/// Stride and zero padding of a conv2d, per spatial axis (height, width), channel groups, and
-/// how it runs on the CPU ([`ConvConfig`]: algorithm, input-gradient precision; per call).
-/// With `groups` g the weight is O×(C/g)×KH×KW and output channel group k sees input channel
-/// group k only (PyTorch's `groups`); g = C = O is a depthwise convolution. Asymmetric padding
-/// (TF "SAME" with stride 2) is [`Tensor::pad2d`] followed by a convolution without padding.
+/// Stride and padding of a conv2d, per spatial axis (height, width), what the padding holds,
+/// channel groups, and how it runs on the CPU ([`ConvConfig`]: algorithm, input-gradient
+/// precision; per call). With `groups` g the weight is O×(C/g)×KH×KW and output channel group
+/// k sees input channel group k only (PyTorch's `groups`); g = C = O is a depthwise
+/// convolution. Asymmetric padding (TF "SAME" with stride 2) is [`Tensor::pad2d`] followed by
+/// a convolution without padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dOptions {
     pub stride: (usize, usize),
     pub padding: (usize, usize),
+    /// Zeros (the default), or [`PadMode::Reflect`]: the input mirrored without repeating the
+    /// edge pixel, as PyTorch's `Conv2d(padding_mode="reflect")` (each pad < the input's side).
+    pub padding_mode: PadMode,
     /// Channel groups, ≥ 1 (1: an ordinary convolution).
     pub groups: usize,
     pub config: ConvConfig,
@@ -28,23 +33,31 @@ pub struct Conv2dOptions {
 impl Default for Conv2dOptions {
     /// Stride 1, no padding, the default [`ConvConfig`].
     fn default() -> Self {
-        Conv2dOptions {
-            stride: (1, 1),
-            padding: (0, 0),
-            groups: 1,
-            config: ConvConfig::default(),
-        }
+        Conv2dOptions::new(1, 0)
     }
 }
 
 impl Conv2dOptions {
-    /// Same stride `s` and padding `p` on both axes, one group, the default [`ConvConfig`].
+    /// Same stride `s` and zero padding `p` on both axes, one group, the default
+    /// [`ConvConfig`].
     pub fn new(stride: usize, padding: usize) -> Self {
         Conv2dOptions {
             stride: (stride, stride),
             padding: (padding, padding),
+            padding_mode: PadMode::Zero,
             groups: 1,
             config: ConvConfig::default(),
+        }
+    }
+
+    /// These options with the padding filled by `mode` ([`PadMode::Reflect`]: PyTorch's
+    /// `padding_mode="reflect"`). On the CPU, without a tape to record, the convolutions that
+    /// can (Winograd 3×3 and the packed-panel path) read the reflection in place; everywhere
+    /// else it is [`Tensor::pad2d`] and then the convolution with no padding.
+    pub fn with_padding_mode(self, mode: PadMode) -> Self {
+        Conv2dOptions {
+            padding_mode: mode,
+            ..self
         }
     }
 
@@ -138,6 +151,16 @@ fn params(
             )))
         }
     }
+    if o.padding_mode == PadMode::Reflect && (o.padding.0 >= xs[2] || o.padding.1 >= xs[3]) {
+        return Err(EngineError::InvalidArgument {
+            op: "conv2d",
+            msg: format!(
+                "reflect padding {:?} must be smaller than the input's height and width",
+                o.padding
+            ),
+            shape: xs.to_vec(),
+        });
+    }
     Ok(Conv2dParams {
         n: xs[0],
         c_in: xs[1],
@@ -151,7 +174,36 @@ fn params(
         pad_h: o.padding.0,
         pad_w: o.padding.1,
         groups: g,
+        pad_mode: o.padding_mode,
     })
+}
+
+/// For reflect padding that the kernels will not read in place here (a GPU, a tape to record,
+/// a path that pads with zeros): `x` padded by [`Tensor::pad2d`] and the options without
+/// padding. `None`: run as asked (zero padding, or reflection read in place).
+fn padded_first(
+    x: &Tensor,
+    p: &Conv2dParams,
+    o: Conv2dOptions,
+    recording: bool,
+) -> Result<Option<(Tensor, Conv2dOptions)>> {
+    if p.pad_mode == PadMode::Zero || (p.pad_h == 0 && p.pad_w == 0) {
+        return Ok(None);
+    }
+    if !recording
+        && x.device() == Device::Cpu
+        && conv_algo::reflect_in_place(p, o.config, x.dtype())
+    {
+        return Ok(None);
+    }
+    let (ph, pw) = o.padding;
+    let xp = x.pad2d(Pad2d::new(ph, ph, pw, pw), PadMode::Reflect)?;
+    let o = Conv2dOptions {
+        padding: (0, 0),
+        padding_mode: PadMode::Zero,
+        ..o
+    };
+    Ok(Some((xp, o)))
 }
 
 impl Tensor {
@@ -169,6 +221,15 @@ impl Tensor {
         opts: Conv2dOptions,
     ) -> Result<Tensor> {
         let p = params("conv2d", self, weight, bias, opts)?;
+        let need = (
+            self.requires_grad(),
+            weight.requires_grad(),
+            bias.is_some_and(|b| b.requires_grad()),
+        );
+        let recording = is_grad_enabled() && (need.0 || need.1 || need.2);
+        if let Some((xp, o)) = padded_first(self, &p, opts, recording)? {
+            return xp.conv2d(weight, bias, o);
+        }
         let op = "conv2d";
         let cfg = opts.config;
         let call = ConvCall {
@@ -180,11 +241,6 @@ impl Tensor {
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
         let w = weight.clone();
-        let need = (
-            self.requires_grad(),
-            weight.requires_grad(),
-            bias.is_some_and(|b| b.requires_grad()),
-        );
         // Save the input only when the weight gradient needs it.
         let x_saved = need.1.then(|| self.detach());
         let has_bias = bias.is_some();
@@ -231,6 +287,10 @@ pub(super) fn frozen(
     relu: bool,
 ) -> Result<Tensor> {
     let p = params(op, x, weight, bias, opts)?;
+    let recording = is_grad_enabled() && x.requires_grad();
+    if let Some((xp, o)) = padded_first(x, &p, opts, recording)? {
+        return frozen(op, &xp, weight, bias, o, prepared, relu);
+    }
     let cfg = opts.config;
     let call = ConvCall {
         p: &p,

@@ -15,12 +15,15 @@
 //! transformed per call.
 
 use crate::storage::Element;
+use crate::DType;
 pub use kernels::cpu::bf16::Precision;
 use kernels::cpu::buffers::BufferPool;
 use kernels::cpu::conv2d::{self as k, Conv2dParams};
+use kernels::cpu::spatial::PadMode;
 use kernels::cpu::winograd::{
-    conv3x3_winograd, conv3x3_winograd_input_grad, conv3x3_winograd_masked, conv3x3_winograd_relu,
-    shares_input_grad, WinogradTile, WinogradWeights,
+    conv3x3_winograd, conv3x3_winograd_input_grad, conv3x3_winograd_masked,
+    conv3x3_winograd_reflect, conv3x3_winograd_relu, shares_input_grad, WinogradTile,
+    WinogradWeights,
 };
 use std::any::Any;
 use std::sync::{Arc, Mutex};
@@ -131,6 +134,17 @@ fn winograd_tile(
     }
 }
 
+/// Whether the CPU forward reads `p`'s reflect padding in place (Winograd, or the kernels'
+/// [`reflect_supported`](k::reflect_supported)) for an input of `dtype` under `cfg`.
+pub(crate) fn reflect_in_place(p: &Conv2dParams, cfg: ConvConfig, dtype: DType) -> bool {
+    let winograd = winograd_tile(p, p.c_in, cfg.algorithm).is_some() && p.h >= 2 && p.w >= 2;
+    match dtype {
+        DType::F32 => winograd || k::reflect_supported::<f32>(p),
+        DType::F64 => winograd || k::reflect_supported::<f64>(p),
+        _ => false,
+    }
+}
+
 /// The prepared CPU forms of one frozen convolution's weights: Winograd transforms, built on
 /// first use and kept, one per (tile, forward or input-gradient set, precision) in use.
 #[derive(Default)]
@@ -212,7 +226,9 @@ pub(crate) fn forward<T: Element>(
     match winograd_tile(p, p.c_in, cfg.algorithm) {
         Some(tile) => {
             let ww = transformed(prepared, w, p, tile, false, cfg.precision);
-            if relu {
+            if p.pad_mode == PadMode::Reflect {
+                conv3x3_winograd_reflect(pool, &ww, x, b, p.n, p.h, p.w, out, relu)
+            } else if relu {
                 conv3x3_winograd_relu(pool, &ww, x, b, p.n, p.h, p.w, out)
             } else {
                 conv3x3_winograd(pool, &ww, x, b, p.n, p.h, p.w, out)

@@ -79,6 +79,7 @@ impl Tensor {
             pad_h: padding,
             pad_w: padding,
             groups: 1,
+            pad_mode: kernels::cpu::spatial::PadMode::Zero,
         };
         let out = backend_of(op, self)?.unfold(op, self, &p)?;
         Ok(record(op, out, &[self], move |g| {

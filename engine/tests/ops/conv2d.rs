@@ -237,3 +237,97 @@ test_device!(checks, |dev| {
         }
     }
 });
+
+// `padding_mode` reflect: the same values as `pad2d(reflect)` then a padding-0 conv2d, read in
+// place on the CPU without a tape (Winograd 3×3, the packed-panel path; no pad2d op runs),
+// padded first elsewhere (other shapes, a tape to record, a GPU), with the same gradients;
+// a pad as large as the input is an error.
+test_device!(reflect_padding_mode, |dev| {
+    // (n, c, h, w, o, k, stride, pad, groups, read in place on the CPU)
+    let cases = [
+        (1, 16, 9, 13, 8, 3, 1, 1, 1, true),  // Winograd
+        (2, 5, 17, 70, 16, 3, 2, 1, 1, true), // packed panels, stride 2
+        (1, 5, 10, 40, 8, 9, 1, 4, 1, true),  // packed panels, 9×9
+        (1, 3, 10, 12, 3, 9, 1, 4, 1, false), // 3 outputs: padded first
+        (1, 4, 8, 40, 8, 3, 1, 1, 2, false),  // groups: padded first
+    ];
+    for (i, &(n, c, h, w, o, k, s, p, g, in_place)) in cases.iter().enumerate() {
+        for dtype in [DType::F64, DType::F32] {
+            let on = |t: Tensor| t.to_device(dev).unwrap();
+            let seed = 800 + 10 * i as u64;
+            let x = on(Tensor::randn(&[n, c, h, w], 1.0, seed, dtype).unwrap());
+            let wt = on(Tensor::randn(&[o, c / g, k, k], 0.3, seed + 1, dtype).unwrap());
+            let b = on(Tensor::randn(&[o], 0.5, seed + 2, dtype).unwrap());
+            let zero = Conv2dOptions::new(s, 0).with_groups(g);
+            let reflect = Conv2dOptions::new(s, p)
+                .with_groups(g)
+                .with_padding_mode(PadMode::Reflect);
+            let xp = x.pad2d(Pad2d::uniform(p), PadMode::Reflect).unwrap();
+            let want = xp
+                .conv2d(&wt, Some(&b), zero)
+                .unwrap()
+                .to_vec_f64()
+                .unwrap();
+            let want_relu: Vec<f64> = want.iter().map(|v| v.max(0.0)).collect();
+            let tol = if dtype == DType::F64 { 1e-11 } else { 2e-5 };
+            let what = format!("case {i} {dtype:?}");
+            // Without a tape: through Tensor::conv2d and FrozenConv2d (with and without ReLU).
+            let frozen = engine::FrozenConv2d::new(wt.clone(), Some(b.clone())).unwrap();
+            engine::profile::start();
+            let (got, got_frozen, got_relu) = engine::no_grad(|| {
+                (
+                    x.conv2d(&wt, Some(&b), reflect).unwrap(),
+                    frozen.forward(&x, reflect).unwrap(),
+                    frozen.forward_relu(&x, reflect).unwrap(),
+                )
+            });
+            let padded = engine::profile::finish().iter().any(|r| r.op == "pad2d");
+            assert_eq!(
+                padded,
+                !(in_place && dev == Device::Cpu),
+                "{what}: pad2d ran"
+            );
+            assert_close(
+                &got.to_vec_f64().unwrap(),
+                &want,
+                tol,
+                &format!("{what} conv2d"),
+            );
+            let f = got_frozen.to_vec_f64().unwrap();
+            assert_close(&f, &want, tol, &format!("{what} frozen"));
+            let r = got_relu.to_vec_f64().unwrap();
+            assert_close(&r, &want_relu, tol, &format!("{what} frozen relu"));
+            // With a tape: values and the input's gradient as through pad2d.
+            let grad = |reflect_mode: bool| {
+                let xl = x.detach().requires_grad_();
+                let y = if reflect_mode {
+                    frozen.forward(&xl, reflect).unwrap()
+                } else {
+                    let xp = xl.pad2d(Pad2d::uniform(p), PadMode::Reflect).unwrap();
+                    frozen.forward(&xp, zero).unwrap()
+                };
+                let gy = on(Tensor::randn(y.shape(), 1.0, seed + 3, dtype).unwrap());
+                y.mul(&gy).unwrap().sum().unwrap().backward().unwrap();
+                xl.grad().unwrap().to_vec_f64().unwrap()
+            };
+            assert_close(&grad(true), &grad(false), tol, &format!("{what} grad"));
+        }
+    }
+    // Gradients of every input, f64 finite differences (padded first under the tape).
+    let (x, wt, b) = (
+        randn(&[1, 3, 5, 6], 871, dev),
+        randn(&[4, 3, 3, 3], 872, dev),
+        randn(&[4], 873, dev),
+    );
+    let o = Conv2dOptions::new(2, 2).with_padding_mode(PadMode::Reflect);
+    grad_check(
+        |t| project(&t[0].conv2d(&t[1], Some(&t[2]), o)?),
+        &[x.clone(), wt.clone(), b],
+        EPS,
+        TOL,
+    );
+    // Reflection needs a pad smaller than each side.
+    let big = Conv2dOptions::new(1, 5).with_padding_mode(PadMode::Reflect);
+    let e = x.conv2d(&wt, None, big).unwrap_err().to_string();
+    assert!(e.contains("reflect padding"), "{e}");
+});

@@ -153,6 +153,7 @@ mod tests {
             pad_h: pad,
             pad_w: pad,
             groups: 1,
+            pad_mode: crate::cpu::spatial::PadMode::Zero,
         }
     }
 

@@ -49,18 +49,14 @@ enum LayerNorm {
 struct Layer {
     conv: FrozenConv2d,
     opts: Conv2dOptions,
-    /// Explicit padding before the conv (reflect, or asymmetric zero); symmetric zero padding
-    /// is the conv's own.
-    pad: Option<(Pad2d, PadMode)>,
+    /// Explicit padding before the conv (asymmetric zero); symmetric zero and reflect padding
+    /// are the conv's own (`opts`; on the CPU the Winograd and packed-panel convolutions read
+    /// the reflection in place, with no padded copy).
+    pad: Option<Pad2d>,
     norm: LayerNorm,
     act: Act,
     before: Before,
     add_input_of: Option<usize>,
-    /// A reflect-padded 3×3 stride-1 conv run as a zero-padded one (padding 1) on the padded
-    /// input, whose one-pixel output border is then cropped: the same values, but in the shape
-    /// the CPU's Winograd F(4×4, 3×3) takes (≈ 3.7% more pixels at 128×96, ~4× fewer
-    /// multiplications than im2col).
-    crop1: bool,
 }
 
 /// What conditions the normalisation layers: the style weights (1×26) or the style vector
@@ -84,23 +80,20 @@ impl Network {
             let s = lw.spec;
             let bias = lw.bias.map(|b| tensor(b, device)).transpose()?;
             let conv = FrozenConv2d::new(tensor(lw.weight, device)?, bias)?;
-            let (pad, conv_pad) = match s.pad {
-                Pad::Reflect(p) => (Some((Pad2d::uniform(p), PadMode::Reflect)), 0),
+            let (pad, conv_pad, mode) = match s.pad {
+                Pad::Reflect(p) => (None, p, PadMode::Reflect),
                 Pad::Zero {
                     top,
                     left,
                     bottom,
                     right,
-                } if top == left && top == bottom && top == right => (None, top),
+                } if top == left && top == bottom && top == right => (None, top, PadMode::Zero),
                 Pad::Zero {
                     top,
                     left,
                     bottom,
                     right,
-                } => (
-                    Some((Pad2d::new(top, bottom, left, right), PadMode::Zero)),
-                    0,
-                ),
+                } => (Some(Pad2d::new(top, bottom, left, right)), 0, PadMode::Zero),
             };
             let norm = match (s.norm, lw.norm) {
                 (Norm::None, _) => LayerNorm::None,
@@ -136,16 +129,11 @@ impl Network {
                     )))
                 }
             };
-            let crop1 = s.pad == Pad::Reflect(1)
-                && s.kernel == 3
-                && s.stride == 1
-                && s.groups == 1
-                && s.in_channels >= engine::WINOGRAD_MIN_CHANNELS;
-            let conv_pad = if crop1 { 1 } else { conv_pad };
             layers.push(Layer {
                 conv,
-                crop1,
-                opts: Conv2dOptions::new(s.stride, conv_pad).with_groups(s.groups),
+                opts: Conv2dOptions::new(s.stride, conv_pad)
+                    .with_groups(s.groups)
+                    .with_padding_mode(mode),
                 pad,
                 norm,
                 act: s.act,
@@ -173,8 +161,8 @@ impl Network {
                     Before::Upsample2 => x.upsample_nearest(2)?,
                     Before::GlobalAvgPool => x.global_avg_pool2d()?,
                 };
-                if let Some((pads, mode)) = l.pad {
-                    x = x.pad2d(pads, mode)?;
+                if let Some(pads) = l.pad {
+                    x = x.pad2d(pads, PadMode::Zero)?;
                 }
                 // Conv + ReLU as one op where nothing comes between them (fused on the CPU).
                 let fused = matches!((&l.norm, l.act), (LayerNorm::None, Act::Relu));
@@ -183,10 +171,6 @@ impl Network {
                 } else {
                     l.conv.forward(&x, l.opts)?
                 };
-                if l.crop1 {
-                    let (h, w) = (x.shape()[2] - 2, x.shape()[3] - 2);
-                    x = x.narrow(2, 1, h)?.narrow(3, 1, w)?.contiguous()?;
-                }
                 // Instance norm + ReLU as one pass where the norm is followed by a ReLU.
                 let norm_relu = !matches!(l.norm, LayerNorm::None) && matches!(l.act, Act::Relu);
                 let norm = |x: &Tensor, g: &Tensor, b: &Tensor| {

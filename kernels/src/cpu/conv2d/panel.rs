@@ -10,9 +10,10 @@
 //! Used for one-group convolutions with C_out a multiple of MR and OW ≥ NR (narrower outputs
 //! keep the band path: a panel must lie inside one output row).
 
-use super::Conv2dParams;
+use super::{source_index, Conv2dParams};
 use crate::cpu::packed_gemm::{self, MR, NR};
 use crate::cpu::simd::SimdLevel;
+use crate::cpu::spatial::PadMode;
 use crate::cpu::{is_f32, Float, SendPtr};
 use rayon::prelude::*;
 
@@ -22,8 +23,8 @@ pub(super) fn applies(p: &Conv2dParams) -> bool {
 }
 
 /// `out[n,o,y,x] = bias[o] + Σ_{c,i,j} w[o,c,i,j]·x[n,c,y·s_h+i−p_h, x·s_w+j−p_w]` (zero
-/// outside the input; then `max(0, ·)` when `relu`; `applies(p)` holds; lengths checked by the
-/// caller).
+/// outside the input, or mirrored with `p.pad_mode` reflect; then `max(0, ·)` when `relu`;
+/// `applies(p)` holds; lengths checked by the caller).
 pub(super) fn forward<T: Float>(
     p: &Conv2dParams,
     input: &[T],
@@ -146,8 +147,8 @@ fn for_each_row<T: Float>(
     for c in 0..p.c_in {
         let xc = &x[c * hw..(c + 1) * hw];
         for i in 0..p.kh {
-            let iy = (y * p.stride_h + i).wrapping_sub(p.pad_h);
-            let src = (iy < p.h).then(|| &xc[iy * p.w..(iy + 1) * p.w]);
+            let iy = (y * p.stride_h + i) as isize - p.pad_h as isize;
+            let src = source_index(iy, p.h, p.pad_mode).map(|iy| &xc[iy * p.w..(iy + 1) * p.w]);
             for j in 0..p.kw {
                 f(src, j, rows.next().expect("K rows"));
             }
@@ -169,7 +170,9 @@ fn row_span(p: &Conv2dParams, j: usize, x0: usize) -> Span {
         0
     }
     .max(t_lo);
-    (t_lo, t_hi, first + t_lo * p.stride_w - p.pad_w)
+    // Wrapping: with reflect padding an empty span's column may lie left of the input.
+    let s0 = (first + t_lo * p.stride_w).wrapping_sub(p.pad_w);
+    (t_lo, t_hi, s0)
 }
 
 /// One panel row, any stride and padding.
@@ -180,8 +183,16 @@ fn fill_row<T: Float>(p: &Conv2dParams, src: Option<&[T]>, span: Span, d: &mut [
         return;
     };
     let (t_lo, t_hi, s0) = span;
-    d[..t_lo].fill(T::ZERO);
-    d[t_hi..].fill(T::ZERO);
+    if p.pad_mode == PadMode::Reflect {
+        // Pixel t reads column s0 + (t − t_lo)·stride, mirrored into the row where outside.
+        for t in (0..t_lo).chain(t_hi..NR) {
+            let col = s0 as isize + (t as isize - t_lo as isize) * p.stride_w as isize;
+            d[t] = src[source_index(col, p.w, PadMode::Reflect).expect("mirrored")];
+        }
+    } else {
+        d[..t_lo].fill(T::ZERO);
+        d[t_hi..].fill(T::ZERO);
+    }
     for (t, dv) in d[t_lo..t_hi].iter_mut().enumerate() {
         *dv = src[s0 + t * p.stride_w];
     }

@@ -28,6 +28,7 @@ fn params(
         pad_h,
         pad_w,
         groups: 1,
+        pad_mode: crate::cpu::spatial::PadMode::Zero,
     }
 }
 
@@ -586,4 +587,100 @@ fn forward_relu_equals_forward_then_relu() {
         conv2d_forward_relu(&pool, &p, &x, &w, Some(&b), &mut got);
         assert_eq!(got, want, "{p:?}");
     }
+}
+
+/// `x` reflect-padded by (pad_h, pad_w) on every side (PyTorch `ReflectionPad2d`).
+fn reflect_pad(p: &Conv2dParams, x: &[f64]) -> Vec<f64> {
+    use crate::cpu::spatial::{pad2d_forward, Pad2dParams, PadMode};
+    let pp = Pad2dParams {
+        n: p.n,
+        c: p.c_in,
+        h: p.h,
+        w: p.w,
+        top: p.pad_h,
+        bottom: p.pad_h,
+        left: p.pad_w,
+        right: p.pad_w,
+        mode: PadMode::Reflect,
+    };
+    let mut out = vec![0.0; pp.n * pp.c * pp.out_h() * pp.out_w()];
+    pad2d_forward(&pp, x, &mut out);
+    out
+}
+
+#[test]
+fn reflect_padding_in_place_matches_a_padded_copy() {
+    use crate::cpu::spatial::PadMode;
+    let mut rng = StdRng::seed_from_u64(41);
+    let reflect = |p: Conv2dParams| Conv2dParams {
+        pad_mode: PadMode::Reflect,
+        ..p
+    };
+    // The panel path: stride 2 (the style networks' contract layers), stride 1 with 8 outputs,
+    // 9×9 with pad 4 (OW ≥ 32 each; the last panel of a row overlaps the one before).
+    for p in [
+        params(1, 5, 37, 70, 16, (3, 3), (2, 2), (1, 1)),
+        params(2, 5, 9, 45, 8, (3, 3), (1, 1), (1, 1)),
+        params(1, 5, 12, 40, 8, (9, 9), (1, 1), (4, 4)),
+        params(1, 6, 6, 33, 8, (3, 5), (1, 1), (2, 2)),
+    ] {
+        let p = reflect(p);
+        assert!(
+            reflect_supported::<f32>(&p) && reflect_supported::<f64>(&p),
+            "{p:?}"
+        );
+        let x = random(&mut rng, p.input_len());
+        let w = random(&mut rng, p.weight_len());
+        let b = random(&mut rng, p.c_out);
+        // The reference: the naive convolution of the padded copy, padding 0.
+        let padded = Conv2dParams {
+            h: p.h + 2 * p.pad_h,
+            w: p.w + 2 * p.pad_w,
+            pad_h: 0,
+            pad_w: 0,
+            pad_mode: PadMode::Zero,
+            ..p
+        };
+        let want = naive_forward(&padded, &reflect_pad(&p, &x), &w, Some(&b));
+        let pool = BufferPool::new();
+        let mut got = vec![0.0; p.output_len()];
+        conv2d_forward(&pool, &p, &x, &w, Some(&b), &mut got);
+        assert_close(&got, &want, 1e-12, &format!("f64 {p:?}"));
+        // f32 at this CPU's level (the AVX-512 fill's edge rows take the reflecting path).
+        let mut got32 = vec![0.0f32; p.output_len()];
+        let (x32, w32, b32) = (to_f32(&x), to_f32(&w), to_f32(&b));
+        conv2d_forward(&pool, &p, &x32, &w32, Some(&b32), &mut got32);
+        // Sums of up to 405 products of magnitude ≤ 1: an absolute tolerance of 1e-4.
+        assert_close(&got32, &want, 1e-4, &format!("f32 {p:?}"));
+    }
+    // Where reflection is not read in place: a pad as large as the input, the direct kernel's
+    // shapes (padded: ≤ 4 outputs; or ≤ 4 inputs in f32 with AVX-512), groups.
+    let few_in = params(1, 3, 12, 40, 8, (9, 9), (1, 1), (4, 4));
+    assert_eq!(
+        reflect_supported::<f32>(&reflect(few_in)),
+        SimdLevel::current() != SimdLevel::Avx512
+    );
+    let no = [
+        params(1, 3, 3, 40, 8, (3, 3), (1, 1), (3, 1)),
+        params(1, 3, 8, 40, 4, (3, 3), (1, 1), (1, 1)),
+        Conv2dParams {
+            groups: 2,
+            ..params(1, 4, 8, 40, 8, (3, 3), (1, 1), (1, 1))
+        },
+    ];
+    for p in no {
+        assert!(!reflect_supported::<f32>(&reflect(p)), "{p:?}");
+    }
+}
+
+#[test]
+#[should_panic(expected = "reflect padding on a path that pads with zeros")]
+fn reflect_padding_where_unsupported_panics_rather_than_padding_with_zeros() {
+    let p = Conv2dParams {
+        pad_mode: crate::cpu::spatial::PadMode::Reflect,
+        ..params(1, 3, 8, 40, 4, (3, 3), (1, 1), (1, 1))
+    };
+    let (x, w) = (vec![0.0f32; p.input_len()], vec![0.0f32; p.weight_len()]);
+    let mut out = vec![0.0f32; p.output_len()];
+    conv2d_forward(&BufferPool::new(), &p, &x, &w, None, &mut out);
 }

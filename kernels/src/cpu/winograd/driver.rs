@@ -63,6 +63,8 @@ pub(super) struct Opts<'a, T> {
     /// transform's Bᵀ with its columns reversed, the output's Aᵀ with its rows reversed), which
     /// turns correlation with `g` into correlation with the flipped `g`.
     pub(super) input_grad: bool,
+    /// The padding mirrors the input (PyTorch's `padding_mode="reflect"`) instead of zeros.
+    pub(super) reflect: bool,
 }
 
 impl<T> Opts<'_, T> {
@@ -72,6 +74,7 @@ impl<T> Opts<'_, T> {
             relu: false,
             mask: None,
             input_grad: false,
+            reflect: false,
         }
     }
 }
@@ -107,6 +110,10 @@ pub(super) fn winograd_impl<T: Float>(
     if let Some(mk) = o.mask {
         assert_eq!(mk.len(), input.len(), "winograd: mask length");
     }
+    assert!(
+        !o.reflect || (o.mask.is_none() && !o.input_grad && h >= 2 && w >= 2),
+        "winograd: reflect padding is for a forward on an input of at least 2×2"
+    );
     let mt = mats(ww.tile);
     let (m, a) = (mt.m, mt.a);
     let tiles = h.div_ceil(m) * w.div_ceil(m);
@@ -139,6 +146,7 @@ pub(super) fn winograd_impl<T: Float>(
         a,
         x4,
         mirror,
+        reflect: o.reflect,
     };
     // V[ξ][group][ci][NR] (the micro-kernel's panels); M[ξ][row < kp][pb].
     // Work buffers from the pool, not zeroed: every value read is written first (panel lanes
@@ -386,6 +394,8 @@ pub(super) struct Geom {
     pub(super) x4: Unrolled,
     /// The transforms are mirrored (an input gradient; [`Opts::input_grad`]).
     pub(super) mirror: bool,
+    /// The padding mirrors the input ([`Opts::reflect`]).
+    pub(super) reflect: bool,
 }
 
 /// Per-thread buffers, rows indexed by tile (`[..][j]`, j < pb) so transforms vectorise.

@@ -112,6 +112,34 @@ pub fn conv3x3_winograd_relu<T: Float>(
     winograd_impl(pool, level, ww, input, bias, dims, out, o)
 }
 
+/// [`conv3x3_winograd`] (then ReLU when `relu`) with reflect padding instead of zeros: row and
+/// column −1 read row and column 1, H and W read H − 2 and W − 2 (PyTorch's
+/// `Conv2d(padding_mode="reflect")`, i.e. `ReflectionPad2d(1)` then a padding-0 convolution),
+/// read in place, with no padded copy of the input.
+///
+/// # Panics
+/// On buffer lengths that do not match `n, h, w` and the weights' K, C, or H or W below 2.
+#[allow(clippy::too_many_arguments)]
+pub fn conv3x3_winograd_reflect<T: Float>(
+    pool: &BufferPool,
+    ww: &WinogradWeights<T>,
+    input: &[T],
+    bias: Option<&[T]>,
+    n: usize,
+    h: usize,
+    w: usize,
+    out: &mut [T],
+    relu: bool,
+) {
+    let (level, dims) = (SimdLevel::current(), (n, h, w));
+    let o = Opts {
+        relu,
+        reflect: true,
+        ..Opts::plain()
+    };
+    winograd_impl(pool, level, ww, input, bias, dims, out, o)
+}
+
 /// The input gradient of the convolution with the *forward* weights `ww` (K×C):
 /// `grad_in (N×C×H×W) = conv3×3(grad_out · [mask > 0], flipped transposed weights)`, with
 /// `grad_out` N×K×H×W and the mask (a ReLU's output, same shape) optional. It reads the

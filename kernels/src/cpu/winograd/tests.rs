@@ -19,6 +19,7 @@ fn params(n: usize, c: usize, h: usize, w: usize, k: usize) -> Conv2dParams {
         pad_h: 1,
         pad_w: 1,
         groups: 1,
+        pad_mode: crate::cpu::spatial::PadMode::Zero,
     }
 }
 
@@ -474,6 +475,7 @@ fn stale_work_buffers_never_reach_the_output() {
                             relu: !input_grad,
                             mask,
                             input_grad,
+                            reflect: false,
                         };
                         winograd_impl(pool, level, &ww, src, None, (1, h, w), &mut out, o);
                         out
@@ -493,6 +495,88 @@ fn stale_work_buffers_never_reach_the_output() {
                     }
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn reflect_padding_matches_a_reflect_padded_copy() {
+    use crate::cpu::spatial::{pad2d_forward, Pad2dParams, PadMode};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+    for tile in [WinogradTile::F2, WinogradTile::F4] {
+        // Sides that tiles divide and that they do not, down to 2×2; several blocks of tiles.
+        for &(n, c, h, w, k) in &[
+            (1, 3, 2, 2, 4),
+            (1, 8, 4, 8, 8),
+            (2, 5, 9, 6, 3),
+            (1, 16, 13, 17, 8),
+            (1, 32, 22, 34, 32),
+            (2, 17, 38, 35, 9),
+        ] {
+            let p = params(n, c, h, w, k);
+            let x: Vec<f64> = (0..p.input_len())
+                .map(|_| rng.gen_range(-1.0..1.0))
+                .collect();
+            let wt: Vec<f64> = (0..p.weight_len())
+                .map(|_| rng.gen_range(-1.0..1.0))
+                .collect();
+            let b: Vec<f64> = (0..k).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            // Reference: ReflectionPad2d(1), then a padding-0 convolution.
+            let pp = Pad2dParams {
+                n,
+                c,
+                h,
+                w,
+                top: 1,
+                bottom: 1,
+                left: 1,
+                right: 1,
+                mode: PadMode::Reflect,
+            };
+            let mut xp = vec![0.0; n * c * (h + 2) * (w + 2)];
+            pad2d_forward(&pp, &x, &mut xp);
+            let q = Conv2dParams {
+                h: h + 2,
+                w: w + 2,
+                pad_h: 0,
+                pad_w: 0,
+                ..p
+            };
+            let mut want = vec![0.0; p.output_len()];
+            conv2d_forward(&BufferPool::new(), &q, &xp, &wt, Some(&b), &mut want);
+            let ww = WinogradWeights::new(tile, &wt, k, c);
+            let mut got = vec![0.0; p.output_len()];
+            let pool = BufferPool::new();
+            conv3x3_winograd_reflect(&pool, &ww, &x, Some(&b), n, h, w, &mut got, false);
+            let what = format!("{tile:?} {n}x{c}x{h}x{w}→{k}");
+            assert!(rel(&got, &want) < 1e-12, "{what} f64: {}", rel(&got, &want));
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let w32: Vec<f32> = wt.iter().map(|&v| v as f32).collect();
+            let b32: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+            let ww32 = WinogradWeights::new(tile, &w32, k, c);
+            for level in SimdLevel::available() {
+                for budget in [BLOCK_BUDGET, 1] {
+                    let mut got32 = vec![0.0f32; p.output_len()];
+                    let o = Opts {
+                        budget,
+                        reflect: true,
+                        ..Opts::plain()
+                    };
+                    let dims = (n, h, w);
+                    winograd_impl(&pool, level, &ww32, &x32, Some(&b32), dims, &mut got32, o);
+                    let g64: Vec<f64> = got32.iter().map(|&v| v as f64).collect();
+                    let r = rel(&g64, &want);
+                    assert!(r < 1e-5, "{what} f32 {level:?} budget {budget}: {r}");
+                }
+            }
+            // With the fused ReLU.
+            let mut gr = vec![0.0f32; p.output_len()];
+            conv3x3_winograd_reflect(&pool, &ww32, &x32, Some(&b32), n, h, w, &mut gr, true);
+            let worst = gr
+                .iter()
+                .zip(&want)
+                .fold(0.0f64, |m, (&a, b)| m.max((a as f64 - b.max(0.0)).abs()));
+            assert!(worst < 1e-4, "{what} reflect + relu: max error {worst}");
         }
     }
 }

@@ -104,7 +104,9 @@ fn combine<T: Float>(
 
 /// For one input channel: `out(ξ, grp)[j] = (Bᵀ d B)[ξ]` for tile t0 + grp·NR + j (j < NR;
 /// lanes past the block's p tiles hold stale finite values that no output reads), d the a×a
-/// patch whose top-left corner is (ty·m − 1, tx·m − 1), zero outside the image.
+/// patch whose top-left corner is (ty·m − 1, tx·m − 1), zero outside the image; with
+/// `g.reflect` the padding row and column on each side mirror the image (row −1 is row 1, row
+/// H is row H − 2) and only what lies further out, read by no kept output, is zero.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn input_transform<'v, T: Float + 'v>(
@@ -128,7 +130,10 @@ pub(super) fn input_transform<'v, T: Float + 'v>(
         s.row.resize((span + 64).max(s.row.len()), T::ZERO);
         let x_start = (tx0 * m) as isize - 1;
         for r in 0..a {
-            let yy = (ty * m + r).wrapping_sub(1);
+            let mut yy = (ty * m + r).wrapping_sub(1);
+            if g.reflect && (yy == usize::MAX || yy == h) {
+                yy = if yy == h { h - 2 } else { 1 };
+            }
             let rb = &mut s.row[..span];
             if yy < h {
                 let src = &plane[yy * w..(yy + 1) * w];
@@ -151,6 +156,15 @@ pub(super) fn input_transform<'v, T: Float + 'v>(
                     }
                 }
                 rb[hi.max(lo)..].fill(T::ZERO);
+                if g.reflect {
+                    // Columns −1 and W, where the span reaches them.
+                    if lo == 1 {
+                        rb[0] = src[1];
+                    }
+                    if hi < span && x_start + hi as isize == w as isize {
+                        rb[hi] = src[w - 2];
+                    }
+                }
             } else {
                 rb.fill(T::ZERO);
             }
