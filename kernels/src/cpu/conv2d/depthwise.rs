@@ -30,6 +30,17 @@ fn phases<'a, T: Float>(p: &Conv2dParams, plane: &'a [T], buf: &'a mut Vec<T>) -
     buf.clear();
     buf.resize(p.h * s * wp, T::ZERO);
     for (row, dst) in plane.chunks_exact(p.w).zip(buf.chunks_exact_mut(s * wp)) {
+        if s == 2 {
+            // Even and odd columns without a division per pixel (MobileNet's stride).
+            let (even, odd) = dst.split_at_mut(wp);
+            for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(row.chunks_exact(2)) {
+                (*e, *o) = (pair[0], pair[1]);
+            }
+            if p.w % 2 == 1 {
+                even[wp - 1] = row[p.w - 1];
+            }
+            continue;
+        }
         for (x, &v) in row.iter().enumerate() {
             dst[(x % s) * wp + x / s] = v;
         }
