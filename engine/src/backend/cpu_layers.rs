@@ -2,7 +2,7 @@
 
 use super::cpu::Cpu;
 use super::layers::{LayerBackend, NormArgs, NormGrads};
-use crate::{dispatch_float, Result, Tensor};
+use crate::{dispatch_float, Result, Storage, Tensor};
 use kernels::cpu::norm;
 use kernels::cpu::spatial::{self as sp, Pad2dParams, UpsampleParams};
 use kernels::Float as _;
@@ -52,13 +52,14 @@ impl LayerBackend for Cpu {
     fn instance_norm(
         &self,
         op: &'static str,
+        x: &Tensor,
         a: NormArgs<'_>,
         keep_stats: bool,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        let s = a.x.shape();
+        let s = x.shape();
         let (planes, hw) = (s[0] * s[1], s[2] * s[3]);
-        dispatch_float!(op, a.x.dtype(), T => {
-            let xd = a.x.contiguous_data::<T>(op)?;
+        dispatch_float!(op, x.dtype(), T => {
+            let xd = x.contiguous_data::<T>(op)?;
             let gd = a.gamma.contiguous_data::<T>(op)?;
             let bd = a.beta.contiguous_data::<T>(op)?;
             let mut o = vec![T::ZERO; planes * hw];
@@ -67,6 +68,37 @@ impl LayerBackend for Cpu {
             let stats = st.map(|v| Tensor::from_vec(v, &[s[0], s[1], 2])).transpose()?;
             Ok((Tensor::from_vec(o, s)?, stats))
         })
+    }
+
+    fn instance_norm_in_place(
+        &self,
+        op: &'static str,
+        x: &mut Storage,
+        shape: &[usize],
+        a: NormArgs<'_>,
+    ) -> Result<bool> {
+        let (planes, hw) = (shape[0] * shape[1], shape[2] * shape[3]);
+        if x.len() != planes * hw || x.dtype() != a.gamma.dtype() {
+            return Ok(false);
+        }
+        match x {
+            Storage::F32(v) => {
+                let (g, b) = (
+                    a.gamma.contiguous_data::<f32>(op)?,
+                    a.beta.contiguous_data::<f32>(op)?,
+                );
+                norm::instance_norm_in_place(planes, hw, v, &g, &b, a.eps, a.relu);
+            }
+            Storage::F64(v) => {
+                let (g, b) = (
+                    a.gamma.contiguous_data::<f64>(op)?,
+                    a.beta.contiguous_data::<f64>(op)?,
+                );
+                norm::instance_norm_in_place(planes, hw, v, &g, &b, a.eps, a.relu);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     fn instance_norm_backward(

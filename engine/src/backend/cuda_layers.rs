@@ -51,13 +51,14 @@ impl LayerBackend for Cuda {
     fn instance_norm(
         &self,
         op: &'static str,
+        x: &Tensor,
         a: NormArgs<'_>,
         keep_stats: bool,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        let (dev, s) = (self.device(), a.x.shape());
+        let (dev, s) = (self.device(), x.shape());
         let (planes, hw) = (s[0] * s[1], s[2] * s[3]);
-        dispatch_float!(op, a.x.dtype(), T => {
-            let xd = self.data::<T>(op, a.x)?;
+        dispatch_float!(op, x.dtype(), T => {
+            let xd = self.data::<T>(op, x)?;
             let (gd, bd) = (self.data::<T>(op, a.gamma)?, self.data::<T>(op, a.beta)?);
             let (o, st) = cu::norm::instance_norm_forward(dev, planes, hw, &xd, &gd, &bd, a.eps, a.relu, keep_stats)
                 .map_err(err(op, dev))?;

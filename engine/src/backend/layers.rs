@@ -4,13 +4,13 @@
 //! CUDA in `cuda_layers.rs`) and `backend_of` reaches them. Same conventions as `Backend`:
 //! `op` names the public op, inputs share dtype and device, results are new contiguous tensors.
 
-use crate::{Result, Tensor};
+use crate::{Result, Storage, Tensor};
 use kernels::cpu::spatial::{Pad2dParams, UpsampleParams};
 
-/// Instance norm's inputs for one call: `x` N×C×H×W, `gamma` and `beta` N×C (views allowed).
+/// Instance norm's parameters for one call on an N×C×H×W input: `gamma` and `beta` N×C
+/// (views allowed).
 #[derive(Clone, Copy)]
 pub(crate) struct NormArgs<'a> {
-    pub x: &'a Tensor,
     pub gamma: &'a Tensor,
     pub beta: &'a Tensor,
     pub eps: f64,
@@ -39,14 +39,27 @@ pub(crate) trait LayerBackend {
         g: &Tensor,
         p: &UpsampleParams,
     ) -> Result<Tensor>;
-    /// Instance norm forward: the output (shape of x) and, when `keep_stats`, the statistics
-    /// N×C×2 (μ, 1/√(σ² + eps) per plane) its backward needs.
+    /// Instance norm forward of `x`: the output (shape of x) and, when `keep_stats`, the
+    /// statistics N×C×2 (μ, 1/√(σ² + eps) per plane) its backward needs.
     fn instance_norm(
         &self,
         op: &'static str,
+        x: &Tensor,
         a: NormArgs<'_>,
         keep_stats: bool,
     ) -> Result<(Tensor, Option<Tensor>)>;
+    /// Instance norm forward written over the contiguous N×C×H×W values `x` of `shape` (owned
+    /// by the caller alone; inference, no statistics); `Ok(false)`, `x` untouched, where this
+    /// device does not (the caller then normalises out of place).
+    fn instance_norm_in_place(
+        &self,
+        _op: &'static str,
+        _x: &mut Storage,
+        _shape: &[usize],
+        _a: NormArgs<'_>,
+    ) -> Result<bool> {
+        Ok(false)
+    }
     /// Instance norm backward from `g` (shape of x), x, γ (N×C) and the saved statistics.
     fn instance_norm_backward(
         &self,

@@ -171,3 +171,76 @@ test_device!(checks, |dev| {
         }
     }
 });
+
+// `into_instance_norm(_relu)`: the same values as `instance_norm(_relu)`; a tensor whose storage
+// is shared (a clone, a view) is left as it was; under the tape the gradients are instance
+// norm's.
+test_device!(by_value, |dev| {
+    for dtype in [DType::F64, DType::F32] {
+        let on = |t: Tensor| t.to_device(dev).unwrap();
+        let x = on(Tensor::randn(&[2, 3, 5, 7], 2.0, 61, dtype).unwrap());
+        let g = on(Tensor::randn(&[3], 1.0, 62, dtype).unwrap());
+        let b = on(Tensor::randn(&[3], 1.0, 63, dtype).unwrap());
+        let before = x.to_vec_f64().unwrap();
+        for relu in [false, true] {
+            let want = if relu {
+                x.instance_norm_relu(&g, &b, 1e-5)
+            } else {
+                x.instance_norm(&g, &b, 1e-5)
+            }
+            .unwrap()
+            .to_vec_f64()
+            .unwrap();
+            let run = |t: Tensor| {
+                if relu {
+                    t.into_instance_norm_relu(&g, &b, 1e-5)
+                } else {
+                    t.into_instance_norm(&g, &b, 1e-5)
+                }
+                .unwrap()
+                .to_vec_f64()
+                .unwrap()
+            };
+            // A fresh copy nothing else holds (normalised in place on the CPU), a clone of x
+            // and a non-contiguous view: each gives instance norm's values.
+            let fresh = x.add_scalar(0.0).unwrap();
+            assert_eq!(run(fresh), want, "{dtype:?} relu {relu}: fresh");
+            assert_eq!(run(x.clone()), want, "{dtype:?} relu {relu}: clone");
+            let t = x.transpose(2, 3).unwrap();
+            let want_t = t.instance_norm(&g, &b, 1e-5).unwrap();
+            let want_t = if relu { want_t.relu().unwrap() } else { want_t };
+            assert_eq!(
+                run(t.clone()),
+                want_t.to_vec_f64().unwrap(),
+                "{dtype:?} relu {relu}: view"
+            );
+            // x itself is untouched.
+            assert_eq!(x.to_vec_f64().unwrap(), before);
+        }
+        // Errors as instance_norm's.
+        let bad = on(Tensor::randn(&[4], 1.0, 64, dtype).unwrap());
+        let e = x
+            .add_scalar(0.0)
+            .unwrap()
+            .into_instance_norm(&bad, &b, 1e-5);
+        assert!(e.is_err());
+    }
+    // Under the tape: instance norm's gradients (f64 finite differences).
+    let (x, g, b) = (
+        randn(&[1, 2, 4, 3], 65, dev),
+        randn(&[2], 66, dev),
+        randn(&[2], 67, dev),
+    );
+    grad_check(
+        |t| {
+            project(
+                &t[0]
+                    .add_scalar(0.0)?
+                    .into_instance_norm_relu(&t[1], &t[2], 1e-5)?,
+            )
+        },
+        &[x, g, b],
+        EPS,
+        TOL,
+    );
+});

@@ -43,23 +43,41 @@ fn split<T: Float>(v: f64) -> (T, T) {
     (hi, T::from_f64(v - hi.to_f64()))
 }
 
-/// One plane: statistics, then `o = ((x − hi) − lo)·a + b` (max(0, ·) with `relu`); returns
-/// (μ, 1/σ).
+/// One plane: statistics, then `o = ((x − hi) − lo)·a + b` (max(0, ·) with `relu`), where x
+/// is `src` and o is `out`, or, without `src`, both are `out` (in place); returns (μ, 1/σ).
 #[inline(always)]
-fn norm_plane<T: Float>(xs: &[T], g: T, b: T, eps: f64, relu: bool, o: &mut [T]) -> (f64, f64) {
-    let (mean, rstd) = plane_stats(xs, eps);
+fn norm_plane<T: Float>(
+    out: &mut [T],
+    src: Option<&[T]>,
+    g: T,
+    b: T,
+    eps: f64,
+    relu: bool,
+) -> (f64, f64) {
+    let (mean, rstd) = plane_stats(src.unwrap_or(out), eps);
     // y = (x − μ)·a + β with a = r·γ, centred first (x·a − μ·a would cancel in f32 when
     // |μ| ≫ σ) and with μ as hi + lo in T, so x − μ keeps f64's μ (see `split`).
     let a = T::from_f64(rstd * g.to_f64());
     let (hi, lo) = split::<T>(mean);
-    if relu {
-        for (o, &v) in o.iter_mut().zip(xs) {
-            let y = ((v - hi) - lo) * a + b;
-            *o = if y > T::ZERO { y } else { T::ZERO };
+    let f = |v: T| {
+        let y = ((v - hi) - lo) * a + b;
+        // max(0, y) with NaN → 0, as the ReLU op.
+        match relu {
+            true if y > T::ZERO => y,
+            true => T::ZERO,
+            false => y,
         }
-    } else {
-        for (o, &v) in o.iter_mut().zip(xs) {
-            *o = ((v - hi) - lo) * a + b;
+    };
+    match src {
+        Some(xs) => {
+            for (o, &v) in out.iter_mut().zip(xs) {
+                *o = f(v);
+            }
+        }
+        None => {
+            for o in out.iter_mut() {
+                *o = f(*o);
+            }
         }
     }
     (mean, rstd)
@@ -73,14 +91,14 @@ fn norm_plane<T: Float>(xs: &[T], g: T, b: T, eps: f64, relu: bool, o: &mut [T])
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn norm_plane_avx512<T: Float>(
-    xs: &[T],
+    out: &mut [T],
+    src: Option<&[T]>,
     g: T,
     b: T,
     eps: f64,
     relu: bool,
-    o: &mut [T],
 ) -> (f64, f64) {
-    norm_plane(xs, g, b, eps, relu, o)
+    norm_plane(out, src, g, b, eps, relu)
 }
 
 /// [`norm_plane`] compiled with AVX2 and FMA.
@@ -90,14 +108,34 @@ unsafe fn norm_plane_avx512<T: Float>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn norm_plane_avx2<T: Float>(
-    xs: &[T],
+    out: &mut [T],
+    src: Option<&[T]>,
     g: T,
     b: T,
     eps: f64,
     relu: bool,
-    o: &mut [T],
 ) -> (f64, f64) {
-    norm_plane(xs, g, b, eps, relu, o)
+    norm_plane(out, src, g, b, eps, relu)
+}
+
+/// [`norm_plane`] of plane `p` at this CPU's level.
+#[inline(always)]
+fn norm_plane_at<T: Float>(
+    level: SimdLevel,
+    out: &mut [T],
+    src: Option<&[T]>,
+    (g, b): (T, T),
+    eps: f64,
+    relu: bool,
+) -> (f64, f64) {
+    match level {
+        // SAFETY: `SimdLevel::current` is capped at what this CPU has.
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => unsafe { norm_plane_avx512(out, src, g, b, eps, relu) },
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2Fma => unsafe { norm_plane_avx2(out, src, g, b, eps, relu) },
+        _ => norm_plane(out, src, g, b, eps, relu),
+    }
 }
 
 fn check_len(op: &str, what: &str, got: usize, want: usize) {
@@ -136,22 +174,11 @@ pub fn instance_norm_forward<T: Float>(
         return;
     }
     let level = SimdLevel::current();
-    let body = |(p, (o, xs)): (usize, (&mut [T], &[T]))| {
-        let (g, b) = (gamma[p], beta[p]);
-        match level {
-            // SAFETY: `SimdLevel::current` is capped at what this CPU has.
-            #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx512 => unsafe { norm_plane_avx512(xs, g, b, eps, relu, o) },
-            #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2Fma => unsafe { norm_plane_avx2(xs, g, b, eps, relu, o) },
-            _ => norm_plane(xs, g, b, eps, relu, o),
-        }
-    };
     let st: Vec<(f64, f64)> = out
         .par_chunks_mut(hw)
         .zip(x.par_chunks(hw))
         .enumerate()
-        .map(body)
+        .map(|(p, (o, xs))| norm_plane_at(level, o, Some(xs), (gamma[p], beta[p]), eps, relu))
         .collect();
     if let Some(s) = stats {
         check_len(op, "stats", s.len(), 2 * planes);
@@ -160,6 +187,35 @@ pub fn instance_norm_forward<T: Float>(
             d[1] = T::from_f64(r);
         }
     }
+}
+
+/// [`instance_norm_forward`] in place: `x` (planes × hw) is overwritten by its normalised
+/// values (then max(0, ·) with `relu`), with no output buffer (half the memory traffic of a
+/// fresh output, which must also be allocated and zeroed). No statistics are returned: this is
+/// for inference.
+///
+/// # Panics
+/// If a length does not match.
+pub fn instance_norm_in_place<T: Float>(
+    planes: usize,
+    hw: usize,
+    x: &mut [T],
+    gamma: &[T],
+    beta: &[T],
+    eps: f64,
+    relu: bool,
+) {
+    let op = "instance_norm_in_place";
+    check_len(op, "x", x.len(), planes * hw);
+    check_len(op, "gamma", gamma.len(), planes);
+    check_len(op, "beta", beta.len(), planes);
+    if hw == 0 {
+        return;
+    }
+    let level = SimdLevel::current();
+    x.par_chunks_mut(hw).enumerate().for_each(|(p, o)| {
+        norm_plane_at(level, o, None, (gamma[p], beta[p]), eps, relu);
+    });
 }
 
 /// Instance norm backward from the saved `stats` (μ_p, r_p per plane): with `x̂ = (x − μ)·r`
@@ -310,6 +366,15 @@ mod tests {
             })
             .fold(0.0, f64::max);
         assert!(err < 2e-5, "f32 error {err}");
+        // In place: bit for bit the out-of-place result, with and without the ReLU.
+        for relu in [false, true] {
+            let mut want = vec![0.0f32; planes * hw];
+            instance_norm_forward(planes, hw, &xf, &gf, &bf, 1e-5, relu, &mut want, None);
+            let mut got = xf.clone();
+            instance_norm_in_place(planes, hw, &mut got, &gf, &bf, 1e-5, relu);
+            assert_eq!(got, want, "in place, relu {relu}");
+            assert!(!relu || got.iter().all(|&v| v >= 0.0));
+        }
     }
 
     #[test]

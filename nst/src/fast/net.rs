@@ -173,17 +173,18 @@ impl Network {
                 };
                 // Instance norm + ReLU as one pass where the norm is followed by a ReLU.
                 let norm_relu = !matches!(l.norm, LayerNorm::None) && matches!(l.act, Act::Relu);
-                let norm = |x: &Tensor, g: &Tensor, b: &Tensor| {
+                // By value: the convolution's output is normalised in place.
+                let norm = |x: Tensor, g: &Tensor, b: &Tensor| {
                     if norm_relu {
-                        x.instance_norm_relu(g, b, NORM_EPS)
+                        x.into_instance_norm_relu(g, b, NORM_EPS)
                     } else {
-                        x.instance_norm(g, b, NORM_EPS)
+                        x.into_instance_norm(g, b, NORM_EPS)
                     }
                 };
                 x = match (&l.norm, &cond) {
                     (LayerNorm::None, _) => x,
                     (LayerNorm::Conditional { gamma, beta }, Condition::Weights(s)) => {
-                        norm(&x, &s.matmul(gamma)?, &s.matmul(beta)?)?
+                        norm(x, &s.matmul(gamma)?, &s.matmul(beta)?)?
                     }
                     (
                         LayerNorm::Style {
@@ -196,7 +197,7 @@ impl Network {
                     ) => {
                         let g = v.matmul(gamma_wt)?.add(gamma_b)?;
                         let b = v.matmul(beta_wt)?.add(beta_b)?;
-                        norm(&x, &g, &b)?
+                        norm(x, &g, &b)?
                     }
                     _ => {
                         return Err(Error::InvalidArgument(
