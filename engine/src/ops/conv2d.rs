@@ -181,7 +181,7 @@ fn params(
 /// For reflect padding that the kernels will not read in place here (a GPU, a tape to record,
 /// a path that pads with zeros): `x` padded by [`Tensor::pad2d`] and the options without
 /// padding. `None`: run as asked (zero padding, or reflection read in place).
-fn padded_first(
+fn reflect_padded_first(
     x: &Tensor,
     p: &Conv2dParams,
     o: Conv2dOptions,
@@ -227,7 +227,7 @@ impl Tensor {
             bias.is_some_and(|b| b.requires_grad()),
         );
         let recording = is_grad_enabled() && (need.0 || need.1 || need.2);
-        if let Some((xp, o)) = padded_first(self, &p, opts, recording)? {
+        if let Some((xp, o)) = reflect_padded_first(self, &p, opts, recording)? {
             return xp.conv2d(weight, bias, o);
         }
         let op = "conv2d";
@@ -288,7 +288,7 @@ pub(super) fn frozen(
 ) -> Result<Tensor> {
     let p = params(op, x, weight, bias, opts)?;
     let recording = is_grad_enabled() && x.requires_grad();
-    if let Some((xp, o)) = padded_first(x, &p, opts, recording)? {
+    if let Some((xp, o)) = reflect_padded_first(x, &p, opts, recording)? {
         return frozen(op, &xp, weight, bias, o, prepared, relu);
     }
     let cfg = opts.config;

@@ -39,9 +39,7 @@ impl Tensor {
     /// instance norm but the residual blocks' second is followed by a ReLU). When a gradient is
     /// needed it records the two ops, so the backward is theirs.
     pub fn instance_norm_relu(&self, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
-        let need =
-            autograd::is_grad_enabled() && [self, gamma, beta].iter().any(|t| t.requires_grad());
-        if need {
+        if self.norm_recorded(gamma, beta) {
             return self.instance_norm(gamma, beta, eps)?.relu();
         }
         self.instance_norm_impl("instance_norm_relu", gamma, beta, eps, true)
@@ -65,9 +63,7 @@ impl Tensor {
         beta: &Tensor,
         eps: f64,
     ) -> Result<Tensor> {
-        let need =
-            autograd::is_grad_enabled() && [&self, gamma, beta].iter().any(|t| t.requires_grad());
-        if need {
+        if self.norm_recorded(gamma, beta) {
             return self.instance_norm(gamma, beta, eps)?.relu();
         }
         self.into_norm("instance_norm_relu", gamma, beta, eps, true)
@@ -81,9 +77,7 @@ impl Tensor {
         eps: f64,
         relu: bool,
     ) -> Result<Tensor> {
-        let need =
-            autograd::is_grad_enabled() && [&self, gamma, beta].iter().any(|t| t.requires_grad());
-        if need || !self.is_contiguous() || self.0.node.is_some() {
+        if self.norm_recorded(gamma, beta) || !self.is_contiguous() || self.0.node.is_some() {
             return self.instance_norm_impl(op, gamma, beta, eps, relu);
         }
         let (g2, b2) = self.norm_checks(op, gamma, beta, eps)?;
@@ -104,6 +98,11 @@ impl Tensor {
         }
         drop(be);
         self.instance_norm_impl(op, gamma, beta, eps, relu)
+    }
+
+    /// Whether an instance norm of `self` with `gamma`, `beta` goes on the tape.
+    fn norm_recorded(&self, gamma: &Tensor, beta: &Tensor) -> bool {
+        autograd::is_grad_enabled() && [self, gamma, beta].iter().any(|t| t.requires_grad())
     }
 
     /// Instance norm's argument checks; γ and β as N×C.
@@ -150,7 +149,7 @@ impl Tensor {
     ) -> Result<Tensor> {
         let (g2, b2) = self.norm_checks(op, gamma, beta, eps)?;
         let inputs = [self, gamma, beta];
-        let need = autograd::is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
+        let need = self.norm_recorded(gamma, beta);
         let args = NormArgs {
             gamma: &g2,
             beta: &b2,

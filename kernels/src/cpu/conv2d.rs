@@ -51,6 +51,18 @@ impl Conv2dParams {
     pub fn is_depthwise(&self) -> bool {
         self.groups > 1 && self.groups == self.c_in && self.groups == self.c_out
     }
+    /// The same convolution on its input padded beforehand: sides grown by the pads, no
+    /// padding of its own (what [`reflect_supported`] weighs, and tests compare against).
+    pub fn padded_first(&self) -> Conv2dParams {
+        Conv2dParams {
+            h: self.h + 2 * self.pad_h,
+            w: self.w + 2 * self.pad_w,
+            pad_h: 0,
+            pad_w: 0,
+            pad_mode: PadMode::Zero,
+            ..*self
+        }
+    }
     /// The kernel window: KH×KW, stride, padding.
     pub fn window(&self) -> Window2d {
         Window2d {
@@ -352,19 +364,11 @@ pub fn conv2d_forward_relu<T: Float>(
 /// [`conv3x3_winograd_reflect`](super::winograd::conv3x3_winograd_reflect).)
 pub fn reflect_supported<T: Float>(p: &Conv2dParams) -> bool {
     let no_pad = p.pad_h == 0 && p.pad_w == 0;
-    let padded = Conv2dParams {
-        h: p.h + 2 * p.pad_h,
-        w: p.w + 2 * p.pad_w,
-        pad_h: 0,
-        pad_w: 0,
-        pad_mode: PadMode::Zero,
-        ..*p
-    };
     no_pad
         || (p.groups == 1
             && p.pad_h < p.h
             && p.pad_w < p.w
-            && !direct::applies::<T>(&padded)
+            && !direct::applies::<T>(&p.padded_first())
             && panel::applies(p))
 }
 

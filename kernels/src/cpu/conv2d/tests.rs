@@ -633,15 +633,7 @@ fn reflect_padding_in_place_matches_a_padded_copy() {
         let w = random(&mut rng, p.weight_len());
         let b = random(&mut rng, p.c_out);
         // The reference: the naive convolution of the padded copy, padding 0.
-        let padded = Conv2dParams {
-            h: p.h + 2 * p.pad_h,
-            w: p.w + 2 * p.pad_w,
-            pad_h: 0,
-            pad_w: 0,
-            pad_mode: PadMode::Zero,
-            ..p
-        };
-        let want = naive_forward(&padded, &reflect_pad(&p, &x), &w, Some(&b));
+        let want = naive_forward(&p.padded_first(), &reflect_pad(&p, &x), &w, Some(&b));
         let pool = BufferPool::new();
         let mut got = vec![0.0; p.output_len()];
         conv2d_forward(&pool, &p, &x, &w, Some(&b), &mut got);

@@ -535,15 +535,15 @@ fn reflect_padding_matches_a_reflect_padded_copy() {
             };
             let mut xp = vec![0.0; n * c * (h + 2) * (w + 2)];
             pad2d_forward(&pp, &x, &mut xp);
-            let q = Conv2dParams {
-                h: h + 2,
-                w: w + 2,
-                pad_h: 0,
-                pad_w: 0,
-                ..p
-            };
             let mut want = vec![0.0; p.output_len()];
-            conv2d_forward(&BufferPool::new(), &q, &xp, &wt, Some(&b), &mut want);
+            conv2d_forward(
+                &BufferPool::new(),
+                &p.padded_first(),
+                &xp,
+                &wt,
+                Some(&b),
+                &mut want,
+            );
             let ww = WinogradWeights::new(tile, &wt, k, c);
             let mut got = vec![0.0; p.output_len()];
             let pool = BufferPool::new();
