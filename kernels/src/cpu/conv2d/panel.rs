@@ -14,7 +14,7 @@ use super::{source_index, Conv2dParams};
 use crate::cpu::packed_gemm::{self, MR, NR};
 use crate::cpu::simd::SimdLevel;
 use crate::cpu::spatial::PadMode;
-use crate::cpu::{is_f32, Float, SendPtr};
+use crate::cpu::{is_f32, prefetch, Float, SendPtr};
 use rayon::prelude::*;
 
 /// Whether [`forward`] runs this convolution.
@@ -220,6 +220,9 @@ unsafe fn fill_panel_avx512(p: &Conv2dParams, x: &[f32], y: usize, spans: &[Span
                     return;
                 }
                 if p.stride_w == 2 && s0 + 2 * NR <= src.len() {
+                    // The same row two panels on: channel planes lie far apart, past what the
+                    // hardware prefetchers follow.
+                    prefetch(s.wrapping_add(4 * NR), 2 * NR);
                     // SAFETY: src[s0..s0 + 64] and d[..32] are in bounds (checked).
                     unsafe {
                         for h in 0..2 {
