@@ -172,6 +172,30 @@ fn a_phone_clip_with_a_quarter_turn_comes_out_upright() {
     assert!(o.status.success(), "{}", stderr(&o));
     // Shown 48×64 (as players show the input), not squeezed into 64×48.
     assert_eq!(probe(&out), (4, "8/1".into(), 48, 64, 1));
+    // Its flicker against the input, and against a shorter clip: compared up to the shorter
+    // one's end, with a note saying so.
+    let o = nst(&["eval", &s(&out), "--content", &s(&turned), "--flicker"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("over 4 frames"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(!stderr(&o).contains("note:"), "{}", stderr(&o));
+    let short = d.join("short.mp4");
+    make_clip(&short, "64x48", 2);
+    let o = nst(&["eval", &s(&out), "--content", &s(&short), "--flicker"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("over 2 frames"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(
+        stderr(&o).contains("short.mp4 ends after 2 frames, before"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// An animated GIF of `n` frames, 64×48, a square moving 3 px a frame over a still

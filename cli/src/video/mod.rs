@@ -405,7 +405,9 @@ pub fn run(args: VideoArgs) -> Result<bool> {
 
 /// The flicker of a stylised video against its input ([`nst::eval::FlickerMeter`]): the
 /// input's frames are scaled to the output's size. Returns (flicker in 0–1 units, frames
-/// compared, fraction of still pixels). Errors: unreadable files, different frame counts.
+/// compared, fraction of still pixels). Compared up to the output's end (a run with
+/// `--max-frames` stops early); an input that ends first is compared up to its end, with a
+/// note on stderr. Errors: unreadable files.
 pub fn flicker(
     output: &Path,
     input: &Path,
@@ -420,6 +422,12 @@ pub fn flicker(
     let mut n = 0u64;
     while let Some((o, _)) = a.next_frame()? {
         let Some((i, _)) = b.next_frame()? else {
+            // A stylised video may stop early (--max-frames), its input may not: say so.
+            eprintln!(
+                "note: {} ends after {n} frames, before {}; only those were compared",
+                input.display(),
+                output.display()
+            );
             break;
         };
         m.push(i, o)?;
