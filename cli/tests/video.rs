@@ -152,6 +152,36 @@ fn a_clip_round_trips_with_its_frames_rate_and_audio() {
 }
 
 #[test]
+fn webm_is_vp9_with_the_audio_as_opus() {
+    if !ffmpeg_present() || !fast_weights_present() {
+        return;
+    }
+    let d = tmp("webm");
+    let (clip, out) = (d.join("clip.mp4"), d.join("out.webm"));
+    make_clip(&clip, "64x48", 8);
+    let o = nst(&["video", &s(&clip), "-o", &s(&out), "--style", "19"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("audio as Opus"), "{}", stderr(&o));
+    assert_eq!(probe(&out), (8, "8/1".into(), 64, 48, 1));
+    let codecs = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&codecs.stdout).trim(), "vp9\nopus");
+    // nst's own WebM is replaced without --overwrite (its mark is read back).
+    let o = nst(&["video", &s(&clip), "-o", &s(&out), "--style", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
 fn a_phone_clip_with_a_quarter_turn_comes_out_upright() {
     if !ffmpeg_present() || !fast_weights_present() {
         return;

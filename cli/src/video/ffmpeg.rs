@@ -216,13 +216,42 @@ impl Drop for Decoder {
     }
 }
 
-/// The ffmpeg muxer for an output file's extension (mp4, mov, mkv).
+/// The ffmpeg muxer for an output file's extension (mp4, mov, mkv, webm).
 pub fn muxer(ext: &str) -> Option<&'static str> {
     match ext {
         "mp4" | "m4v" => Some("mp4"),
         "mov" => Some("mov"),
         "mkv" => Some("matroska"),
+        "webm" => Some("webm"),
         _ => None,
+    }
+}
+
+/// ffmpeg's codec arguments for a muxer: H.264 at CRF 18 with the audio copied, or for WebM
+/// (which holds VP8/VP9/AV1 with Opus/Vorbis only) VP9 at CRF 31 in constant-quality mode
+/// (`-b:v 0`, YouTube's recommendation for its resolution range) with the audio re-encoded
+/// as Opus at 128 kb/s.
+fn codec_args(muxer: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match muxer {
+        "webm" => (
+            &[
+                "-c:v",
+                "libvpx-vp9",
+                "-crf",
+                "31",
+                "-b:v",
+                "0",
+                "-row-mt",
+                "1",
+                "-pix_fmt",
+                "yuv420p",
+            ],
+            &["-c:a", "libopus", "-b:a", "128k"],
+        ),
+        _ => (
+            &["-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p"],
+            &["-c:a", "copy"],
+        ),
     }
 }
 
@@ -230,9 +259,10 @@ pub fn muxer(ext: &str) -> Option<&'static str> {
 /// without `--overwrite`.
 pub const MARK: &str = nst::provenance::MARK;
 
-/// Frames encoded by ffmpeg (H.264, yuv420p, CRF 18) into a temporary file beside `output`,
-/// renamed over it by [`Encoder::finish`]; the audio streams of `audio_from` are copied
-/// unchanged (cut where the video ends, when it ends first). `width` and `height` must be even (yuv420p).
+/// Frames encoded by ffmpeg (H.264, yuv420p, CRF 18; WebM: VP9, see [`codec_args`]) into a
+/// temporary file beside `output`, renamed over it by [`Encoder::finish`]; the audio streams
+/// of `audio_from` are copied unchanged (WebM: re-encoded as Opus), cut where the video ends
+/// when it ends first. `width` and `height` must be even (yuv420p).
 pub struct Encoder {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -258,13 +288,16 @@ impl Encoder {
         c.args(["-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s"])
             .arg(format!("{width}x{height}"))
             .args(["-framerate", rate, "-i", "pipe:0"]);
+        let (video_codec, audio_codec) = codec_args(muxer);
         if let Some(a) = audio_from {
             // -shortest: a video cut short (Ctrl-C, --max-frames) ends its audio there too.
             c.arg("-i")
                 .arg(a)
-                .args(["-map", "0:v:0", "-map", "1:a?", "-c:a", "copy", "-shortest"]);
+                .args(["-map", "0:v:0", "-map", "1:a?"])
+                .args(audio_codec)
+                .arg("-shortest");
         }
-        c.args(["-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p"])
+        c.args(video_codec)
             .args(["-metadata", &format!("comment={MARK}"), "-f", muxer])
             .arg(&tmp)
             .stdin(Stdio::piped())

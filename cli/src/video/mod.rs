@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Output extensions: ffmpeg's containers and GIF.
-const OUTPUTS: [&str; 5] = ["mp4", "m4v", "mov", "mkv", "gif"];
+const OUTPUTS: [&str; 6] = ["mp4", "m4v", "mov", "mkv", "webm", "gif"];
 /// `--size` when not given: fast mode keeps the video's size up to this; optimise uses it.
 const FAST_MAX_SIDE: usize = 640;
 const OPTIMISE_SIDE: usize = 256;
@@ -43,7 +43,8 @@ pub struct VideoArgs {
     /// (read without ffmpeg).
     pub input: PathBuf,
     /// Output: .mp4/.m4v/.mov/.mkv (H.264 through ffmpeg, frame rate kept, audio copied
-    /// unchanged) or .gif (no ffmpeg needed); written atomically, never over the input.
+    /// unchanged), .webm (VP9, audio re-encoded as Opus) or .gif (no ffmpeg needed); written
+    /// atomically, never over the input.
     #[arg(short, long)]
     pub output: PathBuf,
     /// Built-in styles 0–25, optionally weighted: `19` or `3:0.5,12:0.5` (fast mode).
@@ -393,10 +394,10 @@ pub fn run(args: VideoArgs) -> Result<bool> {
             "wrote"
         },
         args.output.display(),
-        if audio.is_some() {
-            ", audio copied"
-        } else {
-            ""
+        match (audio.is_some(), frames::extension(&args.output).as_str()) {
+            (true, "webm") => ", audio as Opus",
+            (true, _) => ", audio copied",
+            _ => "",
         },
         done as f64 / secs.max(1e-9)
     );
