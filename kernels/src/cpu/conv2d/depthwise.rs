@@ -55,6 +55,33 @@ fn tap_phase(j: usize, pad: usize, s: usize) -> (usize, isize) {
     (q.rem_euclid(s as isize) as usize, q.div_euclid(s as isize))
 }
 
+/// Where tap column j acts in an output row, the same for every row and plane: output pixels
+/// `lo..hi` read phase row `r` from column `start` on ([`valid_range`], [`tap_phase`]; computed
+/// once per call, not per row: their divisions cost more than an 8-pixel row's multiply-adds).
+#[derive(Clone, Copy)]
+struct TapCols {
+    lo: usize,
+    hi: usize,
+    r: usize,
+    start: usize,
+}
+
+fn tap_cols(p: &Conv2dParams) -> Vec<TapCols> {
+    let (ow, s) = (p.out_w(), p.stride_w);
+    (0..p.kw)
+        .map(|j| {
+            let (lo, hi) = valid_range(j, p.pad_w, s, p.w, ow);
+            let (r, m) = tap_phase(j, p.pad_w, s);
+            let start = if hi > lo {
+                (lo as isize + m) as usize
+            } else {
+                0
+            };
+            TapCols { lo, hi, r, start }
+        })
+        .collect()
+}
+
 /// Forward: `out[n,c,y,x] = bias[c] + Σ_{i,j} w[c,0,i,j]·x[n,c,y·s_h+i−p_h, x·s_w+j−p_w]`.
 pub(super) fn forward<T: Float>(
     p: &Conv2dParams,
@@ -68,6 +95,7 @@ pub(super) fn forward<T: Float>(
         return;
     }
     let level = SimdLevel::current();
+    let cols = &tap_cols(p);
     out.par_chunks_mut(oh * ow)
         .enumerate()
         .for_each_init(Vec::new, |buf, (plane, o)| {
@@ -84,6 +112,7 @@ pub(super) fn forward<T: Float>(
                     w,
                     b,
                     o,
+                    cols,
                 },
             );
         });
@@ -122,6 +151,8 @@ enum Plane<'a, T> {
         w: &'a [T],
         b: T,
         o: &'a mut [T],
+        /// Per tap column j: [`TapCols`].
+        cols: &'a [TapCols],
     },
     /// Input gradient: adds output gradient `g` (OH×OW) through the taps `w` into `gi` (H×W).
     Bwd {
@@ -177,6 +208,7 @@ fn plane<T: Float>(job: Plane<'_, T>) {
             w,
             b,
             o,
+            cols,
         } => {
             let (ow, s) = (p.out_w(), p.stride_w);
             for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
@@ -188,11 +220,11 @@ fn plane<T: Float>(job: Plane<'_, T>) {
                     if iy >= p.h {
                         continue;
                     }
-                    for j in 0..p.kw {
-                        let (lo, hi) = valid_range(j, p.pad_w, s, p.w, ow);
-                        let (r, m) = tap_phase(j, p.pad_w, s);
+                    for (j, &TapCols { lo, hi, r, start }) in cols.iter().enumerate() {
+                        if hi <= lo {
+                            continue;
+                        }
                         let row = &src[(iy * s + r) * wp..][..wp];
-                        let start = (lo as isize + m) as usize;
                         axpy(
                             &mut orow[lo..hi],
                             w[i * p.kw + j],
