@@ -155,6 +155,15 @@ impl Backend for Cpu {
         })
     }
 
+    fn unary_in_place(&self, _op: &'static str, f: UnaryOp, x: &mut Storage) -> Result<bool> {
+        match x {
+            Storage::F32(v) => ew::unary_op_in_place(f, v),
+            Storage::F64(v) => ew::unary_op_in_place(f, v),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
     fn add_assign(&self, op: &'static str, acc: &mut Storage, g: &Tensor) -> Result<bool> {
         if !g.is_contiguous() || acc.len() != g.numel() || acc.dtype() != g.dtype() {
             return Ok(false);

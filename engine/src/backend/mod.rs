@@ -145,6 +145,12 @@ pub(crate) trait Backend: LayerBackend + IndexBackend {
         b: &Tensor,
         shape: &[usize],
     ) -> Result<Tensor>;
+    /// `x = f(x)` in place over the contiguous values `x` (owned by the caller alone) where
+    /// this device can; `Ok(false)`, `x` untouched, where not (the caller then maps out of
+    /// place).
+    fn unary_in_place(&self, _op: &'static str, _f: UnaryOp, _x: &mut Storage) -> Result<bool> {
+        Ok(false)
+    }
     /// `acc += g` in place, where `acc` (contiguous, `g`'s shape and dtype, owned by the
     /// caller alone) can be written on this device; `Ok(false)`, `acc` untouched, where not
     /// (the caller then adds out of place).

@@ -2,8 +2,9 @@
 
 use super::record;
 use super::{broadcast_shapes, check_same};
+use crate::autograd::is_grad_enabled;
 use crate::backend::backend_of;
-use crate::{Result, Tensor};
+use crate::{Device, Result, Tensor};
 use kernels::{BinaryOp, UnaryOp};
 
 impl Tensor {
@@ -13,21 +14,54 @@ impl Tensor {
     /// [`Tensor::add`]. In place the sum needs no new buffer: no allocation, no zeroing, one
     /// stream fewer, and one activation-sized buffer less at the peak. Profiled as `add`.
     pub(crate) fn add_grad(mut self, g: &Tensor) -> Result<Tensor> {
-        if self.shape() == g.shape()
-            && self.dtype() == g.dtype()
-            && self.device() == g.device()
-            && self.is_contiguous()
-            && self.0.node.is_none()
-        {
-            let unique = std::sync::Arc::get_mut(&mut self.0)
-                .and_then(|inner| std::sync::Arc::get_mut(&mut inner.storage));
-            if let Some(st) = unique {
+        if self.shape() == g.shape() && self.dtype() == g.dtype() && self.device() == g.device() {
+            if let Some(st) = self.writable_storage() {
                 if backend_of("add", g)?.add_assign("add", st, g)? {
                     return Ok(self);
                 }
             }
         }
         self.add(g)
+    }
+
+    /// This tensor's storage, where an op may write over it: contiguous, off the tape, and
+    /// held by nobody else (neither another tensor nor a view). `None` otherwise.
+    pub(crate) fn writable_storage(&mut self) -> Option<&mut crate::Storage> {
+        if !self.is_contiguous() || self.0.node.is_some() {
+            return None;
+        }
+        std::sync::Arc::get_mut(&mut self.0)
+            .and_then(|inner| std::sync::Arc::get_mut(&mut inner.storage))
+    }
+
+    /// [`Tensor::add`] taking `self` by value: the same values, gradients and errors, but
+    /// when nothing is recorded, `other` has `self`'s shape and dtype, and `self` holds its
+    /// contiguous CPU storage alone (a layer's output; a residual sum), the sum is written
+    /// over `self`: no new buffer. Profiled as `add`.
+    pub fn into_add(self, other: &Tensor) -> Result<Tensor> {
+        if is_grad_enabled() && (self.requires_grad() || other.requires_grad()) {
+            return self.add(other);
+        }
+        self.add_grad(other)
+    }
+
+    /// `f(self)` written over `self` where [`Tensor::writable_storage`] allows and nothing is
+    /// recorded; else `by_ref(&self)`, the op itself.
+    pub(crate) fn into_unary(
+        mut self,
+        f: UnaryOp,
+        by_ref: impl FnOnce(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let recorded = is_grad_enabled() && self.requires_grad();
+        // CPU only (where the backend writes in place), so that a profile counts one call.
+        if !recorded && self.device() == Device::Cpu && self.writable_storage().is_some() {
+            let be = backend_of(f.name(), &self)?;
+            let st = self.writable_storage().expect("checked above");
+            if be.unary_in_place(f.name(), f, st)? {
+                return Ok(self);
+            }
+        }
+        by_ref(&self)
     }
 }
 

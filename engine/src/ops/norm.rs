@@ -77,7 +77,8 @@ impl Tensor {
         eps: f64,
         relu: bool,
     ) -> Result<Tensor> {
-        if self.norm_recorded(gamma, beta) || !self.is_contiguous() || self.0.node.is_some() {
+        let cpu = self.device() == crate::Device::Cpu;
+        if self.norm_recorded(gamma, beta) || !cpu || self.writable_storage().is_none() {
             return self.instance_norm_impl(op, gamma, beta, eps, relu);
         }
         let (g2, b2) = self.norm_checks(op, gamma, beta, eps)?;
@@ -89,12 +90,9 @@ impl Tensor {
             eps,
             relu,
         };
-        let unique = std::sync::Arc::get_mut(&mut self.0)
-            .and_then(|inner| std::sync::Arc::get_mut(&mut inner.storage));
-        if let Some(st) = unique {
-            if be.instance_norm_in_place(op, st, &shape, args)? {
-                return Ok(self);
-            }
+        let st = self.writable_storage().expect("checked above");
+        if be.instance_norm_in_place(op, st, &shape, args)? {
+            return Ok(self);
         }
         drop(be);
         self.instance_norm_impl(op, gamma, beta, eps, relu)

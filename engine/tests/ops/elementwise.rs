@@ -3,7 +3,7 @@
 //! sigmoid and clamp/relu6.
 
 use crate::common::*;
-use engine::test_device;
+use engine::{test_device, DType, Tensor};
 
 test_device!(checks, |dev| {
     // (b) gradients: binary ops with broadcasting
@@ -126,4 +126,63 @@ test_device!(checks, |dev| {
             t[0].permute(&[2, 0, 1])?.relu()
         });
     }
+});
+
+// The by-value ops (`into_add`, `into_relu`, `into_relu6`, `into_sigmoid`): the by-reference
+// op's values; a tensor held elsewhere (a clone, a view) is left as it was; under the tape the
+// op's own gradients.
+test_device!(by_value, |dev| {
+    for dtype in [DType::F64, DType::F32] {
+        let on = |t: Tensor| t.to_device(dev).unwrap();
+        let x = on(Tensor::randn(&[2, 3, 4, 5], 4.0, 71, dtype).unwrap());
+        let r = on(Tensor::randn(&[2, 3, 4, 5], 1.0, 72, dtype).unwrap());
+        let before = x.to_vec_f64().unwrap();
+        type ByRef = fn(&Tensor, &Tensor) -> engine::Result<Tensor>;
+        type ByValue = fn(Tensor, &Tensor) -> engine::Result<Tensor>;
+        let cases: [(&str, ByRef, ByValue); 4] = [
+            ("add", |a, b| a.add(b), |a, b| a.into_add(b)),
+            ("relu", |a, _| a.relu(), |a, _| a.into_relu()),
+            ("relu6", |a, _| a.relu6(), |a, _| a.into_relu6()),
+            ("sigmoid", |a, _| a.sigmoid(), |a, _| a.into_sigmoid()),
+        ];
+        for (name, by_ref, by_value) in cases {
+            let want = by_ref(&x, &r).unwrap().to_vec_f64().unwrap();
+            let run = |t: Tensor| by_value(t, &r).unwrap().to_vec_f64().unwrap();
+            assert_eq!(
+                run(x.add_scalar(0.0).unwrap()),
+                want,
+                "{name} {dtype:?}: fresh"
+            );
+            assert_eq!(run(x.clone()), want, "{name} {dtype:?}: clone");
+            let t = x.transpose(2, 3).unwrap();
+            let rt = r.transpose(2, 3).unwrap();
+            let want_t = by_ref(&t, &rt).unwrap().to_vec_f64().unwrap();
+            let got_t = by_value(t.clone(), &rt).unwrap().to_vec_f64().unwrap();
+            assert_eq!(got_t, want_t, "{name} {dtype:?}: view");
+            assert_eq!(
+                x.to_vec_f64().unwrap(),
+                before,
+                "{name} {dtype:?}: x changed"
+            );
+        }
+        // A broadcast addend: the out-of-place sum.
+        let row = on(Tensor::randn(&[5], 1.0, 73, dtype).unwrap());
+        let want = x.add(&row).unwrap().to_vec_f64().unwrap();
+        let got = x.add_scalar(0.0).unwrap().into_add(&row).unwrap();
+        assert_eq!(got.to_vec_f64().unwrap(), want);
+    }
+    // Under the tape: gradients to both operands, f64 finite differences.
+    let (a, b) = (randn(&[2, 3], 74, dev), randn(&[2, 3], 75, dev));
+    grad_check(
+        |t| project(&t[0].add_scalar(0.0)?.into_add(&t[1])?.into_sigmoid()?),
+        &[a.clone(), b.clone()],
+        EPS,
+        TOL,
+    );
+    grad_check(
+        |t| project(&t[0].mul_scalar(3.0)?.into_relu6()?.into_relu()?),
+        &[a],
+        EPS,
+        TOL,
+    );
 });

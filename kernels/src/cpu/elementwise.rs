@@ -20,6 +20,16 @@ pub fn unary<T: Float, F: Fn(T) -> T + Sync>(x: &[T], out: &mut [T], f: F) {
     }
 }
 
+/// `x[i] = f(x[i])`, in place.
+pub fn unary_in_place<T: Float, F: Fn(T) -> T + Sync>(x: &mut [T], f: F) {
+    if x.len() <= PAR_CHUNK {
+        x.iter_mut().for_each(|v| *v = f(*v));
+    } else {
+        x.par_chunks_mut(PAR_CHUNK)
+            .for_each(|c| c.iter_mut().for_each(|v| *v = f(*v)));
+    }
+}
+
 /// `out[i] = f(a[i], b[i])` for equal-length contiguous inputs.
 pub fn binary<T: Float, F: Fn(T, T) -> T + Sync>(a: &[T], b: &[T], out: &mut [T], f: F) {
     assert!(a.len() == out.len() && b.len() == out.len());
@@ -323,6 +333,11 @@ macro_rules! per_variant {
 /// `out[i] = op(x[i])` ([`UnaryOp::apply`]).
 pub fn unary_op<T: Float>(op: UnaryOp, x: &[T], out: &mut [T]) {
     per_variant!(unary op, o => unary(x, out, move |v| o.apply(v)))
+}
+
+/// `x[i] = op(x[i])` ([`UnaryOp::apply`]), in place.
+pub fn unary_op_in_place<T: Float>(op: UnaryOp, x: &mut [T]) {
+    per_variant!(unary op, o => unary_in_place(x, move |v| o.apply(v)))
 }
 
 /// `out[i] = op(a[i], b[i])` ([`BinaryOp::apply`]) for equal-length contiguous inputs.

@@ -208,13 +208,14 @@ impl Network {
                 x = match l.act {
                     Act::None => x,
                     Act::Relu if fused || norm_relu => x,
-                    Act::Relu => x.relu()?,
-                    Act::Relu6 => x.relu6()?,
-                    Act::Sigmoid => x.sigmoid()?,
+                    // By value: written over the layer's output where nothing else holds it.
+                    Act::Relu => x.into_relu()?,
+                    Act::Relu6 => x.into_relu6()?,
+                    Act::Sigmoid => x.into_sigmoid()?,
                 };
                 if let Some(j) = l.add_input_of {
                     let r = inputs[j].as_ref().expect("kept for the residual");
-                    x = x.add(r)?;
+                    x = x.into_add(r)?;
                 }
             }
             Ok(x)
