@@ -429,8 +429,7 @@ fn forward_act<T: Float>(
 
 /// `v = max(0, v)` over `out`, in parallel.
 fn relu_in_place<T: Float>(out: &mut [T]) {
-    out.par_chunks_mut(1 << 16)
-        .for_each(|c| c.iter_mut().for_each(|v| *v = v.max(T::ZERO)));
+    super::elementwise::unary_in_place(out, |v| v.max(T::ZERO));
 }
 
 fn check_forward_lens<T>(
