@@ -187,7 +187,7 @@ fn reflect_padded_first(
     o: Conv2dOptions,
     recording: bool,
 ) -> Result<Option<(Tensor, Conv2dOptions)>> {
-    if p.pad_mode == PadMode::Zero || (p.pad_h == 0 && p.pad_w == 0) {
+    if !p.mirrors() {
         return Ok(None);
     }
     if !recording

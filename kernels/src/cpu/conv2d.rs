@@ -51,6 +51,11 @@ impl Conv2dParams {
     pub fn is_depthwise(&self) -> bool {
         self.groups > 1 && self.groups == self.c_in && self.groups == self.c_out
     }
+    /// Whether the padding mirrors the input: [`PadMode::Reflect`] with a pad on some side
+    /// (without padding the mode changes nothing).
+    pub fn mirrors(&self) -> bool {
+        self.pad_mode == PadMode::Reflect && (self.pad_h > 0 || self.pad_w > 0)
+    }
     /// The same convolution on its input padded beforehand: sides grown by the pads, no
     /// padding of its own (what [`reflect_supported`] weighs, and tests compare against).
     pub fn padded_first(&self) -> Conv2dParams {
@@ -355,16 +360,15 @@ pub fn conv2d_forward_relu<T: Float>(
     forward_act(pool, p, input, weight, bias, out, true)
 }
 
-/// Whether [`conv2d_forward`] reads [`PadMode::Reflect`] padding in place for `p`: no padding
-/// at all, or a one-group convolution on the panel path (C_out a multiple of 8, OW ≥ 32) with
+/// Whether [`conv2d_forward`] can run `p`: it does not mirror (zero padding, or none), or it
+/// does and reads the reflection in place: a one-group convolution on the panel path (C_out a multiple of 8, OW ≥ 32) with
 /// each pad smaller than the input's side, unless the padded input would take the direct
 /// kernel, which is faster than the panels even counting the padded copy (the style
 /// networks' 9×9 3→32 layer: 6.8 ms with the copy, 11.5 ms in place at 512×384).
 /// (Winograd's 3×3 stride-1 layers read it too:
 /// [`conv3x3_winograd_reflect`](super::winograd::conv3x3_winograd_reflect).)
 pub fn reflect_supported<T: Float>(p: &Conv2dParams) -> bool {
-    let no_pad = p.pad_h == 0 && p.pad_w == 0;
-    no_pad
+    !p.mirrors()
         || (p.groups == 1
             && p.pad_h < p.h
             && p.pad_w < p.w
@@ -396,9 +400,8 @@ fn source_index(i: isize, n: usize, mode: PadMode) -> Option<usize> {
 
 /// Panics on reflect padding the backward passes would take for zeros.
 fn assert_zero_padding(op: &str, p: &Conv2dParams) {
-    let no_pad = p.pad_h == 0 && p.pad_w == 0;
     assert!(
-        p.pad_mode == PadMode::Zero || no_pad,
+        !p.mirrors(),
         "{op}: reflect padding has no backward here (pad2d, then conv2d): {p:?}"
     );
 }
@@ -414,7 +417,7 @@ fn forward_act<T: Float>(
     relu: bool,
 ) {
     assert!(
-        p.pad_mode == PadMode::Zero || reflect_supported::<T>(p),
+        reflect_supported::<T>(p),
         "conv2d: reflect padding on a path that pads with zeros: {p:?}"
     );
     if p.groups > 1 {
