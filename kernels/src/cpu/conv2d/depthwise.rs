@@ -58,6 +58,7 @@ fn tap_phase(j: usize, pad: usize, s: usize) -> (usize, isize) {
 /// Where tap column j acts in an output row, the same for every row and plane: output pixels
 /// `lo..hi` read phase row `r` from column `start` on ([`valid_range`], [`tap_phase`]; computed
 /// once per call, not per row: their divisions cost more than an 8-pixel row's multiply-adds).
+/// The forward and both gradients walk the taps by it.
 #[derive(Clone, Copy)]
 struct TapCols {
     lo: usize,
@@ -128,6 +129,7 @@ pub(super) fn backward_input<T: Float>(
 ) {
     let (oh, ow, hw, kk) = (p.out_h(), p.out_w(), p.h * p.w, p.kh * p.kw);
     let level = SimdLevel::current();
+    let cols = &tap_cols(p);
     grad_in
         .par_chunks_mut(hw)
         .enumerate()
@@ -136,7 +138,7 @@ pub(super) fn backward_input<T: Float>(
             let c = plane % p.c_in;
             let g = &grad_out[plane * oh * ow..][..oh * ow];
             let w = &weight[c * kk..][..kk];
-            run_plane(level, Plane::Bwd { p, g, w, gi });
+            run_plane(level, Plane::Bwd { p, g, w, gi, cols });
         });
 }
 
@@ -160,6 +162,8 @@ enum Plane<'a, T> {
         g: &'a [T],
         w: &'a [T],
         gi: &'a mut [T],
+        /// Per tap column j: [`TapCols`] (only `lo..hi` is read).
+        cols: &'a [TapCols],
     },
 }
 
@@ -234,7 +238,7 @@ fn plane<T: Float>(job: Plane<'_, T>) {
                 }
             }
         }
-        Plane::Bwd { p, g, w, gi } => {
+        Plane::Bwd { p, g, w, gi, cols } => {
             let (ow, sh, sw) = (p.out_w(), p.stride_h, p.stride_w);
             for (oy, grow) in g.chunks_exact(ow).enumerate() {
                 for i in 0..p.kh {
@@ -245,8 +249,7 @@ fn plane<T: Float>(job: Plane<'_, T>) {
                         continue;
                     }
                     let dst = &mut gi[iy * p.w..][..p.w];
-                    for j in 0..p.kw {
-                        let (lo, hi) = valid_range(j, p.pad_w, sw, p.w, ow);
+                    for (j, &TapCols { lo, hi, .. }) in cols.iter().enumerate() {
                         let a = w[i * p.kw + j];
                         if sw == 1 {
                             let start = lo + j - p.pad_w;
@@ -273,6 +276,7 @@ pub(super) fn backward_weight<T: Float>(
 ) {
     let (oh, ow, hw, kk) = (p.out_h(), p.out_w(), p.h * p.w, p.kh * p.kw);
     let s = p.stride_w;
+    let cols = &tap_cols(p);
     grad_w.par_chunks_mut(kk).enumerate().for_each(|(c, gw)| {
         let mut acc = vec![0.0f64; kk];
         let mut buf = Vec::new();
@@ -288,11 +292,11 @@ pub(super) fn backward_weight<T: Float>(
                     if iy >= p.h {
                         continue;
                     }
-                    for j in 0..p.kw {
-                        let (lo, hi) = valid_range(j, p.pad_w, s, p.w, ow);
-                        let (r, m) = tap_phase(j, p.pad_w, s);
+                    for (j, &TapCols { lo, hi, r, start }) in cols.iter().enumerate() {
+                        if hi <= lo {
+                            continue;
+                        }
                         let row = &src[(iy * s + r) * wp..][..wp];
-                        let start = (lo as isize + m) as usize;
                         let dot: T = grow[lo..hi]
                             .iter()
                             .zip(&row[start..start + hi - lo])
