@@ -52,7 +52,7 @@ impl Tensor {
     /// (a 32×384×512 f32 plane set: 2.2 → 1.1 ms), and one activation less at the peak.
     /// Otherwise it is `instance_norm`. Profiled as `instance_norm`.
     pub fn into_instance_norm(self, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
-        self.into_norm("instance_norm", gamma, beta, eps, false)
+        self.into_norm(gamma, beta, eps, false)
     }
 
     /// [`Tensor::instance_norm_relu`] taking the input by value, written over it where
@@ -63,24 +63,29 @@ impl Tensor {
         beta: &Tensor,
         eps: f64,
     ) -> Result<Tensor> {
-        if self.norm_recorded(gamma, beta) {
-            return self.instance_norm(gamma, beta, eps)?.relu();
-        }
-        self.into_norm("instance_norm_relu", gamma, beta, eps, true)
+        self.into_norm(gamma, beta, eps, true)
     }
 
-    fn into_norm(
-        mut self,
-        op: &'static str,
-        gamma: &Tensor,
-        beta: &Tensor,
-        eps: f64,
-        relu: bool,
-    ) -> Result<Tensor> {
+    /// The by-value instance norm (+ ReLU): written over `self` where nothing is recorded and
+    /// [`Tensor::writable_storage`] allows on the CPU; else the by-reference op, which records
+    /// what the tape needs.
+    fn into_norm(mut self, gamma: &Tensor, beta: &Tensor, eps: f64, relu: bool) -> Result<Tensor> {
+        let by_ref = |x: &Tensor| {
+            if relu {
+                x.instance_norm_relu(gamma, beta, eps)
+            } else {
+                x.instance_norm(gamma, beta, eps)
+            }
+        };
         let cpu = self.device() == crate::Device::Cpu;
         if self.norm_recorded(gamma, beta) || !cpu || self.writable_storage().is_none() {
-            return self.instance_norm_impl(op, gamma, beta, eps, relu);
+            return by_ref(&self);
         }
+        let op = if relu {
+            "instance_norm_relu"
+        } else {
+            "instance_norm"
+        };
         let (g2, b2) = self.norm_checks(op, gamma, beta, eps)?;
         let shape = self.shape().to_vec();
         let be = backend_of(op, &self)?;
@@ -95,7 +100,7 @@ impl Tensor {
             return Ok(self);
         }
         drop(be);
-        self.instance_norm_impl(op, gamma, beta, eps, relu)
+        by_ref(&self)
     }
 
     /// Whether an instance norm of `self` with `gamma`, `beta` goes on the tape.
